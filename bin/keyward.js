@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// Entry point for `npx keyward ...` and `npm start`: runs the TypeScript
+// sources directly through tsx, so there is no build step to forget.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('../src/cli.ts');

@@ -1,0 +1,100 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { SdkKey } from '../db/entities.js';
+import { checkSdkKeySecret, parseSdkKey, sdkKeyFingerprint } from '../credentials/sdk-key.js';
+import { unauthenticated } from '../domain/errors.js';
+import { Principal } from '../domain/principal.js';
+
+interface Remembered {
+  principal: Principal;
+  sdkKeyId: string;
+  checkedAt: number;
+}
+
+export interface SdkKeyAuthOptions {
+  /** How long a verified key is trusted before its row is read again (not re-hashed). */
+  recheckMs: number;
+  /** Bound on remembered keys. */
+  maxEntries: number;
+}
+
+/**
+ * Authenticates SDK keys. bcrypt runs once per key per process: a verified
+ * key is remembered by the SHA-256 of its token (never the token itself), and
+ * afterwards only its row is re-read, at most every `recheckMs`, to notice
+ * revocation by another process. Concurrent first uses of one token share a
+ * single bcrypt check.
+ */
+export class SdkKeyAuthenticator {
+  private readonly remembered = new Map<string, Remembered>();
+  private readonly pending = new Map<string, Promise<Remembered>>();
+
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly opts: SdkKeyAuthOptions = { recheckMs: 1000, maxEntries: 10_000 },
+  ) {}
+
+  async authenticate(authorization: string | null | undefined): Promise<Principal> {
+    const token = bearerToken(authorization);
+    const fp = sdkKeyFingerprint(token);
+    const hit = this.remembered.get(fp);
+    if (hit && Date.now() - hit.checkedAt < this.opts.recheckMs) return hit.principal;
+    let inflight = this.pending.get(fp);
+    if (!inflight) {
+      inflight = (hit ? this.recheck(fp, hit) : this.verify(fp, token)).finally(() => this.pending.delete(fp));
+      this.pending.set(fp, inflight);
+    }
+    return (await inflight).principal;
+  }
+
+  /** Forgets a key at once, e.g. after it was revoked in this process. */
+  forget(sdkKeyId: string): void {
+    for (const [fp, r] of this.remembered) if (r.sdkKeyId === sdkKeyId) this.remembered.delete(fp);
+  }
+
+  private async loadLive(id: string): Promise<SdkKey | null> {
+    const row = await this.orm.em.fork().findOne(SdkKey, { id });
+    return row && !row.revokeTime ? row : null;
+  }
+
+  private async recheck(fp: string, hit: Remembered): Promise<Remembered> {
+    const row = await this.loadLive(hit.sdkKeyId);
+    if (!row) {
+      this.remembered.delete(fp);
+      throw invalidKey();
+    }
+    return this.remember(fp, row);
+  }
+
+  private async verify(fp: string, token: string): Promise<Remembered> {
+    const parsed = parseSdkKey(token);
+    if (!parsed) throw unauthenticated('the SDK key is malformed');
+    const row = await this.loadLive(parsed.id);
+    if (!row || !(await checkSdkKeySecret(parsed.secret, row.secretHash))) throw invalidKey();
+    return this.remember(fp, row);
+  }
+
+  private remember(fp: string, row: SdkKey): Remembered {
+    const entry = {
+      principal: new Principal(row.id, row.scopes, row.workspaceIds),
+      sdkKeyId: row.id,
+      checkedAt: Date.now(),
+    };
+    this.remembered.delete(fp);
+    if (this.remembered.size >= this.opts.maxEntries) {
+      this.remembered.delete(this.remembered.keys().next().value!);
+    }
+    this.remembered.set(fp, entry);
+    return entry;
+  }
+}
+
+function invalidKey() {
+  return unauthenticated('the SDK key is invalid or revoked');
+}
+
+function bearerToken(authorization: string | null | undefined): string {
+  if (!authorization) throw unauthenticated('missing SDK key: send "authorization: Bearer <sdk key>"');
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  if (!m) throw unauthenticated('the authorization header must be "Bearer <sdk key>"');
+  return m[1]!;
+}

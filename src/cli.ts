@@ -1,0 +1,115 @@
+import { parseArgs } from 'node:util';
+import { loadConfig, type Config } from './config.js';
+import { openDatabase } from './db/database.js';
+import { DomainError } from './domain/errors.js';
+import { SdkKeys } from './domain/sdk-keys.js';
+import { createLogger } from './log.js';
+import { startServer } from './server.js';
+
+const USAGE = `Usage: keyward <command>
+
+Commands:
+  serve                                  start the server (default)
+  migrate                                apply database migrations and exit
+  sdk-key create --name N --scope S... [--workspace ID...]
+                                         issue an SDK key; the token is printed last, alone
+  sdk-key list                           list SDK keys (never their secrets)
+  sdk-key revoke ID                      revoke an SDK key
+
+Scopes: * workspace:read workspace:write workspace_scopes:read workspace_scopes:write
+        api_keys:read api_keys:write api_keys:verify
+
+Environment: PORT, HOST, DATABASE_URL, KEYWARD_DATA_DIR, KEYWARD_LOG_LEVEL (see README).`;
+
+async function withDatabase<T>(config: Config, fn: (sdkKeys: SdkKeys) => Promise<T>): Promise<T> {
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  try {
+    return await fn(new SdkKeys(db.orm));
+  } finally {
+    await db.close();
+  }
+}
+
+async function serve(config: Config): Promise<void> {
+  const log = createLogger(config.logLevel);
+  const server = await startServer(config, log);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal });
+    server.close().then(
+      () => process.exit(0),
+      (e) => {
+        log.error('shutdown failed', { error: (e as Error).message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function sdkKey(config: Config, args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === 'create') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        name: { type: 'string' },
+        scope: { type: 'string', multiple: true },
+        workspace: { type: 'string', multiple: true },
+      },
+    });
+    const issued = await withDatabase(config, (k) =>
+      k.create({ name: values.name ?? '', scopes: values.scope ?? [], workspaceIds: values.workspace ?? [] }),
+    );
+    process.stderr.write(`Created SDK key ${issued.sdkKey.id} (${issued.sdkKey.scopes.join(' ')}). The token is shown only now:\n`);
+    process.stdout.write(issued.token + '\n');
+  } else if (sub === 'list') {
+    const keys = await withDatabase(config, (k) => k.list());
+    for (const k of keys) {
+      const state = k.revokeTime ? `revoked ${k.revokeTime.toISOString()}` : 'active';
+      const where = k.workspaceIds.length ? k.workspaceIds.join(',') : 'all workspaces';
+      process.stdout.write(`${k.id}\t${k.name}\t${k.scopes.join(' ')}\t${where}\t${state}\n`);
+    }
+  } else if (sub === 'revoke' && rest.length === 1) {
+    const k = await withDatabase(config, (sdk) => sdk.revoke(rest[0]!));
+    process.stdout.write(`revoked ${k.id}\n`);
+  } else {
+    throw new UsageError();
+  }
+}
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<void> {
+  const [command = 'serve', ...args] = argv;
+  const config = loadConfig();
+  switch (command) {
+    case 'serve':
+      return serve(config);
+    case 'migrate':
+      await withDatabase(config, async () => {});
+      process.stdout.write('migrations applied\n');
+      return;
+    case 'sdk-key':
+      return sdkKey(config, args);
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return;
+    default:
+      throw new UsageError();
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  if (e instanceof UsageError || (e as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) {
+    process.stderr.write(`${e instanceof UsageError ? '' : (e as Error).message + '\n'}${USAGE}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`keyward: ${e instanceof DomainError ? e.message : (e as Error)?.message ?? String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,48 @@
+import { isLevel, type Level } from './log.js';
+
+export interface Config {
+  /** Port for gRPC, gRPC-Web and Connect (h2c and HTTP/1.1). */
+  port: number;
+  host: string;
+  /** Postgres URL; unset selects the embedded database in dataDir. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  dbPoolSize: number;
+  logLevel: Level;
+  /** Largest request message accepted, in bytes. */
+  maxRequestBytes: number;
+  /** Longest deadline a client may ask for; also the deadline of requests that set none. */
+  maxRequestTimeoutMs: number;
+  /** How often key last-used times are written. */
+  usageFlushMs: number;
+  /** How long a draining server waits for in-flight requests on SIGTERM. */
+  shutdownGraceMs: number;
+  /** Print an admin SDK key on first start with an empty database. */
+  bootstrapAdmin: boolean;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, dflt: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const logLevel = env.KEYWARD_LOG_LEVEL || 'info';
+  if (!isLevel(logLevel)) throw new Error('KEYWARD_LOG_LEVEL must be debug, info, warn or error');
+  return {
+    port: int(env, 'PORT', 8080),
+    host: env.HOST || '0.0.0.0',
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: env.KEYWARD_DATA_DIR || '.keyward',
+    dbPoolSize: int(env, 'KEYWARD_DB_POOL_SIZE', 10, 1),
+    logLevel,
+    maxRequestBytes: int(env, 'KEYWARD_MAX_REQUEST_BYTES', 1024 * 1024, 1024),
+    maxRequestTimeoutMs: int(env, 'KEYWARD_MAX_REQUEST_TIMEOUT_MS', 30_000, 1),
+    usageFlushMs: int(env, 'KEYWARD_USAGE_FLUSH_MS', 5000, 10),
+    shutdownGraceMs: int(env, 'KEYWARD_SHUTDOWN_GRACE_MS', 10_000, 0),
+    bootstrapAdmin: env.KEYWARD_BOOTSTRAP_ADMIN !== 'false',
+  };
+}

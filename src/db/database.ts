@@ -1,0 +1,64 @@
+import { MikroORM } from '@mikro-orm/postgresql';
+import { Migrator } from '@mikro-orm/migrations';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js';
+import { entities } from './entities.js';
+import { migrationsList } from './migrations/index.js';
+
+export interface DatabaseOptions {
+  /** Postgres URL; unset selects the embedded database in dataDir. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  poolSize: number;
+}
+
+export interface Database {
+  orm: MikroORM;
+  /** Where the database was reached; for logs, without credentials. */
+  description: string;
+  close(): Promise<void>;
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres';
+  }
+}
+
+/** Connects (starting the embedded database if no URL is given) and applies migrations. */
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  let embedded: EmbeddedPostgres | undefined;
+  let url = opts.databaseUrl;
+  if (!url) {
+    embedded = await startEmbeddedPostgres(opts.dataDir);
+    url = embedded.url;
+  }
+  const orm = await MikroORM.init({
+    clientUrl: url,
+    entities,
+    extensions: [Migrator],
+    migrations: { migrationsList, snapshot: false, silent: true, tableName: 'keyward_migrations' },
+    pool: { min: 0, max: opts.poolSize },
+    driverOptions: { connectionTimeoutMillis: 5000, statement_timeout: 30_000 },
+    debug: false,
+    ensureDatabase: false,
+  });
+  try {
+    await orm.migrator.up();
+  } catch (e) {
+    await orm.close(true);
+    await embedded?.stop();
+    throw e;
+  }
+  return {
+    orm,
+    description: embedded ? `embedded (${opts.dataDir})` : redactUrl(url),
+    async close() {
+      await orm.close(true);
+      await embedded?.stop();
+    },
+  };
+}

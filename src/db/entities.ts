@@ -1,0 +1,135 @@
+import { defineEntity, p } from '@mikro-orm/core';
+import { newId } from '../domain/ids.js';
+
+// Every table's schema is written by hand in src/db/migrations; these
+// definitions map the same columns for the ORM.
+
+const id = () => p.uuid().primary().onCreate(() => newId());
+const createTime = () => p.datetime().onCreate(() => new Date());
+const updateTime = () =>
+  p.datetime()
+    .onCreate(() => new Date())
+    .onUpdate(() => new Date());
+
+export const WorkspaceSchema = defineEntity({
+  name: 'Workspace',
+  tableName: 'workspaces',
+  properties: {
+    id: id(),
+    name: p.text(),
+    keyPrefix: p.text(),
+    createTime: createTime(),
+    updateTime: updateTime(),
+    deleteTime: p.datetime().nullable(),
+  },
+});
+export class Workspace extends WorkspaceSchema.class {}
+WorkspaceSchema.setClass(Workspace);
+
+export const ScopeSchema = defineEntity({
+  name: 'Scope',
+  tableName: 'scopes',
+  properties: {
+    id: id(),
+    workspaceId: p.uuid(),
+    name: p.text(),
+    description: p.text(),
+    createTime: createTime(),
+    updateTime: updateTime(),
+  },
+});
+export class Scope extends ScopeSchema.class {}
+ScopeSchema.setClass(Scope);
+
+export const ApiKeySchema = defineEntity({
+  name: 'ApiKey',
+  tableName: 'api_keys',
+  properties: {
+    id: id(),
+    workspaceId: p.uuid(),
+    customerId: p.text(),
+    name: p.text(),
+    description: p.text(),
+    enabled: p.boolean(),
+    maskedKey: p.text(),
+    start: p.text(),
+    metadata: p.json<Record<string, string>>(),
+    expireTime: p.datetime().nullable(),
+    lastUsedTime: p.datetime().nullable(),
+    revokeTime: p.datetime().nullable(),
+    createTime: createTime(),
+    updateTime: updateTime(),
+    // Optimistic locking: concurrent updates of one key cannot lose writes.
+    version: p.integer().version(),
+  },
+});
+export class ApiKey extends ApiKeySchema.class {}
+ApiKeySchema.setClass(ApiKey);
+
+/** A secret of a key, kept only as SHA-256. A rotated-out secret has an expire_time. */
+export const ApiKeySecretSchema = defineEntity({
+  name: 'ApiKeySecret',
+  tableName: 'api_key_secrets',
+  properties: {
+    hash: p.text().primary(),
+    apiKeyId: p.uuid(),
+    expireTime: p.datetime().nullable(),
+    createTime: createTime(),
+  },
+});
+export class ApiKeySecret extends ApiKeySecretSchema.class {}
+ApiKeySecretSchema.setClass(ApiKeySecret);
+
+export const ApiKeyGrantSchema = defineEntity({
+  name: 'ApiKeyGrant',
+  tableName: 'api_key_grants',
+  properties: {
+    apiKeyId: p.uuid().primary(),
+    scopeId: p.uuid().primary(),
+    actions: p.json<string[]>(),
+  },
+});
+export class ApiKeyGrant extends ApiKeyGrantSchema.class {}
+ApiKeyGrantSchema.setClass(ApiKeyGrant);
+
+export const SdkKeySchema = defineEntity({
+  name: 'SdkKey',
+  tableName: 'sdk_keys',
+  properties: {
+    id: id(),
+    name: p.text(),
+    secretHash: p.text(),
+    scopes: p.json<string[]>(),
+    workspaceIds: p.json<string[]>(),
+    createTime: createTime(),
+    revokeTime: p.datetime().nullable(),
+  },
+});
+export class SdkKey extends SdkKeySchema.class {}
+SdkKeySchema.setClass(SdkKey);
+
+export const AuditEventSchema = defineEntity({
+  name: 'AuditEvent',
+  tableName: 'audit_events',
+  properties: {
+    id: id(),
+    time: p.datetime().onCreate(() => new Date()),
+    actor: p.text(),
+    action: p.text(),
+    resourceType: p.text(),
+    resourceId: p.text(),
+    workspaceId: p.uuid().nullable(),
+  },
+});
+export class AuditEvent extends AuditEventSchema.class {}
+AuditEventSchema.setClass(AuditEvent);
+
+export const entities = [
+  WorkspaceSchema,
+  ScopeSchema,
+  ApiKeySchema,
+  ApiKeySecretSchema,
+  ApiKeyGrantSchema,
+  SdkKeySchema,
+  AuditEventSchema,
+];

@@ -1,0 +1,30 @@
+// Domain errors: what went wrong in the caller's terms, free of any transport.
+// src/rpc/errors.ts maps each kind to its gRPC / Connect code.
+export type ErrorKind =
+  | 'unauthenticated'
+  | 'permission_denied'
+  | 'not_found'
+  | 'invalid_argument'
+  | 'already_exists'
+  | 'failed_precondition'
+  | 'unavailable';
+
+export class DomainError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}
+
+export const invalidArgument = (field: string, problem: string) =>
+  new DomainError('invalid_argument', `${field}: ${problem}`);
+export const notFound = (what: string, id: string) =>
+  new DomainError('not_found', `${what} ${JSON.stringify(id)} not found`);
+export const alreadyExists = (message: string) => new DomainError('already_exists', message);
+export const failedPrecondition = (message: string) => new DomainError('failed_precondition', message);
+export const permissionDenied = (message: string) => new DomainError('permission_denied', message);
+export const unauthenticated = (message: string) => new DomainError('unauthenticated', message);
+export const unavailable = (message: string) => new DomainError('unavailable', message);

@@ -1,0 +1,277 @@
+import { LockMode, type EntityManager, type FilterQuery } from '@mikro-orm/core';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { ApiKey, ApiKeyGrant, ApiKeySecret, Scope, type Workspace } from '../db/entities.js';
+import { issueApiKey } from '../credentials/api-key.js';
+import { audit } from './audit.js';
+import { failedPrecondition, invalidArgument, notFound } from './errors.js';
+import { ACTIONS, keyState, type Action, type KeyState } from './key-state.js';
+import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
+import type { Principal } from './principal.js';
+import { checkLength, checkMetadata, checkUpdateMask, requireId } from './validate.js';
+import { findVisibleWorkspace } from './workspaces.js';
+
+export const MAX_GRACE_PERIOD_MS = 30 * 24 * 3600 * 1000;
+const KEY_MASK = ['customer_id', 'name', 'description', 'grants', 'enabled', 'metadata', 'expire_time'] as const;
+
+export interface Grant {
+  scope: string;
+  actions: Action[];
+}
+
+export interface KeyInput {
+  workspaceId: string;
+  customerId: string;
+  name: string;
+  description: string;
+  grants: { scope: string; actions: string[] }[];
+  /** Undefined on create means enabled. */
+  enabled?: boolean;
+  metadata: Record<string, string>;
+  expireTime?: Date;
+}
+
+/** A key as callers see it: the row, its grants by scope name, and its state. */
+export interface KeyView {
+  key: ApiKey;
+  grants: Grant[];
+  state: KeyState;
+}
+
+export interface IssuedKey {
+  view: KeyView;
+  /** The full API key, returned once. */
+  secret: string;
+}
+
+export interface KeyFilter {
+  workspaceId: string;
+  customerId: string;
+  state?: KeyState;
+}
+
+const checkCustomerId = (v: string) => checkLength('key.customer_id', v, 255);
+const checkName = (v: string) => checkLength('key.name', v, 120);
+const checkDescription = (v: string) => checkLength('key.description', v, 1000);
+
+function checkExpireTime(t: Date | undefined, now: number): Date | null {
+  if (!t) return null;
+  if (Number.isNaN(t.getTime())) throw invalidArgument('key.expire_time', 'is not a valid time');
+  if (t.getTime() <= now) throw invalidArgument('key.expire_time', 'must be in the future');
+  return t;
+}
+
+/** Resolves grants by scope name to rows, rejecting unknown scopes and actions. */
+async function resolveGrants(em: EntityManager, workspaceId: string, grants: KeyInput['grants']) {
+  const names = new Map<string, Set<Action>>();
+  grants.forEach((g, i) => {
+    if (g.scope === '') throw invalidArgument(`key.grants[${i}].scope`, 'is required');
+    if (g.actions.length === 0) throw invalidArgument(`key.grants[${i}].actions`, 'must name at least one action');
+    const set = names.get(g.scope) ?? new Set<Action>();
+    for (const a of g.actions) {
+      if (!(ACTIONS as readonly string[]).includes(a)) throw invalidArgument(`key.grants[${i}].actions`, `unknown action ${a}`);
+      set.add(a as Action);
+    }
+    names.set(g.scope, set);
+  });
+  if (names.size === 0) return [];
+  const scopes = await em.find(Scope, { workspaceId, name: { $in: [...names.keys()] } });
+  const byName = new Map(scopes.map((s) => [s.name, s]));
+  return [...names].map(([name, actions]) => {
+    const scope = byName.get(name);
+    if (!scope) {
+      const i = grants.findIndex((g) => g.scope === name);
+      throw invalidArgument(`key.grants[${i}].scope`, `the workspace has no scope named ${JSON.stringify(name.slice(0, 64))}`);
+    }
+    return { scope, actions: ACTIONS.filter((a) => actions.has(a)) };
+  });
+}
+
+function stateFilter(state: KeyState, now: Date): FilterQuery<ApiKey> {
+  const notExpired = { $or: [{ expireTime: null }, { expireTime: { $gt: now } }] };
+  switch (state) {
+    case 'revoked':
+      return { revokeTime: { $ne: null } };
+    case 'expired':
+      return { revokeTime: null, expireTime: { $lte: now } };
+    case 'disabled':
+      return { revokeTime: null, enabled: false, ...notExpired };
+    case 'active':
+      return { revokeTime: null, enabled: true, ...notExpired };
+  }
+}
+
+export class Keys {
+  constructor(private readonly orm: MikroORM) {}
+
+  /** Loads a key the caller may see in a live workspace, or NOT_FOUND. */
+  private async findVisible(em: EntityManager, p: Principal, id: string, opts: { field?: string; lock?: boolean } = {}) {
+    requireId(opts.field ?? 'id', id);
+    const key = await em.findOne(ApiKey, { id }, opts.lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
+    if (!key || !p.canSee(key.workspaceId)) throw notFound('key', id);
+    const ws = await findVisibleWorkspace(em, p, key.workspaceId).catch(() => {
+      throw notFound('key', id);
+    });
+    return { key, ws };
+  }
+
+  private async views(em: EntityManager, keys: ApiKey[]): Promise<KeyView[]> {
+    if (keys.length === 0) return [];
+    const grants = await em.find(ApiKeyGrant, { apiKeyId: { $in: keys.map((k) => k.id) } });
+    const scopeIds = [...new Set(grants.map((g) => g.scopeId))];
+    const scopes = scopeIds.length ? await em.find(Scope, { id: { $in: scopeIds } }) : [];
+    const scopeName = new Map(scopes.map((s) => [s.id, s.name]));
+    const now = Date.now();
+    return keys.map((key) => ({
+      key,
+      grants: grants
+        .filter((g) => g.apiKeyId === key.id)
+        .map((g) => ({ scope: scopeName.get(g.scopeId)!, actions: g.actions as Action[] }))
+        .sort((a, b) => (a.scope < b.scope ? -1 : 1)),
+      state: keyState(key, now),
+    }));
+  }
+
+  private async view(em: EntityManager, key: ApiKey): Promise<KeyView> {
+    return (await this.views(em, [key]))[0]!;
+  }
+
+  private addSecret(em: EntityManager, key: ApiKey, ws: Workspace): string {
+    const issued = issueApiKey(ws.keyPrefix);
+    em.create(ApiKeySecret, { hash: issued.hash, apiKeyId: key.id, expireTime: null });
+    key.maskedKey = issued.masked;
+    key.start = issued.start;
+    return issued.plaintext;
+  }
+
+  async create(p: Principal, input: KeyInput): Promise<IssuedKey> {
+    p.requireScope('api_keys:write');
+    requireId('key.workspace_id', input.workspaceId);
+    p.requireWorkspace(input.workspaceId);
+    const now = Date.now();
+    const fields = {
+      customerId: checkCustomerId(input.customerId),
+      name: checkName(input.name),
+      description: checkDescription(input.description),
+      metadata: checkMetadata('key.metadata', input.metadata),
+      expireTime: checkExpireTime(input.expireTime, now),
+      enabled: input.enabled ?? true,
+    };
+    return this.orm.em.fork().transactional(async (em) => {
+      const ws = await findVisibleWorkspace(em, p, input.workspaceId, 'key.workspace_id');
+      const grants = await resolveGrants(em, ws.id, input.grants);
+      const key = em.create(ApiKey, {
+        ...fields,
+        workspaceId: ws.id,
+        maskedKey: '',
+        start: '',
+        lastUsedTime: null,
+        revokeTime: null,
+      });
+      const secret = this.addSecret(em, key, ws);
+      for (const g of grants) em.create(ApiKeyGrant, { apiKeyId: key.id, scopeId: g.scope.id, actions: g.actions });
+      audit(em, p, 'key.create', { type: 'key', id: key.id, workspaceId: ws.id });
+      await em.flush();
+      return { view: await this.view(em, key), secret };
+    });
+  }
+
+  async get(p: Principal, id: string): Promise<KeyView> {
+    p.requireScope('api_keys:read');
+    const em = this.orm.em.fork();
+    const { key } = await this.findVisible(em, p, id);
+    return this.view(em, key);
+  }
+
+  async list(p: Principal, filter: KeyFilter, page: PageRequest): Promise<Page<KeyView>> {
+    p.requireScope('api_keys:read');
+    requireId('workspace_id', filter.workspaceId);
+    p.requireWorkspace(filter.workspaceId);
+    const cursor = openCursor(page, filter);
+    const em = this.orm.em.fork();
+    await findVisibleWorkspace(em, p, filter.workspaceId, 'workspace_id');
+    const where: FilterQuery<ApiKey>[] = [{ workspaceId: filter.workspaceId }];
+    if (filter.customerId !== '') where.push({ customerId: filter.customerId });
+    if (filter.state) where.push(stateFilter(filter.state, new Date()));
+    if (cursor.after) where.push({ id: { $gt: cursor.after } });
+    const rows = await em.find(ApiKey, { $and: where }, { orderBy: { id: 'asc' }, limit: cursor.limit });
+    const page_ = closePage(rows, cursor, filter, (k) => k.id);
+    return { items: await this.views(em, page_.items), nextPageToken: page_.nextPageToken };
+  }
+
+  async update(p: Principal, id: string, input: KeyInput, maskPaths: readonly string[]): Promise<KeyView> {
+    p.requireScope('api_keys:write');
+    const mask = checkUpdateMask(maskPaths, KEY_MASK);
+    const now = Date.now();
+    return this.orm.em.fork().transactional(async (em) => {
+      const { key } = await this.findVisible(em, p, id, { field: 'key.id', lock: true });
+      if (key.revokeTime) throw failedPrecondition('the key is revoked; a revoked key cannot be changed');
+      if (mask.has('customer_id')) key.customerId = checkCustomerId(input.customerId);
+      if (mask.has('name')) key.name = checkName(input.name);
+      if (mask.has('description')) key.description = checkDescription(input.description);
+      if (mask.has('enabled')) key.enabled = input.enabled ?? true;
+      if (mask.has('metadata')) key.metadata = checkMetadata('key.metadata', input.metadata);
+      if (mask.has('expire_time')) key.expireTime = checkExpireTime(input.expireTime, now);
+      if (mask.has('grants')) {
+        const grants = await resolveGrants(em, key.workspaceId, input.grants);
+        await em.nativeDelete(ApiKeyGrant, { apiKeyId: key.id });
+        for (const g of grants) em.create(ApiKeyGrant, { apiKeyId: key.id, scopeId: g.scope.id, actions: g.actions });
+      }
+      key.updateTime = new Date();
+      audit(em, p, 'key.update', { type: 'key', id, workspaceId: key.workspaceId });
+      await em.flush();
+      return this.view(em, key);
+    });
+  }
+
+  /**
+   * Gives the key a new secret. Secrets still valid keep verifying until
+   * now + grace (an earlier expiry they already have stands).
+   */
+  async rotate(p: Principal, id: string, graceMs: number): Promise<IssuedKey> {
+    p.requireScope('api_keys:write');
+    if (!Number.isFinite(graceMs) || graceMs < 0) throw invalidArgument('grace_period', 'must not be negative');
+    if (graceMs > MAX_GRACE_PERIOD_MS) throw invalidArgument('grace_period', 'must be at most 30 days');
+    return this.orm.em.fork().transactional(async (em) => {
+      const { key, ws } = await this.findVisible(em, p, id, { lock: true });
+      if (key.revokeTime) throw failedPrecondition('the key is revoked; a revoked key cannot be rotated');
+      const now = new Date();
+      const until = new Date(now.getTime() + graceMs);
+      // Drop secrets already past their grace, then end the others at `until`.
+      await em.nativeDelete(ApiKeySecret, { apiKeyId: id, expireTime: { $lte: now } });
+      if (graceMs === 0) {
+        await em.nativeDelete(ApiKeySecret, { apiKeyId: id });
+      } else {
+        await em.nativeUpdate(ApiKeySecret, { apiKeyId: id, $or: [{ expireTime: null }, { expireTime: { $gt: until } }] }, { expireTime: until });
+      }
+      const secret = this.addSecret(em, key, ws);
+      key.updateTime = now;
+      audit(em, p, 'key.rotate', { type: 'key', id, workspaceId: key.workspaceId });
+      await em.flush();
+      return { view: await this.view(em, key), secret };
+    });
+  }
+
+  async revoke(p: Principal, id: string): Promise<KeyView> {
+    p.requireScope('api_keys:write');
+    return this.orm.em.fork().transactional(async (em) => {
+      const { key } = await this.findVisible(em, p, id, { lock: true });
+      if (!key.revokeTime) {
+        key.revokeTime = new Date();
+        key.updateTime = key.revokeTime;
+        audit(em, p, 'key.revoke', { type: 'key', id, workspaceId: key.workspaceId });
+        await em.flush();
+      }
+      return this.view(em, key);
+    });
+  }
+
+  async delete(p: Principal, id: string): Promise<void> {
+    p.requireScope('api_keys:write');
+    await this.orm.em.fork().transactional(async (em) => {
+      const { key } = await this.findVisible(em, p, id, { lock: true });
+      em.remove(key);
+      audit(em, p, 'key.delete', { type: 'key', id, workspaceId: key.workspaceId });
+      await em.flush();
+    });
+  }
+}

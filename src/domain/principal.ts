@@ -1,0 +1,63 @@
+import { permissionDenied } from './errors.js';
+
+/** Scopes an SDK key can hold. `*` grants all of them. */
+export const SDK_SCOPES = [
+  'workspace:read',
+  'workspace:write',
+  'workspace_scopes:read',
+  'workspace_scopes:write',
+  'api_keys:read',
+  'api_keys:write',
+  'api_keys:verify',
+] as const;
+export type SdkScope = (typeof SDK_SCOPES)[number];
+export const ALL_SCOPES = '*';
+
+export function isSdkScope(s: string): s is SdkScope | typeof ALL_SCOPES {
+  return s === ALL_SCOPES || (SDK_SCOPES as readonly string[]).includes(s);
+}
+
+/** Who is calling: an authenticated SDK key, or the operator's CLI. */
+export class Principal {
+  private readonly scopeSet: ReadonlySet<string>;
+  private readonly workspaceSet: ReadonlySet<string> | undefined;
+
+  constructor(
+    /** SDK key id, or `cli` for the operator. */
+    readonly actor: string,
+    scopes: readonly string[],
+    /** Workspaces the key is restricted to; empty means all. */
+    workspaceIds: readonly string[],
+  ) {
+    this.scopeSet = new Set(scopes);
+    this.workspaceSet = workspaceIds.length > 0 ? new Set(workspaceIds) : undefined;
+  }
+
+  get restricted(): boolean {
+    return this.workspaceSet !== undefined;
+  }
+
+  hasScope(scope: SdkScope): boolean {
+    return this.scopeSet.has(ALL_SCOPES) || this.scopeSet.has(scope);
+  }
+
+  requireScope(scope: SdkScope): void {
+    if (!this.hasScope(scope)) throw permissionDenied(`the SDK key lacks the ${scope} scope`);
+  }
+
+  /** Whether resources of this workspace are visible; invisible ones are NOT_FOUND. */
+  canSee(workspaceId: string): boolean {
+    return this.workspaceSet === undefined || this.workspaceSet.has(workspaceId);
+  }
+
+  /** For requests that name a workspace themselves: no existence is revealed. */
+  requireWorkspace(workspaceId: string): void {
+    if (!this.canSee(workspaceId)) throw permissionDenied('the SDK key may not access this workspace');
+  }
+
+  visibleWorkspaces(): readonly string[] | undefined {
+    return this.workspaceSet ? [...this.workspaceSet] : undefined;
+  }
+}
+
+export const CLI_PRINCIPAL = new Principal('cli', [ALL_SCOPES], []);

@@ -1,0 +1,106 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { Scope } from '../db/entities.js';
+import { violatedUnique } from '../db/errors.js';
+import { audit } from './audit.js';
+import { alreadyExists, notFound } from './errors.js';
+import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
+import type { Principal } from './principal.js';
+import { checkLength, checkPattern, checkUpdateMask, requireId } from './validate.js';
+import { findVisibleWorkspace } from './workspaces.js';
+
+export const SCOPE_NAME_RE = /^[a-z][a-z0-9_.-]{0,63}$/;
+const SCOPE_MASK = ['name', 'description'] as const;
+
+export interface ScopeInput {
+  workspaceId: string;
+  name: string;
+  description: string;
+}
+
+const checkName = (name: string) => checkPattern('scope.name', name, SCOPE_NAME_RE, '[a-z][a-z0-9_.-]{0,63}');
+const checkDescription = (d: string) => checkLength('scope.description', d, 1000);
+
+function nameTaken(e: unknown, name: string): Error {
+  return violatedUnique(e) !== undefined
+    ? alreadyExists(`scope.name: the workspace already has a scope named ${JSON.stringify(name)}`)
+    : (e as Error);
+}
+
+export class Scopes {
+  constructor(private readonly orm: MikroORM) {}
+
+  async create(p: Principal, input: ScopeInput): Promise<Scope> {
+    p.requireScope('workspace_scopes:write');
+    requireId('scope.workspace_id', input.workspaceId);
+    p.requireWorkspace(input.workspaceId);
+    const name = checkName(input.name);
+    const description = checkDescription(input.description);
+    const em = this.orm.em.fork();
+    await findVisibleWorkspace(em, p, input.workspaceId, 'scope.workspace_id');
+    const scope = em.create(Scope, { workspaceId: input.workspaceId, name, description });
+    audit(em, p, 'scope.create', { type: 'scope', id: scope.id, workspaceId: scope.workspaceId });
+    try {
+      await em.flush();
+    } catch (e) {
+      throw nameTaken(e, name);
+    }
+    return scope;
+  }
+
+  private async findVisible(em: ReturnType<MikroORM['em']['fork']>, p: Principal, id: string, field = 'id'): Promise<Scope> {
+    requireId(field, id);
+    const scope = await em.findOne(Scope, { id });
+    if (!scope || !p.canSee(scope.workspaceId)) throw notFound('scope', id);
+    // A deleted workspace hides its scopes.
+    await findVisibleWorkspace(em, p, scope.workspaceId).catch(() => {
+      throw notFound('scope', id);
+    });
+    return scope;
+  }
+
+  async get(p: Principal, id: string): Promise<Scope> {
+    p.requireScope('workspace_scopes:read');
+    return this.findVisible(this.orm.em.fork(), p, id);
+  }
+
+  async list(p: Principal, workspaceId: string, page: PageRequest): Promise<Page<Scope>> {
+    p.requireScope('workspace_scopes:read');
+    requireId('workspace_id', workspaceId);
+    p.requireWorkspace(workspaceId);
+    const cursor = openCursor(page, { workspaceId });
+    const em = this.orm.em.fork();
+    await findVisibleWorkspace(em, p, workspaceId, 'workspace_id');
+    const rows = await em.find(
+      Scope,
+      { workspaceId, ...(cursor.after ? { name: { $gt: cursor.after } } : {}) },
+      { orderBy: { name: 'asc' }, limit: cursor.limit },
+    );
+    return closePage(rows, cursor, { workspaceId }, (s) => s.name);
+  }
+
+  async update(p: Principal, id: string, input: ScopeInput, maskPaths: readonly string[]): Promise<Scope> {
+    p.requireScope('workspace_scopes:write');
+    const mask = checkUpdateMask(maskPaths, SCOPE_MASK);
+    const em = this.orm.em.fork();
+    const scope = await this.findVisible(em, p, id, 'scope.id');
+    if (mask.has('name')) scope.name = checkName(input.name);
+    if (mask.has('description')) scope.description = checkDescription(input.description);
+    audit(em, p, 'scope.update', { type: 'scope', id, workspaceId: scope.workspaceId });
+    try {
+      await em.flush();
+    } catch (e) {
+      throw nameTaken(e, scope.name);
+    }
+    return scope;
+  }
+
+  /** Deletes the scope; the foreign key removes it from every key's grants. */
+  async delete(p: Principal, id: string): Promise<void> {
+    p.requireScope('workspace_scopes:write');
+    const em = this.orm.em.fork();
+    const scope = await this.findVisible(em, p, id);
+    em.remove(scope);
+    audit(em, p, 'scope.delete', { type: 'scope', id, workspaceId: scope.workspaceId });
+    await em.flush();
+  }
+}

@@ -1,0 +1,112 @@
+import type { EntityManager } from '@mikro-orm/core';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { ApiKey, Workspace } from '../db/entities.js';
+import { violatedUnique } from '../db/errors.js';
+import { KEY_PREFIX_RE } from '../credentials/api-key.js';
+import { audit } from './audit.js';
+import { alreadyExists, notFound, permissionDenied } from './errors.js';
+import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
+import type { Principal } from './principal.js';
+import { checkLength, checkPattern, checkUpdateMask, requireId } from './validate.js';
+
+export const DEFAULT_KEY_PREFIX = 'kw';
+const WORKSPACE_MASK = ['name', 'key_prefix'] as const;
+
+export interface WorkspaceInput {
+  name: string;
+  keyPrefix: string;
+}
+
+function checkName(name: string): string {
+  return checkLength('workspace.name', name, 120, { required: true });
+}
+
+function checkKeyPrefix(prefix: string): string {
+  return checkPattern('workspace.key_prefix', prefix, KEY_PREFIX_RE, '[a-z][a-z0-9]{0,15}');
+}
+
+function nameTaken(e: unknown, name: string): Error {
+  return violatedUnique(e) !== undefined
+    ? alreadyExists(`workspace.name: a workspace named ${JSON.stringify(name)} already exists`)
+    : (e as Error);
+}
+
+/**
+ * Loads a live workspace the caller may see, or throws NOT_FOUND: one that
+ * does not exist and one the caller may not see are indistinguishable.
+ */
+export async function findVisibleWorkspace(em: EntityManager, p: Principal, id: string, field = 'id'): Promise<Workspace> {
+  requireId(field, id);
+  const ws = p.canSee(id) ? await em.findOne(Workspace, { id, deleteTime: null }) : null;
+  if (!ws) throw notFound('workspace', id);
+  return ws;
+}
+
+export class Workspaces {
+  constructor(private readonly orm: MikroORM) {}
+
+  async create(p: Principal, input: WorkspaceInput): Promise<Workspace> {
+    p.requireScope('workspace:write');
+    if (p.restricted) throw permissionDenied('an SDK key restricted to workspaces cannot create workspaces');
+    const name = checkName(input.name);
+    const keyPrefix = input.keyPrefix === '' ? DEFAULT_KEY_PREFIX : checkKeyPrefix(input.keyPrefix);
+    const em = this.orm.em.fork();
+    const ws = em.create(Workspace, { name, keyPrefix });
+    audit(em, p, 'workspace.create', { type: 'workspace', id: ws.id, workspaceId: ws.id });
+    try {
+      await em.flush();
+    } catch (e) {
+      throw nameTaken(e, name);
+    }
+    return ws;
+  }
+
+  async get(p: Principal, id: string): Promise<Workspace> {
+    p.requireScope('workspace:read');
+    return findVisibleWorkspace(this.orm.em.fork(), p, id);
+  }
+
+  async list(p: Principal, page: PageRequest): Promise<Page<Workspace>> {
+    p.requireScope('workspace:read');
+    const visible = p.visibleWorkspaces();
+    const cursor = openCursor(page, { visible });
+    const rows = await this.orm.em.fork().find(
+      Workspace,
+      {
+        deleteTime: null,
+        ...(visible ? { id: { $in: [...visible] } } : {}),
+        ...(cursor.after ? { $and: [{ id: { $gt: cursor.after } }] } : {}),
+      },
+      { orderBy: { id: 'asc' }, limit: cursor.limit },
+    );
+    return closePage(rows, cursor, { visible }, (w) => w.id);
+  }
+
+  async update(p: Principal, id: string, input: WorkspaceInput, maskPaths: readonly string[]): Promise<Workspace> {
+    p.requireScope('workspace:write');
+    const mask = checkUpdateMask(maskPaths, WORKSPACE_MASK);
+    const em = this.orm.em.fork();
+    const ws = await findVisibleWorkspace(em, p, id, 'workspace.id');
+    if (mask.has('name')) ws.name = checkName(input.name);
+    if (mask.has('key_prefix')) ws.keyPrefix = checkKeyPrefix(input.keyPrefix);
+    audit(em, p, 'workspace.update', { type: 'workspace', id, workspaceId: id });
+    try {
+      await em.flush();
+    } catch (e) {
+      throw nameTaken(e, ws.name);
+    }
+    return ws;
+  }
+
+  /** Marks the workspace deleted and revokes all its keys in one transaction. */
+  async delete(p: Principal, id: string): Promise<void> {
+    p.requireScope('workspace:write');
+    await this.orm.em.fork().transactional(async (em) => {
+      const ws = await findVisibleWorkspace(em, p, id);
+      const now = new Date();
+      ws.deleteTime = now;
+      await em.nativeUpdate(ApiKey, { workspaceId: id, revokeTime: null }, { revokeTime: now, updateTime: now });
+      audit(em, p, 'workspace.delete', { type: 'workspace', id, workspaceId: id });
+    });
+  }
+}

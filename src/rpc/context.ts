@@ -1,0 +1,12 @@
+import { createContextKey, type HandlerContext } from '@connectrpc/connect';
+import type { Principal } from '../domain/principal.js';
+
+/** The authenticated caller, set by the auth interceptor for every RPC. */
+export const principalKey = createContextKey<Principal | undefined>(undefined, { description: 'principal' });
+
+export function principalOf(ctx: HandlerContext): Principal {
+  const p = ctx.values.get(principalKey);
+  // The auth interceptor runs before every handler; reaching here without it is a wiring bug.
+  if (!p) throw new Error('no principal in context');
+  return p;
+}

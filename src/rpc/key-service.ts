@@ -1,0 +1,50 @@
+import type { ServiceImpl } from '@connectrpc/connect';
+import { durationMs } from '@bufbuild/protobuf/wkt';
+import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
+import { invalidArgument } from '../domain/errors.js';
+import type { Keys } from '../domain/keys.js';
+import type { KeyVerifier } from '../verify/verifier.js';
+import { principalOf } from './context.js';
+import { keyInputFromProto, keyStateFromProto, keyToProto, verifyResultToProto } from './convert.js';
+
+export function keyService(keys: Keys, verifier: KeyVerifier): ServiceImpl<typeof KeyService> {
+  return {
+    async createKey(req, ctx) {
+      const { view, secret } = await keys.create(principalOf(ctx), keyInputFromProto(req.key));
+      return { key: keyToProto(view), secret };
+    },
+    async getKey(req, ctx) {
+      return { key: keyToProto(await keys.get(principalOf(ctx), req.id)) };
+    },
+    async listKeys(req, ctx) {
+      const filter = { workspaceId: req.workspaceId, customerId: req.customerId, state: keyStateFromProto(req.state) };
+      const page = await keys.list(principalOf(ctx), filter, req);
+      return { keys: page.items.map(keyToProto), nextPageToken: page.nextPageToken };
+    },
+    async updateKey(req, ctx) {
+      const view = await keys.update(principalOf(ctx), req.key?.id ?? '', keyInputFromProto(req.key), req.updateMask?.paths ?? []);
+      return { key: keyToProto(view) };
+    },
+    async rotateKey(req, ctx) {
+      const g = req.gracePeriod;
+      if (g && (g.nanos < -999_999_999 || g.nanos > 999_999_999)) throw invalidArgument('grace_period', 'is not a valid duration');
+      const { view, secret } = await keys.rotate(principalOf(ctx), req.id, g ? durationMs(g) : 0);
+      return { key: keyToProto(view), secret };
+    },
+    async revokeKey(req, ctx) {
+      return { key: keyToProto(await keys.revoke(principalOf(ctx), req.id)) };
+    },
+    async deleteKey(req, ctx) {
+      await keys.delete(principalOf(ctx), req.id);
+      return {};
+    },
+    async verifyKey(req, ctx) {
+      const result = await verifier.verify(principalOf(ctx), {
+        key: req.key,
+        requiredPermissions: req.requiredPermissions,
+        workspaceId: req.workspaceId,
+      });
+      return verifyResultToProto(result);
+    },
+  };
+}

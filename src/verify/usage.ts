@@ -1,0 +1,59 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from '../log.js';
+
+/**
+ * Records when keys were last used without a write per verification: uses
+ * are gathered in memory and written in one statement every `flushMs`, and
+ * once more on shutdown.
+ */
+export class LastUsedRecorder {
+  private pending = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly log: Logger,
+    private readonly flushMs: number,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.flush(), this.flushMs);
+    this.timer.unref();
+  }
+
+  touch(keyId: string, at: number): void {
+    this.pending.set(keyId, at);
+  }
+
+  /** Writes what has been gathered; safe to call concurrently. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.write());
+    return this.flushing;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+
+  private async write(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    const ids = [...batch.keys()];
+    const times = ids.map((id) => new Date(batch.get(id)!).toISOString());
+    try {
+      await this.orm.em.fork().execute(
+        `update api_keys k set last_used_time = greatest(k.last_used_time, u.t)
+           from unnest(?::uuid[], ?::timestamptz[]) as u(id, t)
+          where k.id = u.id`,
+        [ids, times],
+      );
+    } catch (e) {
+      // Keep the uses for the next attempt unless newer ones arrived.
+      for (const [id, t] of batch) if (!this.pending.has(id)) this.pending.set(id, t);
+      this.log.warn('could not record key usage; will retry', { keys: batch.size, error: (e as Error).message });
+    }
+  }
+}

@@ -1,0 +1,119 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { hashApiKey, isWellFormedApiKey } from '../credentials/api-key.js';
+import { invalidArgument } from '../domain/errors.js';
+import { isPermission, keyState, type KeyState } from '../domain/key-state.js';
+import type { Principal } from '../domain/principal.js';
+import { requireId } from '../domain/validate.js';
+import type { LastUsedRecorder } from './usage.js';
+
+export type VerifyCode = 'valid' | 'not_found' | 'disabled' | 'expired' | 'revoked' | 'insufficient_permissions';
+
+export interface VerifyInput {
+  key: string;
+  requiredPermissions: string[];
+  workspaceId: string;
+}
+
+/** What is known of a found key; absent when the code is not_found. */
+export interface VerifiedKey {
+  id: string;
+  workspaceId: string;
+  customerId: string;
+  name: string;
+  permissions: string[];
+  metadata: Record<string, string>;
+  expireTime: Date | null;
+  state: KeyState;
+}
+
+export interface VerifyResult {
+  code: VerifyCode;
+  key?: VerifiedKey;
+}
+
+const MAX_REQUIRED_PERMISSIONS = 100;
+
+// One indexed lookup by secret hash, with the key's permissions as
+// `scope:action` strings. Times come back as epoch milliseconds.
+const LOOKUP_SQL = `
+  select k.id, k.workspace_id, k.customer_id, k.name, k.enabled, k.metadata,
+         (extract(epoch from k.expire_time) * 1000)::float8 as expire_ms,
+         (extract(epoch from k.revoke_time) * 1000)::float8 as revoke_ms,
+         (extract(epoch from s.expire_time) * 1000)::float8 as secret_expire_ms,
+         coalesce((select array_agg(sc.name || ':' || a.action order by sc.name, a.action)
+                     from api_key_grants g
+                     join scopes sc on sc.id = g.scope_id
+                     cross join jsonb_array_elements_text(g.actions) as a(action)
+                    where g.api_key_id = k.id), '{}') as permissions
+    from api_key_secrets s
+    join api_keys k on k.id = s.api_key_id
+   where s.hash = ?`;
+
+interface LookupRow {
+  id: string;
+  workspace_id: string;
+  customer_id: string;
+  name: string;
+  enabled: boolean;
+  metadata: Record<string, string> | string;
+  expire_ms: number | null;
+  revoke_ms: number | null;
+  secret_expire_ms: number | null;
+  permissions: string[];
+}
+
+/** Checks the request itself; a bad key is an answer, a bad request an error. */
+export function checkVerifyInput(input: VerifyInput): void {
+  if (input.key === '') throw invalidArgument('key', 'is required');
+  if (input.requiredPermissions.length > MAX_REQUIRED_PERMISSIONS) {
+    throw invalidArgument('required_permissions', `must have at most ${MAX_REQUIRED_PERMISSIONS} entries`);
+  }
+  input.requiredPermissions.forEach((perm, i) => {
+    if (!isPermission(perm)) throw invalidArgument(`required_permissions[${i}]`, 'must be scope:action with action read, create, update or delete');
+  });
+  if (input.workspaceId !== '') requireId('workspace_id', input.workspaceId);
+}
+
+export class KeyVerifier {
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly usage: LastUsedRecorder,
+  ) {}
+
+  async verify(p: Principal, input: VerifyInput): Promise<VerifyResult> {
+    p.requireScope('api_keys:verify');
+    checkVerifyInput(input);
+    if (input.workspaceId !== '') p.requireWorkspace(input.workspaceId);
+    // A malformed key or bad checksum costs no lookup.
+    if (!isWellFormedApiKey(input.key)) return { code: 'not_found' };
+
+    const rows = await this.orm.em.fork().execute<LookupRow[]>(LOOKUP_SQL, [hashApiKey(input.key)]);
+    const row = rows[0];
+    const now = Date.now();
+    if (!row || (row.secret_expire_ms !== null && row.secret_expire_ms <= now)) return { code: 'not_found' };
+    if (!p.canSee(row.workspace_id) || (input.workspaceId !== '' && row.workspace_id !== input.workspaceId)) {
+      return { code: 'not_found' };
+    }
+
+    const expireTime = row.expire_ms === null ? null : new Date(row.expire_ms);
+    const state = keyState(
+      { enabled: row.enabled, expireTime, revokeTime: row.revoke_ms === null ? null : new Date(row.revoke_ms) },
+      now,
+    );
+    const key: VerifiedKey = {
+      id: row.id,
+      workspaceId: row.workspace_id,
+      customerId: row.customer_id,
+      name: row.name,
+      permissions: row.permissions,
+      metadata: typeof row.metadata === 'string' ? JSON.parse(row.metadata) : row.metadata,
+      expireTime,
+      state,
+    };
+    if (state !== 'active') return { code: state, key };
+    const granted = new Set(row.permissions);
+    if (!input.requiredPermissions.every((perm) => granted.has(perm))) return { code: 'insufficient_permissions', key };
+    this.usage.touch(row.id, now);
+    return { code: 'valid', key };
+  }
+}
