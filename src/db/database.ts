@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js';
@@ -28,6 +29,29 @@ function redactUrl(url: string): string {
   }
 }
 
+// Any constant works; it only has to be the same in every replica.
+const MIGRATION_LOCK = 0x6b657977;
+
+/**
+ * Applies pending migrations. Replicas starting together on one Postgres take
+ * turns through an advisory lock held on a connection of its own; the
+ * embedded database has only one process and needs none.
+ */
+async function migrate(orm: MikroORM, lockUrl: string | undefined): Promise<void> {
+  if (!lockUrl) {
+    await orm.migrator.up();
+    return;
+  }
+  const lock = new pg.Client({ connectionString: lockUrl, connectionTimeoutMillis: 5000 });
+  await lock.connect();
+  try {
+    await lock.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await orm.migrator.up();
+  } finally {
+    await lock.end();
+  }
+}
+
 /** Connects (starting the embedded database if no URL is given) and applies migrations. */
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
@@ -47,7 +71,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     ensureDatabase: false,
   });
   try {
-    await orm.migrator.up();
+    await migrate(orm, embedded ? undefined : url);
   } catch (e) {
     await orm.close(true);
     await embedded?.stop();

@@ -1,6 +1,6 @@
 import { LockMode, type EntityManager, type FilterQuery } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { ApiKey, ApiKeyGrant, ApiKeySecret, Scope, type Workspace } from '../db/entities.js';
+import { ApiKey, ApiKeyGrant, ApiKeySecret, Scope, Workspace } from '../db/entities.js';
 import { issueApiKey } from '../credentials/api-key.js';
 import { audit } from './audit.js';
 import { failedPrecondition, invalidArgument, notFound } from './errors.js';
@@ -108,9 +108,9 @@ export class Keys {
     requireId(opts.field ?? 'id', id);
     const key = await em.findOne(ApiKey, { id }, opts.lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
     if (!key || !p.canSee(key.workspaceId)) throw notFound('key', id);
-    const ws = await findVisibleWorkspace(em, p, key.workspaceId).catch(() => {
-      throw notFound('key', id);
-    });
+    // A deleted workspace hides its keys.
+    const ws = await em.findOne(Workspace, { id: key.workspaceId, deleteTime: null });
+    if (!ws) throw notFound('key', id);
     return { key, ws };
   }
 

@@ -1,5 +1,6 @@
+import type { EntityManager } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { Scope } from '../db/entities.js';
+import { Scope, Workspace } from '../db/entities.js';
 import { violatedUnique } from '../db/errors.js';
 import { audit } from './audit.js';
 import { alreadyExists, notFound } from './errors.js';
@@ -47,14 +48,12 @@ export class Scopes {
     return scope;
   }
 
-  private async findVisible(em: ReturnType<MikroORM['em']['fork']>, p: Principal, id: string, field = 'id'): Promise<Scope> {
+  private async findVisible(em: EntityManager, p: Principal, id: string, field = 'id'): Promise<Scope> {
     requireId(field, id);
     const scope = await em.findOne(Scope, { id });
     if (!scope || !p.canSee(scope.workspaceId)) throw notFound('scope', id);
     // A deleted workspace hides its scopes.
-    await findVisibleWorkspace(em, p, scope.workspaceId).catch(() => {
-      throw notFound('scope', id);
-    });
+    if (!(await em.findOne(Workspace, { id: scope.workspaceId, deleteTime: null }))) throw notFound('scope', id);
     return scope;
   }
 
