@@ -15,13 +15,15 @@ import { keyService } from './rpc/key-service.js';
 import { scopeService } from './rpc/scope-service.js';
 import { workspaceService } from './rpc/workspace-service.js';
 import { LastUsedRecorder } from './verify/usage.js';
-import { KeyVerifier } from './verify/verifier.js';
+import { KeyVerifier, newKeyCache, type KeyRecord } from './verify/verifier.js';
+import type { KeyCache } from './verify/key-cache.js';
+import { ChangeBus } from './domain/changes.js';
+import type { Config } from './config.js';
 
-export interface AppOptions {
-  usageFlushMs: number;
-  maxRequestBytes: number;
-  maxRequestTimeoutMs: number;
-}
+export type AppOptions = Pick<
+  Config,
+  'usageFlushMs' | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
+>;
 
 /** Everything a request can reach, built once per process. */
 export class App {
@@ -32,19 +34,34 @@ export class App {
   readonly auth: SdkKeyAuthenticator;
   readonly usage: LastUsedRecorder;
   readonly verifier: KeyVerifier;
+  readonly changes: ChangeBus;
+  readonly keyCache: KeyCache<KeyRecord>;
 
   constructor(
     readonly orm: MikroORM,
     readonly log: Logger,
     readonly opts: AppOptions,
+    /** Whether other processes share the database (announce changes to them). */
+    shared: boolean,
   ) {
-    this.workspaces = new Workspaces(orm);
-    this.scopes = new Scopes(orm);
-    this.keys = new Keys(orm);
-    this.sdkKeys = new SdkKeys(orm);
+    this.changes = new ChangeBus(shared);
+    this.workspaces = new Workspaces(orm, this.changes);
+    this.scopes = new Scopes(orm, this.changes);
+    this.keys = new Keys(orm, this.changes);
+    this.sdkKeys = new SdkKeys(orm, this.changes);
     this.auth = new SdkKeyAuthenticator(orm);
     this.usage = new LastUsedRecorder(orm, log, opts.usageFlushMs);
-    this.verifier = new KeyVerifier(orm, this.usage);
+    this.keyCache = newKeyCache({
+      maxEntries: opts.verifyCacheSize,
+      positiveTtlMs: opts.verifyCacheTtlMs,
+      negativeTtlMs: opts.verifyNegativeTtlMs,
+    });
+    this.verifier = new KeyVerifier(orm, this.keyCache, this.usage);
+    this.changes.subscribe((c) => {
+      if (c.keys) this.keyCache.evictKeys(c.keys);
+      if (c.workspace) this.keyCache.evictWorkspace(c.workspace);
+      if (c.sdkKey) this.auth.forget(c.sdkKey);
+    });
   }
 
   routes = (router: ConnectRouter): void => {

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
+import { ChangeBus } from './domain/changes.js';
 import { DomainError } from './domain/errors.js';
 import { SdkKeys } from './domain/sdk-keys.js';
 import { createLogger } from './log.js';
@@ -24,7 +25,7 @@ Environment: PORT, HOST, DATABASE_URL, KEYWARD_DATA_DIR, KEYWARD_LOG_LEVEL (see 
 async function withDatabase<T>(config: Config, fn: (sdkKeys: SdkKeys) => Promise<T>): Promise<T> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
   try {
-    return await fn(new SdkKeys(db.orm));
+    return await fn(new SdkKeys(db.orm, new ChangeBus(db.shared)));
   } finally {
     await db.close();
   }

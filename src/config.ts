@@ -17,6 +17,10 @@ export interface Config {
   usageFlushMs: number;
   /** How long a draining server waits for in-flight requests on SIGTERM. */
   shutdownGraceMs: number;
+  /** Verify cache: entries kept, and how long positive and negative answers live at most. */
+  verifyCacheSize: number;
+  verifyCacheTtlMs: number;
+  verifyNegativeTtlMs: number;
   /** Print an admin SDK key on first start with an empty database. */
   bootstrapAdmin: boolean;
 }
@@ -43,6 +47,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRequestTimeoutMs: int(env, 'KEYWARD_MAX_REQUEST_TIMEOUT_MS', 30_000, 1),
     usageFlushMs: int(env, 'KEYWARD_USAGE_FLUSH_MS', 5000, 10),
     shutdownGraceMs: int(env, 'KEYWARD_SHUTDOWN_GRACE_MS', 10_000, 0),
+    verifyCacheSize: int(env, 'KEYWARD_VERIFY_CACHE_SIZE', 100_000, 0),
+    verifyCacheTtlMs: int(env, 'KEYWARD_VERIFY_CACHE_TTL_MS', 10_000, 0),
+    verifyNegativeTtlMs: int(env, 'KEYWARD_VERIFY_NEGATIVE_TTL_MS', 5000, 0),
     bootstrapAdmin: env.KEYWARD_BOOTSTRAP_ADMIN !== 'false',
   };
 }

@@ -3,6 +3,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { App } from './app.js';
 import type { Config } from './config.js';
+import { ChangeListener } from './db/change-listener.js';
 import { openDatabase, type Database } from './db/database.js';
 import type { Logger } from './log.js';
 
@@ -74,7 +75,14 @@ export async function listen(app: App, host: string, port: number, shutdownGrace
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
   try {
-    const app = new App(db.orm, log, config);
+    const app = new App(db.orm, log, config, db.shared);
+    let listener: ChangeListener | undefined;
+    if (db.shared) {
+      // Until other replicas' changes can be heard, nothing is cached.
+      app.keyCache.setEnabled(false);
+      listener = new ChangeListener(db.url, (c) => app.changes.deliver(c), (on) => app.keyCache.setEnabled(on), log);
+      await listener.start();
+    }
     if (config.bootstrapAdmin) {
       const token = await app.sdkKeys.bootstrapAdmin();
       if (token) {
@@ -93,6 +101,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       db,
       async close() {
         await server.close();
+        await listener?.stop();
         await app.usage.stop();
         await db.close();
       },

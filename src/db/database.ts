@@ -14,6 +14,10 @@ export interface DatabaseOptions {
 
 export interface Database {
   orm: MikroORM;
+  /** The connection URL (may hold credentials: never log it). */
+  url: string;
+  /** True for an external Postgres that other processes may share; false for the embedded one. */
+  shared: boolean;
   /** Where the database was reached; for logs, without credentials. */
   description: string;
   close(): Promise<void>;
@@ -79,6 +83,8 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   }
   return {
     orm,
+    url,
+    shared: !embedded,
     description: embedded ? `embedded (${opts.dataDir})` : redactUrl(url),
     async close() {
       await orm.close(true);

@@ -3,6 +3,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKey, ApiKeyGrant, ApiKeySecret, Scope, Workspace } from '../db/entities.js';
 import { issueApiKey } from '../credentials/api-key.js';
 import { audit } from './audit.js';
+import type { ChangeBus } from './changes.js';
 import { failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { ACTIONS, keyState, type Action, type KeyState } from './key-state.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
@@ -101,7 +102,10 @@ function stateFilter(state: KeyState, now: Date): FilterQuery<ApiKey> {
 }
 
 export class Keys {
-  constructor(private readonly orm: MikroORM) {}
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly changes: ChangeBus,
+  ) {}
 
   /** Loads a key the caller may see in a live workspace, or NOT_FOUND. */
   private async findVisible(em: EntityManager, p: Principal, id: string, opts: { field?: string; lock?: boolean } = {}) {
@@ -159,15 +163,21 @@ export class Keys {
     return this.orm.em.fork().transactional(async (em) => {
       const ws = await findVisibleWorkspace(em, p, input.workspaceId, 'key.workspace_id');
       const grants = await resolveGrants(em, ws.id, input.grants);
+      const issued = issueApiKey(ws.keyPrefix);
       const key = em.create(ApiKey, {
         ...fields,
         workspaceId: ws.id,
-        maskedKey: '',
-        start: '',
+        maskedKey: issued.masked,
+        start: issued.start,
         lastUsedTime: null,
         revokeTime: null,
       });
-      const secret = this.addSecret(em, key, ws);
+      // The entities carry plain id columns, not relations, so the unit of work
+      // cannot order inserts by foreign key: write the key before its secret
+      // and grants.
+      await em.flush();
+      em.create(ApiKeySecret, { hash: issued.hash, apiKeyId: key.id, expireTime: null });
+      const secret = issued.plaintext;
       for (const g of grants) em.create(ApiKeyGrant, { apiKeyId: key.id, scopeId: g.scope.id, actions: g.actions });
       audit(em, p, 'key.create', { type: 'key', id: key.id, workspaceId: ws.id });
       await em.flush();
@@ -202,7 +212,7 @@ export class Keys {
     p.requireScope('api_keys:write');
     const mask = checkUpdateMask(maskPaths, KEY_MASK);
     const now = Date.now();
-    return this.orm.em.fork().transactional(async (em) => {
+    return this.changes.transaction(this.orm.em.fork(), async (em, report) => {
       const { key } = await this.findVisible(em, p, id, { field: 'key.id', lock: true });
       if (key.revokeTime) throw failedPrecondition('the key is revoked; a revoked key cannot be changed');
       if (mask.has('customer_id')) key.customerId = checkCustomerId(input.customerId);
@@ -218,6 +228,7 @@ export class Keys {
       }
       key.updateTime = new Date();
       audit(em, p, 'key.update', { type: 'key', id, workspaceId: key.workspaceId });
+      report({ keys: [id] });
       await em.flush();
       return this.view(em, key);
     });
@@ -231,7 +242,7 @@ export class Keys {
     p.requireScope('api_keys:write');
     if (!Number.isFinite(graceMs) || graceMs < 0) throw invalidArgument('grace_period', 'must not be negative');
     if (graceMs > MAX_GRACE_PERIOD_MS) throw invalidArgument('grace_period', 'must be at most 30 days');
-    return this.orm.em.fork().transactional(async (em) => {
+    return this.changes.transaction(this.orm.em.fork(), async (em, report) => {
       const { key, ws } = await this.findVisible(em, p, id, { lock: true });
       if (key.revokeTime) throw failedPrecondition('the key is revoked; a revoked key cannot be rotated');
       const now = new Date();
@@ -246,6 +257,7 @@ export class Keys {
       const secret = this.addSecret(em, key, ws);
       key.updateTime = now;
       audit(em, p, 'key.rotate', { type: 'key', id, workspaceId: key.workspaceId });
+      report({ keys: [id] });
       await em.flush();
       return { view: await this.view(em, key), secret };
     });
@@ -253,12 +265,13 @@ export class Keys {
 
   async revoke(p: Principal, id: string): Promise<KeyView> {
     p.requireScope('api_keys:write');
-    return this.orm.em.fork().transactional(async (em) => {
+    return this.changes.transaction(this.orm.em.fork(), async (em, report) => {
       const { key } = await this.findVisible(em, p, id, { lock: true });
       if (!key.revokeTime) {
         key.revokeTime = new Date();
         key.updateTime = key.revokeTime;
         audit(em, p, 'key.revoke', { type: 'key', id, workspaceId: key.workspaceId });
+        report({ keys: [id] });
         await em.flush();
       }
       return this.view(em, key);
@@ -267,10 +280,11 @@ export class Keys {
 
   async delete(p: Principal, id: string): Promise<void> {
     p.requireScope('api_keys:write');
-    await this.orm.em.fork().transactional(async (em) => {
+    await this.changes.transaction(this.orm.em.fork(), async (em, report) => {
       const { key } = await this.findVisible(em, p, id, { lock: true });
       em.remove(key);
       audit(em, p, 'key.delete', { type: 'key', id, workspaceId: key.workspaceId });
+      report({ keys: [id] });
       await em.flush();
     });
   }

@@ -3,6 +3,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { Scope, Workspace } from '../db/entities.js';
 import { violatedUnique } from '../db/errors.js';
 import { audit } from './audit.js';
+import type { ChangeBus } from './changes.js';
 import { alreadyExists, notFound } from './errors.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
@@ -28,7 +29,10 @@ function nameTaken(e: unknown, name: string): Error {
 }
 
 export class Scopes {
-  constructor(private readonly orm: MikroORM) {}
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly changes: ChangeBus,
+  ) {}
 
   async create(p: Principal, input: ScopeInput): Promise<Scope> {
     p.requireScope('workspace_scopes:write');
@@ -80,26 +84,33 @@ export class Scopes {
   async update(p: Principal, id: string, input: ScopeInput, maskPaths: readonly string[]): Promise<Scope> {
     p.requireScope('workspace_scopes:write');
     const mask = checkUpdateMask(maskPaths, SCOPE_MASK);
-    const em = this.orm.em.fork();
-    const scope = await this.findVisible(em, p, id, 'scope.id');
-    if (mask.has('name')) scope.name = checkName(input.name);
-    if (mask.has('description')) scope.description = checkDescription(input.description);
-    audit(em, p, 'scope.update', { type: 'scope', id, workspaceId: scope.workspaceId });
+    const name = mask.has('name') ? checkName(input.name) : undefined;
+    const description = mask.has('description') ? checkDescription(input.description) : undefined;
     try {
-      await em.flush();
+      return await this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+        const scope = await this.findVisible(em, p, id, 'scope.id');
+        // A rename changes the permission strings of every key granted the scope.
+        if (name !== undefined && name !== scope.name) report({ workspace: scope.workspaceId });
+        scope.name = name ?? scope.name;
+        scope.description = description ?? scope.description;
+        audit(em, p, 'scope.update', { type: 'scope', id, workspaceId: scope.workspaceId });
+        await em.flush();
+        return scope;
+      });
     } catch (e) {
-      throw nameTaken(e, scope.name);
+      throw nameTaken(e, name ?? '');
     }
-    return scope;
   }
 
   /** Deletes the scope; the foreign key removes it from every key's grants. */
   async delete(p: Principal, id: string): Promise<void> {
     p.requireScope('workspace_scopes:write');
-    const em = this.orm.em.fork();
-    const scope = await this.findVisible(em, p, id);
-    em.remove(scope);
-    audit(em, p, 'scope.delete', { type: 'scope', id, workspaceId: scope.workspaceId });
-    await em.flush();
+    await this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+      const scope = await this.findVisible(em, p, id);
+      em.remove(scope);
+      audit(em, p, 'scope.delete', { type: 'scope', id, workspaceId: scope.workspaceId });
+      report({ workspace: scope.workspaceId });
+      await em.flush();
+    });
   }
 }

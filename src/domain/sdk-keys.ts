@@ -3,6 +3,7 @@ import { SdkKey, Workspace } from '../db/entities.js';
 import { formatSdkKey, hashSdkKeySecret, newSdkKeySecret } from '../credentials/sdk-key.js';
 import { newId } from './ids.js';
 import { audit } from './audit.js';
+import type { ChangeBus } from './changes.js';
 import { invalidArgument, notFound } from './errors.js';
 import { ALL_SCOPES, CLI_PRINCIPAL, isSdkScope, SDK_SCOPES } from './principal.js';
 import { checkLength, requireId } from './validate.js';
@@ -21,7 +22,10 @@ export interface IssuedSdkKey {
 
 /** SDK keys are the operator's: they are managed from the CLI, not over RPC. */
 export class SdkKeys {
-  constructor(private readonly orm: MikroORM) {}
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly changes: ChangeBus,
+  ) {}
 
   async create(input: SdkKeyInput): Promise<IssuedSdkKey> {
     const name = checkLength('name', input.name, 120, { required: true });
@@ -54,15 +58,17 @@ export class SdkKeys {
 
   async revoke(id: string): Promise<SdkKey> {
     requireId('id', id);
-    const em = this.orm.em.fork();
-    const sdkKey = await em.findOne(SdkKey, { id });
-    if (!sdkKey) throw notFound('SDK key', id);
-    if (!sdkKey.revokeTime) {
-      sdkKey.revokeTime = new Date();
-      audit(em, CLI_PRINCIPAL, 'sdk_key.revoke', { type: 'sdk_key', id });
-      await em.flush();
-    }
-    return sdkKey;
+    return this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+      const sdkKey = await em.findOne(SdkKey, { id });
+      if (!sdkKey) throw notFound('SDK key', id);
+      if (!sdkKey.revokeTime) {
+        sdkKey.revokeTime = new Date();
+        audit(em, CLI_PRINCIPAL, 'sdk_key.revoke', { type: 'sdk_key', id });
+        report({ sdkKey: id });
+        await em.flush();
+      }
+      return sdkKey;
+    });
   }
 
   /**

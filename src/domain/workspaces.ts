@@ -4,6 +4,7 @@ import { ApiKey, Workspace } from '../db/entities.js';
 import { violatedUnique } from '../db/errors.js';
 import { KEY_PREFIX_RE } from '../credentials/api-key.js';
 import { audit } from './audit.js';
+import type { ChangeBus } from './changes.js';
 import { alreadyExists, notFound, permissionDenied } from './errors.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
@@ -43,7 +44,10 @@ export async function findVisibleWorkspace(em: EntityManager, p: Principal, id: 
 }
 
 export class Workspaces {
-  constructor(private readonly orm: MikroORM) {}
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly changes: ChangeBus,
+  ) {}
 
   async create(p: Principal, input: WorkspaceInput): Promise<Workspace> {
     p.requireScope('workspace:write');
@@ -101,12 +105,13 @@ export class Workspaces {
   /** Marks the workspace deleted and revokes all its keys in one transaction. */
   async delete(p: Principal, id: string): Promise<void> {
     p.requireScope('workspace:write');
-    await this.orm.em.fork().transactional(async (em) => {
+    await this.changes.transaction(this.orm.em.fork(), async (em, report) => {
       const ws = await findVisibleWorkspace(em, p, id);
       const now = new Date();
       ws.deleteTime = now;
       await em.nativeUpdate(ApiKey, { workspaceId: id, revokeTime: null }, { revokeTime: now, updateTime: now });
       audit(em, p, 'workspace.delete', { type: 'workspace', id, workspaceId: id });
+      report({ workspace: id });
     });
   }
 }

@@ -4,6 +4,7 @@ import { invalidArgument } from '../domain/errors.js';
 import { isPermission, keyState, type KeyState } from '../domain/key-state.js';
 import type { Principal } from '../domain/principal.js';
 import { requireId } from '../domain/validate.js';
+import { KeyCache } from './key-cache.js';
 import type { LastUsedRecorder } from './usage.js';
 
 export type VerifyCode = 'valid' | 'not_found' | 'disabled' | 'expired' | 'revoked' | 'insufficient_permissions';
@@ -62,6 +63,42 @@ interface LookupRow {
   permissions: string[];
 }
 
+/** What the database says about one secret: the unit the verify cache keeps. */
+export interface KeyRecord {
+  id: string;
+  workspaceId: string;
+  customerId: string;
+  name: string;
+  enabled: boolean;
+  metadata: Record<string, string>;
+  expireTime: Date | null;
+  revokeTime: Date | null;
+  /** When this secret stops verifying (a rotated-out secret), else null. */
+  secretExpireMs: number | null;
+  permissions: string[];
+  permissionSet: ReadonlySet<string>;
+}
+
+function toRecord(row: LookupRow): KeyRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    customerId: row.customer_id,
+    name: row.name,
+    enabled: row.enabled,
+    metadata: typeof row.metadata === 'string' ? JSON.parse(row.metadata) : row.metadata,
+    expireTime: row.expire_ms === null ? null : new Date(row.expire_ms),
+    revokeTime: row.revoke_ms === null ? null : new Date(row.revoke_ms),
+    secretExpireMs: row.secret_expire_ms,
+    permissions: row.permissions,
+    permissionSet: new Set(row.permissions),
+  };
+}
+
+export function newKeyCache(opts: { maxEntries: number; positiveTtlMs: number; negativeTtlMs: number }) {
+  return new KeyCache<KeyRecord>({ ...opts, owner: (r) => ({ keyId: r.id, workspaceId: r.workspaceId }) });
+}
+
 /** Checks the request itself; a bad key is an answer, a bad request an error. */
 export function checkVerifyInput(input: VerifyInput): void {
   if (input.key === '') throw invalidArgument('key', 'is required');
@@ -77,43 +114,43 @@ export function checkVerifyInput(input: VerifyInput): void {
 export class KeyVerifier {
   constructor(
     private readonly orm: MikroORM,
+    private readonly cache: KeyCache<KeyRecord>,
     private readonly usage: LastUsedRecorder,
   ) {}
+
+  private async lookup(hash: string): Promise<KeyRecord | null> {
+    const rows = await this.orm.em.fork().execute<LookupRow[]>(LOOKUP_SQL, [hash]);
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
 
   async verify(p: Principal, input: VerifyInput): Promise<VerifyResult> {
     p.requireScope('api_keys:verify');
     checkVerifyInput(input);
     if (input.workspaceId !== '') p.requireWorkspace(input.workspaceId);
-    // A malformed key or bad checksum costs no lookup.
+    // A malformed key or bad checksum costs no cache or database lookup.
     if (!isWellFormedApiKey(input.key)) return { code: 'not_found' };
 
-    const rows = await this.orm.em.fork().execute<LookupRow[]>(LOOKUP_SQL, [hashApiKey(input.key)]);
-    const row = rows[0];
+    const hash = hashApiKey(input.key);
+    const rec = await this.cache.get(hash, () => this.lookup(hash));
     const now = Date.now();
-    if (!row || (row.secret_expire_ms !== null && row.secret_expire_ms <= now)) return { code: 'not_found' };
-    if (!p.canSee(row.workspace_id) || (input.workspaceId !== '' && row.workspace_id !== input.workspaceId)) {
+    if (!rec || (rec.secretExpireMs !== null && rec.secretExpireMs <= now)) return { code: 'not_found' };
+    if (!p.canSee(rec.workspaceId) || (input.workspaceId !== '' && rec.workspaceId !== input.workspaceId)) {
       return { code: 'not_found' };
     }
-
-    const expireTime = row.expire_ms === null ? null : new Date(row.expire_ms);
-    const state = keyState(
-      { enabled: row.enabled, expireTime, revokeTime: row.revoke_ms === null ? null : new Date(row.revoke_ms) },
-      now,
-    );
+    const state = keyState(rec, now);
     const key: VerifiedKey = {
-      id: row.id,
-      workspaceId: row.workspace_id,
-      customerId: row.customer_id,
-      name: row.name,
-      permissions: row.permissions,
-      metadata: typeof row.metadata === 'string' ? JSON.parse(row.metadata) : row.metadata,
-      expireTime,
+      id: rec.id,
+      workspaceId: rec.workspaceId,
+      customerId: rec.customerId,
+      name: rec.name,
+      permissions: rec.permissions,
+      metadata: rec.metadata,
+      expireTime: rec.expireTime,
       state,
     };
     if (state !== 'active') return { code: state, key };
-    const granted = new Set(row.permissions);
-    if (!input.requiredPermissions.every((perm) => granted.has(perm))) return { code: 'insufficient_permissions', key };
-    this.usage.touch(row.id, now);
+    if (!input.requiredPermissions.every((perm) => rec.permissionSet.has(perm))) return { code: 'insufficient_permissions', key };
+    this.usage.touch(rec.id, now);
     return { code: 'valid', key };
   }
 }

@@ -1,0 +1,57 @@
+import type { EntityManager } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/postgresql';
+
+/** A committed change that can alter how keys verify or SDK keys authenticate. */
+export interface Change {
+  /** Keys updated, rotated, revoked or deleted. */
+  keys?: string[];
+  /** A workspace deleted, or one of its scopes renamed or deleted. */
+  workspace?: string;
+  /** An SDK key revoked. */
+  sdkKey?: string;
+}
+
+export const CHANGE_CHANNEL = 'keyward_changes';
+
+export type ChangeSubscriber = (change: Change) => void;
+
+/**
+ * Where changes are announced. Inside the transaction that makes a change,
+ * `pg_notify` queues it for every other replica (Postgres delivers it on
+ * commit, never for a rollback); after the commit, this process's own
+ * subscribers hear it synchronously, so a revoke is seen here before the RPC
+ * that made it returns.
+ */
+export class ChangeBus {
+  private readonly subscribers: ChangeSubscriber[] = [];
+
+  constructor(private readonly notifyOthers: boolean) {}
+
+  subscribe(s: ChangeSubscriber): void {
+    this.subscribers.push(s);
+  }
+
+  /** Delivers a change to this process's subscribers (also used for changes heard from others). */
+  deliver(change: Change): void {
+    for (const s of this.subscribers) s(change);
+  }
+
+  /**
+   * Runs `work` in a transaction; the changes it reports are announced to
+   * other replicas within that transaction and to this process after commit.
+   */
+  async transaction<R>(em: EntityManager, work: (em: EntityManager, report: (c: Change) => void) => Promise<R>): Promise<R> {
+    const changes: Change[] = [];
+    const result = await em.transactional(async (tem) => {
+      const r = await work(tem, (c) => changes.push(c));
+      if (this.notifyOthers) {
+        for (const c of changes) {
+          await (tem as SqlEntityManager).execute('select pg_notify(?, ?)', [CHANGE_CHANNEL, JSON.stringify(c)]);
+        }
+      }
+      return r;
+    });
+    for (const c of changes) this.deliver(c);
+    return result;
+  }
+}
