@@ -23,7 +23,7 @@ Scopes: * workspace:read workspace:write workspace_scopes:read workspace_scopes:
 Environment: PORT, HOST, DATABASE_URL, KEYWARD_DATA_DIR, KEYWARD_LOG_LEVEL (see README).`;
 
 async function withDatabase<T>(config: Config, fn: (sdkKeys: SdkKeys) => Promise<T>): Promise<T> {
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, joinRunning: true });
   try {
     return await fn(new SdkKeys(db.orm, new ChangeBus(db.shared)));
   } finally {

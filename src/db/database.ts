@@ -10,6 +10,8 @@ export interface DatabaseOptions {
   databaseUrl: string | undefined;
   dataDir: string;
   poolSize: number;
+  /** With the embedded database: connect to the process that has it open, if any (the CLI does). */
+  joinRunning?: boolean;
 }
 
 export interface Database {
@@ -61,7 +63,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let url = opts.databaseUrl;
   if (!url) {
-    embedded = await startEmbeddedPostgres(opts.dataDir);
+    embedded = await startEmbeddedPostgres(opts.dataDir, opts.joinRunning ?? false);
     url = embedded.url;
   }
   const orm = await MikroORM.init({

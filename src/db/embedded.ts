@@ -27,16 +27,29 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Opens (or joins) the embedded database kept in dataDir; ':memory:' keeps nothing. */
-export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
+/**
+ * Opens the embedded database kept in dataDir (':memory:' keeps nothing). If
+ * another process has it open, `joinRunning` connects to that one instead; without
+ * it that is an error, because servers sharing an embedded database could
+ * not tell each other about revocations.
+ */
+export async function startEmbeddedPostgres(dataDir: string, joinRunning: boolean): Promise<EmbeddedPostgres> {
   const inMemory = dataDir === ':memory:';
   const dir = inMemory ? '' : resolve(dataDir);
   const addressFile = join(dir, ADDRESS_FILE);
   if (!inMemory) {
     try {
       const { pid, url } = JSON.parse(readFileSync(addressFile, 'utf8')) as { pid: number; url: string };
-      if (pid !== process.pid && alive(pid)) return { url, owner: false, stop: async () => {} };
-    } catch {
+      if (pid !== process.pid && alive(pid)) {
+        if (!joinRunning) {
+          throw new Error(
+            `the embedded database in ${dir} is in use by process ${pid}; run one server per data directory, or set DATABASE_URL to run several replicas`,
+          );
+        }
+        return { url, owner: false, stop: async () => {} };
+      }
+    } catch (e) {
+      if ((e as Error).message.startsWith('the embedded database')) throw e;
       // No running owner: open it ourselves.
     }
     mkdirSync(join(dir, 'pgdata'), { recursive: true });
