@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import bcrypt from 'bcryptjs';
 import { base62Encode } from './base62.js';
 
@@ -7,7 +7,9 @@ import { base62Encode } from './base62.js';
 const PREFIX = 'kws_';
 const BCRYPT_COST = 10;
 const SECRET_LENGTH = 43;
-const TOKEN_RE = /^kws_([0-9a-f-]{36})_([0-9A-Za-z]{43})$/;
+// The id must have the UUID shape: it is looked up in a uuid column, which
+// rejects anything else with a database error (INTERNAL, not UNAUTHENTICATED).
+const TOKEN_RE = /^kws_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_([0-9A-Za-z]{43})$/;
 
 export interface ParsedSdkKey {
   id: string;
@@ -37,5 +39,6 @@ export function checkSdkKeySecret(secret: string, hash: string): Promise<boolean
 
 /** Fingerprint used to remember a verified token in memory without keeping it. */
 export function sdkKeyFingerprint(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  // One-shot hash: no Hash object per call (this runs on every RPC).
+  return hash('sha256', token, 'hex');
 }

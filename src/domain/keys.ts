@@ -218,7 +218,10 @@ export class Keys {
       if (mask.has('customer_id')) key.customerId = checkCustomerId(input.customerId);
       if (mask.has('name')) key.name = checkName(input.name);
       if (mask.has('description')) key.description = checkDescription(input.description);
-      if (mask.has('enabled')) key.enabled = input.enabled ?? true;
+      if (mask.has('enabled')) {
+        if (input.enabled === undefined) throw invalidArgument('key.enabled', 'must be set when update_mask names it');
+        key.enabled = input.enabled;
+      }
       if (mask.has('metadata')) key.metadata = checkMetadata('key.metadata', input.metadata);
       if (mask.has('expire_time')) key.expireTime = checkExpireTime(input.expireTime, now);
       if (mask.has('grants')) {

@@ -41,14 +41,15 @@ export class LastUsedRecorder {
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
-    const ids = [...batch.keys()];
-    const times = ids.map((id) => new Date(batch.get(id)!).toISOString());
+    // One JSON parameter: the driver would expand a JS array parameter into a
+    // list of scalars, which is no Postgres array.
+    const uses = [...batch].map(([id, t]) => ({ id, t: new Date(t).toISOString() }));
     try {
       await this.orm.em.fork().execute(
         `update api_keys k set last_used_time = greatest(k.last_used_time, u.t)
-           from unnest(?::uuid[], ?::timestamptz[]) as u(id, t)
+           from jsonb_to_recordset(?::jsonb) as u(id uuid, t timestamptz)
           where k.id = u.id`,
-        [ids, times],
+        [JSON.stringify(uses)],
       );
     } catch (e) {
       // Keep the uses for the next attempt unless newer ones arrived.
