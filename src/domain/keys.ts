@@ -6,6 +6,7 @@ import { audit } from './audit.js';
 import type { ChangeBus } from './changes.js';
 import { failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { ACTIONS, keyState, type Action, type KeyState } from './key-state.js';
+import { isId } from './ids.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
 import { checkLength, checkMetadata, checkUpdateMask, requireId } from './validate.js';
@@ -196,7 +197,7 @@ export class Keys {
     p.requireScope('api_keys:read');
     requireId('workspace_id', filter.workspaceId);
     p.requireWorkspace(filter.workspaceId);
-    const cursor = openCursor(page, filter);
+    const cursor = openCursor(page, filter, isId);
     const em = this.orm.em.fork();
     await findVisibleWorkspace(em, p, filter.workspaceId, 'workspace_id');
     const where: FilterQuery<ApiKey>[] = [{ workspaceId: filter.workspaceId }];

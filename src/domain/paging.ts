@@ -28,7 +28,11 @@ function filterDigest(filters: unknown): string {
   return createHash('sha256').update(JSON.stringify(filters)).digest('base64url').slice(0, 12);
 }
 
-export function openCursor(req: PageRequest, filters: unknown): Cursor {
+/**
+ * Reads a page request. `isSortKey` checks the cursor's shape, so that a
+ * forged token fails here and not in the database.
+ */
+export function openCursor(req: PageRequest, filters: unknown, isSortKey: (s: string) => boolean): Cursor {
   if (!Number.isInteger(req.pageSize) || req.pageSize < 0) {
     throw invalidArgument('page_size', 'must not be negative');
   }
@@ -41,7 +45,7 @@ export function openCursor(req: PageRequest, filters: unknown): Cursor {
     throw invalidArgument('page_token', 'is not a token issued by this listing');
   }
   const t = decoded as { a?: unknown; f?: unknown };
-  if (typeof t !== 'object' || t === null || typeof t.a !== 'string' || t.f !== filterDigest(filters)) {
+  if (typeof t !== 'object' || t === null || typeof t.a !== 'string' || t.f !== filterDigest(filters) || !isSortKey(t.a)) {
     throw invalidArgument('page_token', 'is not a token issued by this listing');
   }
   return { limit: size + 1, after: t.a };

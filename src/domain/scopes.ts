@@ -70,7 +70,7 @@ export class Scopes {
     p.requireScope('workspace_scopes:read');
     requireId('workspace_id', workspaceId);
     p.requireWorkspace(workspaceId);
-    const cursor = openCursor(page, { workspaceId });
+    const cursor = openCursor(page, { workspaceId }, (name) => SCOPE_NAME_RE.test(name));
     const em = this.orm.em.fork();
     await findVisibleWorkspace(em, p, workspaceId, 'workspace_id');
     const rows = await em.find(

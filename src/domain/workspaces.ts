@@ -6,6 +6,7 @@ import { KEY_PREFIX_RE } from '../credentials/api-key.js';
 import { audit } from './audit.js';
 import type { ChangeBus } from './changes.js';
 import { alreadyExists, notFound, permissionDenied } from './errors.js';
+import { isId } from './ids.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
 import { checkLength, checkPattern, checkUpdateMask, requireId } from './validate.js';
@@ -73,7 +74,7 @@ export class Workspaces {
   async list(p: Principal, page: PageRequest): Promise<Page<Workspace>> {
     p.requireScope('workspace:read');
     const visible = p.visibleWorkspaces();
-    const cursor = openCursor(page, { visible });
+    const cursor = openCursor(page, { visible }, isId);
     const rows = await this.orm.em.fork().find(
       Workspace,
       {
