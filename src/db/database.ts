@@ -78,6 +78,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   });
   try {
     await migrate(orm, embedded ? undefined : url);
+    embedded?.publish();
   } catch (e) {
     await orm.close(true);
     await embedded?.stop();

@@ -13,6 +13,8 @@ export interface EmbeddedPostgres {
   url: string;
   /** True if this process opened the database, false if it joined another's. */
   owner: boolean;
+  /** Lets other processes join, once the database is migrated and ready. */
+  publish(): void;
   stop(): Promise<void>;
 }
 
@@ -34,39 +36,66 @@ function alive(pid: number): boolean {
  * not tell each other about revocations.
  */
 export async function startEmbeddedPostgres(dataDir: string, joinRunning: boolean): Promise<EmbeddedPostgres> {
-  const inMemory = dataDir === ':memory:';
-  const dir = inMemory ? '' : resolve(dataDir);
+  if (dataDir === ':memory:') return open(undefined, undefined);
+  const dir = resolve(dataDir);
+  mkdirSync(join(dir, 'pgdata'), { recursive: true });
   const addressFile = join(dir, ADDRESS_FILE);
-  if (!inMemory) {
+  // Claim the directory by creating the address file exclusively, so two
+  // processes starting at once cannot both open it. The owner fills in its
+  // address once the database listens.
+  for (let attempt = 0; ; attempt++) {
     try {
-      const { pid, url } = JSON.parse(readFileSync(addressFile, 'utf8')) as { pid: number; url: string };
-      if (pid !== process.pid && alive(pid)) {
-        if (!joinRunning) {
-          throw new Error(
-            `the embedded database in ${dir} is in use by process ${pid}; run one server per data directory, or set DATABASE_URL to run several replicas`,
-          );
-        }
-        return { url, owner: false, stop: async () => {} };
-      }
+      writeFileSync(addressFile, JSON.stringify({ pid: process.pid }) + '\n', { flag: 'wx', mode: 0o600 });
+      break;
     } catch (e) {
-      if ((e as Error).message.startsWith('the embedded database')) throw e;
-      // No running owner: open it ourselves.
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    mkdirSync(join(dir, 'pgdata'), { recursive: true });
+    const owner = readOwner(addressFile);
+    if (!owner || !alive(owner.pid)) {
+      rmSync(addressFile, { force: true }); // left behind by a process that is gone
+      continue;
+    }
+    if (!joinRunning) {
+      throw new Error(
+        `the embedded database in ${dir} is in use by process ${owner.pid}; run one server per data directory, or set DATABASE_URL to run several replicas`,
+      );
+    }
+    if (owner.url) return { url: owner.url, owner: false, publish: () => {}, stop: async () => {} };
+    if (attempt > 300) throw new Error(`the embedded database in ${dir} did not become ready`);
+    await new Promise((r) => setTimeout(r, 100)); // the owner is still starting
   }
-  const db = await PGlite.create(inMemory ? undefined : join(dir, 'pgdata'));
+  try {
+    return await open(join(dir, 'pgdata'), addressFile);
+  } catch (e) {
+    rmSync(addressFile, { force: true });
+    throw e;
+  }
+}
+
+function readOwner(file: string): { pid: number; url?: string } | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as { pid: number; url?: string };
+  } catch {
+    return undefined; // being written, or garbage
+  }
+}
+
+async function open(pgdata: string | undefined, addressFile: string | undefined): Promise<EmbeddedPostgres> {
+  const db = await PGlite.create(pgdata);
   // Each connection shares PGlite's one session; several are allowed so a
   // pool works, but statements run one at a time.
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 32 });
   await server.start();
   const port = Number(server.getServerConn().split(':').pop());
   const url = `postgresql://postgres@127.0.0.1:${port}/postgres`;
-  if (!inMemory) writeFileSync(addressFile, JSON.stringify({ pid: process.pid, url }) + '\n', { mode: 0o600 });
   return {
     url,
     owner: true,
+    publish() {
+      if (addressFile) writeFileSync(addressFile, JSON.stringify({ pid: process.pid, url }) + '\n', { mode: 0o600 });
+    },
     async stop() {
-      if (!inMemory) rmSync(addressFile, { force: true });
+      if (addressFile) rmSync(addressFile, { force: true });
       await server.stop();
       await db.close();
     },
