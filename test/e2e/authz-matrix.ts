@@ -1,0 +1,51 @@
+import type { SdkScope } from '../../src/domain/principal.js';
+
+/**
+ * How an RPC meets a workspace restriction of the SDK key:
+ * - `create-workspace`: restricted keys may not call it at all (PERMISSION_DENIED);
+ * - `list-workspaces`: answers, but only with the key's own workspaces;
+ * - `by-id`: addresses a resource by id; another workspace's is NOT_FOUND, as
+ *   if it did not exist;
+ * - `names-workspace`: the request itself names the workspace; another one is
+ *   PERMISSION_DENIED (nothing about it is revealed).
+ */
+export type Access = 'create-workspace' | 'list-workspaces' | 'by-id' | 'names-workspace';
+
+export interface AuthzRow {
+  /** The SDK scope the RPC requires (src/domain/* requireScope). */
+  scope: SdkScope;
+  access: Access;
+}
+
+/**
+ * Every RPC of every service, as `Service/Method`. security.test.ts enumerates
+ * the generated service descriptors and fails for an RPC without a row here
+ * (and for a row naming no RPC), so a new RPC cannot ship without an
+ * authorization decision.
+ */
+export const AUTHZ_MATRIX = {
+  'WorkspaceService/CreateWorkspace': { scope: 'workspace:write', access: 'create-workspace' },
+  'WorkspaceService/GetWorkspace': { scope: 'workspace:read', access: 'by-id' },
+  'WorkspaceService/ListWorkspaces': { scope: 'workspace:read', access: 'list-workspaces' },
+  'WorkspaceService/UpdateWorkspace': { scope: 'workspace:write', access: 'by-id' },
+  'WorkspaceService/DeleteWorkspace': { scope: 'workspace:write', access: 'by-id' },
+
+  'ScopeService/CreateScope': { scope: 'workspace_scopes:write', access: 'names-workspace' },
+  'ScopeService/GetScope': { scope: 'workspace_scopes:read', access: 'by-id' },
+  'ScopeService/ListScopes': { scope: 'workspace_scopes:read', access: 'names-workspace' },
+  'ScopeService/UpdateScope': { scope: 'workspace_scopes:write', access: 'by-id' },
+  'ScopeService/DeleteScope': { scope: 'workspace_scopes:write', access: 'by-id' },
+
+  'KeyService/CreateKey': { scope: 'api_keys:write', access: 'names-workspace' },
+  'KeyService/GetKey': { scope: 'api_keys:read', access: 'by-id' },
+  'KeyService/ListKeys': { scope: 'api_keys:read', access: 'names-workspace' },
+  'KeyService/UpdateKey': { scope: 'api_keys:write', access: 'by-id' },
+  'KeyService/RotateKey': { scope: 'api_keys:write', access: 'by-id' },
+  'KeyService/RevokeKey': { scope: 'api_keys:write', access: 'by-id' },
+  'KeyService/DeleteKey': { scope: 'api_keys:write', access: 'by-id' },
+  // The matrix request sets workspace_id; without it another workspace's key
+  // verifies as NOT_FOUND (tested separately).
+  'KeyService/VerifyKey': { scope: 'api_keys:verify', access: 'names-workspace' },
+} satisfies Record<string, AuthzRow>;
+
+export type RpcName = keyof typeof AUTHZ_MATRIX;

@@ -1,0 +1,663 @@
+// Authorization matrix: every RPC of every generated service, against every
+// kind of credential, over a real socket and a real database.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { clone, toJsonString, type DescMethod, type DescService } from '@bufbuild/protobuf';
+import { Code, ConnectError, createClient, type CallOptions } from '@connectrpc/connect';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Action, KeyState } from '../../gen/keyward/v1/key_pb.js';
+import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
+import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
+import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
+import { SDK_SCOPES, type SdkScope } from '../../src/domain/principal.js';
+import { client, startTestServer, transport, type ProtocolName, type TestServer } from '../support/server.js';
+import { AUTHZ_MATRIX, type AuthzRow, type RpcName } from './authz-matrix.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const GEN_DIR = path.join(ROOT, 'gen/keyward/v1');
+const PROTO_DIR = path.join(ROOT, 'proto/keyward/v1');
+
+// ---------------------------------------------------------------------------
+// Every service of every generated *_service_pb.ts file, found at load time,
+// so a new service or RPC is enumerated without touching this file.
+const SERVICES: DescService[] = [];
+for (const f of readdirSync(GEN_DIR).filter((f) => f.endsWith('_service_pb.ts')).sort()) {
+  const mod = (await import(pathToFileURL(path.join(GEN_DIR, f.replace(/\.ts$/, '.js'))).href)) as Record<string, unknown>;
+  for (const v of Object.values(mod)) {
+    if ((v as { kind?: unknown })?.kind === 'service') SERVICES.push(v as DescService);
+  }
+}
+
+interface Rpc {
+  name: string;
+  service: DescService;
+  method: DescMethod;
+}
+const RPCS: Rpc[] = SERVICES.flatMap((service) => service.methods.map((method) => ({ name: `${service.name}/${method.name}`, service, method })));
+
+function rowOf(name: string): AuthzRow {
+  const row = (AUTHZ_MATRIX as Record<string, AuthzRow>)[name];
+  if (!row) throw new Error(`${name} has no row in test/e2e/authz-matrix.ts: decide its SDK scope and workspace access`);
+  return row;
+}
+
+/** `Service/Method` → the scope its proto comment says it requires. */
+function scopesFromProtoComments(): Map<string, string | undefined> {
+  const out = new Map<string, string | undefined>();
+  for (const f of readdirSync(PROTO_DIR).filter((f) => f.endsWith('.proto'))) {
+    let service = '';
+    let comment: string[] = [];
+    for (const line of readFileSync(path.join(PROTO_DIR, f), 'utf8').split('\n')) {
+      const t = line.trim();
+      const svc = /^service\s+(\w+)/.exec(t);
+      const rpc = /^rpc\s+(\w+)\s*\(/.exec(t);
+      if (t.startsWith('//')) {
+        comment.push(t.slice(2));
+        continue;
+      }
+      if (svc) service = svc[1]!;
+      if (rpc) out.set(`${service}/${rpc[1]}`, /Requires\s+`([a-z_:*]+)`/.exec(comment.join(' '))?.[1]);
+      comment = [];
+    }
+  }
+  return out;
+}
+
+/**
+ * The matrix runs over Connect JSON on HTTP/1.1 and over gRPC on HTTP/2, as
+ * the two ends of what the port serves (and VerifyKey over HTTP/2 may take a
+ * lean path of its own).
+ */
+const MATRIX_PROTOCOLS: ProtocolName[] = ['connect-json', 'grpc'];
+let protocol: ProtocolName = 'connect-json';
+
+// ---------------------------------------------------------------------------
+// Server, credentials and fixtures.
+
+let ts: TestServer;
+let W: ReturnType<typeof client<typeof WorkspaceService>>;
+let S: ReturnType<typeof client<typeof ScopeService>>;
+let K: ReturnType<typeof client<typeof KeyService>>;
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const base62 = (n: number) => Array.from(randomBytes(n), (b) => BASE62[b % 62]).join('');
+let counter = 0;
+const uniq = (label: string) => `${label}-${++counter}-${randomBytes(3).toString('hex')}`;
+const sdkKeyId = (token: string) => /^kws_([0-9a-f-]{36})_/.exec(token)![1]!;
+
+/** Every SDK key and API key plaintext seen; none may appear in an error, a log line or a read response. */
+const SECRETS = new Set<string>();
+/** Every error the server returned in this file. */
+const ERRORS: { rpc: string; error: ConnectError }[] = [];
+/** Every success response (JSON, with a returned `secret` field blanked). */
+const RESPONSES: { rpc: string; json: string }[] = [];
+
+function addSdkToken(token: string) {
+  SECRETS.add(token);
+  SECRETS.add(token.slice(token.lastIndexOf('_') + 1));
+}
+function addApiKey(secret: string) {
+  SECRETS.add(secret);
+  SECRETS.add(secret.slice(secret.indexOf('_') + 1));
+}
+
+const tokens = {
+  revoked: '',
+  restricted: '',
+  lacking: {} as Record<SdkScope, string>,
+  only: {} as Record<SdkScope, string>,
+};
+
+interface KeyRef {
+  id: string;
+  secret: string;
+  maskedKey: string;
+}
+interface ScopeRef {
+  id: string;
+  name: string;
+}
+/** A workspace with a scope and a key, plus a way to make fresh ones for destructive RPCs. */
+interface Place {
+  ws: string;
+  scope: ScopeRef;
+  key: KeyRef;
+  newWorkspace(): Promise<string>;
+  newScope(): Promise<ScopeRef>;
+  newKey(): Promise<KeyRef>;
+}
+let A: Place; // visible to unrestricted keys only
+let B: Place; // the restricted key's workspace
+/** The restricted key's other workspaces, each deleted by it once (DeleteWorkspace per matrix protocol). */
+const bSpares: string[] = [];
+let ghost: Place; // random ids: nothing exists
+
+async function makeWorkspace(): Promise<string> {
+  return (await W.createWorkspace({ workspace: { name: uniq('authz-ws') } })).workspace!.id;
+}
+async function makeScope(ws: string): Promise<ScopeRef> {
+  const s = (await S.createScope({ scope: { workspaceId: ws, name: uniq('scope') } })).scope!;
+  return { id: s.id, name: s.name };
+}
+async function makeKey(ws: string, scope: string): Promise<KeyRef> {
+  const r = await K.createKey({
+    key: {
+      workspaceId: ws,
+      customerId: 'cust-secret-details',
+      name: 'fixture key',
+      metadata: { plan: 'enterprise' },
+      grants: [{ scope, actions: [Action.READ] }],
+    },
+  });
+  addApiKey(r.secret);
+  return { id: r.key!.id, secret: r.secret, maskedKey: r.key!.maskedKey };
+}
+async function makePlace(ws: string, newWorkspace: () => Promise<string>): Promise<Place> {
+  const scope = await makeScope(ws);
+  const key = await makeKey(ws, scope.name);
+  return { ws, scope, key, newWorkspace, newScope: () => makeScope(ws), newKey: () => makeKey(ws, scope.name) };
+}
+
+beforeAll(async () => {
+  ts = await startTestServer();
+  addSdkToken(ts.adminToken);
+  W = client(WorkspaceService, ts);
+  S = client(ScopeService, ts);
+  K = client(KeyService, ts);
+
+  A = await makePlace(await makeWorkspace(), makeWorkspace);
+  const bWs = await makeWorkspace();
+  while (bSpares.length < MATRIX_PROTOCOLS.length) bSpares.push(await makeWorkspace());
+  const spares = [...bSpares];
+  B = await makePlace(bWs, async () => {
+    const spare = spares.shift();
+    if (!spare) throw new Error('the restricted key has no spare workspace left');
+    return spare;
+  });
+  ghost = {
+    ws: randomUUID(),
+    scope: { id: randomUUID(), name: 'ghost' },
+    key: { id: randomUUID(), secret: `kw_${base62(49)}`, maskedKey: '' },
+    newWorkspace: async () => randomUUID(),
+    newScope: async () => ({ id: randomUUID(), name: 'ghost' }),
+    newKey: async () => ({ id: randomUUID(), secret: `kw_${base62(49)}`, maskedKey: '' }),
+  };
+
+  const issue = async (scopes: string[], workspaceIds: string[] = []) => {
+    const t = await ts.sdkKey(scopes, workspaceIds);
+    addSdkToken(t);
+    return t;
+  };
+  for (const s of SDK_SCOPES) {
+    tokens.lacking[s] = await issue(SDK_SCOPES.filter((x) => x !== s));
+    tokens.only[s] = await issue([s]);
+  }
+  tokens.restricted = await issue(['*'], [B.ws, ...bSpares]);
+
+  // Used once (so it is remembered), then revoked the way the CLI does it.
+  tokens.revoked = await issue(['*']);
+  await client(WorkspaceService, ts, { token: tokens.revoked }).listWorkspaces({});
+  await ts.server.app.sdkKeys.revoke(sdkKeyId(tokens.revoked));
+  ts.server.app.auth.forget(sdkKeyId(tokens.revoked));
+});
+
+afterAll(async () => {
+  await ts?.close();
+});
+
+// ---------------------------------------------------------------------------
+// Calling any RPC with any authorization header.
+
+type Outcome = { ok: true; res: any } | { ok: false; error: ConnectError };
+type AnyClient = Record<string, (req: unknown, opts: CallOptions) => Promise<unknown>>;
+const clients = new Map<string, AnyClient>();
+
+
+function anyClient(service: DescService): AnyClient {
+  const cacheKey = `${service.typeName} ${protocol}`;
+  let c = clients.get(cacheKey);
+  if (!c) {
+    // No token: each call sets its own authorization header, or none.
+    c = createClient(service, transport(ts.baseUrl, protocol)) as unknown as AnyClient;
+    clients.set(cacheKey, c);
+  }
+  return c;
+}
+
+async function call(rpc: Rpc, authorization: string | undefined, req: unknown): Promise<Outcome> {
+  try {
+    const headers: Record<string, string> = authorization === undefined ? {} : { authorization };
+    const res = (await anyClient(rpc.service)[rpc.method.localName]!(req, { headers })) as any;
+    const shown = clone(rpc.method.output, res) as any;
+    if (typeof shown.secret === 'string') shown.secret = '';
+    RESPONSES.push({ rpc: rpc.name, json: toJsonString(rpc.method.output, shown) });
+    return { ok: true, res };
+  } catch (e) {
+    const error = ConnectError.from(e);
+    ERRORS.push({ rpc: rpc.name, error });
+    return { ok: false, error };
+  }
+}
+
+const bearer = (token: string) => `Bearer ${token}`;
+
+function expectCode(o: Outcome, code: Code): ConnectError {
+  if (o.ok) throw new Error(`expected ${Code[code]}, got success: ${JSON.stringify(o.res, (_k, v) => (typeof v === 'bigint' ? `${v}` : v))}`);
+  expect(Code[o.error.code], o.error.rawMessage).toBe(Code[code]);
+  return o.error;
+}
+
+function expectOk(o: Outcome): any {
+  if (!o.ok) throw new Error(`expected success, got ${Code[o.error.code]}: ${o.error.rawMessage}`);
+  return o.res;
+}
+
+/** The message with ids blanked, to compare errors about different resources. */
+const shape = (e: ConnectError) => e.rawMessage.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<id>');
+
+async function expectNotFound(p: Promise<unknown>) {
+  await expect(p).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.NotFound);
+}
+
+// ---------------------------------------------------------------------------
+// A valid request for each RPC, in a given place. `check` asserts a success
+// response; `intact` asserts, after a refused call, that nothing changed.
+
+interface Built {
+  req: unknown;
+  check(res: any): void | Promise<void>;
+  intact?(): Promise<void>;
+}
+type Builder = (p: Place) => Promise<Built>;
+
+async function listAllWorkspaceNames() {
+  return (await W.listWorkspaces({ pageSize: 1000 })).workspaces.map((w) => w.name);
+}
+async function keyUnchanged(k: KeyRef) {
+  const got = (await K.getKey({ id: k.id })).key!;
+  expect(got.state).toBe(KeyState.ACTIVE);
+  expect(got.maskedKey).toBe(k.maskedKey);
+}
+
+const BUILDERS = {
+  'WorkspaceService/CreateWorkspace': async () => {
+    const name = uniq('created');
+    return {
+      req: { workspace: { name } },
+      check: (r) => expect(r.workspace).toMatchObject({ name, keyPrefix: 'kw' }),
+      intact: async () => expect(await listAllWorkspaceNames()).not.toContain(name),
+    };
+  },
+  'WorkspaceService/GetWorkspace': async (p) => ({
+    req: { id: p.ws },
+    check: (r) => expect(r.workspace.id).toBe(p.ws),
+  }),
+  'WorkspaceService/ListWorkspaces': async (p) => ({
+    req: { pageSize: 1000 },
+    check: (r) => expect(r.workspaces.map((w: { id: string }) => w.id)).toContain(p.ws),
+  }),
+  'WorkspaceService/UpdateWorkspace': async (p) => {
+    const name = uniq('renamed');
+    return {
+      req: { workspace: { id: p.ws, name }, updateMask: { paths: ['name'] } },
+      check: (r) => expect(r.workspace).toMatchObject({ id: p.ws, name }),
+      intact: async () => expect((await W.getWorkspace({ id: p.ws })).workspace!.name).not.toBe(name),
+    };
+  },
+  'WorkspaceService/DeleteWorkspace': async (p) => {
+    const id = await p.newWorkspace();
+    return {
+      req: { id },
+      check: () => expectNotFound(W.getWorkspace({ id })),
+      intact: async () => expect((await W.getWorkspace({ id })).workspace!.id).toBe(id),
+    };
+  },
+  'ScopeService/CreateScope': async (p) => {
+    const name = uniq('created');
+    return {
+      req: { scope: { workspaceId: p.ws, name, description: 'made by the matrix' } },
+      check: (r) => expect(r.scope).toMatchObject({ workspaceId: p.ws, name }),
+      intact: async () =>
+        expect((await S.listScopes({ workspaceId: p.ws, pageSize: 1000 })).scopes.map((s) => s.name)).not.toContain(name),
+    };
+  },
+  'ScopeService/GetScope': async (p) => ({
+    req: { id: p.scope.id },
+    check: (r) => expect(r.scope).toMatchObject({ id: p.scope.id, name: p.scope.name, workspaceId: p.ws }),
+  }),
+  'ScopeService/ListScopes': async (p) => ({
+    req: { workspaceId: p.ws, pageSize: 1000 },
+    check: (r) => expect(r.scopes.map((s: { id: string }) => s.id)).toContain(p.scope.id),
+  }),
+  'ScopeService/UpdateScope': async (p) => {
+    const description = uniq('described');
+    return {
+      req: { scope: { id: p.scope.id, description }, updateMask: { paths: ['description'] } },
+      check: (r) => expect(r.scope).toMatchObject({ id: p.scope.id, name: p.scope.name, description }),
+      intact: async () => expect((await S.getScope({ id: p.scope.id })).scope!.description).not.toBe(description),
+    };
+  },
+  'ScopeService/DeleteScope': async (p) => {
+    const s = await p.newScope();
+    return {
+      req: { id: s.id },
+      check: () => expectNotFound(S.getScope({ id: s.id })),
+      intact: async () => expect((await S.getScope({ id: s.id })).scope!.name).toBe(s.name),
+    };
+  },
+  'KeyService/CreateKey': async (p) => {
+    const name = uniq('created');
+    return {
+      req: { key: { workspaceId: p.ws, customerId: 'cust-new', name, grants: [{ scope: p.scope.name, actions: [Action.READ] }] } },
+      check: (r) => {
+        addApiKey(r.secret);
+        expect(r.secret).toMatch(/^kw_[0-9A-Za-z]{49}$/);
+        expect(r.key).toMatchObject({ workspaceId: p.ws, name, state: KeyState.ACTIVE });
+      },
+      intact: async () =>
+        expect((await K.listKeys({ workspaceId: p.ws, pageSize: 1000 })).keys.map((k) => k.name)).not.toContain(name),
+    };
+  },
+  'KeyService/GetKey': async (p) => ({
+    req: { id: p.key.id },
+    check: (r) => expect(r.key).toMatchObject({ id: p.key.id, workspaceId: p.ws, maskedKey: p.key.maskedKey }),
+  }),
+  'KeyService/ListKeys': async (p) => ({
+    req: { workspaceId: p.ws, pageSize: 1000 },
+    check: (r) => expect(r.keys.map((k: { id: string }) => k.id)).toContain(p.key.id),
+  }),
+  'KeyService/UpdateKey': async (p) => {
+    const description = uniq('described');
+    return {
+      req: { key: { id: p.key.id, description }, updateMask: { paths: ['description'] } },
+      check: (r) => expect(r.key).toMatchObject({ id: p.key.id, description }),
+      intact: async () => expect((await K.getKey({ id: p.key.id })).key!.description).not.toBe(description),
+    };
+  },
+  'KeyService/RotateKey': async (p) => {
+    const k = await p.newKey();
+    return {
+      req: { id: k.id, gracePeriod: { seconds: 60n } },
+      check: (r) => {
+        addApiKey(r.secret);
+        expect(r.key.id).toBe(k.id);
+        expect(r.secret).not.toBe(k.secret);
+      },
+      intact: () => keyUnchanged(k),
+    };
+  },
+  'KeyService/RevokeKey': async (p) => {
+    const k = await p.newKey();
+    return {
+      req: { id: k.id },
+      check: (r) => expect(r.key).toMatchObject({ id: k.id, state: KeyState.REVOKED }),
+      intact: () => keyUnchanged(k),
+    };
+  },
+  'KeyService/DeleteKey': async (p) => {
+    const k = await p.newKey();
+    return {
+      req: { id: k.id },
+      check: () => expectNotFound(K.getKey({ id: k.id })),
+      intact: () => keyUnchanged(k),
+    };
+  },
+  'KeyService/VerifyKey': async (p) => ({
+    req: { key: p.key.secret, requiredPermissions: [`${p.scope.name}:read`], workspaceId: p.ws },
+    check: (r) => expect(r).toMatchObject({ valid: true, code: VerifyCode.VALID, keyId: p.key.id, workspaceId: p.ws }),
+  }),
+} satisfies Record<RpcName, Builder>;
+
+function builderOf(name: string): Builder {
+  const b = (BUILDERS as Record<string, Builder>)[name];
+  if (!b) throw new Error(`${name} has no request builder in security.test.ts`);
+  return b;
+}
+
+// ---------------------------------------------------------------------------
+
+describe('the authorization matrix', () => {
+  it('enumerates the three services and their 18 RPCs', () => {
+    expect(SERVICES.map((s) => s.typeName).sort()).toEqual(['keyward.v1.KeyService', 'keyward.v1.ScopeService', 'keyward.v1.WorkspaceService']);
+    expect(RPCS.length).toBeGreaterThanOrEqual(18);
+    for (const r of RPCS) expect(r.method.methodKind, r.name).toBe('unary');
+  });
+
+  it('has a row and a request builder for every RPC, and none for an RPC that does not exist', () => {
+    const names = RPCS.map((r) => r.name).sort();
+    expect(names.filter((n) => !(n in AUTHZ_MATRIX)), 'RPCs without a row in authz-matrix.ts').toEqual([]);
+    expect(Object.keys(AUTHZ_MATRIX).filter((n) => !names.includes(n)), 'rows naming no RPC').toEqual([]);
+    expect(names.filter((n) => !(n in BUILDERS)), 'RPCs without a request builder').toEqual([]);
+  });
+
+  it('agrees with the scope each RPC documents in its proto comment', () => {
+    const documented = scopesFromProtoComments();
+    for (const r of RPCS) expect(documented.get(r.name), r.name).toBe(rowOf(r.name).scope);
+  });
+});
+
+const CREDENTIALS: { name: string; header: () => string | undefined; bcrypt?: boolean }[] = [
+  { name: 'no authorization header', header: () => undefined },
+  { name: 'malformed SDK key ("Bearer nope")', header: () => 'Bearer nope' },
+  { name: 'well-formed unknown SDK key', header: () => bearer(`kws_${randomUUID()}_${base62(43)}`) },
+  { name: 'real SDK key id with a wrong secret', header: () => bearer(`kws_${sdkKeyId(ts.adminToken)}_${base62(43)}`), bcrypt: true },
+  { name: 'valid SDK key without the Bearer scheme', header: () => `Basic ${ts.adminToken}` },
+  { name: 'revoked SDK key', header: () => bearer(tokens.revoked) },
+];
+
+describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
+  beforeAll(() => {
+    protocol = proto;
+  });
+
+  describe.each(RPCS)('$name', (rpc) => {
+    const scope = (AUTHZ_MATRIX as Record<string, AuthzRow>)[rpc.name]?.scope ?? '<missing row>';
+
+    for (const cred of CREDENTIALS) {
+      // A wrong secret costs a bcrypt compare per call. Every RPC shares one
+      // auth interceptor, so later protocols check it only for VerifyKey,
+      // which may be served by a path of its own.
+      if (cred.bcrypt && proto !== MATRIX_PROTOCOLS[0] && rpc.name !== 'KeyService/VerifyKey') continue;
+      it(`${cred.name} → UNAUTHENTICATED`, async () => {
+        rowOf(rpc.name);
+        const built = await builderOf(rpc.name)(A);
+        const header = cred.header();
+        if (header) SECRETS.add(header.replace(/^\S+\s+/, ''));
+        expectCode(await call(rpc, header, built.req), Code.Unauthenticated);
+        await built.intact?.();
+      });
+    }
+
+    it(`SDK key with every scope but ${scope} → PERMISSION_DENIED`, async () => {
+      const row = rowOf(rpc.name);
+      const built = await builderOf(rpc.name)(A);
+      const e = expectCode(await call(rpc, bearer(tokens.lacking[row.scope]), built.req), Code.PermissionDenied);
+      expect(e.rawMessage).toContain(row.scope);
+      await built.intact?.();
+    });
+
+    it('SDK key restricted to another workspace → refused without revealing anything', async () => {
+      const row = rowOf(rpc.name);
+      const built = await builderOf(rpc.name)(A);
+      const o = await call(rpc, bearer(tokens.restricted), built.req);
+      switch (row.access) {
+        case 'create-workspace':
+          expectCode(o, Code.PermissionDenied);
+          break;
+        case 'list-workspaces': {
+          const ids: string[] = expectOk(o).workspaces.map((w: { id: string }) => w.id);
+          expect(ids).toContain(B.ws);
+          expect(ids.every((id) => id === B.ws || bSpares.includes(id)), `restricted listing returned ${ids}`).toBe(true);
+          // Paging one at a time never reaches another workspace either.
+          const seen: string[] = [];
+          let pageToken = '';
+          do {
+            const page = expectOk(await call(rpc, bearer(tokens.restricted), { pageSize: 1, pageToken }));
+            seen.push(...page.workspaces.map((w: { id: string }) => w.id));
+            pageToken = page.nextPageToken;
+          } while (pageToken !== '' && seen.length < 10);
+          expect(seen.sort()).toEqual([...ids].sort());
+          break;
+        }
+        case 'by-id':
+        case 'names-workspace': {
+          const code = row.access === 'by-id' ? Code.NotFound : Code.PermissionDenied;
+          const other = expectCode(o, code);
+          // Exactly what the same key gets for a resource that does not exist.
+          const absent = expectCode(await call(rpc, bearer(tokens.restricted), (await builderOf(rpc.name)(ghost)).req), code);
+          expect(shape(other)).toBe(shape(absent));
+          if (row.access === 'by-id') {
+            // ... and what an unrestricted key gets for one that does not exist.
+            const adminAbsent = expectCode(await call(rpc, bearer(ts.adminToken), (await builderOf(rpc.name)(ghost)).req), code);
+            expect(shape(other)).toBe(shape(adminAbsent));
+          }
+          break;
+        }
+      }
+      await built.intact?.();
+    });
+
+    it(`SDK key with only ${scope} → success`, async () => {
+      const row = rowOf(rpc.name);
+      const built = await builderOf(rpc.name)(A);
+      await built.check(expectOk(await call(rpc, bearer(tokens.only[row.scope]), built.req)));
+    });
+
+    it('SDK key restricted to the workspace it addresses → success (CreateWorkspace: PERMISSION_DENIED)', async () => {
+      const row = rowOf(rpc.name);
+      const built = await builderOf(rpc.name)(B);
+      const o = await call(rpc, bearer(tokens.restricted), built.req);
+      if (row.access === 'create-workspace') {
+        expectCode(o, Code.PermissionDenied);
+        await built.intact?.();
+      } else {
+        await built.check(expectOk(o));
+      }
+    });
+  });
+
+  describe('VerifyKey across workspaces', () => {
+    const verify = (token: string, req: { key: string; requiredPermissions?: string[]; workspaceId?: string }) =>
+      client(KeyService, ts, { token, protocol }).verifyKey(req);
+    const NOTHING_ABOUT_THE_KEY = {
+      valid: false,
+      code: VerifyCode.NOT_FOUND,
+      keyId: '',
+      workspaceId: '',
+      customerId: '',
+      name: '',
+      permissions: [],
+      metadata: {},
+      state: KeyState.UNSPECIFIED,
+    };
+    const expectNothingAboutTheKey = (r: Awaited<ReturnType<typeof verify>>) => {
+      expect(r).toMatchObject(NOTHING_ABOUT_THE_KEY);
+      expect(r.expireTime).toBeUndefined();
+    };
+
+    it('a restricted SDK key verifying another workspace’s key gets NOT_FOUND and no key details', async () => {
+      const r = await verify(tokens.restricted, { key: A.key.secret });
+      expectNothingAboutTheKey(r);
+      expect(toJsonString(KeyService.method.verifyKey.output, r)).not.toContain(A.key.id);
+    });
+
+    it('naming its own workspace does not help it either', async () => {
+      expectNothingAboutTheKey(await verify(tokens.restricted, { key: A.key.secret, workspaceId: B.ws }));
+    });
+
+    it('an unrestricted key naming another workspace_id gets NOT_FOUND and no key details', async () => {
+      expectNothingAboutTheKey(await verify(ts.adminToken, { key: A.key.secret, workspaceId: B.ws }));
+    });
+
+    it('a restricted SDK key naming another workspace_id is PERMISSION_DENIED, whether the workspace exists or not', async () => {
+      const codes = await Promise.all(
+        [A.ws, randomUUID()].map((workspaceId) =>
+          verify(tokens.restricted, { key: A.key.secret, workspaceId }).then(
+            () => undefined,
+            (e) => ConnectError.from(e),
+          ),
+        ),
+      );
+      expect(codes.map((e) => e && Code[e.code])).toEqual(['PermissionDenied', 'PermissionDenied']);
+      expect(shape(codes[0]!)).toBe(shape(codes[1]!));
+    });
+
+    it('a restricted SDK key verifies its own workspace’s key with details', async () => {
+      const r = await verify(tokens.restricted, { key: B.key.secret, requiredPermissions: [`${B.scope.name}:read`] });
+      expect(r).toMatchObject({
+        valid: true,
+        code: VerifyCode.VALID,
+        keyId: B.key.id,
+        workspaceId: B.ws,
+        customerId: 'cust-secret-details',
+        metadata: { plan: 'enterprise' },
+        permissions: [`${B.scope.name}:read`],
+      });
+    });
+
+    it('api_keys:verify alone cannot read or change keys', async () => {
+      const verifier = tokens.only['api_keys:verify'];
+      const c = client(KeyService, ts, { token: verifier, protocol });
+      expect((await c.verifyKey({ key: A.key.secret })).valid).toBe(true);
+      for (const p of [c.getKey({ id: A.key.id }), c.listKeys({ workspaceId: A.ws }), c.revokeKey({ id: A.key.id })]) {
+        await expect(p).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.PermissionDenied);
+      }
+      await keyUnchanged(A.key);
+    });
+  });
+
+});
+
+describe('SDK key revocation', () => {
+  it('a revoked SDK key that was in use is refused within about a second, even without forget()', async () => {
+    const token = await ts.sdkKey(['workspace:read']);
+    addSdkToken(token);
+    const c = client(WorkspaceService, ts, { token });
+    await c.listWorkspaces({});
+    await ts.server.app.sdkKeys.revoke(sdkKeyId(token));
+    const revokedAt = Date.now();
+    let code: Code | undefined;
+    while (Date.now() - revokedAt < 3000) {
+      code = await c.listWorkspaces({}).then(
+        () => undefined,
+        (e) => ConnectError.from(e).code,
+      );
+      if (code !== undefined) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(code).toBe(Code.Unauthenticated);
+    expect(Date.now() - revokedAt).toBeLessThan(2000);
+  });
+});
+
+describe('secrets', () => {
+  it('the fixtures survived every refused call', async () => {
+    for (const p of [A, B]) {
+      await keyUnchanged(p.key);
+      const r = await K.verifyKey({ key: p.key.secret, requiredPermissions: [`${p.scope.name}:read`] });
+      expect(r.valid).toBe(true);
+      expect((await S.getScope({ id: p.scope.id })).scope!.name).toBe(p.scope.name);
+    }
+    expect((await W.getWorkspace({ id: A.ws })).workspace!.id).toBe(A.ws);
+  });
+
+  it('no error message, error metadata, log line or read response contains an SDK key or API key plaintext', () => {
+    expect(ERRORS.length).toBeGreaterThan(RPCS.length * CREDENTIALS.length);
+    expect(SECRETS.size).toBeGreaterThan(20);
+    const leaks: string[] = [];
+    const scan = (where: string, text: string) => {
+      for (const s of SECRETS) if (s.length >= 8 && text.includes(s)) leaks.push(`${where}: ${s.slice(0, 12)}…`);
+    };
+    for (const { rpc, error } of ERRORS) {
+      scan(`${rpc} error message`, error.rawMessage);
+      for (const [k, v] of error.metadata) scan(`${rpc} error header ${k}`, v);
+      expect(error.rawMessage, rpc).not.toMatch(/\n\s+at /); // no stack traces
+      expect(error.code, `${rpc}: ${error.rawMessage}`).not.toBe(Code.Internal);
+    }
+    for (const { rpc, json } of RESPONSES) scan(`${rpc} response`, json);
+    for (const line of ts.logs) scan('log', line);
+    expect(leaks).toEqual([]);
+  });
+});
