@@ -23,6 +23,8 @@ export interface Config {
   verifyNegativeTtlMs: number;
   /** Print an admin SDK key on first start with an empty database. */
   bootstrapAdmin: boolean;
+  /** Serve VerifyKey over HTTP/2 with the lean handler of src/rpc/verify-fast-path.ts instead of connect-node. */
+  verifyFastPath: boolean;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, dflt: number, min = 0): number {
@@ -51,5 +53,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     verifyCacheTtlMs: int(env, 'KEYWARD_VERIFY_CACHE_TTL_MS', 10_000, 0),
     verifyNegativeTtlMs: int(env, 'KEYWARD_VERIFY_NEGATIVE_TTL_MS', 5000, 0),
     bootstrapAdmin: env.KEYWARD_BOOTSTRAP_ADMIN !== 'false',
+    verifyFastPath: env.KEYWARD_VERIFY_FAST_PATH !== 'false',
   };
 }

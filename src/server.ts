@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { ChangeListener } from './db/change-listener.js';
 import { openDatabase, type Database } from './db/database.js';
 import type { Logger } from './log.js';
+import { replayConsumedBody, VerifyFastPath, type StreamListener } from './rpc/verify-fast-path.js';
 
 export interface RunningServer {
   port: number;
@@ -22,12 +23,35 @@ const H2_PREFACE_START = Buffer.from('PRI ');
  * One port for gRPC, gRPC-Web and Connect over both h2c and HTTP/1.1: each
  * connection is handed to the HTTP/2 or the HTTP/1.1 server by its first bytes.
  */
-export async function listen(app: App, host: string, port: number, shutdownGraceMs: number) {
+export async function listen(app: App, host: string, port: number, shutdownGraceMs: number, opts: { verifyFastPath?: boolean } = {}) {
   const abort = new AbortController();
   const handler = app.handler(abort.signal);
-  const h2 = http2.createServer({}, handler);
-  const h1 = http.createServer(handler);
+  const h2 = opts.verifyFastPath
+    ? withVerifyFastPath(app, (req, res) => {
+        replayConsumedBody(req);
+        handler(req, res);
+      })
+    : http2.createServer({}, handler);
+  const h1 = http.createServer((req, res) => {
+    // connect-es stops reading a body once it exceeds readMaxBytes, and Node
+    // then detaches the request from its socket without draining the rest:
+    // the next request on that kept-alive connection would hang until a
+    // timeout resets it. Answer "connection: close" instead (Node then closes
+    // the connection once the answer is out), or close it if that is too late.
+    // ('aborted' is emitted synchronously when the unfinished body is dropped.)
+    const socket = req.socket;
+    req.once('aborted', () => {
+      if (!res.headersSent) res.setHeader('connection', 'close');
+      else res.once('finish', () => socket.end());
+    });
+    handler(req, res);
+  });
   h1.requestTimeout = app.opts.maxRequestTimeoutMs;
+  // h1 never listens itself (connections are handed to it), and Node only
+  // tracks an http.Server's connections from its 'listening' event: without
+  // it, closeIdleConnections() is a no-op (an idle keep-alive connection holds
+  // shutdown up for keepAliveTimeout) and requestTimeout is never enforced.
+  h1.emit('listening');
   const sessions = new Set<http2.Http2Session>();
   h2.on('session', (s) => {
     sessions.add(s);
@@ -72,6 +96,26 @@ export async function listen(app: App, host: string, port: number, shutdownGrace
   return { port: address.port, close };
 }
 
+/**
+ * An HTTP/2 server whose VerifyKey calls take the fast path and whose other
+ * requests reach `handler` through Node's compat layer, as usual.
+ *
+ * Node's Http2Server turns each 'stream' into a compat (req, res) pair in a
+ * 'stream' listener of its own, added when the first 'request' listener is
+ * (lib/internal/http2/core.js, setupCompat). That listener is taken off and
+ * called by the fast path, with the same arguments, for every stream it does
+ * not serve.
+ */
+function withVerifyFastPath(app: App, handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void) {
+  const h2 = http2.createServer({}, handler);
+  const compat = h2.listeners('stream') as StreamListener[];
+  if (compat.length !== 1) throw new Error(`expected Node's one compat 'stream' listener, found ${compat.length}`);
+  const toCompat = compat[0]!;
+  h2.removeListener('stream', toCompat);
+  h2.on('stream', new VerifyFastPath(app, toCompat).onStream);
+  return h2;
+}
+
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
   try {
@@ -93,7 +137,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       }
     }
     app.usage.start();
-    const server = await listen(app, config.host, config.port, config.shutdownGraceMs);
+    const server = await listen(app, config.host, config.port, config.shutdownGraceMs, { verifyFastPath: config.verifyFastPath });
     log.info('keyward listening', { host: config.host, port: server.port, database: db.description });
     return {
       port: server.port,

@@ -33,6 +33,17 @@ export class SdkKeyAuthenticator {
     private readonly opts: SdkKeyAuthOptions = { recheckMs: 1000, maxEntries: 10_000 },
   ) {}
 
+  /**
+   * The principal of a remembered key checked within `recheckMs`, or undefined
+   * when authenticate() has more to do. Throws what authenticate() throws for
+   * a missing or malformed header. Synchronous, so the VerifyKey fast path
+   * pays no promise for the common case.
+   */
+  rememberedPrincipal(authorization: string | null | undefined): Principal | undefined {
+    const hit = this.remembered.get(sdkKeyFingerprint(bearerToken(authorization)));
+    return hit && Date.now() - hit.checkedAt < this.opts.recheckMs ? hit.principal : undefined;
+  }
+
   async authenticate(authorization: string | null | undefined): Promise<Principal> {
     const token = bearerToken(authorization);
     const fp = sdkKeyFingerprint(token);

@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { base62Encode, base62EncodeBigInt, isBase62 } from './base62.js';
+import { hash, randomBytes } from 'node:crypto';
+import { base62Encode, base62EncodeUint32, isBase62 } from './base62.js';
 import { crc32Ascii } from './crc32.js';
 
 // API key format (GitHub's token format): `{prefix}_{body}{checksum}`.
@@ -24,11 +24,12 @@ export interface IssuedApiKey {
 }
 
 function checksum(body: string): string {
-  return base62EncodeBigInt(BigInt(crc32Ascii(body)), CHECKSUM_LENGTH);
+  return base62EncodeUint32(crc32Ascii(body), CHECKSUM_LENGTH);
 }
 
 export function hashApiKey(plaintext: string): string {
-  return createHash('sha256').update(plaintext).digest('hex');
+  // One-shot hash: no Hash object per verification.
+  return hash('sha256', plaintext, 'hex');
 }
 
 export function issueApiKey(prefix: string): IssuedApiKey {

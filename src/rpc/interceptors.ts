@@ -16,29 +16,48 @@ const CODES: Record<ErrorKind, Code> = {
   unavailable: Code.Unavailable,
 };
 
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** The caller's request id (at most 128 characters), or a new one. */
+export function requestIdOf(header: string | null | undefined): string {
+  return header?.slice(0, 128) || randomUUID();
+}
+
+/** What the client is told when a call fails. */
+export interface RpcFailure {
+  code: Code;
+  message: string;
+}
+
 /**
- * Turns whatever a handler threw into the error the client sees: domain errors
- * keep their message, a lost database becomes UNAVAILABLE, anything else is
- * logged and becomes INTERNAL with a generic message (no cause, no stack).
+ * Turns whatever a call threw into the code and message the client sees:
+ * domain errors keep their message, Connect errors their code and message, a
+ * lost database becomes UNAVAILABLE, anything else is logged and becomes
+ * INTERNAL with a generic message (no cause, no stack). The one mapping both
+ * the Connect interceptor and the VerifyKey fast path use.
  */
+export function rpcFailureOf(e: unknown, log: Logger, rpc: string, requestId: string): RpcFailure {
+  if (e instanceof DomainError) return { code: CODES[e.kind], message: e.message };
+  if (e instanceof ConnectError) return { code: e.code, message: e.rawMessage };
+  if (isConnectionError(e)) {
+    log.warn('database unavailable', { rpc, requestId, error: (e as Error).message });
+    return { code: Code.Unavailable, message: 'the database is unavailable; try again' };
+  }
+  log.error('request failed', { rpc, requestId, error: (e as Error)?.message ?? String(e) });
+  return { code: Code.Internal, message: 'internal error' };
+}
+
+/** Every failure carries the request id, so a client can quote it. */
 export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
-    const requestId = req.header.get('x-request-id')?.slice(0, 128) || randomUUID();
+    const requestId = requestIdOf(req.header.get(REQUEST_ID_HEADER));
     try {
       const res = await next(req);
-      res.header.set('x-request-id', requestId);
+      res.header.set(REQUEST_ID_HEADER, requestId);
       return res;
     } catch (e) {
-      const rpc = `${req.service.typeName}/${req.method.name}`;
-      const meta = { 'x-request-id': requestId };
-      if (e instanceof DomainError) throw new ConnectError(e.message, CODES[e.kind], meta);
-      if (e instanceof ConnectError) throw e;
-      if (isConnectionError(e)) {
-        log.warn('database unavailable', { rpc, requestId, error: (e as Error).message });
-        throw new ConnectError('the database is unavailable; try again', Code.Unavailable, meta);
-      }
-      log.error('request failed', { rpc, requestId, error: (e as Error)?.message ?? String(e) });
-      throw new ConnectError('internal error', Code.Internal, meta);
+      const { code, message } = rpcFailureOf(e, log, `${req.service.typeName}/${req.method.name}`, requestId);
+      throw new ConnectError(message, code, { [REQUEST_ID_HEADER]: requestId });
     }
   };
 }

@@ -5,6 +5,7 @@ import { invalidArgument } from '../domain/errors.js';
 import type { Keys } from '../domain/keys.js';
 import type { KeyVerifier } from '../verify/verifier.js';
 import { principalOf } from './context.js';
+import { beforeDeadline, deadlineExceeded } from './deadline.js';
 import { keyInputFromProto, keyStateFromProto, keyToProto, verifyResultToProto } from './convert.js';
 
 export function keyService(keys: Keys, verifier: KeyVerifier): ServiceImpl<typeof KeyService> {
@@ -28,6 +29,8 @@ export function keyService(keys: Keys, verifier: KeyVerifier): ServiceImpl<typeo
     async rotateKey(req, ctx) {
       const g = req.gracePeriod;
       if (g && (g.nanos < -999_999_999 || g.nanos > 999_999_999)) throw invalidArgument('grace_period', 'is not a valid duration');
+      // durationMs rounds to milliseconds, which would let a sub-millisecond negative duration pass as 0.
+      if (g && (g.seconds < 0n || g.nanos < 0)) throw invalidArgument('grace_period', 'must not be negative');
       const { view, secret } = await keys.rotate(principalOf(ctx), req.id, g ? durationMs(g) : 0);
       return { key: keyToProto(view), secret };
     },
@@ -39,12 +42,12 @@ export function keyService(keys: Keys, verifier: KeyVerifier): ServiceImpl<typeo
       return {};
     },
     async verifyKey(req, ctx) {
-      const result = await verifier.verify(principalOf(ctx), {
-        key: req.key,
-        requiredPermissions: req.requiredPermissions,
-        workspaceId: req.workspaceId,
-      });
-      return verifyResultToProto(result);
+      // The same steps as the HTTP/2 fast path (src/rpc/verify-fast-path.ts).
+      const principal = principalOf(ctx);
+      const remainingMs = ctx.timeoutMs();
+      if (remainingMs !== undefined && remainingMs <= 0) throw deadlineExceeded();
+      const input = { key: req.key, requiredPermissions: req.requiredPermissions, workspaceId: req.workspaceId };
+      return verifyResultToProto(await beforeDeadline(verifier.verify(principal, input), remainingMs));
     },
   };
 }

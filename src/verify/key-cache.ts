@@ -36,6 +36,19 @@ export class KeyCache<T> {
   constructor(private readonly opts: CacheOptions<T>) {}
 
   /**
+   * The cached answer for `hash` (a value, or null for a cached "no such key"),
+   * or undefined when get() has to load it. Synchronous, so that a hit costs
+   * no promise.
+   */
+  peek(hash: string, now = Date.now()): T | null | undefined {
+    if (!this.enabled) return undefined;
+    const e = this.entries.get(hash);
+    if (e === undefined || e.expiresAt <= now) return undefined;
+    this.stats.hits++;
+    return e.value;
+  }
+
+  /**
    * The cached answer for `hash`, or `load()`'s; concurrent misses for one
    * hash share a single load.
    */
@@ -66,6 +79,7 @@ export class KeyCache<T> {
   }
 
   private store(hash: string, value: T | null, now: number): void {
+    if (this.opts.maxEntries === 0) return;
     this.stats.fills++;
     const ttl = value === null ? this.opts.negativeTtlMs : this.opts.positiveTtlMs;
     this.delete(hash);

@@ -15,7 +15,11 @@ export interface VerifyInput {
   workspaceId: string;
 }
 
-/** What is known of a found key; absent when the code is not_found. */
+/**
+ * What is known of a found key; absent when the code is not_found. One object
+ * per cached record and state, shared by every verification that answers
+ * with it: read it, never change it.
+ */
 export interface VerifiedKey {
   id: string;
   workspaceId: string;
@@ -77,6 +81,22 @@ export interface KeyRecord {
   secretExpireMs: number | null;
   permissions: string[];
   permissionSet: ReadonlySet<string>;
+  /** The VerifiedKey of each state this record was seen in, made once. */
+  views?: Partial<Record<KeyState, VerifiedKey>>;
+}
+
+function viewOf(rec: KeyRecord, state: KeyState): VerifiedKey {
+  const views = (rec.views ??= {});
+  return (views[state] ??= {
+    id: rec.id,
+    workspaceId: rec.workspaceId,
+    customerId: rec.customerId,
+    name: rec.name,
+    permissions: rec.permissions,
+    metadata: rec.metadata,
+    expireTime: rec.expireTime,
+    state,
+  });
 }
 
 function toRecord(row: LookupRow): KeyRecord {
@@ -92,6 +112,7 @@ function toRecord(row: LookupRow): KeyRecord {
     secretExpireMs: row.secret_expire_ms,
     permissions: row.permissions,
     permissionSet: new Set(row.permissions),
+    views: {},
   };
 }
 
@@ -105,10 +126,16 @@ export function checkVerifyInput(input: VerifyInput): void {
   if (input.requiredPermissions.length > MAX_REQUIRED_PERMISSIONS) {
     throw invalidArgument('required_permissions', `must have at most ${MAX_REQUIRED_PERMISSIONS} entries`);
   }
-  input.requiredPermissions.forEach((perm, i) => {
-    if (!isPermission(perm)) throw invalidArgument(`required_permissions[${i}]`, 'must be scope:action with action read, create, update or delete');
-  });
+  const perms = input.requiredPermissions;
+  for (let i = 0; i < perms.length; i++) {
+    if (!isPermission(perms[i]!)) throw invalidArgument(`required_permissions[${i}]`, 'must be scope:action with action read, create, update or delete');
+  }
   if (input.workspaceId !== '') requireId('workspace_id', input.workspaceId);
+}
+
+function hasAll(granted: ReadonlySet<string>, required: readonly string[]): boolean {
+  for (let i = 0; i < required.length; i++) if (!granted.has(required[i]!)) return false;
+  return true;
 }
 
 export class KeyVerifier {
@@ -123,33 +150,40 @@ export class KeyVerifier {
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
-  async verify(p: Principal, input: VerifyInput): Promise<VerifyResult> {
+  /**
+   * The verdict, if it can be given without waiting: from the request alone
+   * or from the cache. Undefined when verify() has to load the key. Throws
+   * what verify() rejects with. Lets the VerifyKey fast path answer a cache
+   * hit without a promise.
+   */
+  verifyNow(p: Principal, input: VerifyInput): VerifyResult | undefined {
     p.requireScope('api_keys:verify');
     checkVerifyInput(input);
     if (input.workspaceId !== '') p.requireWorkspace(input.workspaceId);
     // A malformed key or bad checksum costs no cache or database lookup.
     if (!isWellFormedApiKey(input.key)) return { code: 'not_found' };
+    const rec = this.cache.peek(hashApiKey(input.key));
+    return rec === undefined ? undefined : this.decide(p, input, rec, Date.now());
+  }
 
+  async verify(p: Principal, input: VerifyInput): Promise<VerifyResult> {
+    const known = this.verifyNow(p, input);
+    if (known !== undefined) return known;
     const hash = hashApiKey(input.key);
     const rec = await this.cache.get(hash, () => this.lookup(hash));
-    const now = Date.now();
+    return this.decide(p, input, rec, Date.now());
+  }
+
+  /** The verdict for what the database (or the cache) says about the key. */
+  private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number): VerifyResult {
     if (!rec || (rec.secretExpireMs !== null && rec.secretExpireMs <= now)) return { code: 'not_found' };
     if (!p.canSee(rec.workspaceId) || (input.workspaceId !== '' && rec.workspaceId !== input.workspaceId)) {
       return { code: 'not_found' };
     }
     const state = keyState(rec, now);
-    const key: VerifiedKey = {
-      id: rec.id,
-      workspaceId: rec.workspaceId,
-      customerId: rec.customerId,
-      name: rec.name,
-      permissions: rec.permissions,
-      metadata: rec.metadata,
-      expireTime: rec.expireTime,
-      state,
-    };
+    const key = viewOf(rec, state);
     if (state !== 'active') return { code: state, key };
-    if (!input.requiredPermissions.every((perm) => rec.permissionSet.has(perm))) return { code: 'insufficient_permissions', key };
+    if (!hasAll(rec.permissionSet, input.requiredPermissions)) return { code: 'insufficient_permissions', key };
     this.usage.touch(rec.id, now);
     return { code: 'valid', key };
   }

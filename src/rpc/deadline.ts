@@ -1,0 +1,40 @@
+import { Code, ConnectError } from '@connectrpc/connect';
+
+// A client's deadline (grpc-timeout, connect-timeout-ms) for VerifyKey: the
+// answer is DEADLINE_EXCEEDED once it has passed, instead of a late verdict
+// the client no longer waits for. Shared by the Connect handler (which gets
+// the remaining time from ctx.timeoutMs()) and the HTTP/2 fast path, so both
+// answer alike.
+
+/** connect-es's own message for an expired deadline. */
+export const deadlineExceeded = () => new ConnectError('the operation timed out', Code.DeadlineExceeded);
+
+/**
+ * When a deadline of `timeoutMs` from now ends, as an integer epoch millisecond,
+ * rounded exactly like connect-es's handler context does (`new Date(now + t)`),
+ * so that remaining times agree between the two paths.
+ */
+export function deadlineAt(timeoutMs: number, now = Date.now()): number {
+  return Math.trunc(now + timeoutMs);
+}
+
+/**
+ * `work`'s outcome, or DEADLINE_EXCEEDED if it is not settled within
+ * `remainingMs`. Callers check `remainingMs <= 0` before starting the work.
+ */
+export function beforeDeadline<T>(work: Promise<T>, remainingMs: number | undefined): Promise<T> {
+  if (remainingMs === undefined) return work;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(deadlineExceeded()), remainingMs);
+    work.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
