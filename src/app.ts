@@ -93,6 +93,9 @@ export class App {
       // connect-node reads up to 4 GiB by default.
       readMaxBytes: this.opts.maxRequestBytes,
       maxTimeoutMs: this.opts.maxRequestTimeoutMs,
+      // A misspelled field must not pass silently: `{"requiredPermission": [...]}`
+      // would otherwise verify with no permission check at all.
+      jsonOptions: { ignoreUnknownFields: false },
     };
   }
 }

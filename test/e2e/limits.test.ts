@@ -216,14 +216,21 @@ describe(`request bodies over KEYWARD_MAX_REQUEST_BYTES (${MAX_BYTES})`, () => {
 });
 
 describe('malformed requests', () => {
-  it('unknown JSON fields are ignored (Connect’s default, for forward compatibility), not an error', async () => {
+  it('unknown JSON fields are INVALID_ARGUMENT: a misspelled field must not pass silently', async () => {
     const r = await connectPost(
       path('WorkspaceService', 'GetWorkspace'),
-      JSON.stringify({ id: ws, no_such_field: 1, alsoUnknown: { nested: [1, 2] } }),
+      JSON.stringify({ id: ws, no_such_field: 1 }),
       { 'content-type': 'application/json' },
     );
-    expect(r.status, r.text).toBe(200);
-    expect(r.json.workspace.id).toBe(ws);
+    expect([r.status, r.json?.code]).toEqual([400, 'invalid_argument']);
+    expect(r.json.message).toContain('no_such_field');
+    // On the verify path a typo would otherwise skip the permission check entirely.
+    const v = await connectPost(
+      path('KeyService', 'VerifyKey'),
+      JSON.stringify({ key: 'kw_x', requiredPermission: ['orders:read'] }),
+      { 'content-type': 'application/json' },
+    );
+    expect([v.status, v.json?.code]).toEqual([400, 'invalid_argument']);
   });
 
   it('malformed JSON and wrongly typed JSON fields: HTTP 400 invalid_argument', async () => {

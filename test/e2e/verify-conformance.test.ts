@@ -776,10 +776,11 @@ const RAW_CASES: RawCase[] = [
     fastPath: 'serves',
   },
   {
-    // connect-es ignores unknown JSON fields unless told otherwise, and Keyward does not tell it.
+    // Keyward rejects unknown JSON fields (a misspelled requiredPermissions must not pass silently).
     name: 'Connect JSON with an unknown field',
     request: (s) => ({ headers: { ...CONNECT_JSON, ...auth(s) }, body: Buffer.from(JSON.stringify({ key: s.keys.valid, colour: 'blue' })) }),
-    fastPath: 'serves',
+    fastPath: 'hands over',
+    check: (r) => expect(r.status).toBe(400),
   },
   {
     name: 'Connect JSON, malformed',
