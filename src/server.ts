@@ -1,6 +1,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { setMaxListeners } from 'node:events';
 import { App } from './app.js';
 import type { Config } from './config.js';
 import { ChangeListener } from './db/change-listener.js';
@@ -25,6 +26,8 @@ const H2_PREFACE_START = Buffer.from('PRI ');
  */
 export async function listen(app: App, host: string, port: number, shutdownGraceMs: number, opts: { verifyFastPath?: boolean } = {}) {
   const abort = new AbortController();
+  // Every in-flight request listens on it; many concurrent requests are normal.
+  setMaxListeners(0, abort.signal);
   const handler = app.handler(abort.signal);
   const h2 = opts.verifyFastPath
     ? withVerifyFastPath(app, (req, res) => {
