@@ -8,12 +8,13 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Code, ConnectError, createClient, type Interceptor } from '@connectrpc/connect';
+import { Code, createClient, type Interceptor } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyService } from '../gen/keyward/v1/key_service_pb.js';
 import { WorkspaceService } from '../gen/keyward/v1/workspace_service_pb.js';
 import { createTestDatabase } from './support/database.js';
+import { codeOf } from './support/rpc.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'keyward.js');
@@ -152,15 +153,6 @@ function bearer(token: string): Interceptor {
 function clients(baseUrl: string, token: string, httpVersion: '1.1' | '2' = '1.1') {
   const transport = createConnectTransport({ baseUrl, httpVersion, interceptors: [bearer(token)] });
   return { workspaces: createClient(WorkspaceService, transport), keys: createClient(KeyService, transport) };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<Code | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    return ConnectError.from(e).code;
-  }
 }
 
 function lastLine(s: string): string {

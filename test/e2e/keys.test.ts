@@ -17,6 +17,7 @@ import {
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { client, PROTOCOLS, startTestServer, type TestServer } from '../support/server.js';
+import { expectError, rpcError } from '../support/rpc.js';
 
 let ts: TestServer;
 let keys: Client<typeof KeyService>;
@@ -71,25 +72,6 @@ function typo(secret: string, at: number): string {
   const c = secret[i]!;
   const replacement = BASE62[(BASE62.indexOf(c) + 1) % 62]!;
   return secret.slice(0, i) + replacement + secret.slice(i + 1);
-}
-
-async function rpcError(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  throw new Error('expected the call to fail, but it succeeded');
-}
-
-/** Asserts the call fails with `code`, and, if given, that the message starts by naming `field`. */
-async function expectError(p: Promise<unknown>, code: Code, field?: string): Promise<ConnectError> {
-  const err = await rpcError(p);
-  expect(Code[err.code], err.rawMessage).toBe(Code[code]);
-  if (field !== undefined) {
-    expect(err.rawMessage.startsWith(`${field}:`), `message ${JSON.stringify(err.rawMessage)} should name ${field}`).toBe(true);
-  }
-  return err;
 }
 
 /** A fresh workspace (with the given scopes), so each test is independent of the others. */

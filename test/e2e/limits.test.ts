@@ -13,6 +13,7 @@ import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { client, PROTOCOLS, startTestServer, type TestServer } from '../support/server.js';
+import { rpcError } from '../support/rpc.js';
 
 const MAX_BYTES = 65_536;
 const MAX_TIMEOUT_MS = 30_000; // KEYWARD_MAX_REQUEST_TIMEOUT_MS default
@@ -33,15 +34,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await ts?.close();
 });
-
-async function errorOf(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  throw new Error('expected the call to fail');
-}
 
 function expectCode(e: ConnectError, code: Code) {
   expect(Code[e.code], e.rawMessage).toBe(Code[code]);
@@ -154,7 +146,7 @@ describe(`request bodies over KEYWARD_MAX_REQUEST_BYTES (${MAX_BYTES})`, () => {
   for (const protocol of PROTOCOLS) {
     it(`${protocol}: RESOURCE_EXHAUSTED, then the same client is served again`, async () => {
       const c = client(KeyService, ts, { protocol });
-      const e = await errorOf(c.createKey({ key: { workspaceId: ws, customerId: 'x'.repeat(MAX_BYTES + 10_000) } }));
+      const e = await rpcError(c.createKey({ key: { workspaceId: ws, customerId: 'x'.repeat(MAX_BYTES + 10_000) } }));
       expectCode(e, Code.ResourceExhausted);
       expect(e.rawMessage.length).toBeLessThan(500);
       expect((await c.verifyKey({ key: secret })).valid).toBe(true);
@@ -297,7 +289,7 @@ describe(`deadlines over maxTimeoutMs (${MAX_TIMEOUT_MS} ms)`, () => {
   for (const protocol of PROTOCOLS) {
     it(`${protocol}: a ${MAX_TIMEOUT_MS * 2} ms deadline is INVALID_ARGUMENT; ${MAX_TIMEOUT_MS} ms is served`, async () => {
       const c = client(KeyService, ts, { protocol });
-      const e = await errorOf(c.verifyKey({ key: secret }, { timeoutMs: MAX_TIMEOUT_MS * 2 }));
+      const e = await rpcError(c.verifyKey({ key: secret }, { timeoutMs: MAX_TIMEOUT_MS * 2 }));
       expectCode(e, Code.InvalidArgument);
       expect(e.rawMessage).toContain(String(MAX_TIMEOUT_MS));
       expect((await c.verifyKey({ key: secret }, { timeoutMs: MAX_TIMEOUT_MS })).valid).toBe(true);
@@ -324,28 +316,28 @@ describe('oversized fields inside the byte limit', () => {
       keys().createKey({ key: { workspaceId: ws, customerId: big } }),
       keys().updateKey({ key: { id: keyId, customerId: big }, updateMask: { paths: ['customer_id'] } }),
     ]) {
-      const e = await errorOf(p);
+      const e = await rpcError(p);
       expectCode(e, Code.InvalidArgument);
       expect(e.rawMessage).toContain('key.customer_id');
       expect(e.rawMessage.length).toBeLessThan(500);
     }
     // 255 is the documented maximum.
     expect((await keys().createKey({ key: { workspaceId: ws, customerId: 'c'.repeat(255) } })).key!.customerId).toHaveLength(255);
-    expectCode(await errorOf(keys().createKey({ key: { workspaceId: ws, customerId: 'c'.repeat(256) } })), Code.InvalidArgument);
+    expectCode(await rpcError(keys().createKey({ key: { workspaceId: ws, customerId: 'c'.repeat(256) } })), Code.InvalidArgument);
   });
 
   it('a customer_id with a NUL character is INVALID_ARGUMENT, not a database error', async () => {
-    const e = await errorOf(keys().createKey({ key: { workspaceId: ws, customerId: 'a\u0000b' } }));
+    const e = await rpcError(keys().createKey({ key: { workspaceId: ws, customerId: 'a\u0000b' } }));
     expectCode(e, Code.InvalidArgument);
     expect(e.rawMessage).toContain('key.customer_id');
   });
 
   it('a 60 KB workspace name and scope name are INVALID_ARGUMENT naming the field', async () => {
-    const we = await errorOf(client(WorkspaceService, ts).createWorkspace({ workspace: { name: 'w'.repeat(60_000) } }));
+    const we = await rpcError(client(WorkspaceService, ts).createWorkspace({ workspace: { name: 'w'.repeat(60_000) } }));
     expectCode(we, Code.InvalidArgument);
     expect(we.rawMessage).toContain('workspace.name');
     expect(we.rawMessage.length).toBeLessThan(500);
-    const se = await errorOf(client(ScopeService, ts).createScope({ scope: { workspaceId: ws, name: 's'.repeat(60_000) } }));
+    const se = await rpcError(client(ScopeService, ts).createScope({ scope: { workspaceId: ws, name: 's'.repeat(60_000) } }));
     expectCode(se, Code.InvalidArgument);
     expect(se.rawMessage).toContain('scope.name');
     expect(se.rawMessage.length).toBeLessThan(500);
@@ -353,10 +345,10 @@ describe('oversized fields inside the byte limit', () => {
 
   it('too much metadata is INVALID_ARGUMENT naming key.metadata', async () => {
     const metadata = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v']));
-    const e = await errorOf(keys().createKey({ key: { workspaceId: ws, metadata } }));
+    const e = await rpcError(keys().createKey({ key: { workspaceId: ws, metadata } }));
     expectCode(e, Code.InvalidArgument);
     expect(e.rawMessage).toContain('key.metadata');
-    const long = await errorOf(keys().createKey({ key: { workspaceId: ws, metadata: { k: 'v'.repeat(1025) } } }));
+    const long = await rpcError(keys().createKey({ key: { workspaceId: ws, metadata: { k: 'v'.repeat(1025) } } }));
     expectCode(long, Code.InvalidArgument);
     expect(long.rawMessage).toContain('key.metadata');
   });
@@ -365,18 +357,18 @@ describe('oversized fields inside the byte limit', () => {
     const r = await keys().verifyKey({ key: `kw_${'k'.repeat(60_000)}` });
     expect(r).toMatchObject({ valid: false, code: VerifyCode.NOT_FOUND, keyId: '' });
     const perms = Array.from({ length: 101 }, (_, i) => `s${i}:read`);
-    const e = await errorOf(keys().verifyKey({ key: secret, requiredPermissions: perms }));
+    const e = await rpcError(keys().verifyKey({ key: secret, requiredPermissions: perms }));
     expectCode(e, Code.InvalidArgument);
     expect(e.rawMessage).toContain('required_permissions');
   });
 
   it('page sizes: negative is INVALID_ARGUMENT naming page_size; the int32 maximum is clamped', async () => {
-    const e = await errorOf(keys().listKeys({ workspaceId: ws, pageSize: -1 }));
+    const e = await rpcError(keys().listKeys({ workspaceId: ws, pageSize: -1 }));
     expectCode(e, Code.InvalidArgument);
     expect(e.rawMessage).toContain('page_size');
     const r = await keys().listKeys({ workspaceId: ws, pageSize: 2_147_483_647 });
     expect(r.keys.map((k) => k.id)).toContain(keyId);
-    const bad = await errorOf(keys().listKeys({ workspaceId: ws, pageToken: 'x'.repeat(10_000) }));
+    const bad = await rpcError(keys().listKeys({ workspaceId: ws, pageToken: 'x'.repeat(10_000) }));
     expectCode(bad, Code.InvalidArgument);
     expect(bad.rawMessage).toContain('page_token');
     expect(bad.rawMessage.length).toBeLessThan(500);
@@ -384,7 +376,7 @@ describe('oversized fields inside the byte limit', () => {
 
   it('a 10 KB authorization header is UNAUTHENTICATED, and does not echo it', async () => {
     const junk = `kws_${randomUUID()}_${'A'.repeat(10_000)}`;
-    const e = await errorOf(client(WorkspaceService, ts, { token: junk }).listWorkspaces({}));
+    const e = await rpcError(client(WorkspaceService, ts, { token: junk }).listWorkspaces({}));
     expectCode(e, Code.Unauthenticated);
     expect(e.rawMessage).not.toContain('AAAAAAAA');
   });

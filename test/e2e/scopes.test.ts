@@ -8,6 +8,7 @@ import type { Scope } from '../../gen/keyward/v1/scope_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { client, startTestServer, type TestServer } from '../support/server.js';
+import { expectError } from '../support/rpc.js';
 
 let ts: TestServer;
 let scopes: Client<typeof ScopeService>;
@@ -25,24 +26,6 @@ afterAll(async () => {
 });
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** The error a call failed with; fails the test if it succeeded. */
-async function rpcError(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  throw new Error('expected the call to fail, but it succeeded');
-}
-
-/** Asserts the call fails with `code`, and, if given, that the message starts by naming `field`. */
-async function expectError(p: Promise<unknown>, code: Code, field?: string): Promise<ConnectError> {
-  const err = await rpcError(p);
-  expect(Code[err.code], err.rawMessage).toBe(Code[code]);
-  if (field !== undefined) expect(err.rawMessage.startsWith(`${field}:`), `message ${JSON.stringify(err.rawMessage)} should name ${field}`).toBe(true);
-  return err;
-}
 
 /** A fresh workspace, so each test is independent of the others. */
 async function newWorkspace(): Promise<string> {

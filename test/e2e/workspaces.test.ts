@@ -1,7 +1,8 @@
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { client, startTestServer, type TestServer } from '../support/server.js';
+import { codeOf } from '../support/rpc.js';
 
 let ts: TestServer;
 beforeAll(async () => {
@@ -10,15 +11,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await ts?.close();
 });
-
-async function codeOf(p: Promise<unknown>): Promise<Code | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    return ConnectError.from(e).code;
-  }
-}
 
 describe('WorkspaceService', () => {
   it('creates, gets, updates, lists and deletes a workspace', async () => {
