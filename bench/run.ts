@@ -498,6 +498,20 @@ interface Scenario {
   notes?: string[];
 }
 
+/** The fields of a row before (or without) a measurement; a new object each time, as rows fill them in. */
+const noMeasurement = () => ({
+  rps: null,
+  p50Ms: null,
+  p99Ms: null,
+  meanMs: null,
+  maxMs: null,
+  ratioToBare: null,
+  serverUsPerReq: null,
+  requests: 0,
+  failed: 0,
+  cpuPct: { server: NaN, loadgen: NaN, other: NaN, backgroundBefore: NaN },
+}) satisfies Partial<Row>;
+
 async function measure(sc: Scenario): Promise<Row> {
   const spec = sc.spec;
   const load = spec.rate
@@ -513,16 +527,7 @@ async function measure(sc: Scenario): Promise<Row> {
     protocol: spec.protocol === 'grpc' ? 'gRPC' : 'Connect binary',
     generator: sc.forceNode || loadgen === 'node' ? 'node' : 'h2load',
     load,
-    rps: null,
-    p50Ms: null,
-    p99Ms: null,
-    meanMs: null,
-    maxMs: null,
-    ratioToBare: null,
-    serverUsPerReq: null,
-    requests: 0,
-    failed: 0,
-    cpuPct: { server: NaN, loadgen: NaN, other: NaN, backgroundBefore: NaN },
+    ...noMeasurement(),
     notes: [...(sc.notes ?? [])],
   };
   progress(`${sc.id}: ${sc.title} (${load})`);
@@ -1077,16 +1082,7 @@ function failedRow(id: string, title: string, server: string, e: unknown): void 
     protocol: '-',
     generator: '-',
     load: '-',
-    rps: null,
-    p50Ms: null,
-    p99Ms: null,
-    meanMs: null,
-    maxMs: null,
-    ratioToBare: null,
-    serverUsPerReq: null,
-    requests: 0,
-    failed: 0,
-    cpuPct: { server: NaN, loadgen: NaN, other: NaN, backgroundBefore: NaN },
+    ...noMeasurement(),
     notes: [],
     error: msg.slice(0, 4000),
   });
