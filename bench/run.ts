@@ -920,7 +920,7 @@ async function main(): Promise<void> {
           forceNode: true,
           spec: { ...grpcSpec(hitBody), bodyFile: undefined, bodiesFile: coldFile },
           check: grpcCheck(kw.port, VERIFY_PATH, GRPC_HEADERS(tok), Buffer.from(grpcFrame(verifyMessage(probe!))), expectVerify(VerifyCode.VALID)),
-          notes: [`${cold.length} distinct valid keys created beforehand, each verified once (KEYWARD_VERIFY_CACHE_SIZE=0 would still cache one entry, so it is not used)`],
+          notes: [`${cold.length} distinct valid keys created beforehand, each verified once`],
         });
       }
       const createMsg = grpcFrame(

@@ -41,14 +41,18 @@ export class SdkKeyAuthenticator {
    */
   rememberedPrincipal(authorization: string | null | undefined): Principal | undefined {
     const hit = this.remembered.get(sdkKeyFingerprint(bearerToken(authorization)));
-    return hit && Date.now() - hit.checkedAt < this.opts.recheckMs ? hit.principal : undefined;
+    return hit && this.isFresh(hit) ? hit.principal : undefined;
+  }
+
+  private isFresh(hit: Remembered): boolean {
+    return Date.now() - hit.checkedAt < this.opts.recheckMs;
   }
 
   async authenticate(authorization: string | null | undefined): Promise<Principal> {
     const token = bearerToken(authorization);
     const fp = sdkKeyFingerprint(token);
     const hit = this.remembered.get(fp);
-    if (hit && Date.now() - hit.checkedAt < this.opts.recheckMs) return hit.principal;
+    if (hit && this.isFresh(hit)) return hit.principal;
     let inflight = this.pending.get(fp);
     if (!inflight) {
       inflight = (hit ? this.recheck(fp, hit) : this.verify(fp, token)).finally(() => this.pending.delete(fp));

@@ -82,12 +82,11 @@ export interface KeyRecord {
   permissions: string[];
   permissionSet: ReadonlySet<string>;
   /** The VerifiedKey of each state this record was seen in, made once. */
-  views?: Partial<Record<KeyState, VerifiedKey>>;
+  views: Partial<Record<KeyState, VerifiedKey>>;
 }
 
 function viewOf(rec: KeyRecord, state: KeyState): VerifiedKey {
-  const views = (rec.views ??= {});
-  return (views[state] ??= {
+  return (rec.views[state] ??= {
     id: rec.id,
     workspaceId: rec.workspaceId,
     customerId: rec.customerId,
@@ -133,6 +132,9 @@ export function checkVerifyInput(input: VerifyInput): void {
   if (input.workspaceId !== '') requireId('workspace_id', input.workspaceId);
 }
 
+/** The answer for every key that is not there; shared, never changed. */
+const NOT_FOUND: VerifyResult = Object.freeze({ code: 'not_found' });
+
 function hasAll(granted: ReadonlySet<string>, required: readonly string[]): boolean {
   for (let i = 0; i < required.length; i++) if (!granted.has(required[i]!)) return false;
   return true;
@@ -151,35 +153,41 @@ export class KeyVerifier {
   }
 
   /**
+   * Checks the caller and the request. Returns the key's hash to look up, or
+   * the answer itself for a malformed key (which costs no cache or database
+   * lookup).
+   */
+  private admit(p: Principal, input: VerifyInput): string | VerifyResult {
+    p.requireScope('api_keys:verify');
+    checkVerifyInput(input);
+    if (input.workspaceId !== '') p.requireWorkspace(input.workspaceId);
+    return isWellFormedApiKey(input.key) ? hashApiKey(input.key) : NOT_FOUND;
+  }
+
+  /**
    * The verdict, if it can be given without waiting: from the request alone
    * or from the cache. Undefined when verify() has to load the key. Throws
    * what verify() rejects with. Lets the VerifyKey fast path answer a cache
    * hit without a promise.
    */
   verifyNow(p: Principal, input: VerifyInput): VerifyResult | undefined {
-    p.requireScope('api_keys:verify');
-    checkVerifyInput(input);
-    if (input.workspaceId !== '') p.requireWorkspace(input.workspaceId);
-    // A malformed key or bad checksum costs no cache or database lookup.
-    if (!isWellFormedApiKey(input.key)) return { code: 'not_found' };
-    const rec = this.cache.peek(hashApiKey(input.key));
+    const hash = this.admit(p, input);
+    if (typeof hash !== 'string') return hash;
+    const rec = this.cache.peek(hash);
     return rec === undefined ? undefined : this.decide(p, input, rec, Date.now());
   }
 
   async verify(p: Principal, input: VerifyInput): Promise<VerifyResult> {
-    const known = this.verifyNow(p, input);
-    if (known !== undefined) return known;
-    const hash = hashApiKey(input.key);
+    const hash = this.admit(p, input);
+    if (typeof hash !== 'string') return hash;
     const rec = await this.cache.get(hash, () => this.lookup(hash));
     return this.decide(p, input, rec, Date.now());
   }
 
   /** The verdict for what the database (or the cache) says about the key. */
   private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number): VerifyResult {
-    if (!rec || (rec.secretExpireMs !== null && rec.secretExpireMs <= now)) return { code: 'not_found' };
-    if (!p.canSee(rec.workspaceId) || (input.workspaceId !== '' && rec.workspaceId !== input.workspaceId)) {
-      return { code: 'not_found' };
-    }
+    if (!rec || (rec.secretExpireMs !== null && rec.secretExpireMs <= now)) return NOT_FOUND;
+    if (!p.canSee(rec.workspaceId) || (input.workspaceId !== '' && rec.workspaceId !== input.workspaceId)) return NOT_FOUND;
     const state = keyState(rec, now);
     const key = viewOf(rec, state);
     if (state !== 'active') return { code: state, key };

@@ -13,7 +13,7 @@ import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { client, PROTOCOLS, startTestServer, type TestServer } from '../support/server.js';
-import { rpcError } from '../support/rpc.js';
+import { envelope, rpcError } from '../support/rpc.js';
 
 const MAX_BYTES = 65_536;
 const MAX_TIMEOUT_MS = 30_000; // KEYWARD_MAX_REQUEST_TIMEOUT_MS default
@@ -76,14 +76,6 @@ function chunkedPost(rpcPath: string, chunks: Buffer[], headers: Record<string, 
     for (const c of chunks) req.write(c);
     req.end();
   });
-}
-
-function envelope(payload: Uint8Array, flags = 0): Buffer {
-  const b = Buffer.alloc(5 + payload.length);
-  b[0] = flags;
-  b.writeUInt32BE(payload.length, 1);
-  b.set(payload, 5);
-  return b;
 }
 
 /** gRPC over h2c by hand: returns grpc-status and grpc-message (trailers, or headers for trailers-only). */

@@ -25,6 +25,7 @@ import { KeyService, VerifyKeyRequestSchema, VerifyKeyResponseSchema } from '../
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { client, startTestServer, type TestServer } from '../support/server.js';
+import { envelope } from '../support/rpc.js';
 
 const VERIFY_PATH = '/keyward.v1.KeyService/VerifyKey';
 const MAX_REQUEST_BYTES = 65536;
@@ -520,14 +521,6 @@ async function raw(side: Side, r: RawRequest): Promise<RawResponse> {
     trailers: pickHeaders(res.trailers, undefined),
     body: res.body.length === 0 ? '' : decodeBody(contentType, res.headers, res.body),
   });
-}
-
-function envelope(data: Uint8Array, flags = 0): Buffer {
-  const out = Buffer.alloc(5 + data.length);
-  out[0] = flags;
-  out.writeUInt32BE(data.length, 1);
-  out.set(data, 5);
-  return out;
 }
 
 const encode = (side: Side, c: Case = { name: '' }) => toBinary(VerifyKeyRequestSchema, create(VerifyKeyRequestSchema, requestOf(side, c)));

@@ -30,3 +30,12 @@ export async function expectError(p: Promise<unknown>, code: Code, field?: strin
   }
   return err;
 }
+
+/** One gRPC / gRPC-Web / Connect-streaming frame: flags, 32-bit length, data. */
+export function envelope(data: Uint8Array, flags = 0): Buffer {
+  const out = Buffer.alloc(5 + data.length);
+  out[0] = flags;
+  out.writeUInt32BE(data.length, 1);
+  out.set(data, 5);
+  return out;
+}
