@@ -12,6 +12,7 @@
 //          --loadgen auto|h2load|node (auto) --cold-keys N (500) --unknown-keys N (20000)
 //          --no-install --wait-quiet S (0: before each scenario, wait up to S seconds
 //          for other processes to use less than 25% CPU)
+//          --only ID,ID (measure only these rows, e.g. bare-http2,verify-hit-grpc)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,6 +56,7 @@ const { values: argv } = parseArgs({
     'unknown-keys': { type: 'string', default: '20000' },
     'no-install': { type: 'boolean', default: false },
     'wait-quiet': { type: 'string', default: '0' },
+    only: { type: 'string' },
   },
 });
 const DURATION_S = Number(argv.duration);
@@ -64,6 +66,7 @@ const STREAMS = Number(argv.streams);
 const COLD_KEYS = Number(argv['cold-keys']);
 const UNKNOWN_KEYS = Number(argv['unknown-keys']);
 const WAIT_QUIET_S = Number(argv['wait-quiet']);
+const ONLY = argv.only ? new Set(argv.only.split(',')) : null;
 const LOADGEN_CHOICE = argv.loadgen as 'auto' | 'h2load' | 'node';
 
 const progress = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -530,6 +533,7 @@ async function measure(sc: Scenario): Promise<Row> {
     ...noMeasurement(),
     notes: [...(sc.notes ?? [])],
   };
+  if (ONLY && !ONLY.has(sc.id)) return row;
   progress(`${sc.id}: ${sc.title} (${load})`);
   try {
     if (cleaningUp) throw new Error('stopped');

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
+import { inTransaction } from '../db/transaction.js';
 
 /** A committed change that can alter how keys verify or SDK keys authenticate. */
 export interface Change {
@@ -42,7 +43,7 @@ export class ChangeBus {
    */
   async transaction<R>(em: EntityManager, work: (em: EntityManager, report: (c: Change) => void) => Promise<R>): Promise<R> {
     const changes: Change[] = [];
-    const result = await em.transactional(async (tem) => {
+    const result = await inTransaction(em, async (tem) => {
       const r = await work(tem, (c) => changes.push(c));
       if (this.notifyOthers) {
         for (const c of changes) {

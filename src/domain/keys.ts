@@ -2,6 +2,7 @@ import { LockMode, type EntityManager, type FilterQuery } from '@mikro-orm/core'
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKey, ApiKeyGrant, ApiKeySecret, Scope, Workspace } from '../db/entities.js';
 import { issueApiKey } from '../credentials/api-key.js';
+import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
 import type { ChangeBus } from './changes.js';
 import { failedPrecondition, invalidArgument, notFound } from './errors.js';
@@ -161,7 +162,7 @@ export class Keys {
       expireTime: checkExpireTime(input.expireTime, now),
       enabled: input.enabled ?? true,
     };
-    return this.orm.em.fork().transactional(async (em) => {
+    return inTransaction(this.orm.em, async (em) => {
       const ws = await findVisibleWorkspace(em, p, input.workspaceId, 'key.workspace_id');
       const grants = await resolveGrants(em, ws.id, input.grants);
       const issued = issueApiKey(ws.keyPrefix);
