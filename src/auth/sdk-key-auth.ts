@@ -4,10 +4,13 @@ import { checkSdkKeySecret, parseSdkKey, sdkKeyFingerprint } from '../credential
 import { unauthenticated } from '../domain/errors.js';
 import { Principal } from '../domain/principal.js';
 
-interface Remembered {
-  principal: Principal;
-  sdkKeyId: string;
-  checkedAt: number;
+/** A verified SDK key as remembered; see SdkKeyAuthenticator. */
+export interface Remembered {
+  readonly principal: Principal;
+  readonly sdkKeyId: string;
+  readonly checkedAt: number;
+  /** Set once this entry is replaced or dropped (revoked, rechecked); it then answers nothing. */
+  superseded: boolean;
 }
 
 export interface SdkKeyAuthOptions {
@@ -34,14 +37,24 @@ export class SdkKeyAuthenticator {
   ) {}
 
   /**
-   * The principal of a remembered key checked within `recheckMs`, or undefined
+   * The entry of a remembered key checked within `recheckMs`, or undefined
    * when authenticate() has more to do. Throws what authenticate() throws for
    * a missing or malformed header. Synchronous, so the VerifyKey fast path
    * pays no promise for the common case.
    */
-  rememberedPrincipal(authorization: string | null | undefined): Principal | undefined {
+  rememberedEntry(authorization: string | null | undefined): Remembered | undefined {
     const hit = this.remembered.get(sdkKeyFingerprint(bearerToken(authorization)));
-    return hit && this.isFresh(hit) ? hit.principal : undefined;
+    return hit && this.isFresh(hit) ? hit : undefined;
+  }
+
+  /**
+   * The principal of an entry rememberedEntry() returned earlier, if it still
+   * stands (not superseded, checked within `recheckMs`): lets a caller that
+   * keeps the entry next to the exact header it came from (the VerifyKey fast
+   * path, per HTTP/2 connection) skip parsing and hashing that header again.
+   */
+  principalOf(entry: Remembered): Principal | undefined {
+    return !entry.superseded && this.isFresh(entry) ? entry.principal : undefined;
   }
 
   private isFresh(hit: Remembered): boolean {
@@ -63,7 +76,7 @@ export class SdkKeyAuthenticator {
 
   /** Forgets a key at once, e.g. after it was revoked in this process. */
   forget(sdkKeyId: string): void {
-    for (const [fp, r] of this.remembered) if (r.sdkKeyId === sdkKeyId) this.remembered.delete(fp);
+    for (const [fp, r] of this.remembered) if (r.sdkKeyId === sdkKeyId) this.drop(fp, r);
   }
 
   private async loadLive(id: string): Promise<SdkKey | null> {
@@ -74,7 +87,7 @@ export class SdkKeyAuthenticator {
   private async recheck(fp: string, hit: Remembered): Promise<Remembered> {
     const row = await this.loadLive(hit.sdkKeyId);
     if (!row) {
-      this.remembered.delete(fp);
+      this.drop(fp, hit);
       throw invalidKey();
     }
     return this.remember(fp, row);
@@ -89,17 +102,25 @@ export class SdkKeyAuthenticator {
   }
 
   private remember(fp: string, row: SdkKey): Remembered {
-    const entry = {
+    const entry: Remembered = {
       principal: new Principal(row.id, row.scopes, row.workspaceIds),
       sdkKeyId: row.id,
       checkedAt: Date.now(),
+      superseded: false,
     };
-    this.remembered.delete(fp);
+    const previous = this.remembered.get(fp);
+    if (previous) this.drop(fp, previous);
     if (this.remembered.size >= this.opts.maxEntries) {
-      this.remembered.delete(this.remembered.keys().next().value!);
+      const [oldestFp, oldest] = this.remembered.entries().next().value!;
+      this.drop(oldestFp, oldest);
     }
     this.remembered.set(fp, entry);
     return entry;
+  }
+
+  private drop(fp: string, entry: Remembered): void {
+    entry.superseded = true;
+    this.remembered.delete(fp);
   }
 }
 

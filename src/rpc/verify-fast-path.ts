@@ -26,7 +26,7 @@
 //
 // A cached verification runs synchronously from the request's 'end' event to
 // stream.respond(): no promise, no closure, one small object per call.
-import type { Http2ServerRequest, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Http2ServerRequest, Http2Session, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { ConnectError } from '@connectrpc/connect';
 import {
   compressionNegotiate,
@@ -45,9 +45,11 @@ import { parseContentType as parseGrpcContentType, parseTimeout as parseGrpcTime
 import { parseContentType as parseGrpcWebContentType, trailerFlag, trailerSerialize } from '@connectrpc/connect/protocol-grpc-web';
 import { KeyService, type VerifyKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
 import type { App } from '../app.js';
+import type { Remembered } from '../auth/sdk-key-auth.js';
 import type { Principal } from '../domain/principal.js';
 import type { VerifiedKey, VerifyInput, VerifyResult } from '../verify/verifier.js';
 import { verifyResultToProto } from './convert.js';
+import { decodeVerifyKeyRequest } from './verify-request.js';
 import { beforeDeadline, deadlineAt, deadlineExceeded } from './deadline.js';
 import { REQUEST_ID_HEADER, requestIdOf, rpcFailureOf } from './interceptors.js';
 
@@ -83,7 +85,7 @@ function kind(protocol: Kind['protocol'], binary: boolean, contentType: string):
     timeoutHeader: grpcLike ? 'grpc-timeout' : 'connect-timeout-ms',
     encodingHeader: grpcLike ? 'grpc-encoding' : 'content-encoding',
     acceptEncodingHeader: grpcLike ? 'grpc-accept-encoding' : 'accept-encoding',
-    okHeaders: { ':status': 200, 'content-type': contentType, [REQUEST_ID_HEADER]: '' },
+    okHeaders: { ':status': 200, 'content-type': contentType },
   };
 }
 
@@ -143,6 +145,13 @@ interface Negotiated {
 const IDENTITY: Negotiated = { request: null, response: null };
 
 const kCall = Symbol('keyward.verifyCall');
+const kAuth = Symbol('keyward.auth');
+
+/** What a connection's last authorization header resolved to. */
+interface AuthMemo {
+  authorization: string;
+  entry: Remembered;
+}
 const kReplay = Symbol('keyward.replay');
 
 /** The bytes of a request read before it was handed over; see replayConsumedBody. */
@@ -388,13 +397,13 @@ export class VerifyFastPath {
   }
 
   /**
-   * The request message; a promise of it if it must be decompressed; undefined
-   * after handing the call over (framing, decompression or parsing failed).
+   * The request; a promise of it if it must be decompressed; undefined after
+   * handing the call over (framing, decompression or parsing failed).
    */
-  private parse(call: Call): VerifyKeyRequest | undefined | Promise<VerifyKeyRequest | undefined> {
+  private parse(call: Call): VerifyInput | undefined | Promise<VerifyInput | undefined> {
     const { kind: k, compression } = call;
     const body = call.chunks.length === 1 ? call.chunks[0]! : Buffer.concat(call.chunks, call.size);
-    let data: Uint8Array = body;
+    let data: Buffer = body;
     if (k.protocol === CONNECT) {
       if (call.lengthHint >= 0 && call.lengthHint !== call.size) return this.handOver(call, true);
       if (compression.request !== null) return this.decompressAndParse(call, compression.request, data);
@@ -406,32 +415,40 @@ export class VerifyFastPath {
         return this.decompressAndParse(call, compression.request, data);
       }
     }
-    try {
-      return this.serialization.getI(k.binary).parse(data);
-    } catch {
-      return this.handOver(call, true);
-    }
+    return (k.binary ? decodeVerifyKeyRequest(data) : undefined) ?? this.parseMessage(call, data);
   }
 
-  private async decompressAndParse(call: Call, c: Compression, data: Uint8Array): Promise<VerifyKeyRequest | undefined> {
+  private async decompressAndParse(call: Call, c: Compression, data: Uint8Array): Promise<VerifyInput | undefined> {
+    let plain: Uint8Array;
     try {
-      return this.serialization.getI(call.kind.binary).parse(await c.decompress(data, this.opt.readMaxBytes));
+      plain = await c.decompress(data, this.opt.readMaxBytes);
     } catch {
       return this.handOver(call, true);
     }
+    return this.parseMessage(call, plain);
+  }
+
+  /** The request as protobuf-es parses it, binary or JSON. */
+  private parseMessage(call: Call, data: Uint8Array): VerifyInput | undefined {
+    let m: VerifyKeyRequest;
+    try {
+      m = this.serialization.getI(call.kind.binary).parse(data);
+    } catch {
+      return this.handOver(call, true);
+    }
+    return { key: m.key, requiredPermissions: m.requiredPermissions, workspaceId: m.workspaceId };
   }
 
   /** Authenticates, checks the deadline, verifies; waits only for what is not in memory. */
-  private answer(call: Call, request: VerifyKeyRequest): void {
+  private answer(call: Call, input: VerifyInput): void {
     const h = call.headers;
-    const requestId = requestIdOf(headerValue(h[REQUEST_ID_HEADER]));
+    const requestId = headerValue(h[REQUEST_ID_HEADER]);
     const authorization = headerValue(h.authorization);
-    const input: VerifyInput = { key: request.key, requiredPermissions: request.requiredPermissions, workspaceId: request.workspaceId };
     let result: VerifyResult | undefined;
     let principal: Principal | undefined;
     let remainingMs: number | undefined;
     try {
-      principal = this.app.auth.rememberedPrincipal(authorization);
+      principal = this.rememberedPrincipal(call.stream, authorization);
       if (principal !== undefined) {
         remainingMs = this.remainingMs(call);
         result = this.app.verifier.verifyNow(principal, input);
@@ -444,10 +461,29 @@ export class VerifyFastPath {
     else void this.answerLater(call, requestId, authorization, input, principal, remainingMs);
   }
 
+  /**
+   * The SDK key's principal if it is remembered and fresh. A gateway sends
+   * the same authorization header on every call of its connection, so the
+   * connection keeps the entry that header resolved to, and the next call
+   * with that exact header skips parsing and hashing it. (The connection's
+   * HPACK table already holds the header; nothing is kept beyond it.)
+   */
+  private rememberedPrincipal(stream: ServerHttp2Stream, authorization: string | null): Principal | undefined {
+    const session = stream.session as (Http2Session & { [kAuth]?: AuthMemo }) | undefined;
+    const memo = session?.[kAuth];
+    if (memo !== undefined && memo.authorization === authorization) {
+      const p = this.app.auth.principalOf(memo.entry);
+      if (p !== undefined) return p;
+    }
+    const entry = this.app.auth.rememberedEntry(authorization);
+    if (entry !== undefined && session !== undefined && authorization !== null) session[kAuth] = { authorization, entry };
+    return entry?.principal;
+  }
+
   /** answer() for an SDK key or an API key that has to be looked up. Never rejects. */
   private async answerLater(
     call: Call,
-    requestId: string,
+    requestId: string | null,
     authorization: string | null,
     input: VerifyInput,
     principal: Principal | undefined,
@@ -476,7 +512,8 @@ export class VerifyFastPath {
     return remaining;
   }
 
-  private succeed(call: Call, requestId: string, result: VerifyResult): void {
+  /** `requestId` is the caller's; a successful answer carries no generated one (see errorInterceptor). */
+  private succeed(call: Call, requestId: string | null, result: VerifyResult): void {
     let message: Uint8Array;
     try {
       message = this.encode(result, call.kind.binary);
@@ -495,7 +532,8 @@ export class VerifyFastPath {
     }
   }
 
-  private fail(call: Call, requestId: string, e: unknown): void {
+  private fail(call: Call, sentRequestId: string | null, e: unknown): void {
+    const requestId = requestIdOf(sentRequestId);
     const { code, message } = rpcFailureOf(e, this.app.log, RPC_NAME, requestId);
     this.sendError(call, new ConnectError(message, code, { [REQUEST_ID_HEADER]: requestId })).catch((err: unknown) => this.bug(call, err));
   }
@@ -517,14 +555,14 @@ export class VerifyFastPath {
   }
 
   /** A successful answer; `message` is compressed with the negotiated response encoding if `compressed`. */
-  private sendOk(call: Call, requestId: string, message: Uint8Array, compressed: boolean): void {
+  private sendOk(call: Call, requestId: string | null, message: Uint8Array, compressed: boolean): void {
     const k = call.kind;
     const response = call.compression.response;
     let headers = k.okHeaders;
     // gRPC names the response encoding whenever one was negotiated; Connect
     // only when the body is compressed (from compressMinBytes on).
     if (response !== null && (compressed || k.protocol !== CONNECT)) headers = { ...headers, [k.encodingHeader]: response.name };
-    headers[REQUEST_ID_HEADER] = requestId;
+    if (requestId !== null) headers = { ...headers, [REQUEST_ID_HEADER]: requestIdOf(requestId) };
     if (k.protocol === CONNECT) {
       headers['content-length'] = String(message.byteLength);
       this.write(call, headers, message);
