@@ -150,6 +150,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         await server.close();
         await listener?.stop();
         await app.usage.stop();
+        await app.rateLimiter.close();
         await db.close();
       },
     };

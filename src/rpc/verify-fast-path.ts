@@ -47,7 +47,7 @@ import { KeyService, type VerifyKeyRequest } from '../../gen/keyward/v1/key_serv
 import type { App } from '../app.js';
 import type { Principal } from '../domain/principal.js';
 import type { VerifiedKey, VerifyInput, VerifyResult } from '../verify/verifier.js';
-import { verifyResultToProto } from './convert.js';
+import { costOf, verifyResultToProto } from './convert.js';
 import { beforeDeadline, deadlineAt, deadlineExceeded } from './deadline.js';
 import { REQUEST_ID_HEADER, requestIdOf, rpcFailureOf } from './interceptors.js';
 
@@ -426,7 +426,12 @@ export class VerifyFastPath {
     const h = call.headers;
     const requestId = requestIdOf(headerValue(h[REQUEST_ID_HEADER]));
     const authorization = headerValue(h.authorization);
-    const input: VerifyInput = { key: request.key, requiredPermissions: request.requiredPermissions, workspaceId: request.workspaceId };
+    const input: VerifyInput = {
+      key: request.key,
+      requiredPermissions: request.requiredPermissions,
+      workspaceId: request.workspaceId,
+      cost: costOf(request.cost),
+    };
     let result: VerifyResult | undefined;
     let principal: Principal | undefined;
     let remainingMs: number | undefined;
@@ -503,9 +508,11 @@ export class VerifyFastPath {
   /**
    * The encoded answer. A verdict's VerifiedKey is shared by every call the
    * same cached record answers (see KeyVerifier), so its encoding is made once
-   * per code and format and kept as long as that object lives.
+   * per code and format and kept as long as that object lives; not so an
+   * answer with the state of the key's limits, which changes every call.
    */
   private encode(result: VerifyResult, binary: boolean): Uint8Array {
+    if (result.limits !== undefined) return this.serialization.getO(binary).serialize(verifyResultToProto(result));
     const slot = binary ? result.code : `${result.code}/json`;
     let memo = this.noKeyEncodings;
     if (result.key !== undefined) {

@@ -1,0 +1,48 @@
+// Remaining uses of keys, kept in Postgres and never in the verify cache.
+//
+// One UPDATE takes the cost, with any refill due applied first, only if
+// enough is left: Postgres locks the row, so concurrent verifications on any
+// number of replicas admit exactly as many requests as there were uses.
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { lastRefillAt, needOf, type RefillSpec } from '../domain/limits.js';
+
+// A refill is due when a refill time (the `?` of DUE) has passed since the
+// last one; a refill applied records that refill time.
+const DUE = `(k.refill_amount is not null and k.last_refill_time < ?::timestamptz)`;
+const USES = `(case when ${DUE} then k.refill_amount else k.remaining_uses end)`;
+
+const TAKE_SQL = `
+  update api_keys k
+     set remaining_uses = ${USES} - ?,
+         last_refill_time = case when ${DUE} then ?::timestamptz else k.last_refill_time end
+   where k.id = ? and k.remaining_uses is not null and ${USES} >= ?
+  returning k.remaining_uses`;
+
+const PEEK_SQL = `select ${USES} as uses from api_keys k where k.id = ?`;
+
+export interface UsageOutcome {
+  admitted: boolean;
+  /** Uses left after the request; null when the key has none (unlimited) any more. */
+  remaining: number | null;
+}
+
+export class UsageLimits {
+  constructor(private readonly orm: MikroORM) {}
+
+  /**
+   * Takes `cost` uses of the key, or nothing if fewer are left (a cost of 0
+   * needs 1 left). Undefined when the key no longer exists.
+   */
+  async take(keyId: string, refill: RefillSpec | null, cost: number, now: number): Promise<UsageOutcome | undefined> {
+    const refillAt = refill === null ? null : new Date(lastRefillAt(refill, now)).toISOString();
+    const em = this.orm.em.fork();
+    const taken = await em.execute<{ remaining_uses: string | number }[]>(TAKE_SQL, [refillAt, cost, refillAt, refillAt, keyId, refillAt, needOf(cost)]);
+    if (taken[0]) return { admitted: true, remaining: Number(taken[0].remaining_uses) };
+    const rows = await em.execute<{ uses: string | number | null }[]>(PEEK_SQL, [refillAt, keyId]);
+    if (!rows[0]) return undefined;
+    const uses = rows[0].uses;
+    // Made unlimited since the key was cached: nothing to take.
+    if (uses === null) return { admitted: true, remaining: null };
+    return { admitted: false, remaining: Number(uses) };
+  }
+}
