@@ -71,7 +71,7 @@ export class App {
     this.rateLimiter =
       opts.redisUrl === undefined
         ? new LocalRateLimiter()
-        : new RedisRateLimiter(opts.redisUrl, opts.redisPrefix ?? 'keyward:', log, this.rateLimitStats, opts.redisTimeoutMs ?? 250);
+        : new RedisRateLimiter(opts.redisUrl, opts.redisPrefix ?? 'keyward:', log, this.rateLimitStats, opts.redisTimeoutMs ?? 1000);
     const limits = new LimitEnforcer(this.rateLimiter, new UsageLimits(orm), this.usage);
     this.verifier = new KeyVerifier(orm, this.keyCache, this.usage, limits);
     this.changes.subscribe((c) => {

@@ -62,6 +62,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     verifyFastPath: env.KEYWARD_VERIFY_FAST_PATH !== 'false',
     redisUrl: env.REDIS_URL || undefined,
     redisPrefix: env.KEYWARD_REDIS_PREFIX ?? 'keyward:',
-    redisTimeoutMs: int(env, 'KEYWARD_REDIS_TIMEOUT_MS', 250, 1),
+    redisTimeoutMs: int(env, 'KEYWARD_REDIS_TIMEOUT_MS', 1000, 1),
   };
 }

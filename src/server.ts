@@ -140,6 +140,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       }
     }
     app.usage.start();
+    await app.rateLimiter.start();
     const server = await listen(app, config.host, config.port, config.shutdownGraceMs, { verifyFastPath: config.verifyFastPath });
     log.info('keyward listening', { host: config.host, port: server.port, database: db.description });
     return {

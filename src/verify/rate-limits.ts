@@ -36,6 +36,8 @@ export interface RateLimiter {
   take(keyId: string, limits: readonly RateLimitSpec[], cost: number, now: number): Promise<RateOutcome>;
   /** Gives back what an admitted request took (where it was taken, if that window still runs). */
   refund(keyId: string, limits: readonly RateLimitSpec[], cost: number, taken: RateOutcome): Promise<void>;
+  /** Connects to where the counters are kept, if that is not this process. */
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -135,6 +137,8 @@ export class LocalRateLimiter implements RateLimiter {
   get size(): number {
     return this.counters.size;
   }
+
+  async start(): Promise<void> {}
 
   async close(): Promise<void> {}
 }

@@ -10,7 +10,9 @@
 // If Redis cannot be reached (not connected, or a command fails or times
 // out), the request is decided by this process's LocalRateLimiter instead:
 // VerifyKey keeps answering, each replica enforcing the limits on its own.
-// That is logged once per outage, and counted in `stats`.
+// That is logged once per outage, and counted in `stats`. The timeout is
+// checked only after the event loop has read what arrived meanwhile, so that
+// a busy process does not mistake its own lag for Redis's.
 import { Redis } from 'ioredis';
 import type { RateLimitSpec } from '../domain/limits.js';
 import type { Logger } from '../log.js';
@@ -86,13 +88,12 @@ export class RedisRateLimiter implements RateLimiter {
     private readonly prefix: string,
     private readonly log: Logger,
     private readonly stats: RateLimitStats,
-    commandTimeoutMs: number,
+    private readonly timeoutMs: number,
   ) {
     this.redis = new Redis(url, {
       // Fail at once rather than queue while disconnected: the local limiter answers meanwhile.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: commandTimeoutMs,
       connectTimeout: 2000,
       retryStrategy: (times) => Math.min(100 * times, 2000),
       lazyConnect: false,
@@ -101,13 +102,29 @@ export class RedisRateLimiter implements RateLimiter {
     this.redis.defineCommand('keywardRefund', { lua: REFUND_LUA });
     // ioredis reports every failed reconnection attempt; one log line per outage is enough.
     this.redis.on('error', (e: Error) => this.unreachable(e.message));
-    this.redis.on('ready', () => {
-      this.stats.redisUp = true;
-      if (this.down) {
-        this.down = false;
-        this.log.info('redis reachable again: rate limits are shared by all replicas again');
-      }
+    this.redis.on('ready', () => this.reachable());
+  }
+
+  /** Waits (up to the connect timeout) for the first connection, so that the first requests are decided in Redis. */
+  async start(): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.redis.off('ready', done);
+        resolve();
+      };
+      const timer = setTimeout(done, 2000);
+      this.redis.on('ready', done);
     });
+    if ((this.redis.status as string) !== 'ready') this.unreachable(`connection ${this.redis.status}`);
+  }
+
+  private reachable(): void {
+    this.stats.redisUp = true;
+    if (!this.down) return;
+    this.down = false;
+    this.log.info('redis reachable again: rate limits are shared by all replicas again');
   }
 
   private unreachable(reason: string): void {
@@ -136,14 +153,16 @@ export class RedisRateLimiter implements RateLimiter {
     const args: (string | number)[] = this.counters(keyId, limits, now);
     args.push(cost, cost > 0 ? cost : 1);
     for (const l of limits) args.push(l.limit, windowEnd(now, l.durationMs) + EXPIRY_SLACK_MS);
-    let reply: number[];
+    let reply: number[] | undefined;
     try {
-      reply = await this.redis.keywardTake(limits.length, ...args);
+      reply = await this.withTimeout(this.redis.keywardTake(limits.length, ...args));
+      if (reply === undefined) throw new Error(`no answer within ${this.timeoutMs} ms`);
     } catch (e) {
       this.unreachable((e as Error).message);
       this.stats.localFallbacks++;
       return this.local.takeNow(keyId, limits, cost, now);
     }
+    if (this.down) this.reachable();
     this.stats.redisDecisions++;
     const admitted = reply[0] === 1;
     // The script returns the counters after the request; outcomeOf wants them before.
@@ -160,11 +179,46 @@ export class RedisRateLimiter implements RateLimiter {
       return;
     }
     try {
-      await this.redis.keywardRefund(limits.length, ...this.counters(keyId, limits, taken.at), cost);
+      await this.withTimeout(this.redis.keywardRefund(limits.length, ...this.counters(keyId, limits, taken.at), cost));
     } catch (e) {
       // The request was refused anyway; its cost stays counted until the window ends.
       this.unreachable((e as Error).message);
     }
+  }
+
+  /**
+   * The command's answer, or undefined when it has none after the timeout.
+   * The timeout fires in the timers phase of the event loop, before the poll
+   * phase reads the socket; deciding in the check phase (setImmediate) after
+   * it lets an answer that already arrived win.
+   */
+  private withTimeout<T>(command: Promise<T>): Promise<T | undefined> {
+    return new Promise<T | undefined>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (settled) return;
+            settled = true;
+            resolve(undefined);
+          }),
+        this.timeoutMs,
+      );
+      command.then(
+        (v) => {
+          clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          resolve(v);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          reject(e);
+        },
+      );
+    });
   }
 
   async close(): Promise<void> {

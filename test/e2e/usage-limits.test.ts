@@ -4,7 +4,10 @@ import { createClient } from '@connectrpc/connect';
 import { Code } from '@connectrpc/connect';
 import { durationFromMs, timestampDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RefillInterval, type ApiKey } from '../../gen/keyward/v1/key_pb.js';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { RefillInterval, type ApiKeySchema } from '../../gen/keyward/v1/key_pb.js';
+
+type ApiKey = MessageInitShape<typeof ApiKeySchema>;
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { openDatabase } from '../../src/db/database.js';
@@ -30,7 +33,7 @@ afterAll(async () => {
   await ts?.close();
 });
 
-async function issue(key: Partial<ApiKey>) {
+async function issue(key: ApiKey) {
   const r = await keys.createKey({ key: { workspaceId: ws, ...key } });
   return { id: r.key!.id, secret: r.secret, key: r.key! };
 }
@@ -123,7 +126,7 @@ describe('remaining_uses', () => {
 
   it('UpdateKey sets and clears remaining_uses and refill through the mask', async () => {
     const k = await issue({ name: 'u' });
-    const update = (key: Partial<ApiKey>, paths: string[]) => keys.updateKey({ key: { id: k.id, ...key }, updateMask: { paths } });
+    const update = (key: ApiKey, paths: string[]) => keys.updateKey({ key: { id: k.id, ...key }, updateMask: { paths } });
     // A name change leaves the (absent) limits alone.
     expect((await update({ name: 'v' }, ['name'])).key!.remainingUses).toBeUndefined();
     let r = (await update({ remainingUses: 2n, refill: { amount: 7n, interval: RefillInterval.MONTHLY, dayOfMonth: 31 } as ApiKey['refill'] }, ['remaining_uses', 'refill'])).key!;
