@@ -11,12 +11,19 @@ import { lastRefillAt, needOf, type RefillSpec } from '../domain/limits.js';
 const DUE = `(k.refill_amount is not null and k.last_refill_time < ?::timestamptz)`;
 const USES = `(case when ${DUE} then k.refill_amount else k.remaining_uses end)`;
 
+// One round trip: the update, and (from the statement's snapshot, before it)
+// what was left, for the answer when nothing could be taken.
 const TAKE_SQL = `
-  update api_keys k
-     set remaining_uses = ${USES} - ?,
-         last_refill_time = case when ${DUE} then ?::timestamptz else k.last_refill_time end
-   where k.id = ? and k.remaining_uses is not null and ${USES} >= ?
-  returning k.remaining_uses`;
+  with taken as (
+    update api_keys k
+       set remaining_uses = ${USES} - ?,
+           last_refill_time = case when ${DUE} then ?::timestamptz else k.last_refill_time end
+     where k.id = ? and k.remaining_uses is not null and ${USES} >= ?
+    returning k.remaining_uses
+  )
+  select t.remaining_uses as taken, ${USES} as uses
+    from api_keys k left join taken t on true
+   where k.id = ?`;
 
 const PEEK_SQL = `select ${USES} as uses from api_keys k where k.id = ?`;
 
@@ -36,11 +43,23 @@ export class UsageLimits {
   async take(keyId: string, refill: RefillSpec | null, cost: number, now: number): Promise<UsageOutcome | undefined> {
     const refillAt = refill === null ? null : new Date(lastRefillAt(refill, now)).toISOString();
     const em = this.orm.em.fork();
-    const taken = await em.execute<{ remaining_uses: string | number }[]>(TAKE_SQL, [refillAt, cost, refillAt, refillAt, keyId, refillAt, needOf(cost)]);
-    if (taken[0]) return { admitted: true, remaining: Number(taken[0].remaining_uses) };
-    const rows = await em.execute<{ uses: string | number | null }[]>(PEEK_SQL, [refillAt, keyId]);
+    const need = needOf(cost);
+    const rows = await em.execute<{ taken: string | number | null; uses: string | number | null }[]>(TAKE_SQL, [
+      refillAt,
+      cost,
+      refillAt,
+      refillAt,
+      keyId,
+      refillAt,
+      need,
+      refillAt,
+      keyId,
+    ]);
     if (!rows[0]) return undefined;
-    const uses = rows[0].uses;
+    if (rows[0].taken !== null) return { admitted: true, remaining: Number(rows[0].taken) };
+    let uses = rows[0].uses;
+    // The snapshot predates a concurrent taker that the update waited for: read what is left now.
+    if (uses !== null && Number(uses) >= need) uses = (await em.execute<{ uses: string | number | null }[]>(PEEK_SQL, [refillAt, keyId]))[0]?.uses ?? null;
     // Made unlimited since the key was cached: nothing to take.
     if (uses === null) return { admitted: true, remaining: null };
     return { admitted: false, remaining: Number(uses) };
