@@ -19,12 +19,17 @@ import { LastUsedRecorder } from './verify/usage.js';
 import { KeyVerifier, newKeyCache, type KeyRecord } from './verify/verifier.js';
 import type { KeyCache } from './verify/key-cache.js';
 import { ChangeBus } from './domain/changes.js';
+import { LimitEnforcer } from './verify/limits.js';
+import { LocalRateLimiter, type RateLimiter } from './verify/rate-limits.js';
+import { newRateLimitStats, RedisRateLimiter, type RateLimitStats } from './verify/redis-rate-limiter.js';
+import { UsageLimits } from './verify/usage-limits.js';
 import type { Config } from './config.js';
 
 export type AppOptions = Pick<
   Config,
   'usageFlushMs' | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
->;
+> &
+  Partial<Pick<Config, 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs'>>;
 
 /** Everything a request can reach, built once per process. */
 export class App {
@@ -39,6 +44,9 @@ export class App {
   readonly keyCache: KeyCache<KeyRecord>;
   /** VerifyKey calls the HTTP/2 fast path answered, and calls it handed to connect-node. */
   readonly fastPathStats = { served: 0, handedOver: 0 };
+  /** Where rate limits were decided, and Redis outages. */
+  readonly rateLimitStats: RateLimitStats;
+  readonly rateLimiter: RateLimiter;
 
   constructor(
     readonly orm: MikroORM,
@@ -59,7 +67,13 @@ export class App {
       positiveTtlMs: opts.verifyCacheTtlMs,
       negativeTtlMs: opts.verifyNegativeTtlMs,
     });
-    this.verifier = new KeyVerifier(orm, this.keyCache, this.usage);
+    this.rateLimitStats = newRateLimitStats(opts.redisUrl !== undefined);
+    this.rateLimiter =
+      opts.redisUrl === undefined
+        ? new LocalRateLimiter()
+        : new RedisRateLimiter(opts.redisUrl, opts.redisPrefix ?? 'keyward:', log, this.rateLimitStats, opts.redisTimeoutMs ?? 1000);
+    const limits = new LimitEnforcer(this.rateLimiter, new UsageLimits(orm), this.usage);
+    this.verifier = new KeyVerifier(orm, this.keyCache, this.usage, limits);
     this.changes.subscribe((c) => {
       if (c.keys) this.keyCache.evictKeys(c.keys);
       if (c.workspace) this.keyCache.evictWorkspace(c.workspace);

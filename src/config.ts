@@ -25,6 +25,12 @@ export interface Config {
   bootstrapAdmin: boolean;
   /** Serve VerifyKey over HTTP/2 with the lean handler of src/rpc/verify-fast-path.ts instead of connect-node. */
   verifyFastPath: boolean;
+  /** Redis URL for rate limits shared by all replicas; unset keeps them in each process. */
+  redisUrl: string | undefined;
+  /** Prefix of every Redis key Keyward writes. */
+  redisPrefix: string;
+  /** How long a Redis command may take before the request is decided locally. */
+  redisTimeoutMs: number;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, dflt: number, min = 0): number {
@@ -54,5 +60,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     verifyNegativeTtlMs: int(env, 'KEYWARD_VERIFY_NEGATIVE_TTL_MS', 5000, 0),
     bootstrapAdmin: env.KEYWARD_BOOTSTRAP_ADMIN !== 'false',
     verifyFastPath: env.KEYWARD_VERIFY_FAST_PATH !== 'false',
+    redisUrl: env.REDIS_URL || undefined,
+    redisPrefix: env.KEYWARD_REDIS_PREFIX ?? 'keyward:',
+    redisTimeoutMs: int(env, 'KEYWARD_REDIS_TIMEOUT_MS', 1000, 1),
   };
 }

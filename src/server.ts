@@ -140,6 +140,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       }
     }
     app.usage.start();
+    await app.rateLimiter.start();
     const server = await listen(app, config.host, config.port, config.shutdownGraceMs, { verifyFastPath: config.verifyFastPath });
     log.info('keyward listening', { host: config.host, port: server.port, database: db.description });
     return {
@@ -150,6 +151,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         await server.close();
         await listener?.stop();
         await app.usage.stop();
+        await app.rateLimiter.close();
         await db.close();
       },
     };

@@ -11,6 +11,13 @@ const updateTime = () =>
     .onCreate(() => new Date())
     .onUpdate(() => new Date());
 
+/** A rate limit as api_keys.rate_limits keeps it. */
+export interface StoredRateLimit {
+  name: string;
+  limit: number;
+  duration_ms: number;
+}
+
 export const WorkspaceSchema = defineEntity({
   name: 'Workspace',
   tableName: 'workspaces',
@@ -59,6 +66,13 @@ export const ApiKeySchema = defineEntity({
     revokeTime: p.datetime().nullable(),
     createTime: createTime(),
     updateTime: updateTime(),
+    rateLimits: p.json<StoredRateLimit[]>(),
+    // Written by VerifyKey with raw SQL (src/verify/usage-limits.ts) as well.
+    remainingUses: p.bigint('number').nullable(),
+    refillAmount: p.bigint('number').nullable(),
+    refillInterval: p.text().nullable(),
+    refillDay: p.smallint().nullable(),
+    lastRefillTime: p.datetime().nullable(),
     // Optimistic locking: concurrent updates of one key cannot lose writes.
     version: p.integer().version(),
   },
@@ -119,6 +133,7 @@ export const AuditEventSchema = defineEntity({
     resourceType: p.text(),
     resourceId: p.text(),
     workspaceId: p.uuid().nullable(),
+    details: p.json<Record<string, unknown>>().nullable(),
   },
 });
 export class AuditEvent extends AuditEventSchema.class {}

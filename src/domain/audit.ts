@@ -11,6 +11,8 @@ export function audit(
   principal: Principal,
   action: string,
   resource: { type: string; id: string; workspaceId?: string | null },
+  /** What the change set, where it matters later (e.g. a key's limits). */
+  details?: Record<string, unknown>,
 ): void {
   em.create(AuditEvent, {
     actor: principal.actor,
@@ -18,5 +20,6 @@ export function audit(
     resourceType: resource.type,
     resourceId: resource.id,
     workspaceId: resource.workspaceId ?? null,
+    details: details ?? null,
   });
 }

@@ -12,9 +12,31 @@ import { closePage, openCursor, type Page, type PageRequest } from './paging.js'
 import type { Principal } from './principal.js';
 import { checkLength, checkMetadata, checkUpdateMask, requireId } from './validate.js';
 import { findVisibleWorkspace } from './workspaces.js';
+import {
+  checkRateLimits,
+  checkRefill,
+  checkRemainingUses,
+  usageAt,
+  type RateLimitInput,
+  type RateLimitSpec,
+  type RefillInput,
+  type RefillSpec,
+  type UsageState,
+} from './limits.js';
 
 export const MAX_GRACE_PERIOD_MS = 30 * 24 * 3600 * 1000;
-const KEY_MASK = ['customer_id', 'name', 'description', 'grants', 'enabled', 'metadata', 'expire_time'] as const;
+const KEY_MASK = [
+  'customer_id',
+  'name',
+  'description',
+  'grants',
+  'enabled',
+  'metadata',
+  'expire_time',
+  'rate_limits',
+  'remaining_uses',
+  'refill',
+] as const;
 
 export interface Grant {
   scope: string;
@@ -31,6 +53,11 @@ export interface KeyInput {
   enabled?: boolean;
   metadata: Record<string, string>;
   expireTime?: Date;
+  rateLimits: RateLimitInput[];
+  /** Undefined: unlimited. */
+  remainingUses?: number;
+  /** Undefined: no refill. */
+  refill?: RefillInput;
 }
 
 /** A key as callers see it: the row, its grants by scope name, and its state. */
@@ -38,6 +65,39 @@ export interface KeyView {
   key: ApiKey;
   grants: Grant[];
   state: KeyState;
+  rateLimits: RateLimitSpec[];
+  /** Remaining uses with any due refill applied; null when unlimited. */
+  usage: UsageState | null;
+  refill: RefillSpec | null;
+}
+
+export function rateLimitsOf(key: Pick<ApiKey, 'rateLimits'>): RateLimitSpec[] {
+  return key.rateLimits.map((l) => ({ name: l.name, limit: l.limit, durationMs: l.duration_ms }));
+}
+
+export function refillOf(key: Pick<ApiKey, 'refillAmount' | 'refillInterval' | 'refillDay'>): RefillSpec | null {
+  if (key.refillAmount === null || key.refillInterval === null) return null;
+  return { amount: Number(key.refillAmount), interval: key.refillInterval as RefillSpec['interval'], dayOfMonth: key.refillDay ?? null };
+}
+
+/** The key's limits as audit details. */
+function limitsDetails(key: ApiKey) {
+  const refill = refillOf(key);
+  return {
+    rate_limits: key.rateLimits,
+    remaining_uses: key.remainingUses,
+    refill: refill && { amount: refill.amount, interval: refill.interval, day_of_month: refill.dayOfMonth },
+  };
+}
+
+/** Sets remaining uses and refill together; a refill needs remaining uses. Starts a new refill period. */
+function setUsage(key: ApiKey, remainingUses: number | null, refill: RefillSpec | null, now: number): void {
+  if (refill !== null && remainingUses === null) throw invalidArgument('key.refill', 'needs remaining_uses: a key without remaining_uses has unlimited uses');
+  key.remainingUses = remainingUses;
+  key.refillAmount = refill?.amount ?? null;
+  key.refillInterval = refill?.interval ?? null;
+  key.refillDay = refill?.dayOfMonth ?? null;
+  key.lastRefillTime = remainingUses === null ? null : new Date(now);
 }
 
 export interface IssuedKey {
@@ -127,14 +187,20 @@ export class Keys {
     const scopes = scopeIds.length ? await em.find(Scope, { id: { $in: scopeIds } }) : [];
     const scopeName = new Map(scopes.map((s) => [s.id, s.name]));
     const now = Date.now();
-    return keys.map((key) => ({
-      key,
-      grants: grants
-        .filter((g) => g.apiKeyId === key.id)
-        .map((g) => ({ scope: scopeName.get(g.scopeId)!, actions: g.actions as Action[] }))
-        .sort((a, b) => (a.scope < b.scope ? -1 : 1)),
-      state: keyState(key, now),
-    }));
+    return keys.map((key) => {
+      const refill = refillOf(key);
+      return {
+        key,
+        grants: grants
+          .filter((g) => g.apiKeyId === key.id)
+          .map((g) => ({ scope: scopeName.get(g.scopeId)!, actions: g.actions as Action[] }))
+          .sort((a, b) => (a.scope < b.scope ? -1 : 1)),
+        state: keyState(key, now),
+        rateLimits: rateLimitsOf(key),
+        usage: key.remainingUses === null ? null : usageAt({ remainingUses: Number(key.remainingUses), lastRefillTime: key.lastRefillTime ?? null }, refill, now),
+        refill,
+      };
+    });
   }
 
   private async view(em: EntityManager, key: ApiKey): Promise<KeyView> {
@@ -161,7 +227,10 @@ export class Keys {
       metadata: checkMetadata('key.metadata', input.metadata),
       expireTime: checkExpireTime(input.expireTime, now),
       enabled: input.enabled ?? true,
+      rateLimits: checkRateLimits('key.rate_limits', input.rateLimits).map((l) => ({ name: l.name, limit: l.limit, duration_ms: l.durationMs })),
     };
+    const remainingUses = checkRemainingUses('key.remaining_uses', input.remainingUses);
+    const refill = checkRefill('key.refill', input.refill);
     return inTransaction(this.orm.em, async (em) => {
       const ws = await findVisibleWorkspace(em, p, input.workspaceId, 'key.workspace_id');
       const grants = await resolveGrants(em, ws.id, input.grants);
@@ -173,7 +242,13 @@ export class Keys {
         start: issued.start,
         lastUsedTime: null,
         revokeTime: null,
+        remainingUses: null,
+        refillAmount: null,
+        refillInterval: null,
+        refillDay: null,
+        lastRefillTime: null,
       });
+      setUsage(key, remainingUses, refill, now);
       // The entities carry plain id columns, not relations, so the unit of work
       // cannot order inserts by foreign key: write the key before its secret
       // and grants.
@@ -181,7 +256,7 @@ export class Keys {
       em.create(ApiKeySecret, { hash: issued.hash, apiKeyId: key.id, expireTime: null });
       const secret = issued.plaintext;
       for (const g of grants) em.create(ApiKeyGrant, { apiKeyId: key.id, scopeId: g.scope.id, actions: g.actions });
-      audit(em, p, 'key.create', { type: 'key', id: key.id, workspaceId: ws.id });
+      audit(em, p, 'key.create', { type: 'key', id: key.id, workspaceId: ws.id }, limitsDetails(key));
       await em.flush();
       return { view: await this.view(em, key), secret };
     });
@@ -231,8 +306,18 @@ export class Keys {
         await em.nativeDelete(ApiKeyGrant, { apiKeyId: key.id });
         for (const g of grants) em.create(ApiKeyGrant, { apiKeyId: key.id, scopeId: g.scope.id, actions: g.actions });
       }
+      if (mask.has('rate_limits')) {
+        key.rateLimits = checkRateLimits('key.rate_limits', input.rateLimits).map((l) => ({ name: l.name, limit: l.limit, duration_ms: l.durationMs }));
+      }
+      if (mask.has('remaining_uses') || mask.has('refill')) {
+        // What is not in the mask stays, with any refill due by now applied.
+        const current = key.remainingUses === null ? null : usageAt({ remainingUses: Number(key.remainingUses), lastRefillTime: key.lastRefillTime ?? null }, refillOf(key), now);
+        const uses = mask.has('remaining_uses') ? checkRemainingUses('key.remaining_uses', input.remainingUses) : (current?.remainingUses ?? null);
+        const refill = mask.has('refill') ? checkRefill('key.refill', input.refill) : refillOf(key);
+        setUsage(key, uses, refill, now);
+      }
       key.updateTime = new Date();
-      audit(em, p, 'key.update', { type: 'key', id, workspaceId: key.workspaceId });
+      audit(em, p, 'key.update', { type: 'key', id, workspaceId: key.workspaceId }, { update_mask: [...mask], ...limitsDetails(key) });
       report({ keys: [id] });
       await em.flush();
       return this.view(em, key);

@@ -1,6 +1,14 @@
 import { create } from '@bufbuild/protobuf';
-import { timestampDate, timestampFromDate, type Timestamp } from '@bufbuild/protobuf/wkt';
-import { Action, ApiKeySchema, KeyState, type ApiKey as ApiKeyMsg, type Grant as GrantMsg } from '../../gen/keyward/v1/key_pb.js';
+import { durationFromMs, timestampDate, timestampFromDate, type Duration, type Timestamp } from '@bufbuild/protobuf/wkt';
+import {
+  Action,
+  ApiKeySchema,
+  KeyState,
+  RefillInterval,
+  type ApiKey as ApiKeyMsg,
+  type Grant as GrantMsg,
+  type Refill as RefillMsg,
+} from '../../gen/keyward/v1/key_pb.js';
 import { ScopeSchema } from '../../gen/keyward/v1/scope_pb.js';
 import { WorkspaceSchema } from '../../gen/keyward/v1/workspace_pb.js';
 import { VerifyCode, VerifyKeyResponseSchema } from '../../gen/keyward/v1/key_service_pb.js';
@@ -8,7 +16,9 @@ import type { Scope, Workspace } from '../db/entities.js';
 import { invalidArgument } from '../domain/errors.js';
 import type { KeyInput, KeyView } from '../domain/keys.js';
 import type { Action as DomainAction, KeyState as DomainKeyState } from '../domain/key-state.js';
+import type { RateLimitInput, RefillInput, RefillSpec } from '../domain/limits.js';
 import type { VerifyCode as DomainVerifyCode, VerifyResult } from '../verify/verifier.js';
+import type { LimitOutcome } from '../verify/limits.js';
 
 // Mapping between protobuf messages and domain values: the only place that
 // knows both.
@@ -68,8 +78,30 @@ function actionFromProto(a: Action): string {
   return found ?? `action ${a}`;
 }
 
+/** An int64 as a JS number; values past 2^53 become unsafe integers, which the domain rejects. */
+const int = (n: bigint) => Number(n);
+
+/** A duration in whole milliseconds; NaN if it has a fraction of a millisecond or mixed signs. */
+function durationToMs(d: Duration | undefined): number | undefined {
+  if (!d) return undefined;
+  if (d.nanos % 1_000_000 !== 0 || (d.seconds > 0n && d.nanos < 0) || (d.seconds < 0n && d.nanos > 0)) return NaN;
+  return Number(d.seconds) * 1000 + d.nanos / 1_000_000;
+}
+
+const REFILL_TO_PROTO: Record<RefillSpec['interval'], RefillInterval> = {
+  daily: RefillInterval.DAILY,
+  monthly: RefillInterval.MONTHLY,
+};
+
+function refillFromProto(r: RefillMsg | undefined): RefillInput | undefined {
+  if (!r) return undefined;
+  const interval = r.interval === RefillInterval.DAILY ? 'daily' : r.interval === RefillInterval.MONTHLY ? 'monthly' : undefined;
+  return { amount: int(r.amount), interval, dayOfMonth: r.dayOfMonth };
+}
+
 export function keyToProto(v: KeyView): ApiKeyMsg {
   const k = v.key;
+  const refill = v.refill;
   return create(ApiKeySchema, {
     id: k.id,
     workspaceId: k.workspaceId,
@@ -87,6 +119,16 @@ export function keyToProto(v: KeyView): ApiKeyMsg {
     revokeTime: ts(k.revokeTime),
     createTime: ts(k.createTime),
     updateTime: ts(k.updateTime),
+    rateLimits: v.rateLimits.map((l) => ({ name: l.name, limit: BigInt(l.limit), duration: durationFromMs(l.durationMs) })),
+    remainingUses: v.usage === null ? undefined : BigInt(v.usage.remainingUses),
+    refill: refill
+      ? {
+          amount: BigInt(refill.amount),
+          interval: REFILL_TO_PROTO[refill.interval],
+          dayOfMonth: refill.dayOfMonth ?? 0,
+          lastRefillTime: ts(v.usage?.lastRefillTime),
+        }
+      : undefined,
   });
 }
 
@@ -100,8 +142,14 @@ export function keyInputFromProto(k: ApiKeyMsg | undefined): KeyInput {
     enabled: k?.enabled,
     metadata: k?.metadata ?? {},
     expireTime: toTime('key.expire_time', k?.expireTime),
+    rateLimits: (k?.rateLimits ?? []).map((l): RateLimitInput => ({ name: l.name, limit: int(l.limit), durationMs: durationToMs(l.duration) })),
+    remainingUses: k?.remainingUses === undefined ? undefined : int(k.remainingUses),
+    refill: refillFromProto(k?.refill),
   };
 }
+
+/** VerifyKeyRequest.cost as a number (undefined when unset). */
+export const costOf = (cost: bigint | undefined) => (cost === undefined ? undefined : Number(cost));
 
 const CODE_TO_PROTO: Record<DomainVerifyCode, VerifyCode> = {
   valid: VerifyCode.VALID,
@@ -110,7 +158,22 @@ const CODE_TO_PROTO: Record<DomainVerifyCode, VerifyCode> = {
   expired: VerifyCode.EXPIRED,
   revoked: VerifyCode.REVOKED,
   insufficient_permissions: VerifyCode.INSUFFICIENT_PERMISSIONS,
+  rate_limited: VerifyCode.RATE_LIMITED,
+  usage_exceeded: VerifyCode.USAGE_EXCEEDED,
 };
+
+function limitsToProto(o: LimitOutcome) {
+  return {
+    rateLimits: o.rateLimits.map((l) => ({
+      name: l.name,
+      limit: BigInt(l.limit),
+      remaining: BigInt(l.remaining),
+      resetTime: timestampFromDate(new Date(l.resetMs)),
+      exceeded: l.exceeded,
+    })),
+    remainingUses: o.remainingUses === undefined ? undefined : BigInt(o.remainingUses),
+  };
+}
 
 export function verifyResultToProto(r: VerifyResult) {
   const k = r.key;
@@ -127,5 +190,6 @@ export function verifyResultToProto(r: VerifyResult) {
       expireTime: ts(k.expireTime),
       state: STATE_TO_PROTO[k.state],
     }),
+    ...(r.limits && limitsToProto(r.limits)),
   });
 }

@@ -48,7 +48,7 @@ import type { App } from '../app.js';
 import type { Remembered } from '../auth/sdk-key-auth.js';
 import type { Principal } from '../domain/principal.js';
 import type { VerifiedKey, VerifyInput, VerifyResult } from '../verify/verifier.js';
-import { verifyResultToProto } from './convert.js';
+import { costOf, verifyResultToProto } from './convert.js';
 import { decodeVerifyKeyRequest } from './verify-request.js';
 import { beforeDeadline, deadlineAt, deadlineExceeded } from './deadline.js';
 import { REQUEST_ID_HEADER, requestIdOf, rpcFailureOf } from './interceptors.js';
@@ -436,7 +436,7 @@ export class VerifyFastPath {
     } catch {
       return this.handOver(call, true);
     }
-    return { key: m.key, requiredPermissions: m.requiredPermissions, workspaceId: m.workspaceId };
+    return { key: m.key, requiredPermissions: m.requiredPermissions, workspaceId: m.workspaceId, cost: costOf(m.cost) };
   }
 
   /** Authenticates, checks the deadline, verifies; waits only for what is not in memory. */
@@ -541,9 +541,11 @@ export class VerifyFastPath {
   /**
    * The encoded answer. A verdict's VerifiedKey is shared by every call the
    * same cached record answers (see KeyVerifier), so its encoding is made once
-   * per code and format and kept as long as that object lives.
+   * per code and format and kept as long as that object lives; not so an
+   * answer with the state of the key's limits, which changes every call.
    */
   private encode(result: VerifyResult, binary: boolean): Uint8Array {
+    if (result.limits !== undefined) return this.serialization.getO(binary).serialize(verifyResultToProto(result));
     const slot = binary ? result.code : `${result.code}/json`;
     let memo = this.noKeyEncodings;
     if (result.key !== undefined) {

@@ -6,13 +6,26 @@ import type { Principal } from '../domain/principal.js';
 import { requireId } from '../domain/validate.js';
 import { KeyCache } from './key-cache.js';
 import type { LastUsedRecorder } from './usage.js';
+import { checkCost, type RateLimitSpec, type RefillSpec } from '../domain/limits.js';
+import type { StoredRateLimit } from '../db/entities.js';
+import type { KeyLimits, LimitEnforcer, LimitOutcome } from './limits.js';
 
-export type VerifyCode = 'valid' | 'not_found' | 'disabled' | 'expired' | 'revoked' | 'insufficient_permissions';
+export type VerifyCode =
+  | 'valid'
+  | 'not_found'
+  | 'disabled'
+  | 'expired'
+  | 'revoked'
+  | 'insufficient_permissions'
+  | 'rate_limited'
+  | 'usage_exceeded';
 
 export interface VerifyInput {
   key: string;
   requiredPermissions: string[];
   workspaceId: string;
+  /** What the request costs a key with limits; undefined means 1. */
+  cost?: number;
 }
 
 /**
@@ -34,6 +47,8 @@ export interface VerifiedKey {
 export interface VerifyResult {
   code: VerifyCode;
   key?: VerifiedKey;
+  /** For a key with limits, once they were checked: differs from call to call. */
+  limits?: LimitOutcome;
 }
 
 const MAX_REQUIRED_PERMISSIONS = 100;
@@ -49,7 +64,9 @@ const LOOKUP_SQL = `
                      from api_key_grants g
                      join scopes sc on sc.id = g.scope_id
                      cross join jsonb_array_elements_text(g.actions) as a(action)
-                    where g.api_key_id = k.id), '{}') as permissions
+                    where g.api_key_id = k.id), '{}') as permissions,
+         k.rate_limits, k.remaining_uses is not null as usage_limited,
+         k.refill_amount, k.refill_interval, k.refill_day
     from api_key_secrets s
     join api_keys k on k.id = s.api_key_id
    where s.hash = ?`;
@@ -65,6 +82,11 @@ interface LookupRow {
   revoke_ms: number | null;
   secret_expire_ms: number | null;
   permissions: string[];
+  rate_limits: StoredRateLimit[] | string;
+  usage_limited: boolean;
+  refill_amount: string | number | null;
+  refill_interval: RefillSpec['interval'] | null;
+  refill_day: number | null;
 }
 
 /** What the database says about one secret: the unit the verify cache keeps. */
@@ -83,6 +105,19 @@ export interface KeyRecord {
   permissionSet: ReadonlySet<string>;
   /** The VerifiedKey of each state this record was seen in, made once. */
   views: Partial<Record<KeyState, VerifiedKey>>;
+  /** Rate limits and usage limits; null for a key without any. */
+  limits: KeyLimits | null;
+}
+
+function limitsOf(row: LookupRow): KeyLimits | null {
+  const stored: StoredRateLimit[] = typeof row.rate_limits === 'string' ? JSON.parse(row.rate_limits) : row.rate_limits;
+  if (stored.length === 0 && !row.usage_limited) return null;
+  const rateLimits: RateLimitSpec[] = stored.map((l) => ({ name: l.name, limit: l.limit, durationMs: l.duration_ms }));
+  const refill: RefillSpec | null =
+    row.refill_amount === null || row.refill_interval === null
+      ? null
+      : { amount: Number(row.refill_amount), interval: row.refill_interval, dayOfMonth: row.refill_day };
+  return { rateLimits, usageLimited: row.usage_limited, refill };
 }
 
 function viewOf(rec: KeyRecord, state: KeyState): VerifiedKey {
@@ -112,6 +147,7 @@ function toRecord(row: LookupRow): KeyRecord {
     permissions: row.permissions,
     permissionSet: new Set(row.permissions),
     views: {},
+    limits: limitsOf(row),
   };
 }
 
@@ -130,6 +166,7 @@ export function checkVerifyInput(input: VerifyInput): void {
     if (!isPermission(perms[i]!)) throw invalidArgument(`required_permissions[${i}]`, 'must be scope:action with action read, create, update or delete');
   }
   if (input.workspaceId !== '') requireId('workspace_id', input.workspaceId);
+  if (input.cost !== undefined) checkCost(input.cost);
 }
 
 /** The answer for every key that is not there; shared, never changed. */
@@ -145,6 +182,7 @@ export class KeyVerifier {
     private readonly orm: MikroORM,
     private readonly cache: KeyCache<KeyRecord>,
     private readonly usage: LastUsedRecorder,
+    private readonly limits: LimitEnforcer,
   ) {}
 
   private async lookup(hash: string): Promise<KeyRecord | null> {
@@ -168,30 +206,41 @@ export class KeyVerifier {
    * The verdict, if it can be given without waiting: from the request alone
    * or from the cache. Undefined when verify() has to load the key. Throws
    * what verify() rejects with. Lets the VerifyKey fast path answer a cache
-   * hit without a promise.
+   * hit without a promise. Undefined too for a key whose limits must be
+   * checked in Redis or the database (nothing is consumed then).
    */
   verifyNow(p: Principal, input: VerifyInput): VerifyResult | undefined {
     const hash = this.admit(p, input);
     if (typeof hash !== 'string') return hash;
     const rec = this.cache.peek(hash);
-    return rec === undefined ? undefined : this.decide(p, input, rec, Date.now());
+    return rec === undefined ? undefined : this.decide(p, input, rec, Date.now(), true);
   }
 
   async verify(p: Principal, input: VerifyInput): Promise<VerifyResult> {
     const hash = this.admit(p, input);
     if (typeof hash !== 'string') return hash;
     const rec = await this.cache.get(hash, () => this.lookup(hash));
-    return this.decide(p, input, rec, Date.now());
+    return this.decide(p, input, rec, Date.now(), false);
   }
 
-  /** The verdict for what the database (or the cache) says about the key. */
-  private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number): VerifyResult {
+  /**
+   * The verdict for what the database (or the cache) says about the key. For
+   * a key with limits it may have to wait; `now` (from verifyNow) asks for an
+   * answer only if none is needed, else undefined, having consumed nothing.
+   */
+  private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number, sync: true): VerifyResult | undefined;
+  private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number, sync: false): VerifyResult | Promise<VerifyResult>;
+  private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number, sync: boolean): VerifyResult | Promise<VerifyResult> | undefined {
     if (!rec || (rec.secretExpireMs !== null && rec.secretExpireMs <= now)) return NOT_FOUND;
     if (!p.canSee(rec.workspaceId) || (input.workspaceId !== '' && rec.workspaceId !== input.workspaceId)) return NOT_FOUND;
     const state = keyState(rec, now);
     const key = viewOf(rec, state);
     if (state !== 'active') return { code: state, key };
     if (!hasAll(rec.permissionSet, input.requiredPermissions)) return { code: 'insufficient_permissions', key };
+    if (rec.limits !== null) {
+      const cost = input.cost ?? 1;
+      return sync ? this.limits.enforceNow(rec.id, rec.limits, key, cost, now) : this.limits.enforce(rec.id, rec.limits, key, cost, now);
+    }
     this.usage.touch(rec.id, now);
     return { code: 'valid', key };
   }

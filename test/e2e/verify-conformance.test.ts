@@ -14,7 +14,7 @@ import http2 from 'node:http2';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { create, fromBinary, toBinary, toJson, type JsonValue } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient, type Client, type Transport } from '@connectrpc/connect';
 import { compressionGzip, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
@@ -41,7 +41,7 @@ const UNKNOWN_API_KEY = wellFormedKey('cf', 'Unknown'.padEnd(43, '0'));
 const GARBAGE_KEY = 'not-an-api-key';
 const OVERSIZED_KEY = 'x'.repeat(MAX_REQUEST_BYTES + 1000);
 
-type KeyName = 'valid' | 'big' | 'disabled' | 'expired' | 'revoked' | 'elsewhere';
+type KeyName = 'valid' | 'big' | 'disabled' | 'expired' | 'revoked' | 'elsewhere' | 'rateLimited' | 'usedUp' | 'limited';
 type SdkName = 'gateway' | 'noVerify' | 'otherWorkspaceOnly';
 
 interface Side {
@@ -89,6 +89,12 @@ async function setUp(name: Side['name'], ts: TestServer): Promise<Side> {
   const revoked = await issue({ name: 'revoked' });
   await keys.revokeKey({ id: revoked.id });
   const elsewhere = await keys.createKey({ key: { workspaceId: otherWs, customerId: 'cus_2', name: 'elsewhere' } });
+  // Limits: windows of a day, aligned to the epoch, so that both servers report the same reset time.
+  const daily = (limit: bigint) => [{ name: 'daily', limit, duration: durationFromMs(24 * 3600 * 1000) }];
+  const rateLimited = await issue({ name: 'rate limited', rateLimits: daily(1n) });
+  await keys.verifyKey({ key: rateLimited.secret });
+  const usedUp = await issue({ name: 'used up', remainingUses: 0n });
+  const limited = await issue({ name: 'limited', rateLimits: daily(10n), remainingUses: 5n });
   const sdk = {
     gateway: await ts.sdkKey(['api_keys:verify']),
     noVerify: await ts.sdkKey(['api_keys:read']),
@@ -103,6 +109,9 @@ async function setUp(name: Side['name'], ts: TestServer): Promise<Side> {
     [expired.id, '<expired-id>'],
     [revoked.id, '<revoked-id>'],
     [elsewhere.key!.id, '<elsewhere-id>'],
+    [rateLimited.id, '<rate-limited-id>'],
+    [usedUp.id, '<used-up-id>'],
+    [limited.id, '<limited-id>'],
   ]);
   return {
     name,
@@ -117,6 +126,9 @@ async function setUp(name: Side['name'], ts: TestServer): Promise<Side> {
       expired: expired.secret,
       revoked: revoked.secret,
       elsewhere: elsewhere.secret,
+      rateLimited: rateLimited.secret,
+      usedUp: usedUp.secret,
+      limited: limited.secret,
     },
     names,
   };
@@ -140,6 +152,7 @@ interface Case {
   key?: KeyName | { literal: string } | 'typo';
   perms?: string[];
   ws?: 'own' | 'other' | { literal: string };
+  cost?: bigint;
   /** Answered by connect-node even on the fast server (HTTP/2 clients). */
   handedOver?: boolean;
 }
@@ -157,6 +170,11 @@ const CASES: Case[] = [
   { name: 'EXPIRED', key: 'expired' },
   { name: 'REVOKED', key: 'revoked' },
   { name: 'INSUFFICIENT_PERMISSIONS', key: 'valid', perms: ['orders:read', 'orders:delete'] },
+  { name: 'RATE_LIMITED', key: 'rateLimited', perms: ['orders:read'] },
+  { name: 'USAGE_EXCEEDED', key: 'usedUp', cost: 2n },
+  { name: 'valid with limits, cost 0 (checks, takes nothing)', key: 'limited', cost: 0n },
+  { name: 'INSUFFICIENT_PERMISSIONS before limits', key: 'usedUp', perms: ['orders:delete'] },
+  { name: 'INVALID_ARGUMENT: negative cost', key: 'limited', cost: -1n },
   { name: 'UNAUTHENTICATED: no authorization header', auth: 'none' },
   { name: 'UNAUTHENTICATED: no bearer token', auth: 'noBearer' },
   { name: 'UNAUTHENTICATED: basic auth', auth: 'basic' },
@@ -196,6 +214,7 @@ function requestOf(side: Side, c: Case) {
     key: typeof key === 'object' ? key.literal : key === 'typo' ? typo(side.keys.valid) : side.keys[key],
     requiredPermissions: c.perms ?? [],
     workspaceId: typeof ws === 'object' ? ws.literal : ws === 'own' ? side.ws : side.otherWs,
+    cost: c.cost,
   };
 }
 
@@ -308,7 +327,7 @@ async function callWith(name: ClientName, side: Side, c: Case): Promise<Outcome>
     if (authorization !== undefined) md.set('authorization', authorization);
     return new Promise<Outcome>((resolve) => {
       let requestId = false;
-      const call = stub.verifyKey(req, md, (err, res) => {
+      const call = stub.verifyKey({ ...req, cost: req.cost?.toString() }, md, (err, res) => {
         if (err) {
           resolve({ code: Code[err.code]!, message: err.details, requestId: err.metadata.get('x-request-id').length === 1 });
         } else {
@@ -394,6 +413,15 @@ it('the answers are what the design says', async () => {
   expect(code('EXPIRED')).toBe('VERIFY_CODE_EXPIRED');
   expect(code('REVOKED')).toBe('VERIFY_CODE_REVOKED');
   expect(code('INSUFFICIENT_PERMISSIONS')).toBe('VERIFY_CODE_INSUFFICIENT_PERMISSIONS');
+  expect(answers.RATE_LIMITED).toMatchObject({
+    answer: { code: 'VERIFY_CODE_RATE_LIMITED', keyId: '<rate-limited-id>', rateLimits: [{ name: 'daily', limit: '1', exceeded: true }] },
+  });
+  expect(answers.USAGE_EXCEEDED).toMatchObject({ answer: { code: 'VERIFY_CODE_USAGE_EXCEEDED', keyId: '<used-up-id>', remainingUses: '0' } });
+  expect(answers['valid with limits, cost 0 (checks, takes nothing)']).toMatchObject({
+    answer: { valid: true, remainingUses: '5', rateLimits: [{ name: 'daily', limit: '10', remaining: '10' }] },
+  });
+  expect(code('INSUFFICIENT_PERMISSIONS before limits')).toBe('VERIFY_CODE_INSUFFICIENT_PERMISSIONS');
+  expect(code('INVALID_ARGUMENT: negative cost')).toBe('InvalidArgument');
   expect(code('UNAUTHENTICATED: unknown SDK key')).toBe('Unauthenticated');
   expect(code('PERMISSION_DENIED: SDK key without api_keys:verify')).toBe('PermissionDenied');
   expect(code('INVALID_ARGUMENT: empty key')).toBe('InvalidArgument');

@@ -1,6 +1,7 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { VerifyKeyRequestSchema } from '../../gen/keyward/v1/key_service_pb.js';
+import { costOf } from '../../src/rpc/convert.js';
 import { decodeVerifyKeyRequest } from '../../src/rpc/verify-request.js';
 
 // A small deterministic PRNG, so a failure can be replayed.
@@ -15,7 +16,7 @@ function prng(seed: number): () => number {
 
 const protobufEs = (b: Uint8Array) => {
   const m = fromBinary(VerifyKeyRequestSchema, b);
-  return { key: m.key, requiredPermissions: m.requiredPermissions, workspaceId: m.workspaceId };
+  return { key: m.key, requiredPermissions: m.requiredPermissions, workspaceId: m.workspaceId, cost: costOf(m.cost) };
 };
 
 /** The decoder either declines or agrees with protobuf-es (which must then accept the bytes). */
@@ -38,6 +39,7 @@ describe('decodeVerifyKeyRequest', () => {
         key: text(300, ascii),
         requiredPermissions: Array.from({ length: Math.floor(rnd() * 4) }, () => text(40, ascii)),
         workspaceId: rnd() < 0.5 ? '' : text(40, ascii),
+        cost: rnd() < 0.5 ? undefined : BigInt(Math.floor(rnd() * 2 ** Math.floor(rnd() * 42))),
       });
       expect(expectAgrees(toBinary(VerifyKeyRequestSchema, msg))).toBe(true);
     }
@@ -60,6 +62,10 @@ describe('decodeVerifyKeyRequest', () => {
     const unknownField = Buffer.concat([utf8, Buffer.from([0x20, 0x01])]);
     expect(decodeVerifyKeyRequest(unknownField)).toBeUndefined();
     expect(decodeVerifyKeyRequest(Buffer.from([0x08, 0x01]))).toBeUndefined(); // field 1 as a varint
+    for (const cost of [-1n, 2n ** 42n, 2n ** 62n]) {
+      const bytes = toBinary(VerifyKeyRequestSchema, create(VerifyKeyRequestSchema, { key: 'k', cost }));
+      expect(decodeVerifyKeyRequest(Buffer.from(bytes))).toBeUndefined();
+    }
   });
 
   it('declines or agrees on random and truncated bytes, and never throws', () => {
@@ -69,7 +75,7 @@ describe('decodeVerifyKeyRequest', () => {
       if (n % 2 === 0) {
         bytes = Uint8Array.from({ length: Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256));
       } else {
-        const full = toBinary(VerifyKeyRequestSchema, create(VerifyKeyRequestSchema, { key: text(80, ascii), workspaceId: text(10, ascii) }));
+        const full = toBinary(VerifyKeyRequestSchema, create(VerifyKeyRequestSchema, { key: text(80, ascii), workspaceId: text(10, ascii), cost: 300n }));
         bytes = full.subarray(0, Math.floor(rnd() * (full.length + 1)));
       }
       if (expectAgrees(bytes)) agreed++;

@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file keyward/v1/key.proto.
  */
 export const file_keyward_v1_key: GenFile = /*@__PURE__*/
-  fileDesc("ChRrZXl3YXJkL3YxL2tleS5wcm90bxIKa2V5d2FyZC52MSI7CgVHcmFudBINCgVzY29wZRgBIAEoCRIjCgdhY3Rpb25zGAIgAygOMhIua2V5d2FyZC52MS5BY3Rpb24izAQKBkFwaUtleRIKCgJpZBgBIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAiABKAkSEwoLY3VzdG9tZXJfaWQYAyABKAkSDAoEbmFtZRgEIAEoCRITCgtkZXNjcmlwdGlvbhgFIAEoCRIhCgZncmFudHMYBiADKAsyES5rZXl3YXJkLnYxLkdyYW50EhQKB2VuYWJsZWQYByABKAhIAIgBARIjCgVzdGF0ZRgIIAEoDjIULmtleXdhcmQudjEuS2V5U3RhdGUSEgoKbWFza2VkX2tleRgJIAEoCRINCgVzdGFydBgKIAEoCRIyCghtZXRhZGF0YRgLIAMoCzIgLmtleXdhcmQudjEuQXBpS2V5Lk1ldGFkYXRhRW50cnkSLwoLZXhwaXJlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCgoIX2VuYWJsZWQqagoGQWN0aW9uEhYKEkFDVElPTl9VTlNQRUNJRklFRBAAEg8KC0FDVElPTl9SRUFEEAESEQoNQUNUSU9OX0NSRUFURRACEhEKDUFDVElPTl9VUERBVEUQAxIRCg1BQ1RJT05fREVMRVRFEAQqgQEKCEtleVN0YXRlEhkKFUtFWV9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEtFWV9TVEFURV9BQ1RJVkUQARIWChJLRVlfU1RBVEVfRElTQUJMRUQQAhIVChFLRVlfU1RBVEVfRVhQSVJFRBADEhUKEUtFWV9TVEFURV9SRVZPS0VEEARiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChRrZXl3YXJkL3YxL2tleS5wcm90bxIKa2V5d2FyZC52MSI7CgVHcmFudBINCgVzY29wZRgBIAEoCRIjCgdhY3Rpb25zGAIgAygOMhIua2V5d2FyZC52MS5BY3Rpb24izAUKBkFwaUtleRIKCgJpZBgBIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAiABKAkSEwoLY3VzdG9tZXJfaWQYAyABKAkSDAoEbmFtZRgEIAEoCRITCgtkZXNjcmlwdGlvbhgFIAEoCRIhCgZncmFudHMYBiADKAsyES5rZXl3YXJkLnYxLkdyYW50EhQKB2VuYWJsZWQYByABKAhIAIgBARIjCgVzdGF0ZRgIIAEoDjIULmtleXdhcmQudjEuS2V5U3RhdGUSEgoKbWFza2VkX2tleRgJIAEoCRINCgVzdGFydBgKIAEoCRIyCghtZXRhZGF0YRgLIAMoCzIgLmtleXdhcmQudjEuQXBpS2V5Lk1ldGFkYXRhRW50cnkSLwoLZXhwaXJlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgtyYXRlX2xpbWl0cxgUIAMoCzIVLmtleXdhcmQudjEuUmF0ZUxpbWl0EhsKDnJlbWFpbmluZ191c2VzGBUgASgDSAGIAQESIgoGcmVmaWxsGBYgASgLMhIua2V5d2FyZC52MS5SZWZpbGwaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgoKCF9lbmFibGVkQhEKD19yZW1haW5pbmdfdXNlcyJVCglSYXRlTGltaXQSDAoEbmFtZRgBIAEoCRINCgVsaW1pdBgCIAEoAxIrCghkdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKSAQoGUmVmaWxsEg4KBmFtb3VudBgBIAEoAxIsCghpbnRlcnZhbBgCIAEoDjIaLmtleXdhcmQudjEuUmVmaWxsSW50ZXJ2YWwSFAoMZGF5X29mX21vbnRoGAMgASgFEjQKEGxhc3RfcmVmaWxsX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKmoKBkFjdGlvbhIWChJBQ1RJT05fVU5TUEVDSUZJRUQQABIPCgtBQ1RJT05fUkVBRBABEhEKDUFDVElPTl9DUkVBVEUQAhIRCg1BQ1RJT05fVVBEQVRFEAMSEQoNQUNUSU9OX0RFTEVURRAEKoEBCghLZXlTdGF0ZRIZChVLRVlfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBLRVlfU1RBVEVfQUNUSVZFEAESFgoSS0VZX1NUQVRFX0RJU0FCTEVEEAISFQoRS0VZX1NUQVRFX0VYUElSRUQQAxIVChFLRVlfU1RBVEVfUkVWT0tFRBAEKmkKDlJlZmlsbEludGVydmFsEh8KG1JFRklMTF9JTlRFUlZBTF9VTlNQRUNJRklFRBAAEhkKFVJFRklMTF9JTlRFUlZBTF9EQUlMWRABEhsKF1JFRklMTF9JTlRFUlZBTF9NT05USExZEAJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Actions granted on one scope of the key's workspace.
@@ -165,6 +165,32 @@ export type ApiKey = Message<"keyward.v1.ApiKey"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 16;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * At most 5 rate limits, each with a distinct name; VerifyKey answers
+   * RATE_LIMITED when a request would exceed any of them. Empty means none.
+   * UpdateKey replaces the whole list.
+   *
+   * @generated from field: repeated keyward.v1.RateLimit rate_limits = 20;
+   */
+  rateLimits: RateLimit[];
+
+  /**
+   * How many more uses (the sum of VerifyKey costs) the key has; VerifyKey
+   * answers USAGE_EXCEEDED when a request's cost is more than what is left.
+   * Unset means unlimited. 0 to 10^15. Reads show the count with any due
+   * refill applied.
+   *
+   * @generated from field: optional int64 remaining_uses = 21;
+   */
+  remainingUses?: bigint | undefined;
+
+  /**
+   * Resets remaining_uses periodically. Requires remaining_uses.
+   *
+   * @generated from field: keyward.v1.Refill refill = 22;
+   */
+  refill?: Refill | undefined;
 };
 
 /**
@@ -173,6 +199,98 @@ export type ApiKey = Message<"keyward.v1.ApiKey"> & {
  */
 export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
   messageDesc(file_keyward_v1_key, 1);
+
+/**
+ * A limit on how much a key may be used per time window.
+ *
+ * Algorithm: fixed windows aligned to the Unix epoch. A window of `duration`
+ * d starts at every multiple of d since 1970-01-01T00:00:00Z (a 1-day window
+ * runs from 00:00 to 24:00 UTC); a request of cost c is admitted when the
+ * costs admitted in the current window plus c are at most `limit`. It is
+ * exact within a window (never more than `limit` per window, on one replica
+ * or, with REDIS_URL, across all of them) and may admit up to 2 x limit
+ * across the boundary of two windows.
+ *
+ * @generated from message keyward.v1.RateLimit
+ */
+export type RateLimit = Message<"keyward.v1.RateLimit"> & {
+  /**
+   * Identifies the limit within the key, e.g. `per_second` or `daily`:
+   * `[a-z0-9][a-z0-9_.-]{0,63}`, unique within the key.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Largest total cost admitted per window, 1 to 10^12.
+   *
+   * @generated from field: int64 limit = 2;
+   */
+  limit: bigint;
+
+  /**
+   * Length of the window, a whole number of milliseconds from 1 s to 31 days.
+   *
+   * @generated from field: google.protobuf.Duration duration = 3;
+   */
+  duration?: Duration | undefined;
+};
+
+/**
+ * Describes the message keyward.v1.RateLimit.
+ * Use `create(RateLimitSchema)` to create a new message.
+ */
+export const RateLimitSchema: GenMessage<RateLimit> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_key, 2);
+
+/**
+ * A periodic reset of a key's remaining_uses. At each refill time
+ * remaining_uses is set to `amount` (uses left over are not carried over).
+ * Refills are applied lazily: by the first VerifyKey (or read) after the
+ * refill time, with the same result as if applied on time.
+ *
+ * @generated from message keyward.v1.Refill
+ */
+export type Refill = Message<"keyward.v1.Refill"> & {
+  /**
+   * What remaining_uses is set to, 0 to 10^15.
+   *
+   * @generated from field: int64 amount = 1;
+   */
+  amount: bigint;
+
+  /**
+   * DAILY or MONTHLY; required.
+   *
+   * @generated from field: keyward.v1.RefillInterval interval = 2;
+   */
+  interval: RefillInterval;
+
+  /**
+   * MONTHLY only: the day of the month, 1 to 31 (0 means 1). In shorter
+   * months a day past the end means the month's last day (31 refills on
+   * 30 April and 28 or 29 February).
+   *
+   * @generated from field: int32 day_of_month = 3;
+   */
+  dayOfMonth: number;
+
+  /**
+   * Output only. The refill time of the last refill applied, or when
+   * remaining_uses or refill was last set.
+   *
+   * @generated from field: google.protobuf.Timestamp last_refill_time = 4;
+   */
+  lastRefillTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyward.v1.Refill.
+ * Use `create(RefillSchema)` to create a new message.
+ */
+export const RefillSchema: GenMessage<Refill> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_key, 3);
 
 /**
  * An action a key may take on a scope. Its string form is lower case, as in
@@ -259,4 +377,36 @@ export enum KeyState {
  */
 export const KeyStateSchema: GenEnum<KeyState> = /*@__PURE__*/
   enumDesc(file_keyward_v1_key, 1);
+
+/**
+ * How often remaining_uses is refilled.
+ *
+ * @generated from enum keyward.v1.RefillInterval
+ */
+export enum RefillInterval {
+  /**
+   * @generated from enum value: REFILL_INTERVAL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Every day at 00:00 UTC.
+   *
+   * @generated from enum value: REFILL_INTERVAL_DAILY = 1;
+   */
+  DAILY = 1,
+
+  /**
+   * Every month at 00:00 UTC on day_of_month.
+   *
+   * @generated from enum value: REFILL_INTERVAL_MONTHLY = 2;
+   */
+  MONTHLY = 2,
+}
+
+/**
+ * Describes the enum keyward.v1.RefillInterval.
+ */
+export const RefillIntervalSchema: GenEnum<RefillInterval> = /*@__PURE__*/
+  enumDesc(file_keyward_v1_key, 2);
 

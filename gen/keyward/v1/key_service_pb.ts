@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/key_service.proto.
  */
 export const file_keyward_v1_key_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxrZXl3YXJkL3YxL2tleV9zZXJ2aWNlLnByb3RvEgprZXl3YXJkLnYxIjMKEENyZWF0ZUtleVJlcXVlc3QSHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkiRAoRQ3JlYXRlS2V5UmVzcG9uc2USHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJIhsKDUdldEtleVJlcXVlc3QSCgoCaWQYASABKAkiMQoOR2V0S2V5UmVzcG9uc2USHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkiiAEKD0xpc3RLZXlzUmVxdWVzdBIUCgx3b3Jrc3BhY2VfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSIwoFc3RhdGUYAyABKA4yFC5rZXl3YXJkLnYxLktleVN0YXRlEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIk0KEExpc3RLZXlzUmVzcG9uc2USIAoEa2V5cxgBIAMoCzISLmtleXdhcmQudjEuQXBpS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJkChBVcGRhdGVLZXlSZXF1ZXN0Eh8KA2tleRgBIAEoCzISLmtleXdhcmQudjEuQXBpS2V5Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI0ChFVcGRhdGVLZXlSZXNwb25zZRIfCgNrZXkYASABKAsyEi5rZXl3YXJkLnYxLkFwaUtleSJPChBSb3RhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJEi8KDGdyYWNlX3BlcmlvZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJEChFSb3RhdGVLZXlSZXNwb25zZRIfCgNrZXkYASABKAsyEi5rZXl3YXJkLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiHgoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI0ChFSZXZva2VLZXlSZXNwb25zZRIfCgNrZXkYASABKAsyEi5rZXl3YXJkLnYxLkFwaUtleSIeChBEZWxldGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIhMKEURlbGV0ZUtleVJlc3BvbnNlIlMKEFZlcmlmeUtleVJlcXVlc3QSCwoDa2V5GAEgASgJEhwKFHJlcXVpcmVkX3Blcm1pc3Npb25zGAIgAygJEhQKDHdvcmtzcGFjZV9pZBgDIAEoCSLsAgoRVmVyaWZ5S2V5UmVzcG9uc2USDQoFdmFsaWQYASABKAgSJAoEY29kZRgCIAEoDjIWLmtleXdhcmQudjEuVmVyaWZ5Q29kZRIOCgZrZXlfaWQYAyABKAkSFAoMd29ya3NwYWNlX2lkGAQgASgJEhMKC2N1c3RvbWVyX2lkGAUgASgJEgwKBG5hbWUYBiABKAkSEwoLcGVybWlzc2lvbnMYByADKAkSPQoIbWV0YWRhdGEYCCADKAsyKy5rZXl3YXJkLnYxLlZlcmlmeUtleVJlc3BvbnNlLk1ldGFkYXRhRW50cnkSLwoLZXhwaXJlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBXN0YXRlGAogASgOMhQua2V5d2FyZC52MS5LZXlTdGF0ZRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEq0QEKClZlcmlmeUNvZGUSGwoXVkVSSUZZX0NPREVfVU5TUEVDSUZJRUQQABIVChFWRVJJRllfQ09ERV9WQUxJRBABEhkKFVZFUklGWV9DT0RFX05PVF9GT1VORBACEhgKFFZFUklGWV9DT0RFX0RJU0FCTEVEEAMSFwoTVkVSSUZZX0NPREVfRVhQSVJFRBAEEhcKE1ZFUklGWV9DT0RFX1JFVk9LRUQQBRIoCiRWRVJJRllfQ09ERV9JTlNVRkZJQ0lFTlRfUEVSTUlTU0lPTlMQBjLQBAoKS2V5U2VydmljZRJICglDcmVhdGVLZXkSHC5rZXl3YXJkLnYxLkNyZWF0ZUtleVJlcXVlc3QaHS5rZXl3YXJkLnYxLkNyZWF0ZUtleVJlc3BvbnNlEj8KBkdldEtleRIZLmtleXdhcmQudjEuR2V0S2V5UmVxdWVzdBoaLmtleXdhcmQudjEuR2V0S2V5UmVzcG9uc2USRQoITGlzdEtleXMSGy5rZXl3YXJkLnYxLkxpc3RLZXlzUmVxdWVzdBocLmtleXdhcmQudjEuTGlzdEtleXNSZXNwb25zZRJICglVcGRhdGVLZXkSHC5rZXl3YXJkLnYxLlVwZGF0ZUtleVJlcXVlc3QaHS5rZXl3YXJkLnYxLlVwZGF0ZUtleVJlc3BvbnNlEkgKCVJvdGF0ZUtleRIcLmtleXdhcmQudjEuUm90YXRlS2V5UmVxdWVzdBodLmtleXdhcmQudjEuUm90YXRlS2V5UmVzcG9uc2USSAoJUmV2b2tlS2V5Ehwua2V5d2FyZC52MS5SZXZva2VLZXlSZXF1ZXN0Gh0ua2V5d2FyZC52MS5SZXZva2VLZXlSZXNwb25zZRJICglEZWxldGVLZXkSHC5rZXl3YXJkLnYxLkRlbGV0ZUtleVJlcXVlc3QaHS5rZXl3YXJkLnYxLkRlbGV0ZUtleVJlc3BvbnNlEkgKCVZlcmlmeUtleRIcLmtleXdhcmQudjEuVmVyaWZ5S2V5UmVxdWVzdBodLmtleXdhcmQudjEuVmVyaWZ5S2V5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_keyward_v1_key]);
+  fileDesc("ChxrZXl3YXJkL3YxL2tleV9zZXJ2aWNlLnByb3RvEgprZXl3YXJkLnYxIjMKEENyZWF0ZUtleVJlcXVlc3QSHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkiRAoRQ3JlYXRlS2V5UmVzcG9uc2USHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJIhsKDUdldEtleVJlcXVlc3QSCgoCaWQYASABKAkiMQoOR2V0S2V5UmVzcG9uc2USHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkiiAEKD0xpc3RLZXlzUmVxdWVzdBIUCgx3b3Jrc3BhY2VfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSIwoFc3RhdGUYAyABKA4yFC5rZXl3YXJkLnYxLktleVN0YXRlEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIk0KEExpc3RLZXlzUmVzcG9uc2USIAoEa2V5cxgBIAMoCzISLmtleXdhcmQudjEuQXBpS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJkChBVcGRhdGVLZXlSZXF1ZXN0Eh8KA2tleRgBIAEoCzISLmtleXdhcmQudjEuQXBpS2V5Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI0ChFVcGRhdGVLZXlSZXNwb25zZRIfCgNrZXkYASABKAsyEi5rZXl3YXJkLnYxLkFwaUtleSJPChBSb3RhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJEi8KDGdyYWNlX3BlcmlvZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJEChFSb3RhdGVLZXlSZXNwb25zZRIfCgNrZXkYASABKAsyEi5rZXl3YXJkLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiHgoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI0ChFSZXZva2VLZXlSZXNwb25zZRIfCgNrZXkYASABKAsyEi5rZXl3YXJkLnYxLkFwaUtleSIeChBEZWxldGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIhMKEURlbGV0ZUtleVJlc3BvbnNlIm8KEFZlcmlmeUtleVJlcXVlc3QSCwoDa2V5GAEgASgJEhwKFHJlcXVpcmVkX3Blcm1pc3Npb25zGAIgAygJEhQKDHdvcmtzcGFjZV9pZBgDIAEoCRIRCgRjb3N0GBQgASgDSACIAQFCBwoFX2Nvc3QiggEKDlJhdGVMaW1pdFN0YXRlEgwKBG5hbWUYASABKAkSDQoFbGltaXQYAiABKAMSEQoJcmVtYWluaW5nGAMgASgDEi4KCnJlc2V0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGV4Y2VlZGVkGAUgASgIIs0DChFWZXJpZnlLZXlSZXNwb25zZRINCgV2YWxpZBgBIAEoCBIkCgRjb2RlGAIgASgOMhYua2V5d2FyZC52MS5WZXJpZnlDb2RlEg4KBmtleV9pZBgDIAEoCRIUCgx3b3Jrc3BhY2VfaWQYBCABKAkSEwoLY3VzdG9tZXJfaWQYBSABKAkSDAoEbmFtZRgGIAEoCRITCgtwZXJtaXNzaW9ucxgHIAMoCRI9CghtZXRhZGF0YRgIIAMoCzIrLmtleXdhcmQudjEuVmVyaWZ5S2V5UmVzcG9uc2UuTWV0YWRhdGFFbnRyeRIvCgtleHBpcmVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoFc3RhdGUYCiABKA4yFC5rZXl3YXJkLnYxLktleVN0YXRlEi8KC3JhdGVfbGltaXRzGBQgAygLMhoua2V5d2FyZC52MS5SYXRlTGltaXRTdGF0ZRIbCg5yZW1haW5pbmdfdXNlcxgVIAEoA0gAiAEBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIRCg9fcmVtYWluaW5nX3VzZXMqjwIKClZlcmlmeUNvZGUSGwoXVkVSSUZZX0NPREVfVU5TUEVDSUZJRUQQABIVChFWRVJJRllfQ09ERV9WQUxJRBABEhkKFVZFUklGWV9DT0RFX05PVF9GT1VORBACEhgKFFZFUklGWV9DT0RFX0RJU0FCTEVEEAMSFwoTVkVSSUZZX0NPREVfRVhQSVJFRBAEEhcKE1ZFUklGWV9DT0RFX1JFVk9LRUQQBRIoCiRWRVJJRllfQ09ERV9JTlNVRkZJQ0lFTlRfUEVSTUlTU0lPTlMQBhIcChhWRVJJRllfQ09ERV9SQVRFX0xJTUlURUQQBxIeChpWRVJJRllfQ09ERV9VU0FHRV9FWENFRURFRBAIMtAECgpLZXlTZXJ2aWNlEkgKCUNyZWF0ZUtleRIcLmtleXdhcmQudjEuQ3JlYXRlS2V5UmVxdWVzdBodLmtleXdhcmQudjEuQ3JlYXRlS2V5UmVzcG9uc2USPwoGR2V0S2V5Ehkua2V5d2FyZC52MS5HZXRLZXlSZXF1ZXN0Ghoua2V5d2FyZC52MS5HZXRLZXlSZXNwb25zZRJFCghMaXN0S2V5cxIbLmtleXdhcmQudjEuTGlzdEtleXNSZXF1ZXN0Ghwua2V5d2FyZC52MS5MaXN0S2V5c1Jlc3BvbnNlEkgKCVVwZGF0ZUtleRIcLmtleXdhcmQudjEuVXBkYXRlS2V5UmVxdWVzdBodLmtleXdhcmQudjEuVXBkYXRlS2V5UmVzcG9uc2USSAoJUm90YXRlS2V5Ehwua2V5d2FyZC52MS5Sb3RhdGVLZXlSZXF1ZXN0Gh0ua2V5d2FyZC52MS5Sb3RhdGVLZXlSZXNwb25zZRJICglSZXZva2VLZXkSHC5rZXl3YXJkLnYxLlJldm9rZUtleVJlcXVlc3QaHS5rZXl3YXJkLnYxLlJldm9rZUtleVJlc3BvbnNlEkgKCURlbGV0ZUtleRIcLmtleXdhcmQudjEuRGVsZXRlS2V5UmVxdWVzdBodLmtleXdhcmQudjEuRGVsZXRlS2V5UmVzcG9uc2USSAoJVmVyaWZ5S2V5Ehwua2V5d2FyZC52MS5WZXJpZnlLZXlSZXF1ZXN0Gh0ua2V5d2FyZC52MS5WZXJpZnlLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_keyward_v1_key]);
 
 /**
  * @generated from message keyward.v1.CreateKeyRequest
@@ -345,6 +345,16 @@ export type VerifyKeyRequest = Message<"keyward.v1.VerifyKeyRequest"> & {
    * @generated from field: string workspace_id = 3;
    */
   workspaceId: string;
+
+  /**
+   * What this request costs: taken from every rate limit of the key and from
+   * its remaining_uses. Unset means 1; 0 to 10^9. A cost of 0 checks
+   * without consuming: it passes a limit (or remaining_uses) that has at
+   * least 1 left. Keys without limits ignore it.
+   *
+   * @generated from field: optional int64 cost = 20;
+   */
+  cost?: bigint | undefined;
 };
 
 /**
@@ -353,6 +363,53 @@ export type VerifyKeyRequest = Message<"keyward.v1.VerifyKeyRequest"> & {
  */
 export const VerifyKeyRequestSchema: GenMessage<VerifyKeyRequest> = /*@__PURE__*/
   messageDesc(file_keyward_v1_key_service, 14);
+
+/**
+ * The state of one rate limit of the key after this request.
+ *
+ * @generated from message keyward.v1.RateLimitState
+ */
+export type RateLimitState = Message<"keyward.v1.RateLimitState"> & {
+  /**
+   * The limit's name, as in ApiKey.rate_limits.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: int64 limit = 2;
+   */
+  limit: bigint;
+
+  /**
+   * What is left in the current window.
+   *
+   * @generated from field: int64 remaining = 3;
+   */
+  remaining: bigint;
+
+  /**
+   * When the current window ends and remaining is back to limit.
+   *
+   * @generated from field: google.protobuf.Timestamp reset_time = 4;
+   */
+  resetTime?: Timestamp | undefined;
+
+  /**
+   * This limit refused the request (the code is RATE_LIMITED).
+   *
+   * @generated from field: bool exceeded = 5;
+   */
+  exceeded: boolean;
+};
+
+/**
+ * Describes the message keyward.v1.RateLimitState.
+ * Use `create(RateLimitStateSchema)` to create a new message.
+ */
+export const RateLimitStateSchema: GenMessage<RateLimitState> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_key_service, 15);
 
 /**
  * @generated from message keyward.v1.VerifyKeyResponse
@@ -414,6 +471,22 @@ export type VerifyKeyResponse = Message<"keyward.v1.VerifyKeyResponse"> & {
    * @generated from field: keyward.v1.KeyState state = 10;
    */
   state: KeyState;
+
+  /**
+   * One entry per rate limit of the key, in the key's order, when the rate
+   * limits were checked (code VALID, RATE_LIMITED or USAGE_EXCEEDED).
+   *
+   * @generated from field: repeated keyward.v1.RateLimitState rate_limits = 20;
+   */
+  rateLimits: RateLimitState[];
+
+  /**
+   * For a key with remaining_uses, when they were checked (code VALID or
+   * USAGE_EXCEEDED): what is left after this request.
+   *
+   * @generated from field: optional int64 remaining_uses = 21;
+   */
+  remainingUses?: bigint | undefined;
 };
 
 /**
@@ -421,7 +494,7 @@ export type VerifyKeyResponse = Message<"keyward.v1.VerifyKeyResponse"> & {
  * Use `create(VerifyKeyResponseSchema)` to create a new message.
  */
 export const VerifyKeyResponseSchema: GenMessage<VerifyKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 15);
+  messageDesc(file_keyward_v1_key_service, 16);
 
 /**
  * Why a key did or did not verify.
@@ -476,6 +549,21 @@ export enum VerifyCode {
    * @generated from enum value: VERIFY_CODE_INSUFFICIENT_PERMISSIONS = 6;
    */
   INSUFFICIENT_PERMISSIONS = 6,
+
+  /**
+   * The request would exceed one of the key's rate limits; rate_limits says
+   * which (exceeded) and when each window resets.
+   *
+   * @generated from enum value: VERIFY_CODE_RATE_LIMITED = 7;
+   */
+  RATE_LIMITED = 7,
+
+  /**
+   * The key's remaining_uses are fewer than the request's cost.
+   *
+   * @generated from enum value: VERIFY_CODE_USAGE_EXCEEDED = 8;
+   */
+  USAGE_EXCEEDED = 8,
 }
 
 /**
@@ -497,7 +585,9 @@ export const KeyService: GenService<{
    * Requires `api_keys:write`. Returns INVALID_ARGUMENT for a missing
    * workspace_id, a name over 120 characters, a grant naming a scope the
    * workspace does not have, a grant without actions, an expire_time in the
-   * past or oversized metadata; PERMISSION_DENIED if the SDK key is restricted
+   * past, oversized metadata, more than 5 rate_limits or a bad one (name,
+   * limit, duration, duplicate name), a remaining_uses out of range, or a
+   * refill that is incomplete, out of range or without remaining_uses; PERMISSION_DENIED if the SDK key is restricted
    * to other workspaces; NOT_FOUND if the workspace does not exist.
    *
    * @generated from rpc keyward.v1.KeyService.CreateKey
@@ -535,7 +625,10 @@ export const KeyService: GenService<{
   },
   /**
    * Updates the fields named in update_mask: `customer_id`, `name`,
-   * `description`, `grants`, `enabled`, `metadata`, `expire_time`. Requires
+   * `description`, `grants`, `enabled`, `metadata`, `expire_time`,
+   * `rate_limits` (the list is replaced), `remaining_uses` (unset: unlimited),
+   * `refill` (unset: none). Setting remaining_uses or refill starts the
+   * refill period anew (last_refill_time becomes now). Requires
    * `api_keys:write`. Returns NOT_FOUND as GetKey does, INVALID_ARGUMENT for a
    * bad mask or value, FAILED_PRECONDITION for a revoked key.
    *
@@ -586,10 +679,30 @@ export const KeyService: GenService<{
   /**
    * Checks an API key presented to your API. A key that does not pass is not
    * an error: the response has valid=false and a code saying why. Requires
-   * `api_keys:verify`. Returns INVALID_ARGUMENT for an empty key or a
-   * required permission that is not `scope:action`, PERMISSION_DENIED if
-   * workspace_id names a workspace the SDK key may not see, and UNAVAILABLE if
-   * the database cannot be reached (it never answers valid then).
+   * `api_keys:verify`. Returns INVALID_ARGUMENT for an empty key, a required
+   * permission that is not `scope:action` or a cost out of range,
+   * PERMISSION_DENIED if workspace_id names a workspace the SDK key may not
+   * see, and UNAVAILABLE if the database cannot be reached (it never answers
+   * valid then).
+   *
+   * The checks run in this order, and the first that fails gives the code:
+   * 1. the key exists (NOT_FOUND), is not revoked (REVOKED), expired
+   *    (EXPIRED) or disabled (DISABLED), and has every required permission
+   *    (INSUFFICIENT_PERMISSIONS); nothing is consumed by a key that fails
+   *    here;
+   * 2. rate limits (RATE_LIMITED): the cost is taken from every limit of the
+   *    key or, if any one of them would be exceeded, from none;
+   * 3. remaining uses (USAGE_EXCEEDED): the cost is taken from
+   *    remaining_uses in one atomic database update, or nothing is taken if
+   *    fewer are left. A request refused here gives back what step 2 took,
+   *    so it consumes nothing at all (in the instant between taking and
+   *    giving back, a concurrent request may see the limit as used: a limit
+   *    may refuse a request it could have admitted, never the reverse).
+   * A key without rate limits and remaining_uses skips steps 2 and 3.
+   *
+   * Rate limits are kept in each server's memory (exact with one replica),
+   * or with REDIS_URL in Redis, shared by all replicas. If Redis cannot be
+   * reached, each replica enforces the limits on its own until it can.
    *
    * @generated from rpc keyward.v1.KeyService.VerifyKey
    */
