@@ -9,6 +9,8 @@ export const SDK_SCOPES = [
   'api_keys:read',
   'api_keys:write',
   'api_keys:verify',
+  // Reading the audit trail (AuditService): who changed what, and refused credentials.
+  'audit:read',
 ] as const;
 export type SdkScope = (typeof SDK_SCOPES)[number];
 export const ALL_SCOPES = '*';

@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import type { SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError, type ErrorKind } from '../domain/errors.js';
+import { withRequestId } from '../domain/request-context.js';
 import type { Logger } from '../log.js';
 import { principalKey } from './context.js';
 
@@ -52,7 +53,7 @@ export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     const requestId = requestIdOf(req.header.get(REQUEST_ID_HEADER));
     try {
-      const res = await next(req);
+      const res = await withRequestId(requestId, () => next(req));
       res.header.set(REQUEST_ID_HEADER, requestId);
       return res;
     } catch (e) {

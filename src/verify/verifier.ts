@@ -5,6 +5,7 @@ import { isPermission, keyState, type KeyState } from '../domain/key-state.js';
 import type { Principal } from '../domain/principal.js';
 import { requireId } from '../domain/validate.js';
 import { KeyCache } from './key-cache.js';
+import type { UsageAnalytics } from './analytics.js';
 import type { LastUsedRecorder } from './usage.js';
 
 export type VerifyCode = 'valid' | 'not_found' | 'disabled' | 'expired' | 'revoked' | 'insufficient_permissions';
@@ -145,6 +146,7 @@ export class KeyVerifier {
     private readonly orm: MikroORM,
     private readonly cache: KeyCache<KeyRecord>,
     private readonly usage: LastUsedRecorder,
+    private readonly analytics: UsageAnalytics,
   ) {}
 
   private async lookup(hash: string): Promise<KeyRecord | null> {
@@ -161,7 +163,7 @@ export class KeyVerifier {
     p.requireScope('api_keys:verify');
     checkVerifyInput(input);
     if (input.workspaceId !== '') p.requireWorkspace(input.workspaceId);
-    return isWellFormedApiKey(input.key) ? hashApiKey(input.key) : NOT_FOUND;
+    return isWellFormedApiKey(input.key) ? hashApiKey(input.key) : this.analytics.count(p, input.workspaceId, NOT_FOUND, Date.now());
   }
 
   /**
@@ -184,8 +186,12 @@ export class KeyVerifier {
     return this.decide(p, input, rec, Date.now());
   }
 
-  /** The verdict for what the database (or the cache) says about the key. */
+  /** The verdict for what the database (or the cache) says about the key, counted for usage analytics. */
   private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number): VerifyResult {
+    return this.analytics.count(p, input.workspaceId, this.judge(p, input, rec, now), now);
+  }
+
+  private judge(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number): VerifyResult {
     if (!rec || (rec.secretExpireMs !== null && rec.secretExpireMs <= now)) return NOT_FOUND;
     if (!p.canSee(rec.workspaceId) || (input.workspaceId !== '' && rec.workspaceId !== input.workspaceId)) return NOT_FOUND;
     const state = keyState(rec, now);
