@@ -34,7 +34,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   const log: Logger = createLogger(config.logLevel, (line) => logs.push(line));
   const server = await startServer(config, log);
   const sdkKey = async (scopes: string[], workspaceIds: string[] = []) =>
-    (await server.app.sdkKeys.create({ name: `test ${scopes.join(' ')}`, scopes, workspaceIds })).token;
+    (await server.app.sdkKeys.create({ name: `test ${scopes.join(' ')}`.slice(0, 120), scopes, workspaceIds })).token;
   const adminToken = await sdkKey(['*']);
   return {
     server,
