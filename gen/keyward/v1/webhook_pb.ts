@@ -29,9 +29,11 @@ export const file_keyward_v1_webhook: GenFile = /*@__PURE__*/
  *   and expire_time;
  * - `key.revoked`, `key.rotated`: RevokeKey, RotateKey;
  * - `key.usage_exhausted`: a usage-limited key used its last use.
- * Any 2xx answer within 10 seconds is a delivery; otherwise it is retried
- * with exponential backoff (about 10 times over several hours), also across
- * server restarts. Delivery is at least once: deduplicate by the event id.
+ * Any 2xx answer within 10 seconds is a delivery (redirects are not
+ * followed); otherwise it is retried with exponential backoff (by default 10
+ * attempts, 10 s after the first and doubling, about 85 minutes in all), also
+ * across server restarts. Delivery is at least once: deduplicate by the event
+ * id.
  *
  * @generated from message keyward.v1.Webhook
  */
