@@ -76,7 +76,10 @@ export class WebhookWorker {
   start(): void {
     this.stopped = false;
     this.loop('deliver', () => this.deliverDue(), this.opts.pollMs);
-    this.loop('expiry', () => this.scanExpiring(), this.opts.expiryScanMs);
+    this.loop('expiry', async () => {
+      await this.scanExpiring();
+      await this.prune();
+    }, this.opts.expiryScanMs);
   }
 
   /** Stops the loops and waits for the work in progress. */
@@ -171,6 +174,20 @@ export class WebhookWorker {
       attempt: c.attempts,
       error: error.slice(0, 200),
     });
+  }
+
+  /**
+   * Forgets delivered events after a week and given-up ones after 30 days,
+   * and notices of expire_times that have passed (a key's expire_time can only
+   * be set in the future again, which is a new notice anyway).
+   */
+  async prune(): Promise<void> {
+    const em = this.orm.em.fork() as SqlEntityManager;
+    await em.execute(
+      `delete from webhook_outbox
+        where delivered_time < now() - interval '7 days' or failed_time < now() - interval '30 days'`,
+    );
+    await em.execute(`delete from key_expiry_notices where expire_time < now() - interval '1 day'`);
   }
 
   /** Queues key.expiring for keys that newly came within their webhook's notice days; returns how many. */
