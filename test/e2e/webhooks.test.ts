@@ -280,3 +280,30 @@ describe('durability', () => {
     }
   });
 });
+
+// Replicas share one Postgres; the embedded database has a single server.
+describe.skipIf(!process.env.DATABASE_URL)('two replicas', () => {
+  it('share the outbox: every event is delivered once', async () => {
+    const db = await createTestDatabase();
+    const sink = await new Receiver().start();
+    const one = await startTestServer(FAST, { db });
+    const two = await startTestServer(FAST, { db });
+    try {
+      const ws = await workspace(one);
+      await client(WebhookService, one).setWebhook({ webhook: { workspaceId: ws, url: sink.url } });
+      const K = client(KeyService, one);
+      const ids: string[] = [];
+      for (let i = 0; i < 30; i++) ids.push((await K.createKey({ key: { workspaceId: ws, name: `r${i}` } })).key!.id);
+      await Promise.all(ids.map((id) => K.revokeKey({ id })));
+      await until('30 deliveries', () => sink.of('key.revoked').length >= 30);
+      await new Promise((r) => setTimeout(r, 300));
+      const delivered = sink.of('key.revoked').map((r) => r.event.data.key.id as string);
+      expect(delivered.sort()).toEqual([...ids].sort());
+    } finally {
+      await one.close();
+      await two.close();
+      await sink.close();
+      await db.drop();
+    }
+  });
+});
