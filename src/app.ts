@@ -4,6 +4,18 @@ import { compressionBrotli, compressionGzip, connectNodeAdapter } from '@connect
 import { KeyService } from '../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../gen/keyward/v1/workspace_service_pb.js';
+import { AuditService } from '../gen/keyward/v1/audit_service_pb.js';
+import { UsageService } from '../gen/keyward/v1/usage_service_pb.js';
+import { WebhookService } from '../gen/keyward/v1/webhook_service_pb.js';
+import { AuditLog } from './domain/audit.js';
+import { SecurityEventRecorder } from './domain/security-events.js';
+import { UsageReports } from './domain/usage.js';
+import { Webhooks } from './domain/webhooks.js';
+import { auditService } from './rpc/audit-service.js';
+import { usageService } from './rpc/usage-service.js';
+import { webhookService } from './rpc/webhook-service.js';
+import { UsageAnalytics } from './verify/analytics.js';
+import { WebhookWorker } from './webhooks/worker.js';
 import { SdkKeyAuthenticator } from './auth/sdk-key-auth.js';
 import { Keys } from './domain/keys.js';
 import { Scopes } from './domain/scopes.js';
@@ -27,7 +39,13 @@ import type { Config } from './config.js';
 
 export type AppOptions = Pick<
   Config,
-  'usageFlushMs' | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
+  | 'usageFlushMs'
+  | 'webhookPollMs'
+  | 'webhookRetryBaseMs'
+  | 'webhookMaxAttempts'
+  | 'webhookTimeoutMs'
+  | 'expiryScanMs'
+  | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
 > &
   Partial<Pick<Config, 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs'>>;
 
@@ -39,6 +57,12 @@ export class App {
   readonly sdkKeys: SdkKeys;
   readonly auth: SdkKeyAuthenticator;
   readonly usage: LastUsedRecorder;
+  readonly analytics: UsageAnalytics;
+  readonly securityEvents: SecurityEventRecorder;
+  readonly usageReports: UsageReports;
+  readonly auditLog: AuditLog;
+  readonly webhooks: Webhooks;
+  readonly webhookWorker: WebhookWorker;
   readonly verifier: KeyVerifier;
   readonly changes: ChangeBus;
   readonly keyCache: KeyCache<KeyRecord>;
@@ -60,8 +84,22 @@ export class App {
     this.scopes = new Scopes(orm, this.changes);
     this.keys = new Keys(orm, this.changes);
     this.sdkKeys = new SdkKeys(orm, this.changes);
-    this.auth = new SdkKeyAuthenticator(orm);
+    this.securityEvents = new SecurityEventRecorder(orm, log, opts.usageFlushMs);
+    this.auth = new SdkKeyAuthenticator(orm, undefined, (subject) =>
+      this.securityEvents.note({ kind: 'sdk_key.auth_failed', actor: 'unauthenticated', resourceType: 'sdk_key', resourceId: subject, workspaceId: null }),
+    );
     this.usage = new LastUsedRecorder(orm, log, opts.usageFlushMs);
+    this.analytics = new UsageAnalytics(orm, log, opts.usageFlushMs, this.securityEvents);
+    this.usageReports = new UsageReports(orm);
+    this.auditLog = new AuditLog(orm);
+    this.webhooks = new Webhooks(orm);
+    this.webhookWorker = new WebhookWorker(orm, log, {
+      pollMs: opts.webhookPollMs,
+      retryBaseMs: opts.webhookRetryBaseMs,
+      maxAttempts: opts.webhookMaxAttempts,
+      timeoutMs: opts.webhookTimeoutMs,
+      expiryScanMs: opts.expiryScanMs,
+    });
     this.keyCache = newKeyCache({
       maxEntries: opts.verifyCacheSize,
       positiveTtlMs: opts.verifyCacheTtlMs,
@@ -73,7 +111,7 @@ export class App {
         ? new LocalRateLimiter()
         : new RedisRateLimiter(opts.redisUrl, opts.redisPrefix ?? 'keyward:', log, this.rateLimitStats, opts.redisTimeoutMs ?? 1000);
     const limits = new LimitEnforcer(this.rateLimiter, new UsageLimits(orm), this.usage);
-    this.verifier = new KeyVerifier(orm, this.keyCache, this.usage, limits);
+    this.verifier = new KeyVerifier(orm, this.keyCache, this.usage, limits, this.analytics);
     this.changes.subscribe((c) => {
       if (c.keys) this.keyCache.evictKeys(c.keys);
       if (c.workspace) this.keyCache.evictWorkspace(c.workspace);
@@ -85,7 +123,28 @@ export class App {
     router.service(WorkspaceService, workspaceService(this.workspaces));
     router.service(ScopeService, scopeService(this.scopes));
     router.service(KeyService, keyService(this.keys, this.verifier));
+    router.service(UsageService, usageService(this.usageReports));
+    router.service(AuditService, auditService(this.auditLog));
+    router.service(WebhookService, webhookService(this.webhooks));
   };
+
+  /** Starts the background work: batched writes of usage and security events, webhook delivery. */
+  async startBackground(): Promise<void> {
+    await this.rateLimiter.start();
+    this.usage.start();
+    this.analytics.start();
+    this.securityEvents.start();
+    this.webhookWorker.start();
+  }
+
+  /** Stops it, writing what is still gathered in memory. */
+  async stopBackground(): Promise<void> {
+    await this.webhookWorker.stop();
+    await Promise.all([this.usage.stop(), this.analytics.stop()]);
+    // After analytics: uses of revoked keys it counted are security events too.
+    await this.securityEvents.stop();
+    await this.rateLimiter.close();
+  }
 
   /** The request handler for both the HTTP/2 and the HTTP/1.1 server. */
   handler(shutdownSignal?: AbortSignal) {

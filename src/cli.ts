@@ -18,7 +18,7 @@ Commands:
   sdk-key revoke ID                      revoke an SDK key
 
 Scopes: * workspace:read workspace:write workspace_scopes:read workspace_scopes:write
-        api_keys:read api_keys:write api_keys:verify
+        api_keys:read api_keys:write api_keys:verify audit:read
 
 Environment: PORT, HOST, DATABASE_URL, KEYWARD_DATA_DIR, KEYWARD_LOG_LEVEL (see README).`;
 

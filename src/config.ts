@@ -23,6 +23,13 @@ export interface Config {
   verifyNegativeTtlMs: number;
   /** Print an admin SDK key on first start with an empty database. */
   bootstrapAdmin: boolean;
+  /** Webhook delivery: how often due events are looked for, first retry delay (doubling), attempts, receiver timeout. */
+  webhookPollMs: number;
+  webhookRetryBaseMs: number;
+  webhookMaxAttempts: number;
+  webhookTimeoutMs: number;
+  /** How often keys about to expire are looked for (key.expiring). */
+  expiryScanMs: number;
   /** Serve VerifyKey over HTTP/2 with the lean handler of src/rpc/verify-fast-path.ts instead of connect-node. */
   verifyFastPath: boolean;
   /** Redis URL for rate limits shared by all replicas; unset keeps them in each process. */
@@ -58,6 +65,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     verifyCacheSize: int(env, 'KEYWARD_VERIFY_CACHE_SIZE', 100_000, 0),
     verifyCacheTtlMs: int(env, 'KEYWARD_VERIFY_CACHE_TTL_MS', 10_000, 0),
     verifyNegativeTtlMs: int(env, 'KEYWARD_VERIFY_NEGATIVE_TTL_MS', 5000, 0),
+    webhookPollMs: int(env, 'KEYWARD_WEBHOOK_POLL_MS', 1000, 10),
+    webhookRetryBaseMs: int(env, 'KEYWARD_WEBHOOK_RETRY_BASE_MS', 10_000, 1),
+    webhookMaxAttempts: int(env, 'KEYWARD_WEBHOOK_MAX_ATTEMPTS', 10, 1),
+    webhookTimeoutMs: int(env, 'KEYWARD_WEBHOOK_TIMEOUT_MS', 10_000, 100),
+    expiryScanMs: int(env, 'KEYWARD_EXPIRY_SCAN_MS', 60_000, 10),
     bootstrapAdmin: env.KEYWARD_BOOTSTRAP_ADMIN !== 'false',
     verifyFastPath: env.KEYWARD_VERIFY_FAST_PATH !== 'false',
     redisUrl: env.REDIS_URL || undefined,

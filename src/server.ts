@@ -13,7 +13,7 @@ export interface RunningServer {
   port: number;
   app: App;
   db: Database;
-  /** Stops accepting, lets in-flight requests finish (up to the grace), flushes usage, closes the database. */
+  /** Stops accepting, lets in-flight requests finish (up to the grace), flushes usage and events, closes the database. */
   close(): Promise<void>;
 }
 
@@ -139,8 +139,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         );
       }
     }
-    app.usage.start();
-    await app.rateLimiter.start();
+    await app.startBackground();
     const server = await listen(app, config.host, config.port, config.shutdownGraceMs, { verifyFastPath: config.verifyFastPath });
     log.info('keyward listening', { host: config.host, port: server.port, database: db.description });
     return {
@@ -150,8 +149,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       async close() {
         await server.close();
         await listener?.stop();
-        await app.usage.stop();
-        await app.rateLimiter.close();
+        await app.stopBackground();
         await db.close();
       },
     };

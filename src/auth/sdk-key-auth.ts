@@ -34,7 +34,21 @@ export class SdkKeyAuthenticator {
   constructor(
     private readonly orm: MikroORM,
     private readonly opts: SdkKeyAuthOptions = { recheckMs: 1000, maxEntries: 10_000 },
+    /**
+     * Told of every refusal, with the SDK key id if it names one that exists,
+     * else `missing`, `malformed` or `unknown` (never the token).
+     */
+    private readonly onFailure: (subject: string) => void = () => {},
   ) {}
+
+  private token(authorization: string | null | undefined): string {
+    try {
+      return bearerToken(authorization);
+    } catch (e) {
+      this.onFailure(authorization ? 'malformed' : 'missing');
+      throw e;
+    }
+  }
 
   /**
    * The entry of a remembered key checked within `recheckMs`, or undefined
@@ -43,7 +57,7 @@ export class SdkKeyAuthenticator {
    * pays no promise for the common case.
    */
   rememberedEntry(authorization: string | null | undefined): Remembered | undefined {
-    const hit = this.remembered.get(sdkKeyFingerprint(bearerToken(authorization)));
+    const hit = this.remembered.get(sdkKeyFingerprint(this.token(authorization)));
     return hit && this.isFresh(hit) ? hit : undefined;
   }
 
@@ -62,7 +76,7 @@ export class SdkKeyAuthenticator {
   }
 
   async authenticate(authorization: string | null | undefined): Promise<Principal> {
-    const token = bearerToken(authorization);
+    const token = this.token(authorization);
     const fp = sdkKeyFingerprint(token);
     const hit = this.remembered.get(fp);
     if (hit && this.isFresh(hit)) return hit.principal;
@@ -79,15 +93,11 @@ export class SdkKeyAuthenticator {
     for (const [fp, r] of this.remembered) if (r.sdkKeyId === sdkKeyId) this.drop(fp, r);
   }
 
-  private async loadLive(id: string): Promise<SdkKey | null> {
-    const row = await this.orm.em.fork().findOne(SdkKey, { id });
-    return row && !row.revokeTime ? row : null;
-  }
-
   private async recheck(fp: string, hit: Remembered): Promise<Remembered> {
-    const row = await this.loadLive(hit.sdkKeyId);
-    if (!row) {
+    const row = await this.orm.em.fork().findOne(SdkKey, { id: hit.sdkKeyId });
+    if (!row || row.revokeTime) {
       this.drop(fp, hit);
+      this.onFailure(row ? row.id : 'unknown');
       throw invalidKey();
     }
     return this.remember(fp, row);
@@ -95,9 +105,19 @@ export class SdkKeyAuthenticator {
 
   private async verify(fp: string, token: string): Promise<Remembered> {
     const parsed = parseSdkKey(token);
-    if (!parsed) throw unauthenticated('the SDK key is malformed');
-    const row = await this.loadLive(parsed.id);
-    if (!row || !(await checkSdkKeySecret(parsed.secret, row.secretHash))) throw invalidKey();
+    if (!parsed) {
+      this.onFailure('malformed');
+      throw unauthenticated('the SDK key is malformed');
+    }
+    const row = await this.orm.em.fork().findOne(SdkKey, { id: parsed.id });
+    if (!row) {
+      this.onFailure('unknown');
+      throw invalidKey();
+    }
+    if (row.revokeTime || !(await checkSdkKeySecret(parsed.secret, row.secretHash))) {
+      this.onFailure(row.id);
+      throw invalidKey();
+    }
     return this.remember(fp, row);
   }
 

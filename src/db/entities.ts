@@ -134,10 +134,32 @@ export const AuditEventSchema = defineEntity({
     resourceId: p.text(),
     workspaceId: p.uuid().nullable(),
     details: p.json<Record<string, unknown>>().nullable(),
+    /** The x-request-id of the RPC that made the change; null for the CLI and aggregated events. */
+    requestId: p.text().nullable(),
+    /** How many times an aggregated security event happened in its minute; 1 for changes. */
+    count: p.integer().default(1),
+    /** kind|subject|minute of an aggregated security event; null for changes. */
+    aggregateKey: p.text().nullable(),
   },
 });
 export class AuditEvent extends AuditEventSchema.class {}
 AuditEventSchema.setClass(AuditEvent);
+
+/** A workspace's webhook. The signing secret is stored as is: signing needs it. */
+export const WebhookSchema = defineEntity({
+  name: 'Webhook',
+  tableName: 'webhooks',
+  properties: {
+    workspaceId: p.uuid().primary(),
+    url: p.text(),
+    secret: p.text(),
+    expiringNoticeDays: p.integer(),
+    createTime: createTime(),
+    updateTime: updateTime(),
+  },
+});
+export class Webhook extends WebhookSchema.class {}
+WebhookSchema.setClass(Webhook);
 
 export const entities = [
   WorkspaceSchema,
@@ -147,4 +169,5 @@ export const entities = [
   ApiKeyGrantSchema,
   SdkKeySchema,
   AuditEventSchema,
+  WebhookSchema,
 ];

@@ -11,6 +11,7 @@ import { isId } from './ids.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
 import { checkLength, checkMetadata, checkUpdateMask, requireId } from './validate.js';
+import { enqueueKeyEvent } from './webhooks.js';
 import { findVisibleWorkspace } from './workspaces.js';
 import {
   checkRateLimits,
@@ -110,6 +111,8 @@ export interface KeyFilter {
   workspaceId: string;
   customerId: string;
   state?: KeyState;
+  /** Only keys with an expire_time before this. */
+  expireBefore?: Date;
 }
 
 const checkCustomerId = (v: string) => checkLength('key.customer_id', v, 255);
@@ -279,6 +282,7 @@ export class Keys {
     const where: FilterQuery<ApiKey>[] = [{ workspaceId: filter.workspaceId }];
     if (filter.customerId !== '') where.push({ customerId: filter.customerId });
     if (filter.state) where.push(stateFilter(filter.state, new Date()));
+    if (filter.expireBefore) where.push({ expireTime: { $ne: null, $lt: filter.expireBefore } });
     if (cursor.after) where.push({ id: { $gt: cursor.after } });
     const rows = await em.find(ApiKey, { $and: where }, { orderBy: { id: 'asc' }, limit: cursor.limit });
     const page_ = closePage(rows, cursor, filter, (k) => k.id);
@@ -347,6 +351,7 @@ export class Keys {
       const secret = this.addSecret(em, key, ws);
       key.updateTime = now;
       audit(em, p, 'key.rotate', { type: 'key', id, workspaceId: key.workspaceId });
+      await enqueueKeyEvent(em, 'key.rotated', key, { previous_secret_expire_time: until.toISOString() });
       report({ keys: [id] });
       await em.flush();
       return { view: await this.view(em, key), secret };
@@ -361,6 +366,7 @@ export class Keys {
         key.revokeTime = new Date();
         key.updateTime = key.revokeTime;
         audit(em, p, 'key.revoke', { type: 'key', id, workspaceId: key.workspaceId });
+        await enqueueKeyEvent(em, 'key.revoked', key);
         report({ keys: [id] });
         await em.flush();
       }

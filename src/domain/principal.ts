@@ -9,6 +9,8 @@ export const SDK_SCOPES = [
   'api_keys:read',
   'api_keys:write',
   'api_keys:verify',
+  // Reading the audit trail (AuditService): who changed what, and refused credentials.
+  'audit:read',
 ] as const;
 export type SdkScope = (typeof SDK_SCOPES)[number];
 export const ALL_SCOPES = '*';
@@ -28,9 +30,16 @@ export class Principal {
     scopes: readonly string[],
     /** Workspaces the key is restricted to; empty means all. */
     workspaceIds: readonly string[],
+    /** The request (its x-request-id) this principal acts in, for audit records; null outside an RPC. */
+    readonly requestId: string | null = null,
   ) {
     this.scopeSet = new Set(scopes);
     this.workspaceSet = workspaceIds.length > 0 ? new Set(workspaceIds) : undefined;
+  }
+
+  /** The same rights, acting in one request. */
+  inRequest(requestId: string | null): Principal {
+    return new Principal(this.actor, [...this.scopeSet], this.visibleWorkspaces() ?? [], requestId);
   }
 
   get restricted(): boolean {

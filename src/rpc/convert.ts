@@ -12,7 +12,10 @@ import {
 import { ScopeSchema } from '../../gen/keyward/v1/scope_pb.js';
 import { WorkspaceSchema } from '../../gen/keyward/v1/workspace_pb.js';
 import { VerifyCode, VerifyKeyResponseSchema } from '../../gen/keyward/v1/key_service_pb.js';
-import type { Scope, Workspace } from '../db/entities.js';
+import { AuditEventSchema } from '../../gen/keyward/v1/audit_event_pb.js';
+import { WebhookSchema } from '../../gen/keyward/v1/webhook_pb.js';
+import type { AuditEvent, Scope, Webhook, Workspace } from '../db/entities.js';
+import type { UsageCount, UsageReport } from '../domain/usage.js';
 import { invalidArgument } from '../domain/errors.js';
 import type { KeyInput, KeyView } from '../domain/keys.js';
 import type { Action as DomainAction, KeyState as DomainKeyState } from '../domain/key-state.js';
@@ -193,3 +196,40 @@ export function verifyResultToProto(r: VerifyResult) {
     ...(r.limits && limitsToProto(r.limits)),
   });
 }
+
+/** A stored verify code as the proto enum; a code this build does not know is UNSPECIFIED. */
+export function verifyCodeToProto(code: string): VerifyCode {
+  return (CODE_TO_PROTO as Record<string, VerifyCode>)[code] ?? VerifyCode.UNSPECIFIED;
+}
+
+const usageCountsToProto = (counts: UsageCount[]) => counts.map((c) => ({ code: verifyCodeToProto(c.code), count: BigInt(c.count) }));
+
+export function usageReportToProto(r: UsageReport) {
+  return {
+    buckets: r.buckets.map((b) => ({ startTime: ts(b.hour), counts: usageCountsToProto(b.counts), total: BigInt(b.total) })),
+    totals: usageCountsToProto(r.totals),
+    total: BigInt(r.total),
+  };
+}
+
+export const auditEventToProto = (e: AuditEvent) =>
+  create(AuditEventSchema, {
+    id: e.id,
+    time: ts(e.time),
+    actor: e.actor,
+    action: e.action,
+    resourceType: e.resourceType,
+    resourceId: e.resourceId,
+    workspaceId: e.workspaceId ?? '',
+    requestId: e.requestId ?? '',
+    count: BigInt(e.count),
+  });
+
+export const webhookToProto = (w: Webhook) =>
+  create(WebhookSchema, {
+    workspaceId: w.workspaceId,
+    url: w.url,
+    expiringNoticeDays: w.expiringNoticeDays,
+    createTime: ts(w.createTime),
+    updateTime: ts(w.updateTime),
+  });

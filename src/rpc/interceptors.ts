@@ -5,7 +5,7 @@ import type { SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError, type ErrorKind } from '../domain/errors.js';
 import type { Logger } from '../log.js';
-import { principalKey } from './context.js';
+import { principalKey, requestIdKey } from './context.js';
 
 const CODES: Record<ErrorKind, Code> = {
   unauthenticated: Code.Unauthenticated,
@@ -60,6 +60,7 @@ export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     const sent = req.header.get(REQUEST_ID_HEADER);
     const requestId = requestIdOf(sent);
+    req.contextValues.set(requestIdKey, requestId);
     try {
       const res = await next(req);
       if (sent !== null || req.method !== KeyService.method.verifyKey) res.header.set(REQUEST_ID_HEADER, requestId);
@@ -71,10 +72,14 @@ export function errorInterceptor(log: Logger): Interceptor {
   };
 }
 
-/** Authenticates the SDK key of every request and hands the principal to the handler. */
+/**
+ * Authenticates the SDK key of every request and hands the principal, acting
+ * in this request (its id goes into audit records), to the handler.
+ */
 export function authInterceptor(auth: SdkKeyAuthenticator): Interceptor {
   return (next) => async (req) => {
-    req.contextValues.set(principalKey, await auth.authenticate(req.header.get('authorization')));
+    const principal = await auth.authenticate(req.header.get('authorization'));
+    req.contextValues.set(principalKey, principal.inRequest(req.contextValues.get(requestIdKey)));
     return next(req);
   };
 }

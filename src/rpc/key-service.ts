@@ -6,7 +6,7 @@ import type { Keys } from '../domain/keys.js';
 import type { KeyVerifier } from '../verify/verifier.js';
 import { principalOf } from './context.js';
 import { beforeDeadline, deadlineExceeded } from './deadline.js';
-import { costOf, keyInputFromProto, keyStateFromProto, keyToProto, verifyResultToProto } from './convert.js';
+import { costOf, keyInputFromProto, keyStateFromProto, keyToProto, toTime, verifyResultToProto } from './convert.js';
 
 export function keyService(keys: Keys, verifier: KeyVerifier): ServiceImpl<typeof KeyService> {
   return {
@@ -18,7 +18,12 @@ export function keyService(keys: Keys, verifier: KeyVerifier): ServiceImpl<typeo
       return { key: keyToProto(await keys.get(principalOf(ctx), req.id)) };
     },
     async listKeys(req, ctx) {
-      const filter = { workspaceId: req.workspaceId, customerId: req.customerId, state: keyStateFromProto(req.state) };
+      const filter = {
+        workspaceId: req.workspaceId,
+        customerId: req.customerId,
+        state: keyStateFromProto(req.state),
+        expireBefore: toTime('expire_before', req.expireBefore),
+      };
       const page = await keys.list(principalOf(ctx), filter, req);
       return { keys: page.items.map(keyToProto), nextPageToken: page.nextPageToken };
     },

@@ -5,6 +5,7 @@ import { isPermission, keyState, type KeyState } from '../domain/key-state.js';
 import type { Principal } from '../domain/principal.js';
 import { requireId } from '../domain/validate.js';
 import { KeyCache } from './key-cache.js';
+import type { UsageAnalytics } from './analytics.js';
 import type { LastUsedRecorder } from './usage.js';
 import { checkCost, type RateLimitSpec, type RefillSpec } from '../domain/limits.js';
 import type { StoredRateLimit } from '../db/entities.js';
@@ -183,6 +184,7 @@ export class KeyVerifier {
     private readonly cache: KeyCache<KeyRecord>,
     private readonly usage: LastUsedRecorder,
     private readonly limits: LimitEnforcer,
+    private readonly analytics: UsageAnalytics,
   ) {}
 
   private async lookup(hash: string): Promise<KeyRecord | null> {
@@ -199,7 +201,7 @@ export class KeyVerifier {
     p.requireScope('api_keys:verify');
     checkVerifyInput(input);
     if (input.workspaceId !== '') p.requireWorkspace(input.workspaceId);
-    return isWellFormedApiKey(input.key) ? hashApiKey(input.key) : NOT_FOUND;
+    return isWellFormedApiKey(input.key) ? hashApiKey(input.key) : this.analytics.count(p, input.workspaceId, NOT_FOUND, Date.now());
   }
 
   /**
@@ -224,13 +226,21 @@ export class KeyVerifier {
   }
 
   /**
-   * The verdict for what the database (or the cache) says about the key. For
-   * a key with limits it may have to wait; `now` (from verifyNow) asks for an
-   * answer only if none is needed, else undefined, having consumed nothing.
+   * The verdict for what the database (or the cache) says about the key,
+   * counted for usage analytics. For a key with limits it may have to wait;
+   * `sync` (from verifyNow) asks for an answer only if none is needed, else
+   * undefined, having consumed and counted nothing.
    */
   private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number, sync: true): VerifyResult | undefined;
   private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number, sync: false): VerifyResult | Promise<VerifyResult>;
   private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number, sync: boolean): VerifyResult | Promise<VerifyResult> | undefined {
+    const verdict = this.judge(p, input, rec, now, sync);
+    if (verdict === undefined) return undefined;
+    if (verdict instanceof Promise) return verdict.then((v) => this.analytics.count(p, input.workspaceId, v, now));
+    return this.analytics.count(p, input.workspaceId, verdict, now);
+  }
+
+  private judge(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number, sync: boolean): VerifyResult | Promise<VerifyResult> | undefined {
     if (!rec || (rec.secretExpireMs !== null && rec.secretExpireMs <= now)) return NOT_FOUND;
     if (!p.canSee(rec.workspaceId) || (input.workspaceId !== '' && rec.workspaceId !== input.workspaceId)) return NOT_FOUND;
     const state = keyState(rec, now);

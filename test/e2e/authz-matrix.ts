@@ -46,6 +46,19 @@ export const AUTHZ_MATRIX = {
   // The matrix request sets workspace_id; without it another workspace's key
   // verifies as NOT_FOUND (tested separately).
   'KeyService/VerifyKey': { scope: 'api_keys:verify', access: 'names-workspace' },
+
+  // Usage is read like keys are.
+  'UsageService/GetKeyUsage': { scope: 'api_keys:read', access: 'by-id' },
+  'UsageService/GetWorkspaceUsage': { scope: 'api_keys:read', access: 'names-workspace' },
+
+  // The matrix request names workspace_id; without it a restricted key sees
+  // only its workspaces' events (tested in audit.test.ts).
+  'AuditService/ListAuditEvents': { scope: 'audit:read', access: 'names-workspace' },
+
+  // A webhook is workspace configuration.
+  'WebhookService/SetWebhook': { scope: 'workspace:write', access: 'names-workspace' },
+  'WebhookService/GetWebhook': { scope: 'workspace:read', access: 'names-workspace' },
+  'WebhookService/DeleteWebhook': { scope: 'workspace:write', access: 'names-workspace' },
 } satisfies Record<string, AuthzRow>;
 
 export type RpcName = keyof typeof AUTHZ_MATRIX;

@@ -11,6 +11,8 @@ import { Action, KeyState } from '../../gen/keyward/v1/key_pb.js';
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
+import { WebhookService } from '../../gen/keyward/v1/webhook_service_pb.js';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { SDK_SCOPES, type SdkScope } from '../../src/domain/principal.js';
 import { client, startTestServer, transport, type ProtocolName, type TestServer } from '../support/server.js';
 import { AUTHZ_MATRIX, type AuthzRow, type RpcName } from './authz-matrix.js';
@@ -80,6 +82,7 @@ let ts: TestServer;
 let W: ReturnType<typeof client<typeof WorkspaceService>>;
 let S: ReturnType<typeof client<typeof ScopeService>>;
 let K: ReturnType<typeof client<typeof KeyService>>;
+let WH: ReturnType<typeof client<typeof WebhookService>>;
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const base62 = (n: number) => Array.from(randomBytes(n), (b) => BASE62[b % 62]).join('');
@@ -166,6 +169,7 @@ beforeAll(async () => {
   W = client(WorkspaceService, ts);
   S = client(ScopeService, ts);
   K = client(KeyService, ts);
+  WH = client(WebhookService, ts);
 
   A = await makePlace(await makeWorkspace(), makeWorkspace);
   const bWs = await makeWorkspace();
@@ -232,6 +236,7 @@ async function call(rpc: Rpc, authorization: string | undefined, req: unknown): 
     const res = (await anyClient(rpc.service)[rpc.method.localName]!(req, { headers })) as any;
     const shown = clone(rpc.method.output, res) as any;
     if (typeof shown.secret === 'string') shown.secret = '';
+    if (typeof shown.signingSecret === 'string') shown.signingSecret = '';
     RESPONSES.push({ rpc: rpc.name, json: toJsonString(rpc.method.output, shown) });
     return { ok: true, res };
   } catch (e) {
@@ -275,6 +280,18 @@ type Builder = (p: Place) => Promise<Built>;
 async function listAllWorkspaceNames() {
   return (await W.listWorkspaces({ pageSize: 1000 })).workspaces.map((w) => w.name);
 }
+/** Gives a real workspace a webhook (to read or delete); nothing for the ghost. */
+async function withWebhook(p: Place): Promise<string> {
+  const url = `http://127.0.0.1:9/${uniq('hook')}`;
+  if (p !== ghost) {
+    const r = await WH.setWebhook({ webhook: { workspaceId: p.ws, url } });
+    if (r.signingSecret) SECRETS.add(r.signingSecret);
+  }
+  return url;
+}
+const webhookUrl = (ws: string) => WH.getWebhook({ workspaceId: ws }).then((r) => r.webhook!.url, () => undefined);
+const anHourAgo = () => timestampFromDate(new Date(Date.now() - 3_600_000));
+
 async function keyUnchanged(k: KeyRef) {
   const got = (await K.getKey({ id: k.id })).key!;
   expect(got.state).toBe(KeyState.ACTIVE);
@@ -408,6 +425,48 @@ const BUILDERS = {
     req: { key: p.key.secret, requiredPermissions: [`${p.scope.name}:read`], workspaceId: p.ws },
     check: (r) => expect(r).toMatchObject({ valid: true, code: VerifyCode.VALID, keyId: p.key.id, workspaceId: p.ws }),
   }),
+  'UsageService/GetKeyUsage': async (p) => ({
+    req: { keyId: p.key.id, startTime: anHourAgo() },
+    check: (r) => expect(typeof r.total).toBe('bigint'),
+  }),
+  'UsageService/GetWorkspaceUsage': async (p) => ({
+    req: { workspaceId: p.ws, startTime: anHourAgo() },
+    check: (r) => expect(typeof r.total).toBe('bigint'),
+  }),
+  'AuditService/ListAuditEvents': async (p) => ({
+    req: { workspaceId: p.ws, pageSize: 1000 },
+    check: (r) => {
+      const events = r.events as { workspaceId: string; resourceId: string; action: string }[];
+      expect(events.every((e) => e.workspaceId === p.ws)).toBe(true);
+      expect(events.some((e) => e.action === 'key.create' && e.resourceId === p.key.id)).toBe(true);
+    },
+  }),
+  'WebhookService/SetWebhook': async (p) => {
+    const url = `https://example.test/${uniq('hook')}`;
+    return {
+      req: { webhook: { workspaceId: p.ws, url } },
+      check: (r) => {
+        if (r.signingSecret) SECRETS.add(r.signingSecret);
+        expect(r.webhook).toMatchObject({ workspaceId: p.ws, url, expiringNoticeDays: 7 });
+      },
+      intact: async () => expect(await webhookUrl(p.ws)).not.toBe(url),
+    };
+  },
+  'WebhookService/GetWebhook': async (p) => {
+    const url = await withWebhook(p);
+    return {
+      req: { workspaceId: p.ws },
+      check: (r) => expect(r.webhook).toMatchObject({ workspaceId: p.ws, url }),
+    };
+  },
+  'WebhookService/DeleteWebhook': async (p) => {
+    const url = await withWebhook(p);
+    return {
+      req: { workspaceId: p.ws },
+      check: async () => expect(await webhookUrl(p.ws)).toBeUndefined(),
+      intact: async () => expect(await webhookUrl(p.ws)).toBe(url),
+    };
+  },
 } satisfies Record<RpcName, Builder>;
 
 function builderOf(name: string): Builder {
@@ -419,9 +478,16 @@ function builderOf(name: string): Builder {
 // ---------------------------------------------------------------------------
 
 describe('the authorization matrix', () => {
-  it('enumerates the three services and their 18 RPCs', () => {
-    expect(SERVICES.map((s) => s.typeName).sort()).toEqual(['keyward.v1.KeyService', 'keyward.v1.ScopeService', 'keyward.v1.WorkspaceService']);
-    expect(RPCS.length).toBeGreaterThanOrEqual(18);
+  it('enumerates the six services and their 24 RPCs', () => {
+    expect(SERVICES.map((s) => s.typeName).sort()).toEqual([
+      'keyward.v1.AuditService',
+      'keyward.v1.KeyService',
+      'keyward.v1.ScopeService',
+      'keyward.v1.UsageService',
+      'keyward.v1.WebhookService',
+      'keyward.v1.WorkspaceService',
+    ]);
+    expect(RPCS.length).toBeGreaterThanOrEqual(24);
     for (const r of RPCS) expect(r.method.methodKind, r.name).toBe('unary');
   });
 

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 
 export interface TestDatabase {
@@ -10,10 +13,16 @@ export interface TestDatabase {
 
 /**
  * A fresh database for one test file: with DATABASE_URL, a new database on
- * that server (dropped afterwards); without it, an in-memory PGlite.
+ * that server (dropped afterwards); without it, an in-memory PGlite, or with
+ * `persistent` one in a temporary directory, so that servers can be restarted on it.
  */
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(opts: { persistent?: boolean } = {}): Promise<TestDatabase> {
   const base = process.env.DATABASE_URL;
+  if (!base && opts.persistent) {
+    // Survives a server restart: an embedded database in a temporary directory.
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'keyward-test-'));
+    return { databaseUrl: undefined, dataDir, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
+  }
   if (!base) return { databaseUrl: undefined, dataDir: ':memory:', drop: async () => {} };
   const name = `keyward_test_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: base });

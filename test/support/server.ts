@@ -5,7 +5,7 @@ import type { DescService } from '@bufbuild/protobuf';
 import { loadConfig } from '../../src/config.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
-import { createTestDatabase } from './database.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
 
 export interface TestServer {
   server: RunningServer;
@@ -19,8 +19,12 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const db = await createTestDatabase();
+/**
+ * A server on a fresh database, dropped on close; or, with `db`, on that
+ * database, which the caller drops (to restart a server on the same data).
+ */
+export async function startTestServer(env: Record<string, string> = {}, opts: { db?: TestDatabase } = {}): Promise<TestServer> {
+  const db = opts.db ?? (await createTestDatabase());
   const config = {
     ...loadConfig({ KEYWARD_LOG_LEVEL: 'info', ...env }),
     port: 0,
@@ -34,7 +38,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   const log: Logger = createLogger(config.logLevel, (line) => logs.push(line));
   const server = await startServer(config, log);
   const sdkKey = async (scopes: string[], workspaceIds: string[] = []) =>
-    (await server.app.sdkKeys.create({ name: `test ${scopes.join(' ')}`, scopes, workspaceIds })).token;
+    (await server.app.sdkKeys.create({ name: `test ${scopes.join(' ')}`.slice(0, 120), scopes, workspaceIds })).token;
   const adminToken = await sdkKey(['*']);
   return {
     server,
@@ -44,7 +48,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     sdkKey,
     async close() {
       await server.close();
-      await db.drop();
+      if (!opts.db) await db.drop();
     },
   };
 }

@@ -1,0 +1,236 @@
+import { inTransaction } from '../db/transaction.js';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
+import { enqueueKeyEvent } from '../domain/webhooks.js';
+import type { Logger } from '../log.js';
+
+export const SIGNATURE_HEADER = 'keyward-signature';
+export const EVENT_ID_HEADER = 'keyward-event-id';
+
+/** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as Stripe signs its webhooks. */
+export function signWebhook(secret: string, body: string, timestampSeconds: number): string {
+  const v1 = createHmac('sha256', secret).update(`${timestampSeconds}.${body}`).digest('hex');
+  return `t=${timestampSeconds},v1=${v1}`;
+}
+
+/**
+ * What a receiver does: checks the signature header against the body and
+ * that its timestamp is within `toleranceSeconds` of now.
+ */
+export function verifyWebhookSignature(secret: string, body: string, header: string, toleranceSeconds = 300, now = Date.now()): boolean {
+  const parts = new Map(header.split(',').map((p) => p.split('=', 2) as [string, string]));
+  const t = Number(parts.get('t'));
+  const v1 = parts.get('v1');
+  if (!Number.isInteger(t) || !v1 || Math.abs(now / 1000 - t) > toleranceSeconds) return false;
+  const expected = Buffer.from(signWebhook(secret, body, t).split('v1=')[1]!, 'hex');
+  const given = Buffer.from(v1, 'hex');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+export interface WebhookWorkerOptions {
+  /** How often due events are looked for. */
+  pollMs: number;
+  /** Wait before the first retry; doubles with each further attempt, at most an hour. */
+  retryBaseMs: number;
+  /** Attempts before an event is given up (failed_time set). */
+  maxAttempts: number;
+  /** How long a receiver may take to answer. */
+  timeoutMs: number;
+  /** How often keys about to expire are looked for (key.expiring). */
+  expiryScanMs: number;
+}
+
+const MAX_BACKOFF_MS = 3_600_000;
+const CLAIM_BATCH = 20;
+
+interface Claimed {
+  id: string;
+  payload: string;
+  attempts: number;
+  url: string;
+  secret: string;
+}
+
+/**
+ * Delivers webhook events from the outbox (webhook_outbox), where changes
+ * write them in their own transaction. Any number of replicas run one each:
+ * a worker claims due rows with `for update skip locked` in one short
+ * statement that also moves their next_attempt_time past the delivery
+ * timeout (a lease: if the process dies mid-delivery, the row is due again
+ * after it), delivers outside any transaction, and records the outcome.
+ * Failures are retried with exponential backoff. Delivery is at least once.
+ *
+ * It also raises key.expiring, once per key and expire_time, for keys of
+ * workspaces with a webhook that expire within the webhook's notice days.
+ */
+export class WebhookWorker {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private stopped = true;
+
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly log: Logger,
+    private readonly opts: WebhookWorkerOptions,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.loop('deliver', () => this.deliverDue(), this.opts.pollMs);
+    this.loop('expiry', async () => {
+      await this.scanExpiring();
+      await this.prune();
+    }, this.opts.expiryScanMs);
+  }
+
+  /** Stops the loops and waits for the work in progress. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    await Promise.all(this.inflight);
+  }
+
+  /** Runs `work` now and then `everyMs` after each run ends, so runs never overlap. */
+  private loop(name: string, work: () => Promise<unknown>, everyMs: number, delayMs = 0): void {
+    const t = setTimeout(() => {
+      if (this.stopped) return;
+      const run = work()
+        .catch((e: unknown) => this.log.warn(`webhook ${name} failed; will retry`, { error: (e as Error).message }))
+        .finally(() => {
+          this.inflight.delete(run);
+          if (!this.stopped) this.loop(name, work, everyMs, everyMs);
+        });
+      this.inflight.add(run);
+    }, delayMs);
+    t.unref();
+    this.timers.set(name, t);
+  }
+
+  /** Delivers due events until none are left; returns how many were attempted. */
+  async deliverDue(): Promise<number> {
+    let attempted = 0;
+    for (;;) {
+      const claimed = await this.claim();
+      attempted += claimed.length;
+      await Promise.all(claimed.map((c) => this.deliver(c)));
+      if (claimed.length < CLAIM_BATCH || this.stopped) return attempted;
+    }
+  }
+
+  private async claim(): Promise<Claimed[]> {
+    const leaseMs = this.opts.timeoutMs + 5000;
+    return (this.orm.em.fork() as SqlEntityManager).execute<Claimed[]>(
+      `with due as (
+         select o.id from webhook_outbox o
+          where o.delivered_time is null and o.failed_time is null and o.next_attempt_time <= now()
+          order by o.next_attempt_time
+          limit ?
+          for update skip locked)
+       update webhook_outbox o
+          set attempts = o.attempts + 1, next_attempt_time = now() + ? * interval '1 millisecond'
+         from due, webhooks w
+        where o.id = due.id and w.workspace_id = o.workspace_id
+       returning o.id, o.payload, o.attempts, w.url, w.secret`,
+      [CLAIM_BATCH, leaseMs],
+    );
+  }
+
+  private async deliver(c: Claimed): Promise<void> {
+    let error: string | undefined;
+    try {
+      const res = await fetch(c.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'keyward-webhooks',
+          [EVENT_ID_HEADER]: c.id,
+          [SIGNATURE_HEADER]: signWebhook(c.secret, c.payload, Math.floor(Date.now() / 1000)),
+        },
+        body: c.payload,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.opts.timeoutMs),
+      });
+      await res.body?.cancel().catch(() => {});
+      if (res.status < 200 || res.status > 299) error = `HTTP ${res.status}`;
+    } catch (e) {
+      error = ((e as Error).cause as Error | undefined)?.message ?? (e as Error).message;
+    }
+    const em = this.orm.em.fork() as SqlEntityManager;
+    if (error === undefined) {
+      await em.execute(`update webhook_outbox set delivered_time = now(), last_error = null where id = ?`, [c.id]);
+      return;
+    }
+    const giveUp = c.attempts >= this.opts.maxAttempts;
+    const backoffMs = Math.min(this.opts.retryBaseMs * 2 ** (c.attempts - 1), MAX_BACKOFF_MS);
+    await em.execute(
+      `update webhook_outbox
+          set last_error = ?,
+              failed_time = case when ? then now() else null end,
+              next_attempt_time = now() + ? * interval '1 millisecond'
+        where id = ?`,
+      [error.slice(0, 500), giveUp, backoffMs, c.id],
+    );
+    this.log.warn(giveUp ? 'webhook delivery failed; giving up' : 'webhook delivery failed; will retry', {
+      event: c.id,
+      attempt: c.attempts,
+      error: error.slice(0, 200),
+    });
+  }
+
+  /**
+   * Forgets delivered events after a week and given-up ones after 30 days,
+   * and notices of expire_times that have passed (a key's expire_time can only
+   * be set in the future again, which is a new notice anyway).
+   */
+  async prune(): Promise<void> {
+    const em = this.orm.em.fork() as SqlEntityManager;
+    await em.execute(
+      `delete from webhook_outbox
+        where delivered_time < now() - interval '7 days' or failed_time < now() - interval '30 days'`,
+    );
+    await em.execute(`delete from key_expiry_notices where expire_time < now() - interval '1 day'`);
+  }
+
+  /** Queues key.expiring for keys that newly came within their webhook's notice days; returns how many. */
+  async scanExpiring(): Promise<number> {
+    return inTransaction(this.orm.em, async (em) => {
+      // Recording the notice and queueing the event commit together; a key
+      // already noticed for this expire_time conflicts and is skipped, also
+      // when replicas scan at once.
+      const rows = await (em as SqlEntityManager).execute<
+        { id: string; workspace_id: string; customer_id: string; name: string; start: string; masked_key: string; expire_ms: number }[]
+      >(
+        `with due as (
+           select k.id, k.workspace_id, k.customer_id, k.name, k.start, k.masked_key, k.expire_time
+             from api_keys k
+             join webhooks w on w.workspace_id = k.workspace_id
+             join workspaces ws on ws.id = k.workspace_id and ws.delete_time is null
+            where k.revoke_time is null and k.expire_time > now()
+              and k.expire_time <= now() + w.expiring_notice_days * interval '1 day'
+              and not exists (select 1 from key_expiry_notices n where n.key_id = k.id and n.expire_time = k.expire_time)
+            limit 1000),
+         noticed as (
+           insert into key_expiry_notices (key_id, expire_time, create_time)
+           select id, expire_time, now() from due
+           on conflict do nothing
+           returning key_id)
+         select due.id, due.workspace_id, due.customer_id, due.name, due.start, due.masked_key,
+                (extract(epoch from due.expire_time) * 1000)::float8 as expire_ms
+           from due join noticed on noticed.key_id = due.id`,
+      );
+      for (const r of rows) {
+        await enqueueKeyEvent(em, 'key.expiring', {
+          id: r.id,
+          workspaceId: r.workspace_id,
+          customerId: r.customer_id,
+          name: r.name,
+          start: r.start,
+          maskedKey: r.masked_key,
+          expireTime: new Date(Number(r.expire_ms)),
+          revokeTime: null,
+        });
+      }
+      return rows.length;
+    });
+  }
+}

@@ -1,0 +1,309 @@
+// Webhooks: signed events from a durable outbox, delivered with retries to a
+// real HTTP receiver; expiry notices; ListKeys expire_before.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Code } from '@connectrpc/connect';
+import type { SqlEntityManager } from '@mikro-orm/postgresql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KeyState } from '../../gen/keyward/v1/key_pb.js';
+import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
+import { WebhookService } from '../../gen/keyward/v1/webhook_service_pb.js';
+import { WebhookSchema } from '../../gen/keyward/v1/webhook_pb.js';
+import { toJsonString } from '@bufbuild/protobuf';
+import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
+import { ApiKey } from '../../src/db/entities.js';
+import { enqueueKeyEvent } from '../../src/domain/webhooks.js';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhookSignature } from '../../src/webhooks/worker.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { expectError } from '../support/rpc.js';
+import { client, startTestServer, type TestServer } from '../support/server.js';
+
+const FAST = {
+  KEYWARD_WEBHOOK_POLL_MS: '50',
+  KEYWARD_WEBHOOK_RETRY_BASE_MS: '100',
+  KEYWARD_EXPIRY_SCAN_MS: '100',
+};
+
+interface Received {
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  event: { id: string; type: string; workspace_id: string; create_time: string; data: { key: Record<string, unknown> } & Record<string, unknown> };
+}
+
+/** A real HTTP receiver on a free port; `status` decides each answer. */
+class Receiver {
+  readonly received: Received[] = [];
+  status: (r: Received) => number = () => 200;
+  private server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const r = { headers: req.headers, body, event: JSON.parse(body) };
+      this.received.push(r);
+      res.statusCode = this.status(r);
+      res.end();
+    });
+  });
+  url = '';
+  async start() {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hooks/keyward`;
+    return this;
+  }
+  close() {
+    return new Promise<void>((r) => this.server.close(() => r()));
+  }
+  of(type: string, keyId?: string) {
+    return this.received.filter((r) => r.event.type === type && (!keyId || r.event.data.key.id === keyId));
+  }
+}
+
+async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function workspace(t: TestServer) {
+  return (await client(WorkspaceService, t).createWorkspace({ workspace: { name: `hooks-${randomBytes(4).toString('hex')}` } })).workspace!.id;
+}
+
+let ts: TestServer;
+let rx: Receiver;
+beforeAll(async () => {
+  ts = await startTestServer(FAST);
+  rx = await new Receiver().start();
+});
+afterAll(async () => {
+  await ts?.close();
+  await rx?.close();
+});
+
+describe('SetWebhook, GetWebhook, DeleteWebhook', () => {
+  it('returns the signing secret once, keeps it on later sets unless rotated, and never shows it again', async () => {
+    const ws = await workspace(ts);
+    const H = client(WebhookService, ts);
+    const first = await H.setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+    expect(first.signingSecret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/);
+    expect(first.webhook).toMatchObject({ workspaceId: ws, url: rx.url, expiringNoticeDays: 7 });
+    const again = await H.setWebhook({ webhook: { workspaceId: ws, url: `${rx.url}?v=2`, expiringNoticeDays: 3 } });
+    expect(again.signingSecret).toBe('');
+    expect(again.webhook).toMatchObject({ url: `${rx.url}?v=2`, expiringNoticeDays: 3 });
+    const rotated = await H.setWebhook({ webhook: { workspaceId: ws, url: rx.url }, rotateSecret: true });
+    expect(rotated.signingSecret).toMatch(/^whsec_/);
+    expect(rotated.signingSecret).not.toBe(first.signingSecret);
+    const got = await H.getWebhook({ workspaceId: ws });
+    expect(toJsonString(WebhookSchema, got.webhook!)).not.toContain('whsec_');
+    await H.deleteWebhook({ workspaceId: ws });
+    await expectError(H.getWebhook({ workspaceId: ws }), Code.NotFound);
+    await expectError(H.deleteWebhook({ workspaceId: ws }), Code.NotFound);
+  });
+
+  it('refuses URLs that are not http(s), naming the field', async () => {
+    const ws = await workspace(ts);
+    const H = client(WebhookService, ts);
+    for (const url of ['ftp://example.com/x', 'file:///etc/passwd', 'javascript:alert(1)', 'not a url', '', `https://x.test/${'a'.repeat(2048)}`]) {
+      await expectError(H.setWebhook({ webhook: { workspaceId: ws, url } }), Code.InvalidArgument, 'webhook.url');
+    }
+    await expectError(H.setWebhook({ webhook: { workspaceId: ws, url: rx.url, expiringNoticeDays: 400 } }), Code.InvalidArgument, 'webhook.expiring_notice_days');
+    await expectError(H.setWebhook({ webhook: { workspaceId: '', url: rx.url } }), Code.InvalidArgument, 'webhook.workspace_id');
+  });
+});
+
+describe('delivery', () => {
+  it('delivers key.revoked and key.rotated, signed with the workspace secret, without any key secret', async () => {
+    const ws = await workspace(ts);
+    const { signingSecret } = await client(WebhookService, ts).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+    const K = client(KeyService, ts);
+    const created = await K.createKey({ key: { workspaceId: ws, customerId: 'cus_1', name: 'hooked' } });
+    const keyId = created.key!.id;
+    const rotated = await K.rotateKey({ id: keyId, gracePeriod: { seconds: 60n } });
+    await K.revokeKey({ id: keyId });
+    const [rot] = await until('key.rotated', () => rx.of('key.rotated', keyId).length === 1 && rx.of('key.rotated', keyId));
+    const [rev] = await until('key.revoked', () => rx.of('key.revoked', keyId).length === 1 && rx.of('key.revoked', keyId));
+    for (const r of [rot!, rev!]) {
+      expect(verifyWebhookSignature(signingSecret, r.body, r.headers[SIGNATURE_HEADER] as string)).toBe(true);
+      expect(verifyWebhookSignature('whsec_wrong', r.body, r.headers[SIGNATURE_HEADER] as string)).toBe(false);
+      expect(verifyWebhookSignature(signingSecret, r.body + ' ', r.headers[SIGNATURE_HEADER] as string)).toBe(false);
+      expect(r.headers[SIGNATURE_HEADER]).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+      expect(r.headers[EVENT_ID_HEADER]).toBe(r.event.id);
+      expect(r.headers['content-type']).toBe('application/json');
+      expect(r.event).toMatchObject({ workspace_id: ws, data: { key: { id: keyId, workspace_id: ws, customer_id: 'cus_1', name: 'hooked' } } });
+      for (const s of [created.secret, rotated.secret]) expect(r.body).not.toContain(s.slice(3));
+    }
+    expect(rev!.event.data.key.revoke_time).toEqual(expect.any(String));
+    expect(rot!.event.data.previous_secret_expire_time).toEqual(expect.any(String));
+  });
+
+  it('retries after a 500 with backoff until the receiver accepts', async () => {
+    const ws = await workspace(ts);
+    await client(WebhookService, ts).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+    const K = client(KeyService, ts);
+    const keyId = (await K.createKey({ key: { workspaceId: ws, name: 'flaky' } })).key!.id;
+    rx.status = (r) => (r.event.data.key.id === keyId && rx.of('key.revoked', keyId).length <= 2 ? 500 : 200);
+    try {
+      await K.revokeKey({ id: keyId });
+      await until('three attempts', () => rx.of('key.revoked', keyId).length >= 3);
+      await new Promise((r) => setTimeout(r, 400));
+      const attempts = rx.of('key.revoked', keyId);
+      expect(attempts).toHaveLength(3); // the third was accepted: no more
+      expect(new Set(attempts.map((a) => a.event.id)).size).toBe(1);
+      const row = (
+        await (ts.server.app.orm.em.fork() as SqlEntityManager).execute(`select attempts, delivered_time, last_error from webhook_outbox where id = ?`, [
+          attempts[0]!.event.id,
+        ])
+      )[0];
+      expect(row).toMatchObject({ attempts: 3, last_error: null });
+      expect(row.delivered_time).not.toBeNull();
+    } finally {
+      rx.status = () => 200;
+    }
+  });
+
+  it('queues nothing for a workspace without a webhook, and drops undelivered events when the webhook is deleted', async () => {
+    const ws = await workspace(ts);
+    const K = client(KeyService, ts);
+    await K.revokeKey({ id: (await K.createKey({ key: { workspaceId: ws, name: 'quiet' } })).key!.id });
+    const count = async () =>
+      Number((await (ts.server.app.orm.em.fork() as SqlEntityManager).execute(`select count(*)::int as n from webhook_outbox where workspace_id = ?`, [ws]))[0].n);
+    expect(await count()).toBe(0);
+
+    await client(WebhookService, ts).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+    rx.status = (r) => (r.event.workspace_id === ws ? 500 : 200);
+    try {
+      await K.revokeKey({ id: (await K.createKey({ key: { workspaceId: ws, name: 'dropped' } })).key!.id });
+      await until('a failed attempt', () => rx.received.some((r) => r.event.workspace_id === ws));
+      expect(await count()).toBe(1);
+      await client(WebhookService, ts).deleteWebhook({ workspaceId: ws });
+      expect(await count()).toBe(0);
+    } finally {
+      rx.status = () => 200;
+    }
+  });
+
+  it('delivers key.usage_exhausted raised in a transaction through enqueueKeyEvent', async () => {
+    const ws = await workspace(ts);
+    await client(WebhookService, ts).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+    const keyId = (await client(KeyService, ts).createKey({ key: { workspaceId: ws, name: 'metered' } })).key!.id;
+    await ts.server.app.orm.em.fork().transactional(async (em) => {
+      const key = await em.findOneOrFail(ApiKey, { id: keyId });
+      await enqueueKeyEvent(em, 'key.usage_exhausted', key);
+    });
+    await until('key.usage_exhausted', () => rx.of('key.usage_exhausted', keyId).length === 1);
+  });
+});
+
+describe('expiry notices', () => {
+  it('sends key.expiring once per key and expire_time, within the notice days', async () => {
+    const ws = await workspace(ts);
+    await client(WebhookService, ts).setWebhook({ webhook: { workspaceId: ws, url: rx.url, expiringNoticeDays: 3 } });
+    const K = client(KeyService, ts);
+    const day = 24 * 3600_000;
+    const soon = (await K.createKey({ key: { workspaceId: ws, name: 'soon', expireTime: timestampFromDate(new Date(Date.now() + 2 * day)) } })).key!.id;
+    const later = (await K.createKey({ key: { workspaceId: ws, name: 'later', expireTime: timestampFromDate(new Date(Date.now() + 10 * day)) } })).key!.id;
+    const never = (await K.createKey({ key: { workspaceId: ws, name: 'never' } })).key!.id;
+    await until('key.expiring', () => rx.of('key.expiring', soon).length === 1);
+    await new Promise((r) => setTimeout(r, 500)); // several more scans
+    expect(rx.of('key.expiring', soon)).toHaveLength(1);
+    expect(rx.of('key.expiring', later)).toHaveLength(0);
+    expect(rx.of('key.expiring', never)).toHaveLength(0);
+    expect(rx.of('key.expiring', soon)[0]!.event.data.key.expire_time).toEqual(expect.any(String));
+    // A new expire_time within the window is noticed again.
+    await K.updateKey({ key: { id: soon, expireTime: timestampFromDate(new Date(Date.now() + day)) }, updateMask: { paths: ['expire_time'] } });
+    await until('second key.expiring', () => rx.of('key.expiring', soon).length === 2);
+  });
+
+  it('ListKeys filters keys expiring before a time, with page tokens bound to it', async () => {
+    const ws = await workspace(ts);
+    const K = client(KeyService, ts);
+    const day = 24 * 3600_000;
+    const at = (d: number) => timestampFromDate(new Date(Date.now() + d * day));
+    const ids = [];
+    for (const d of [1, 2, 5]) ids.push((await K.createKey({ key: { workspaceId: ws, name: `in ${d}`, expireTime: at(d) } })).key!.id);
+    await K.createKey({ key: { workspaceId: ws, name: 'forever' } });
+    const all = await K.listKeys({ workspaceId: ws, expireBefore: at(3) });
+    expect(all.keys.map((k) => k.id)).toEqual(ids.slice(0, 2));
+    expect((await K.listKeys({ workspaceId: ws, expireBefore: at(3), state: KeyState.ACTIVE })).keys).toHaveLength(2);
+    expect((await K.listKeys({ workspaceId: ws, expireBefore: at(0) })).keys).toHaveLength(0);
+    const fixed = at(3);
+    const q1 = await K.listKeys({ workspaceId: ws, expireBefore: fixed, pageSize: 1 });
+    const q2 = await K.listKeys({ workspaceId: ws, expireBefore: fixed, pageSize: 1, pageToken: q1.nextPageToken });
+    expect([...q1.keys, ...q2.keys].map((k) => k.id)).toEqual(ids.slice(0, 2));
+    expect(q2.nextPageToken).toBe('');
+    await expectError(K.listKeys({ workspaceId: ws, expireBefore: at(4), pageSize: 1, pageToken: q1.nextPageToken }), Code.InvalidArgument, 'page_token');
+    const binary = client(KeyService, ts, { protocol: 'connect-binary' }); // JSON could not even carry it
+    await expectError(binary.listKeys({ workspaceId: ws, expireBefore: { seconds: 0n, nanos: -1 } }), Code.InvalidArgument, 'expire_before');
+  });
+});
+
+describe('durability', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase({ persistent: true });
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('delivers events left undelivered by a server that stopped, after a restart', async () => {
+    const down = await new Receiver().start();
+    down.status = () => 503;
+    const first = await startTestServer(FAST, { db });
+    let keyId: string;
+    let signingSecret: string;
+    try {
+      const ws = await workspace(first);
+      signingSecret = (await client(WebhookService, first).setWebhook({ webhook: { workspaceId: ws, url: down.url } })).signingSecret;
+      const K = client(KeyService, first);
+      keyId = (await K.createKey({ key: { workspaceId: ws, name: 'durable' } })).key!.id;
+      await K.revokeKey({ id: keyId });
+      await until('a failed attempt', () => down.received.length >= 1);
+    } finally {
+      await first.close();
+    }
+    const failedAttempts = down.received.length;
+    down.status = () => 200;
+    const second = await startTestServer(FAST, { db });
+    try {
+      const ok = await until('delivery after restart', () => down.received.length > failedAttempts && down.received[down.received.length - 1]);
+      expect(ok.event).toMatchObject({ type: 'key.revoked', data: { key: { id: keyId! } } });
+      expect(verifyWebhookSignature(signingSecret!, ok.body, ok.headers[SIGNATURE_HEADER] as string)).toBe(true);
+    } finally {
+      await second.close();
+      await down.close();
+    }
+  });
+});
+
+// Replicas share one Postgres; the embedded database has a single server.
+describe.skipIf(!process.env.DATABASE_URL)('two replicas', () => {
+  it('share the outbox: every event is delivered once', async () => {
+    const db = await createTestDatabase();
+    const sink = await new Receiver().start();
+    const one = await startTestServer(FAST, { db });
+    const two = await startTestServer(FAST, { db });
+    try {
+      const ws = await workspace(one);
+      await client(WebhookService, one).setWebhook({ webhook: { workspaceId: ws, url: sink.url } });
+      const K = client(KeyService, one);
+      const ids: string[] = [];
+      for (let i = 0; i < 30; i++) ids.push((await K.createKey({ key: { workspaceId: ws, name: `r${i}` } })).key!.id);
+      await Promise.all(ids.map((id) => K.revokeKey({ id })));
+      await until('30 deliveries', () => sink.of('key.revoked').length >= 30);
+      await new Promise((r) => setTimeout(r, 300));
+      const delivered = sink.of('key.revoked').map((r) => r.event.data.key.id as string);
+      expect(delivered.sort()).toEqual([...ids].sort());
+    } finally {
+      await one.close();
+      await two.close();
+      await sink.close();
+      await db.drop();
+    }
+  });
+});
