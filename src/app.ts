@@ -4,6 +4,18 @@ import { compressionBrotli, compressionGzip, connectNodeAdapter } from '@connect
 import { KeyService } from '../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../gen/keyward/v1/workspace_service_pb.js';
+import { TokenService } from '../gen/keyward/v1/token_service_pb.js';
+import { Health } from '../gen/grpc/health/v1/health_pb.js';
+import { ServerReflection as ReflectionV1 } from '../gen/grpc/reflection/v1/reflection_pb.js';
+import { ServerReflection as ReflectionV1Alpha } from '../gen/grpc/reflection/v1alpha/reflection_pb.js';
+import type { DescService } from '@bufbuild/protobuf';
+import { DatabaseProbe } from './health/database-probe.js';
+import { httpEndpoints } from './http/endpoints.js';
+import { healthService } from './rpc/health-service.js';
+import { DescriptorIndex, reflectionV1, reflectionV1Alpha } from './rpc/reflection-service.js';
+import { tokenService } from './rpc/token-service.js';
+import { SigningKeys } from './tokens/signing-keys.js';
+import { TokenIssuer } from './tokens/token-issuer.js';
 import { SdkKeyAuthenticator } from './auth/sdk-key-auth.js';
 import { Keys } from './domain/keys.js';
 import { Scopes } from './domain/scopes.js';
@@ -23,8 +35,26 @@ import type { Config } from './config.js';
 
 export type AppOptions = Pick<
   Config,
-  'usageFlushMs' | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
+  | 'usageFlushMs'
+  | 'maxRequestBytes'
+  | 'maxRequestTimeoutMs'
+  | 'verifyCacheSize'
+  | 'verifyCacheTtlMs'
+  | 'verifyNegativeTtlMs'
+  | 'tokenTtlSeconds'
+  | 'tokenIssuer'
+  | 'tokenAudience'
 >;
+
+/** Keyward's own services: every call needs an SDK key. */
+export const KEYWARD_SERVICES: readonly DescService[] = [WorkspaceService, ScopeService, KeyService, TokenService];
+
+/**
+ * gRPC's standard services, served without an SDK key: health checking (for
+ * load balancers and orchestrators) and server reflection (the schema, which
+ * proto/ publishes anyway). Never any data.
+ */
+export const STANDARD_SERVICES: readonly DescService[] = [Health, ReflectionV1, ReflectionV1Alpha];
 
 /** Everything a request can reach, built once per process. */
 export class App {
@@ -37,6 +67,9 @@ export class App {
   readonly verifier: KeyVerifier;
   readonly changes: ChangeBus;
   readonly keyCache: KeyCache<KeyRecord>;
+  readonly signingKeys: SigningKeys;
+  readonly tokens: TokenIssuer;
+  readonly probe: DatabaseProbe;
   /** VerifyKey calls the HTTP/2 fast path answered, and calls it handed to connect-node. */
   readonly fastPathStats = { served: 0, handedOver: 0 };
 
@@ -60,10 +93,15 @@ export class App {
       negativeTtlMs: opts.verifyNegativeTtlMs,
     });
     this.verifier = new KeyVerifier(orm, this.keyCache, this.usage);
+    const tokenTtlMs = opts.tokenTtlSeconds * 1000;
+    this.signingKeys = new SigningKeys(orm, this.changes, { tokenTtlMs });
+    this.tokens = new TokenIssuer(this.verifier, this.signingKeys, { ttlMs: tokenTtlMs, issuer: opts.tokenIssuer, audience: opts.tokenAudience });
+    this.probe = new DatabaseProbe(orm);
     this.changes.subscribe((c) => {
       if (c.keys) this.keyCache.evictKeys(c.keys);
       if (c.workspace) this.keyCache.evictWorkspace(c.workspace);
       if (c.sdkKey) this.auth.forget(c.sdkKey);
+      if (c.signingKey) this.signingKeys.forget();
     });
   }
 
@@ -71,13 +109,21 @@ export class App {
     router.service(WorkspaceService, workspaceService(this.workspaces));
     router.service(ScopeService, scopeService(this.scopes));
     router.service(KeyService, keyService(this.keys, this.verifier));
+    router.service(TokenService, tokenService(this.tokens));
+    const served = [...KEYWARD_SERVICES, ...STANDARD_SERVICES];
+    router.service(Health, healthService(this.probe, served.map((s) => s.typeName)));
+    const index = new DescriptorIndex(served);
+    router.service(ReflectionV1, reflectionV1(index));
+    router.service(ReflectionV1Alpha, reflectionV1Alpha(index));
   };
 
   /** The request handler for both the HTTP/2 and the HTTP/1.1 server. */
   handler(shutdownSignal?: AbortSignal) {
     return connectNodeAdapter({
       routes: this.routes,
-      interceptors: [errorInterceptor(this.log), authInterceptor(this.auth)],
+      interceptors: [errorInterceptor(this.log), authInterceptor(this.auth, new Set(STANDARD_SERVICES.map((s) => s.typeName)))],
+      // Paths that are no RPC: forward auth, JWKS, /healthz, /readyz.
+      fallback: httpEndpoints(this),
       // Invalid protobuf bytes are the caller's mistake, not INTERNAL.
       requestGate: binaryParseErrorIsInvalidArgument,
       ...this.protocolOptions(),

@@ -25,6 +25,10 @@ export interface Config {
   bootstrapAdmin: boolean;
   /** Serve VerifyKey over HTTP/2 with the lean handler of src/rpc/verify-fast-path.ts instead of connect-node. */
   verifyFastPath: boolean;
+  /** Lifetime of tokens from TokenService/ExchangeKey, and their `iss` and `aud` claims (no `aud` when empty). */
+  tokenTtlSeconds: number;
+  tokenIssuer: string;
+  tokenAudience: string;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, dflt: number, min = 0): number {
@@ -54,5 +58,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     verifyNegativeTtlMs: int(env, 'KEYWARD_VERIFY_NEGATIVE_TTL_MS', 5000, 0),
     bootstrapAdmin: env.KEYWARD_BOOTSTRAP_ADMIN !== 'false',
     verifyFastPath: env.KEYWARD_VERIFY_FAST_PATH !== 'false',
+    tokenTtlSeconds: int(env, 'KEYWARD_TOKEN_TTL_SECONDS', 300, 1),
+    tokenIssuer: env.KEYWARD_TOKEN_ISSUER || 'keyward',
+    tokenAudience: env.KEYWARD_TOKEN_AUDIENCE || '',
   };
 }

@@ -112,6 +112,10 @@ const CODE_TO_PROTO: Record<DomainVerifyCode, VerifyCode> = {
   insufficient_permissions: VerifyCode.INSUFFICIENT_PERMISSIONS,
 };
 
+export function verifyCodeToProto(code: DomainVerifyCode): VerifyCode {
+  return CODE_TO_PROTO[code];
+}
+
 export function verifyResultToProto(r: VerifyResult) {
   const k = r.key;
   return create(VerifyKeyResponseSchema, {

@@ -62,9 +62,15 @@ export function errorInterceptor(log: Logger): Interceptor {
   };
 }
 
-/** Authenticates the SDK key of every request and hands the principal to the handler. */
-export function authInterceptor(auth: SdkKeyAuthenticator): Interceptor {
+/**
+ * Authenticates the SDK key of every request and hands the principal to the
+ * handler. Only the services named in `open` (gRPC health checking and server
+ * reflection: they reveal nothing a client generated from proto/ does not
+ * know) take calls without one.
+ */
+export function authInterceptor(auth: SdkKeyAuthenticator, open: ReadonlySet<string> = new Set()): Interceptor {
   return (next) => async (req) => {
+    if (open.has(req.service.typeName)) return next(req);
     req.contextValues.set(principalKey, await auth.authenticate(req.header.get('authorization')));
     return next(req);
   };
