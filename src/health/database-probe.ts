@@ -26,7 +26,7 @@ const DOWN: DatabaseStatus = Object.freeze({ reachable: false, migrated: false }
 export class DatabaseProbe {
   private last: { status: DatabaseStatus; at: number } | undefined;
   private inflight: Promise<DatabaseStatus> | undefined;
-  private draining = false;
+  private readonly draining = new AbortController();
 
   constructor(
     private readonly orm: MikroORM,
@@ -35,11 +35,16 @@ export class DatabaseProbe {
 
   /** From now on the process reports itself not serving (it is shutting down). */
   drain(): void {
-    this.draining = true;
+    this.draining.abort();
   }
 
   get isDraining(): boolean {
-    return this.draining;
+    return this.draining.signal.aborted;
+  }
+
+  /** Aborted when the process starts shutting down. */
+  get drainSignal(): AbortSignal {
+    return this.draining.signal;
   }
 
   async status(): Promise<DatabaseStatus> {

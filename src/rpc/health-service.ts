@@ -1,7 +1,7 @@
 // The gRPC health checking protocol (grpc.health.v1.Health). The server, and
 // every service it names, is SERVING while the database answers and NOT_SERVING
 // when it does not or while the process shuts down (DatabaseProbe).
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import { Health, HealthCheckResponse_ServingStatus as Status } from '../../gen/grpc/health/v1/health_pb.js';
 import type { DatabaseProbe } from '../health/database-probe.js';
 
@@ -25,6 +25,7 @@ export function healthService(probe: DatabaseProbe, serviceNames: readonly strin
     },
     // Sends the status at once and again whenever it changes; an unknown
     // service is SERVICE_UNKNOWN (the stream stays open, as the protocol asks).
+    // A Watch open when shutdown starts gets NOT_SERVING within a second, then ends.
     async *watch(req, ctx) {
       let last: Status | undefined;
       while (!ctx.signal.aborted) {
@@ -33,20 +34,23 @@ export function healthService(probe: DatabaseProbe, serviceNames: readonly strin
           last = status;
           yield { status };
         }
-        await sleep(WATCH_INTERVAL_MS, ctx);
+        // A draining server has said NOT_SERVING; ending the stream lets shutdown finish.
+        if (probe.isDraining) return;
+        await sleep(WATCH_INTERVAL_MS, [ctx.signal, probe.drainSignal]);
       }
     },
   };
 }
 
-function sleep(ms: number, ctx: HandlerContext): Promise<void> {
+/** Waits `ms`, or less if one of the signals aborts (the call ends, the server starts draining). */
+function sleep(ms: number, signals: AbortSignal[]): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
-      ctx.signal.removeEventListener('abort', done);
+      for (const s of signals) s.removeEventListener('abort', done);
       resolve();
     };
     const timer = setTimeout(done, ms);
-    ctx.signal.addEventListener('abort', done, { once: true });
+    for (const s of signals) s.addEventListener('abort', done, { once: true });
   });
 }

@@ -83,6 +83,31 @@ describe('grpc.health.v1.Health (grpc-js client, no SDK key)', () => {
   });
 });
 
+describe('shutdown', () => {
+  it('an open Watch hears NOT_SERVING and ends, so the server stops without waiting out its grace period', async () => {
+    const own = await startTestServer({ KEYWARD_SHUTDOWN_GRACE_MS: '60000' });
+    const health = grpcClient('grpc/health/v1/health.proto', 'grpc.health.v1.Health', own);
+    const seen: string[] = [];
+    const watch = health.Watch({ service: '' });
+    const ended = new Promise<void>((resolve) => {
+      watch.on('data', (m: { status: string }) => seen.push(m.status));
+      watch.on('end', () => resolve());
+      watch.on('error', () => resolve());
+    });
+    try {
+      await expect.poll(() => seen[0], { timeout: 5000 }).toBe('SERVING');
+      const started = Date.now();
+      await own.close();
+      await ended;
+      expect(seen.at(-1)).toBe('NOT_SERVING');
+      // Well under the grace period (the rest is closing the database, slow on a busy machine).
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      health.close();
+    }
+  }, 90_000);
+});
+
 describe('/healthz and /readyz', () => {
   it('are 200 while the database answers', async () => {
     for (const p of ['/healthz', '/readyz']) {
