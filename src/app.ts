@@ -16,6 +16,18 @@ import { usageService } from './rpc/usage-service.js';
 import { webhookService } from './rpc/webhook-service.js';
 import { UsageAnalytics } from './verify/analytics.js';
 import { WebhookWorker } from './webhooks/worker.js';
+import { TokenService } from '../gen/keyward/v1/token_service_pb.js';
+import { Health } from '../gen/grpc/health/v1/health_pb.js';
+import { ServerReflection as ReflectionV1 } from '../gen/grpc/reflection/v1/reflection_pb.js';
+import { ServerReflection as ReflectionV1Alpha } from '../gen/grpc/reflection/v1alpha/reflection_pb.js';
+import type { DescService } from '@bufbuild/protobuf';
+import { DatabaseProbe } from './health/database-probe.js';
+import { httpEndpoints } from './http/endpoints.js';
+import { healthService } from './rpc/health-service.js';
+import { DescriptorIndex, reflectionV1, reflectionV1Alpha } from './rpc/reflection-service.js';
+import { tokenService } from './rpc/token-service.js';
+import { SigningKeys } from './tokens/signing-keys.js';
+import { TokenIssuer } from './tokens/token-issuer.js';
 import { SdkKeyAuthenticator } from './auth/sdk-key-auth.js';
 import { Keys } from './domain/keys.js';
 import { Scopes } from './domain/scopes.js';
@@ -46,8 +58,19 @@ export type AppOptions = Pick<
   | 'webhookTimeoutMs'
   | 'expiryScanMs'
   | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
+  | 'tokenTtlSeconds' | 'tokenIssuer' | 'tokenAudience'
 > &
   Partial<Pick<Config, 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs'>>;
+
+/** Keyward's own services: every call needs an SDK key. */
+export const KEYWARD_SERVICES: readonly DescService[] = [WorkspaceService, ScopeService, KeyService, TokenService, UsageService, AuditService, WebhookService];
+
+/**
+ * gRPC's standard services, served without an SDK key: health checking (for
+ * load balancers and orchestrators) and server reflection (the schema, which
+ * proto/ publishes anyway). Never any data.
+ */
+export const STANDARD_SERVICES: readonly DescService[] = [Health, ReflectionV1, ReflectionV1Alpha];
 
 /** Everything a request can reach, built once per process. */
 export class App {
@@ -66,6 +89,9 @@ export class App {
   readonly verifier: KeyVerifier;
   readonly changes: ChangeBus;
   readonly keyCache: KeyCache<KeyRecord>;
+  readonly signingKeys: SigningKeys;
+  readonly tokens: TokenIssuer;
+  readonly probe: DatabaseProbe;
   /** VerifyKey calls the HTTP/2 fast path answered, and calls it handed to connect-node. */
   readonly fastPathStats = { served: 0, handedOver: 0 };
   /** Where rate limits were decided, and Redis outages. */
@@ -112,10 +138,15 @@ export class App {
         : new RedisRateLimiter(opts.redisUrl, opts.redisPrefix ?? 'keyward:', log, this.rateLimitStats, opts.redisTimeoutMs ?? 1000);
     const limits = new LimitEnforcer(this.rateLimiter, new UsageLimits(orm), this.usage);
     this.verifier = new KeyVerifier(orm, this.keyCache, this.usage, limits, this.analytics);
+    const tokenTtlMs = opts.tokenTtlSeconds * 1000;
+    this.signingKeys = new SigningKeys(orm, this.changes, { tokenTtlMs });
+    this.tokens = new TokenIssuer(this.verifier, this.signingKeys, { ttlMs: tokenTtlMs, issuer: opts.tokenIssuer, audience: opts.tokenAudience });
+    this.probe = new DatabaseProbe(orm);
     this.changes.subscribe((c) => {
       if (c.keys) this.keyCache.evictKeys(c.keys);
       if (c.workspace) this.keyCache.evictWorkspace(c.workspace);
       if (c.sdkKey) this.auth.forget(c.sdkKey);
+      if (c.signingKey) this.signingKeys.forget();
     });
   }
 
@@ -126,6 +157,12 @@ export class App {
     router.service(UsageService, usageService(this.usageReports));
     router.service(AuditService, auditService(this.auditLog));
     router.service(WebhookService, webhookService(this.webhooks));
+    router.service(TokenService, tokenService(this.tokens));
+    const served = [...KEYWARD_SERVICES, ...STANDARD_SERVICES];
+    router.service(Health, healthService(this.probe, served.map((s) => s.typeName)));
+    const index = new DescriptorIndex(served);
+    router.service(ReflectionV1, reflectionV1(index));
+    router.service(ReflectionV1Alpha, reflectionV1Alpha(index));
   };
 
   /** Starts the background work: batched writes of usage and security events, webhook delivery. */
@@ -150,7 +187,9 @@ export class App {
   handler(shutdownSignal?: AbortSignal) {
     return connectNodeAdapter({
       routes: this.routes,
-      interceptors: [errorInterceptor(this.log), authInterceptor(this.auth)],
+      interceptors: [errorInterceptor(this.log), authInterceptor(this.auth, new Set(STANDARD_SERVICES.map((s) => s.typeName)))],
+      // Paths that are no RPC: forward auth, JWKS, /healthz, /readyz.
+      fallback: httpEndpoints(this),
       // Invalid protobuf bytes are the caller's mistake, not INTERNAL.
       requestGate: binaryParseErrorIsInvalidArgument,
       ...this.protocolOptions(),

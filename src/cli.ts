@@ -4,6 +4,8 @@ import { openDatabase } from './db/database.js';
 import { ChangeBus } from './domain/changes.js';
 import { DomainError } from './domain/errors.js';
 import { SdkKeys } from './domain/sdk-keys.js';
+import { CLI_PRINCIPAL } from './domain/principal.js';
+import { SigningKeys } from './tokens/signing-keys.js';
 import { createLogger } from './log.js';
 import { startServer } from './server.js';
 
@@ -16,16 +18,19 @@ Commands:
                                          issue an SDK key; the token is printed last, alone
   sdk-key list                           list SDK keys (never their secrets)
   sdk-key revoke ID                      revoke an SDK key
+  signing-key rotate                     make a new token signing key active; the retired
+                                         one stays in the JWKS until its tokens have expired
 
 Scopes: * workspace:read workspace:write workspace_scopes:read workspace_scopes:write
         api_keys:read api_keys:write api_keys:verify audit:read
 
-Environment: PORT, HOST, DATABASE_URL, KEYWARD_DATA_DIR, KEYWARD_LOG_LEVEL (see README).`;
+Environment: PORT, HOST, DATABASE_URL, KEYWARD_DATA_DIR, KEYWARD_LOG_LEVEL, KEYWARD_TOKEN_TTL_SECONDS (see README).`;
 
-async function withDatabase<T>(config: Config, fn: (sdkKeys: SdkKeys) => Promise<T>): Promise<T> {
+async function withDatabase<T>(config: Config, fn: (sdkKeys: SdkKeys, signingKeys: SigningKeys) => Promise<T>): Promise<T> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, joinRunning: true });
   try {
-    return await fn(new SdkKeys(db.orm, new ChangeBus(db.shared)));
+    const changes = new ChangeBus(db.shared);
+    return await fn(new SdkKeys(db.orm, changes), new SigningKeys(db.orm, changes, { tokenTtlMs: config.tokenTtlSeconds * 1000 }));
   } finally {
     await db.close();
   }
@@ -96,6 +101,12 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'sdk-key':
       return sdkKey(config, args);
+    case 'signing-key': {
+      if (args.length !== 1 || args[0] !== 'rotate') throw new UsageError();
+      const r = await withDatabase(config, (_sdk, signing) => signing.rotate(CLI_PRINCIPAL));
+      process.stdout.write(`active signing key ${r.id}${r.retired.length ? `; retired ${r.retired.join(', ')}` : ''}\n`);
+      return;
+    }
     case 'help':
     case '--help':
     case '-h':

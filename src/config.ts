@@ -38,6 +38,10 @@ export interface Config {
   redisPrefix: string;
   /** How long a Redis command may take before the request is decided locally. */
   redisTimeoutMs: number;
+  /** Lifetime of tokens from TokenService/ExchangeKey, and their `iss` and `aud` claims (no `aud` when empty). */
+  tokenTtlSeconds: number;
+  tokenIssuer: string;
+  tokenAudience: string;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, dflt: number, min = 0): number {
@@ -75,5 +79,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL || undefined,
     redisPrefix: env.KEYWARD_REDIS_PREFIX ?? 'keyward:',
     redisTimeoutMs: int(env, 'KEYWARD_REDIS_TIMEOUT_MS', 1000, 1),
+    tokenTtlSeconds: int(env, 'KEYWARD_TOKEN_TTL_SECONDS', 300, 1),
+    tokenIssuer: env.KEYWARD_TOKEN_ISSUER || 'keyward',
+    tokenAudience: env.KEYWARD_TOKEN_AUDIENCE || '',
   };
 }

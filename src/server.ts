@@ -147,6 +147,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       app,
       db,
       async close() {
+        // Health checks and /readyz answer NOT_SERVING while in-flight requests finish.
+        app.probe.drain();
         await server.close();
         await listener?.stop();
         await app.stopBackground();

@@ -261,6 +261,19 @@ describe.concurrent('keyward CLI', { timeout: 120_000 }, () => {
     for (const r of [unknown, bad]) expect(r.stderr).not.toMatch(STACK_RE);
   });
 
+  it.sequential('signing-key rotate makes a new signing key active and names the one it retired', async () => {
+    const first = await run(['signing-key', 'rotate'], t.env);
+    expect(first.code, first.stderr).toBe(0);
+    const m = /^active signing key ([0-9a-f-]{36})\n$/.exec(first.stdout);
+    expect(m, first.stdout).not.toBeNull();
+    const second = await run(['signing-key', 'rotate'], t.env);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(new RegExp(`^active signing key [0-9a-f-]{36}; retired ${m![1]}\n$`));
+    expect(first.stdout + first.stderr + second.stdout + second.stderr).not.toMatch(/PRIVATE KEY/);
+    const bad = await run(['signing-key', 'list'], t.env);
+    expect(bad.code).toBe(2);
+  });
+
   it.sequential('an unknown command or option prints the usage and exits 2', async () => {
     // None of these reaches the database, so they can run side by side.
     const cases = [['frobnicate'], ['sdk-key', 'rotate'], ['sdk-key', 'revoke'], ['sdk-key', 'create', '--nmae', 'x']];

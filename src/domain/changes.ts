@@ -10,6 +10,8 @@ export interface Change {
   workspace?: string;
   /** An SDK key revoked. */
   sdkKey?: string;
+  /** A new token signing key made active (the previous one retired). */
+  signingKey?: string;
 }
 
 export const CHANGE_CHANNEL = 'keyward_changes';

@@ -74,10 +74,14 @@ export function errorInterceptor(log: Logger): Interceptor {
 
 /**
  * Authenticates the SDK key of every request and hands the principal, acting
- * in this request (its id goes into audit records), to the handler.
+ * in this request (its id goes into audit records), to the handler. Only the
+ * services named in `open` (gRPC health checking and server reflection: they
+ * reveal nothing a client generated from proto/ does not know) take calls
+ * without one.
  */
-export function authInterceptor(auth: SdkKeyAuthenticator): Interceptor {
+export function authInterceptor(auth: SdkKeyAuthenticator, open: ReadonlySet<string> = new Set()): Interceptor {
   return (next) => async (req) => {
+    if (open.has(req.service.typeName)) return next(req);
     const principal = await auth.authenticate(req.header.get('authorization'));
     req.contextValues.set(principalKey, principal.inRequest(req.contextValues.get(requestIdKey)));
     return next(req);

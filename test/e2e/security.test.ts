@@ -13,9 +13,12 @@ import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { WebhookService } from '../../gen/keyward/v1/webhook_service_pb.js';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Health, HealthCheckResponse_ServingStatus } from '../../gen/grpc/health/v1/health_pb.js';
+import { ServerReflection } from '../../gen/grpc/reflection/v1/reflection_pb.js';
+import { KEYWARD_SERVICES, STANDARD_SERVICES } from '../../src/app.js';
 import { SDK_SCOPES, type SdkScope } from '../../src/domain/principal.js';
 import { client, startTestServer, transport, type ProtocolName, type TestServer } from '../support/server.js';
-import { AUTHZ_MATRIX, type AuthzRow, type RpcName } from './authz-matrix.js';
+import { AUTHZ_MATRIX, OPEN_SERVICES, type AuthzRow, type RpcName } from './authz-matrix.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const GEN_DIR = path.join(ROOT, 'gen/keyward/v1');
@@ -24,13 +27,20 @@ const PROTO_DIR = path.join(ROOT, 'proto/keyward/v1');
 // ---------------------------------------------------------------------------
 // Every service of every generated *_service_pb.ts file, found at load time,
 // so a new service or RPC is enumerated without touching this file.
-const SERVICES: DescService[] = [];
-for (const f of readdirSync(GEN_DIR).filter((f) => f.endsWith('_service_pb.ts')).sort()) {
-  const mod = (await import(pathToFileURL(path.join(GEN_DIR, f.replace(/\.ts$/, '.js'))).href)) as Record<string, unknown>;
-  for (const v of Object.values(mod)) {
-    if ((v as { kind?: unknown })?.kind === 'service') SERVICES.push(v as DescService);
+async function servicesIn(dir: string, recursive: boolean): Promise<DescService[]> {
+  const out: DescService[] = [];
+  const files = (readdirSync(dir, { recursive }) as string[]).filter((f) => f.endsWith('_pb.ts')).sort();
+  for (const f of files) {
+    const mod = (await import(pathToFileURL(path.join(dir, f.replace(/\.ts$/, '.js'))).href)) as Record<string, unknown>;
+    for (const v of Object.values(mod)) {
+      if ((v as { kind?: unknown })?.kind === 'service') out.push(v as DescService);
+    }
   }
+  return out;
 }
+const SERVICES: DescService[] = await servicesIn(GEN_DIR, false);
+/** Every service generated anywhere in gen/, Keyward's or not. */
+const ALL_GENERATED: DescService[] = await servicesIn(path.join(ROOT, 'gen'), true);
 
 interface Rpc {
   name: string;
@@ -467,6 +477,13 @@ const BUILDERS = {
       intact: async () => expect(await webhookUrl(p.ws)).toBe(url),
     };
   },
+  'TokenService/ExchangeKey': async (p) => ({
+    req: { key: p.key.secret, requiredPermissions: [`${p.scope.name}:read`], workspaceId: p.ws },
+    check: (r) => {
+      expect(r).toMatchObject({ code: VerifyCode.VALID, keyId: p.key.id });
+      expect(r.token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    },
+  }),
 } satisfies Record<RpcName, Builder>;
 
 function builderOf(name: string): Builder {
@@ -478,16 +495,17 @@ function builderOf(name: string): Builder {
 // ---------------------------------------------------------------------------
 
 describe('the authorization matrix', () => {
-  it('enumerates the six services and their 24 RPCs', () => {
+  it('enumerates the seven services and their 25 RPCs', () => {
     expect(SERVICES.map((s) => s.typeName).sort()).toEqual([
       'keyward.v1.AuditService',
       'keyward.v1.KeyService',
       'keyward.v1.ScopeService',
+      'keyward.v1.TokenService',
       'keyward.v1.UsageService',
       'keyward.v1.WebhookService',
       'keyward.v1.WorkspaceService',
     ]);
-    expect(RPCS.length).toBeGreaterThanOrEqual(24);
+    expect(RPCS.length).toBeGreaterThanOrEqual(25);
     for (const r of RPCS) expect(r.method.methodKind, r.name).toBe('unary');
   });
 
@@ -496,6 +514,27 @@ describe('the authorization matrix', () => {
     expect(names.filter((n) => !(n in AUTHZ_MATRIX)), 'RPCs without a row in authz-matrix.ts').toEqual([]);
     expect(Object.keys(AUTHZ_MATRIX).filter((n) => !names.includes(n)), 'rows naming no RPC').toEqual([]);
     expect(names.filter((n) => !(n in BUILDERS)), 'RPCs without a request builder').toEqual([]);
+  });
+
+  it('every other generated service is one of gRPC’s standard services, listed as open and served as such', () => {
+    const others = ALL_GENERATED.filter((s) => !SERVICES.includes(s)).map((s) => s.typeName);
+    expect(others.sort()).toEqual([...OPEN_SERVICES].sort());
+    expect(STANDARD_SERVICES.map((s) => s.typeName).sort()).toEqual([...OPEN_SERVICES].sort());
+    expect(KEYWARD_SERVICES.map((s) => s.typeName).sort()).toEqual(SERVICES.map((s) => s.typeName).sort());
+  });
+
+  it('the open services answer without an SDK key, and Keyward’s never do', async () => {
+    const health = createClient(Health, transport(ts.baseUrl, 'grpc'));
+    expect((await health.check({ service: '' })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    const reflection = createClient(ServerReflection, transport(ts.baseUrl, 'grpc'));
+    async function* one() {
+      yield { host: '', messageRequest: { case: 'listServices' as const, value: '' } };
+    }
+    const answers = [];
+    for await (const a of reflection.serverReflectionInfo(one())) answers.push(a);
+    expect(answers[0]?.messageResponse.case).toBe('listServicesResponse');
+    const verify = createClient(KeyService, transport(ts.baseUrl, 'grpc'));
+    await expect(verify.verifyKey({ key: A.key.secret })).rejects.toSatisfy((e) => ConnectError.from(e).code === Code.Unauthenticated);
   });
 
   it('agrees with the scope each RPC documents in its proto comment', () => {

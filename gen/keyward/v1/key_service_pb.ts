@@ -713,6 +713,19 @@ export const KeyService: GenService<{
    * or with REDIS_URL in Redis, shared by all replicas. If Redis cannot be
    * reached, each replica enforces the limits on its own until it can.
    *
+   * The same check is served as plain HTTP for gateways (nginx auth_request,
+   * Traefik ForwardAuth, Caddy forward_auth, Envoy ext_authz) at
+   * `/v1/authorize`, any method: the gateway's SDK key in `X-Keyward-SDK-Key`,
+   * the API key in `Authorization: Bearer` or `X-API-Key`, required
+   * permissions in `X-Keyward-Permissions: scope:action,...`. It answers 200
+   * with `X-Keyward-Key-Id`, `X-Keyward-Customer-Id`, `X-Keyward-Workspace-Id`;
+   * 401 (with `WWW-Authenticate: Bearer realm="keyward"`) for a missing,
+   * unknown, disabled, expired or revoked key; 403 for insufficient
+   * permissions; 429 for RATE_LIMITED and USAGE_EXCEEDED; 401 in realm
+   * `keyward-gateway` (or 403 without the scope) for a bad gateway SDK key;
+   * 503 when the database is unreachable. See src/http/forward-auth.ts and the
+   * README, "Gateways: forward auth".
+   *
    * @generated from rpc keyward.v1.KeyService.VerifyKey
    */
   verifyKey: {

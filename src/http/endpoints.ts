@@ -1,0 +1,77 @@
+// Plain HTTP endpoints served on the RPC port beside gRPC, gRPC-Web and
+// Connect (connect-node hands every path it has no RPC for to `httpEndpoints`):
+//   /v1/authorize[/...]     forward auth for gateways (src/http/forward-auth.ts)
+//   /.well-known/jwks.json  public keys of exchanged tokens (TokenService)
+//   /healthz                the process is alive: always 200
+//   /readyz                 200 when the database answers and every migration is applied, else 503
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
+import type { App } from '../app.js';
+import { isConnectionError } from '../db/errors.js';
+import { AUTHORIZE_PATH, forwardAuth } from './forward-auth.js';
+
+/** What connect-node's adapter hands its fallback: an HTTP/1.1 or HTTP/2 (compat) request and response. */
+type Fallback = NonNullable<ConnectNodeAdapterOptions['fallback']>;
+type Req = Parameters<Fallback>[0];
+type Res = Parameters<Fallback>[1];
+
+export const JWKS_PATH = '/.well-known/jwks.json';
+
+function send(req: Req, res: Res, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'cache-control': 'no-store',
+    ...headers,
+    'content-length': Buffer.byteLength(text),
+  });
+  if (req.method === 'HEAD') res.end();
+  else res.end(text);
+}
+
+export function httpEndpoints(app: App) {
+  return (req: Req, res: Res): void => {
+    // Bodies mean nothing here; read and drop them so a kept-alive connection stays usable.
+    req.resume();
+    const path = (req.url ?? '/').split('?')[0]!;
+    void route(app, req, res, path).catch((e: unknown) => {
+      if (isConnectionError(e)) {
+        app.log.warn('database unavailable', { path, error: (e as Error).message });
+        send(req, res, 503, { code: 'unavailable', message: 'the database is unavailable; try again' });
+        return;
+      }
+      app.log.error('http endpoint failed', { path, error: (e as Error)?.message ?? String(e) });
+      send(req, res, 500, { code: 'internal', message: 'internal error' });
+    });
+  };
+}
+
+async function route(app: App, req: Req, res: Res, path: string): Promise<void> {
+  // Forward auth takes any method: nginx's auth_request and Envoy send the
+  // original request's method, Traefik and Caddy their own.
+  if (path === AUTHORIZE_PATH || path.startsWith(`${AUTHORIZE_PATH}/`)) {
+    const a = await forwardAuth(app, req.headers);
+    send(req, res, a.status, a.body, a.headers);
+    return;
+  }
+  const readOnly = req.method === 'GET' || req.method === 'HEAD';
+  if (path === '/healthz' && readOnly) {
+    send(req, res, 200, { status: 'ok' });
+    return;
+  }
+  if (path === '/readyz' && readOnly) {
+    const s = await app.probe.status();
+    const ready = s.reachable && s.migrated && !app.probe.isDraining;
+    const why = app.probe.isDraining ? 'shutting down' : !s.reachable ? 'database unreachable' : !s.migrated ? 'migrations pending' : undefined;
+    send(req, res, ready ? 200 : 503, ready ? { status: 'ready' } : { status: 'not ready', reason: why });
+    return;
+  }
+  if (path === JWKS_PATH && readOnly) {
+    const keys = await app.signingKeys.publicKeys();
+    // Verifiers may cache it briefly: a new key appears at most a minute late,
+    // and a verifier that meets an unknown kid fetches again (jose does).
+    send(req, res, 200, { keys }, { 'cache-control': 'public, max-age=60' });
+    return;
+  }
+  send(req, res, 404, { code: 'not_found', message: `no such path: ${path}` });
+}

@@ -1,0 +1,193 @@
+// Forward authentication for API gateways: nginx `auth_request`, Traefik
+// ForwardAuth, Caddy `forward_auth`, Envoy's HTTP ext_authz. The gateway sends
+// Keyward the headers of the request it is about to proxy, Keyward answers
+// 2xx to let it through (with the caller's identity in headers) or 401 / 403 /
+// 429 to refuse it. The verdict is VerifyKey's, through the same KeyVerifier
+// (same cache, same codes); only the mapping to HTTP lives here.
+//
+// Request (any method; the body is ignored, and any path below
+// /v1/authorize is accepted, as Envoy appends the original path):
+//   X-Keyward-SDK-Key: kws_...                the gateway's SDK key (scope api_keys:verify)
+//   Authorization: Bearer <api key>           the caller's API key ...
+//   X-API-Key: <api key>                      ... or here (this one wins when both are sent)
+//   X-Keyward-Permissions: scope:action,...   permissions the route needs (optional)
+//   X-Keyward-Require-Workspace-Id: <id>      only keys of this workspace pass (optional)
+// Answers (each also carries X-Keyward-Code, the reason in snake_case):
+//   200  valid: X-Keyward-Key-Id, X-Keyward-Customer-Id, X-Keyward-Workspace-Id
+//   401  no API key, or not_found / disabled / expired / revoked, with
+//        WWW-Authenticate: Bearer realm="keyward"[, error="invalid_token", error_description="..."]
+//   403  insufficient_permissions
+//   429  rate_limited, usage_exceeded
+//   401  the gateway's own SDK key is missing or invalid, with
+//        WWW-Authenticate: KeywardSDK realm="keyward-gateway" (never a 2xx)
+//   403  the gateway's SDK key lacks api_keys:verify or the workspace (X-Keyward-Code: gateway_permission_denied)
+//   400  a malformed X-Keyward-Permissions or X-Keyward-Require-Workspace-Id
+//   503  the database is unreachable (fail closed)
+import type { IncomingHttpHeaders } from 'node:http';
+import { DomainError } from '../domain/errors.js';
+import type { App } from '../app.js';
+import { isConnectionError } from '../db/errors.js';
+import type { VerifyResult } from '../verify/verifier.js';
+
+export const AUTHORIZE_PATH = '/v1/authorize';
+
+export const HEADER = {
+  sdkKey: 'x-keyward-sdk-key',
+  apiKey: 'x-api-key',
+  permissions: 'x-keyward-permissions',
+  requireWorkspace: 'x-keyward-require-workspace-id',
+  code: 'x-keyward-code',
+  keyId: 'x-keyward-key-id',
+  customerId: 'x-keyward-customer-id',
+  workspaceId: 'x-keyward-workspace-id',
+} as const;
+
+export const REALM = 'keyward';
+export const GATEWAY_REALM = 'keyward-gateway';
+
+export interface ForwardAuthAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: { code: string; message: string };
+}
+
+/**
+ * The HTTP status of a verify code. Every code a verifier can give, including
+ * ones added after this build, gets a status here; a code it does not know is
+ * refused (403), never let through.
+ */
+export function forwardAuthStatus(code: string): number {
+  switch (code) {
+    case 'valid':
+      return 200;
+    case 'not_found':
+    case 'disabled':
+    case 'expired':
+    case 'revoked':
+      return 401;
+    case 'insufficient_permissions':
+      return 403;
+    // Too many requests, or the key's usage quota is spent: both mean "not
+    // now, and not because of who you are", as APIs answer quota exhaustion.
+    case 'rate_limited':
+    case 'usage_exceeded':
+      return 429;
+    default:
+      return 403;
+  }
+}
+
+const DESCRIPTIONS: Record<string, string> = {
+  valid: 'the API key is valid',
+  not_found: 'the API key is not valid',
+  disabled: 'the API key is disabled',
+  expired: 'the API key has expired',
+  revoked: 'the API key was revoked',
+  insufficient_permissions: 'the API key lacks a permission this request needs',
+  rate_limited: 'the API key is over its rate limit',
+  usage_exceeded: 'the API key has used up its allowed requests',
+};
+
+function answer(status: number, code: string, message: string, headers: Record<string, string> = {}): ForwardAuthAnswer {
+  return { status, headers: { [HEADER.code]: code, ...headers }, body: { code, message } };
+}
+
+/** A header value as sent (the first one if repeated), or undefined. */
+function header(h: IncomingHttpHeaders, name: string): string | undefined {
+  const v = h[name];
+  const s = Array.isArray(v) ? v[0] : v;
+  return s === undefined || s === '' ? undefined : s;
+}
+
+/** The caller's API key: X-API-Key, else `Authorization: Bearer`. */
+export function apiKeyOf(h: IncomingHttpHeaders): string | undefined {
+  const direct = header(h, HEADER.apiKey)?.trim();
+  if (direct) return direct;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header(h, 'authorization') ?? '');
+  return m?.[1];
+}
+
+/** `a:read, b:write` → ['a:read', 'b:write']; empty entries are dropped. */
+export function permissionsOf(h: IncomingHttpHeaders): string[] {
+  const raw = h[HEADER.permissions];
+  const joined = Array.isArray(raw) ? raw.join(',') : (raw ?? '');
+  return joined
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+/** Header values must be visible ASCII; anything else (a customer id is any string) is percent-encoded. */
+export function headerSafe(s: string): string {
+  return /^[\x20-\x7e]*$/.test(s) ? s : encodeURIComponent(s);
+}
+
+function invalidTokenChallenge(description: string): string {
+  return `Bearer realm="${REALM}", error="invalid_token", error_description="${description}"`;
+}
+
+export function resultAnswer(r: VerifyResult): ForwardAuthAnswer {
+  const status = forwardAuthStatus(r.code);
+  const message = DESCRIPTIONS[r.code] ?? `the API key did not verify (${r.code})`;
+  const identity: Record<string, string> = r.key
+    ? {
+        [HEADER.keyId]: r.key.id,
+        [HEADER.customerId]: headerSafe(r.key.customerId),
+        [HEADER.workspaceId]: r.key.workspaceId,
+      }
+    : {};
+  if (status === 200) return answer(200, r.code, message, identity);
+  if (status === 401) return answer(401, r.code, message, { 'www-authenticate': invalidTokenChallenge(message) });
+  // 403 and 429 say whose key it was, for the gateway's logs; the upstream never sees them.
+  return answer(status, r.code, message, identity);
+}
+
+/** Decides one forward-auth request. Never throws. */
+export async function forwardAuth(app: App, h: IncomingHttpHeaders): Promise<ForwardAuthAnswer> {
+  try {
+    const sdkKey = header(h, HEADER.sdkKey)?.trim();
+    if (!sdkKey) {
+      return answer(401, 'gateway_unauthenticated', `the gateway sent no SDK key: set ${HEADER.sdkKey}`, {
+        'www-authenticate': `KeywardSDK realm="${GATEWAY_REALM}"`,
+      });
+    }
+    const principal = await app.auth.authenticate(`Bearer ${sdkKey}`);
+    const key = apiKeyOf(h);
+    if (!key) {
+      principal.requireScope('api_keys:verify');
+      return answer(401, 'missing_key', 'send the API key in "authorization: Bearer <key>" or "x-api-key"', {
+        'www-authenticate': `Bearer realm="${REALM}"`,
+      });
+    }
+    const input = { key, requiredPermissions: permissionsOf(h), workspaceId: header(h, HEADER.requireWorkspace)?.trim() ?? '' };
+    return resultAnswer(await app.verifier.verify(principal, input));
+  } catch (e) {
+    return failureAnswer(app, e);
+  }
+}
+
+function failureAnswer(app: App, e: unknown): ForwardAuthAnswer {
+  if (e instanceof DomainError) {
+    switch (e.kind) {
+      case 'unauthenticated':
+        return answer(401, 'gateway_unauthenticated', `the gateway's SDK key: ${e.message}`, {
+          'www-authenticate': `KeywardSDK realm="${GATEWAY_REALM}", error="invalid_token"`,
+        });
+      case 'permission_denied':
+        return answer(403, 'gateway_permission_denied', `the gateway's SDK key: ${e.message}`);
+      case 'invalid_argument':
+        // Name the header, not the RPC field: it is the gateway's configuration that is wrong.
+        return answer(400, 'invalid_argument', e.message.replace(/^required_permissions(\[\d+\])?/, HEADER.permissions).replace(/^workspace_id/, HEADER.requireWorkspace));
+      case 'unavailable':
+        return answer(503, 'unavailable', e.message);
+      default:
+        return answer(403, e.kind, e.message);
+    }
+  }
+  if (isConnectionError(e)) {
+    app.log.warn('database unavailable', { rpc: 'forward-auth' });
+    return answer(503, 'unavailable', 'the database is unavailable; try again');
+  }
+  app.log.error('forward auth failed', { error: (e as Error)?.message ?? String(e) });
+  return answer(500, 'internal', 'internal error');
+}

@@ -1,0 +1,161 @@
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
+import { audit } from '../domain/audit.js';
+import type { ChangeBus } from '../domain/changes.js';
+import { newId } from '../domain/ids.js';
+import type { Principal } from '../domain/principal.js';
+
+/** The JWS algorithm of every signing key: EdDSA over Ed25519. */
+export const SIGNING_ALGORITHM = 'EdDSA';
+
+/** The key that signs now; its private half stays in this process and the database. */
+export interface ActiveSigningKey {
+  id: string;
+  privateKey: KeyObject;
+}
+
+/** A public key as published in the JWKS (RFC 7517). */
+export interface PublicJwk {
+  kty: string;
+  crv: string;
+  x: string;
+  kid: string;
+  alg: string;
+  use: 'sig';
+}
+
+export interface SigningKeysOptions {
+  /** Longest lifetime of a token: a retired key's public half stays published at least this long. */
+  tokenTtlMs: number;
+  /** How long a process keeps signing with the key it loaded before reading the active one again. */
+  reloadMs?: number;
+}
+
+/**
+ * A retired key is published this much longer than the token lifetime: other
+ * replicas may sign with it for up to `reloadMs` after a rotation they do not
+ * hear of (the embedded database carries no notifications across processes),
+ * plus clock skew between replicas and verifiers.
+ */
+const PUBLISH_MARGIN_MS = 60_000;
+
+interface ActiveRow {
+  id: string;
+  private_pkcs8: string;
+}
+
+interface PublicRow {
+  id: string;
+  public_jwk: Record<string, string> | string;
+}
+
+/**
+ * The Ed25519 keys that sign exchanged tokens, kept in `signing_keys`. The
+ * first exchange creates one; `rotate` retires it and creates the next. At
+ * most one key is active (a partial unique index), so replicas racing to
+ * create the first agree on it. Private keys are read only to sign: they
+ * are never logged, returned or published.
+ */
+export class SigningKeys {
+  private active: { key: ActiveSigningKey; loadedAt: number } | undefined;
+  private loading: Promise<ActiveSigningKey> | undefined;
+  private readonly reloadMs: number;
+
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly changes: ChangeBus,
+    private readonly opts: SigningKeysOptions,
+  ) {
+    this.reloadMs = opts.reloadMs ?? 10_000;
+  }
+
+  /** The key to sign with, created on first use. */
+  async current(): Promise<ActiveSigningKey> {
+    const a = this.active;
+    if (a && Date.now() - a.loadedAt < this.reloadMs) return a.key;
+    this.loading ??= this.load().finally(() => (this.loading = undefined));
+    return this.loading;
+  }
+
+  /** Forgets the loaded key, e.g. after a rotation announced by another process. */
+  forget(): void {
+    this.active = undefined;
+  }
+
+  private async load(): Promise<ActiveSigningKey> {
+    const em = this.orm.em.fork();
+    let row = await this.findActive(em);
+    if (!row) {
+      // Another replica may insert first; then this insert does nothing and
+      // both use that one.
+      await em.execute(
+        `insert into signing_keys (id, algorithm, public_jwk, private_pkcs8, create_time)
+         values (?, ?, ?::jsonb, ?, now()) on conflict do nothing`,
+        newKeyRow(),
+      );
+      row = await this.findActive(em);
+      if (!row) throw new Error('no active signing key after creating one');
+    }
+    const key = { id: row.id, privateKey: createPrivateKey(row.private_pkcs8) };
+    this.active = { key, loadedAt: Date.now() };
+    return key;
+  }
+
+  private async findActive(em: SqlEntityManager): Promise<ActiveRow | undefined> {
+    const rows = await em.execute<ActiveRow[]>('select id, private_pkcs8 from signing_keys where retire_time is null');
+    return rows[0];
+  }
+
+  /**
+   * Retires the active key (if any) and makes a new one active. Tokens the
+   * retired key signed keep verifying: its public half stays in the JWKS
+   * until they have expired. Returns the new key's id and the retired ones'.
+   */
+  async rotate(p: Principal): Promise<{ id: string; retired: string[] }> {
+    const result = await this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+      const sql = em as SqlEntityManager;
+      const retired = await sql.execute<{ id: string }[]>(
+        'update signing_keys set retire_time = now() where retire_time is null returning id',
+      );
+      const values = newKeyRow();
+      await sql.execute(
+        `insert into signing_keys (id, algorithm, public_jwk, private_pkcs8, create_time) values (?, ?, ?::jsonb, ?, now())`,
+        values,
+      );
+      const id = values[0]!;
+      audit(em, p, 'signing_key.rotate', { type: 'signing_key', id });
+      for (const r of retired) audit(em, p, 'signing_key.retire', { type: 'signing_key', id: r.id });
+      report({ signingKey: id });
+      await em.flush();
+      return { id, retired: retired.map((r) => r.id) };
+    });
+    this.forget();
+    return result;
+  }
+
+  /**
+   * Public keys whose tokens may still be live: the active key and every key
+   * retired less than a token lifetime (plus a margin) ago. Newest first.
+   */
+  async publicKeys(): Promise<PublicJwk[]> {
+    const keepMs = this.opts.tokenTtlMs + this.reloadMs + PUBLISH_MARGIN_MS;
+    const rows = await this.orm.em.fork().execute<PublicRow[]>(
+      `select id, public_jwk from signing_keys
+        where retire_time is null or retire_time > now() - (? * interval '1 millisecond')
+        order by create_time desc, id desc`,
+      [keepMs],
+    );
+    return rows.map((r) => {
+      const jwk = typeof r.public_jwk === 'string' ? JSON.parse(r.public_jwk) : r.public_jwk;
+      return { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid: r.id, alg: SIGNING_ALGORITHM, use: 'sig' };
+    });
+  }
+}
+
+/** Values for one new key row: id, algorithm, public JWK (JSON), private key (PKCS#8 PEM). */
+function newKeyRow(): [string, string, string, string] {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const jwk = publicKey.export({ format: 'jwk' });
+  const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+  return [newId(), SIGNING_ALGORITHM, JSON.stringify({ kty: jwk.kty, crv: jwk.crv, x: jwk.x }), pem];
+}

@@ -1,0 +1,393 @@
+// Forward auth (GET /v1/authorize): straight over HTTP/1.1 and h2c, and end to
+// end behind a real nginx (`auth_request`) in front of a node:http upstream.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Action } from '../../gen/keyward/v1/key_pb.js';
+import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
+import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
+import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
+import { hashApiKey } from '../../src/credentials/api-key.js';
+import { forwardAuthStatus } from '../../src/http/forward-auth.js';
+import { announceSkip, ensureDebianPackages, hasCommand } from '../support/debian.js';
+import { freePort } from '../support/process.js';
+import { client, startTestServer, type TestServer } from '../support/server.js';
+
+let ts: TestServer;
+let gatewayKey: string;
+let ws: string;
+let otherWs: string;
+const K = () => client(KeyService, ts);
+
+async function newKey(grants: { scope: string; actions: Action[] }[], opts: { enabled?: boolean; workspaceId?: string; customerId?: string } = {}) {
+  const r = await K().createKey({
+    key: { workspaceId: opts.workspaceId ?? ws, customerId: opts.customerId ?? 'cus_42', name: 'fa', grants, enabled: opts.enabled ?? true },
+  });
+  return { id: r.key!.id, secret: r.secret };
+}
+
+beforeAll(async () => {
+  ts = await startTestServer();
+  const W = client(WorkspaceService, ts);
+  const S = client(ScopeService, ts);
+  ws = (await W.createWorkspace({ workspace: { name: 'forward-auth' } })).workspace!.id;
+  otherWs = (await W.createWorkspace({ workspace: { name: 'forward-auth-other' } })).workspace!.id;
+  await S.createScope({ scope: { workspaceId: ws, name: 'balance_transfers' } });
+  await S.createScope({ scope: { workspaceId: otherWs, name: 'balance_transfers' } });
+  gatewayKey = await ts.sdkKey(['api_keys:verify']);
+});
+
+afterAll(async () => {
+  await ts?.close();
+});
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+function request(url: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const authorize = (headers: Record<string, string>, method = 'GET', pathname = '/v1/authorize') =>
+  request(`${ts.baseUrl}${pathname}`, { method, headers: { 'x-keyward-sdk-key': gatewayKey, ...headers } });
+
+describe('forward auth over HTTP/1.1', () => {
+  it('a valid key with the required permissions → 200 with the identity headers', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }], { customerId: 'cus_ünïcode 42' });
+    const r = await authorize({ authorization: `Bearer ${k.secret}`, 'x-keyward-permissions': 'balance_transfers:read' });
+    expect(r.status, r.body).toBe(200);
+    expect(r.headers['x-keyward-key-id']).toBe(k.id);
+    expect(r.headers['x-keyward-workspace-id']).toBe(ws);
+    expect(r.headers['x-keyward-customer-id']).toBe(encodeURIComponent('cus_ünïcode 42'));
+    expect(r.headers['x-keyward-code']).toBe('valid');
+    expect(r.body).not.toContain(k.secret);
+  });
+
+  it('takes the key from X-API-Key, any method, and any path below /v1/authorize (Envoy appends the original)', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ, Action.CREATE] }]);
+    for (const method of ['GET', 'POST', 'DELETE', 'HEAD']) {
+      const r = await authorize({ 'x-api-key': k.secret, 'x-keyward-permissions': 'balance_transfers:create, balance_transfers:read' }, method, '/v1/authorize/transfers/7?x=1');
+      expect(r.status, `${method} ${r.body}`).toBe(200);
+      expect(r.headers['x-keyward-key-id']).toBe(k.id);
+    }
+  });
+
+  it('no key → 401 with a bare Bearer challenge', async () => {
+    const r = await authorize({});
+    expect(r.status).toBe(401);
+    expect(r.headers['www-authenticate']).toBe('Bearer realm="keyward"');
+    expect(JSON.parse(r.body).code).toBe('missing_key');
+  });
+
+  it('unknown, malformed, disabled and revoked keys → 401 invalid_token saying why', async () => {
+    const disabled = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }], { enabled: false });
+    const revoked = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    await K().revokeKey({ id: revoked.id });
+    const cases = [
+      ['kw_notakey', 'not_found'],
+      [`kw_${'A'.repeat(49)}`, 'not_found'],
+      [disabled.secret, 'disabled'],
+      [revoked.secret, 'revoked'],
+    ] as const;
+    for (const [key, code] of cases) {
+      const r = await authorize({ authorization: `Bearer ${key}` });
+      expect(r.status, code).toBe(401);
+      expect(r.headers['x-keyward-code']).toBe(code);
+      expect(r.headers['www-authenticate']).toMatch(/^Bearer realm="keyward", error="invalid_token", error_description="[^"]+"$/);
+      expect(r.headers['x-keyward-key-id']).toBeUndefined();
+    }
+  });
+
+  it('a key without a required permission → 403', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const r = await authorize({ authorization: `Bearer ${k.secret}`, 'x-keyward-permissions': 'balance_transfers:read,balance_transfers:delete' });
+    expect(r.status).toBe(403);
+    expect(r.headers['x-keyward-code']).toBe('insufficient_permissions');
+  });
+
+  it('X-Keyward-Require-Workspace-Id: another workspace’s key → 401 not_found', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }], { workspaceId: otherWs });
+    expect((await authorize({ authorization: `Bearer ${k.secret}` })).status).toBe(200);
+    const r = await authorize({ authorization: `Bearer ${k.secret}`, 'x-keyward-require-workspace-id': ws });
+    expect(r.status).toBe(401);
+    expect(r.headers['x-keyward-code']).toBe('not_found');
+  });
+
+  it('the gateway’s SDK key: missing or invalid → 401 in the gateway realm; lacking api_keys:verify → 403; never 200', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const lacking = await ts.sdkKey(['api_keys:read']);
+    const restricted = await ts.sdkKey(['api_keys:verify'], [otherWs]);
+    const missing = await request(`${ts.baseUrl}/v1/authorize`, { headers: { authorization: `Bearer ${k.secret}` } });
+    expect(missing.status).toBe(401);
+    expect(missing.headers['www-authenticate']).toBe('KeywardSDK realm="keyward-gateway"');
+    expect(missing.headers['x-keyward-code']).toBe('gateway_unauthenticated');
+    for (const bad of ['nope', `${gatewayKey.slice(0, -4)}AAAA`]) {
+      const r = await authorize({ 'x-keyward-sdk-key': bad, authorization: `Bearer ${k.secret}` });
+      expect(r.status).toBe(401);
+      expect(r.headers['www-authenticate']).toMatch(/^KeywardSDK realm="keyward-gateway"/);
+    }
+    const r = await authorize({ 'x-keyward-sdk-key': lacking, authorization: `Bearer ${k.secret}` });
+    expect(r.status).toBe(403);
+    expect(r.headers['x-keyward-code']).toBe('gateway_permission_denied');
+    expect((await authorize({ 'x-keyward-sdk-key': lacking })).status).toBe(403);
+    // A key restricted to other workspaces sees this key as absent.
+    const other = await authorize({ 'x-keyward-sdk-key': restricted, authorization: `Bearer ${k.secret}` });
+    expect(other.status).toBe(401);
+    expect(other.headers['x-keyward-code']).toBe('not_found');
+  });
+
+  it('a malformed permissions header → 400 naming the header', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const r = await authorize({ authorization: `Bearer ${k.secret}`, 'x-keyward-permissions': 'balance_transfers:read,transfers:fly' });
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).message).toMatch(/^x-keyward-permissions/);
+  });
+
+  it('shares VerifyKey’s cache: a revoked key is refused on the next request', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    expect((await authorize({ authorization: `Bearer ${k.secret}` })).status).toBe(200);
+    // The verdict came through VerifyKey's cache, which the revocation evicts.
+    expect(ts.server.app.keyCache.peek(hashApiKey(k.secret))?.id).toBe(k.id);
+    await K().revokeKey({ id: k.id });
+    const r = await authorize({ authorization: `Bearer ${k.secret}` });
+    expect(r.status).toBe(401);
+    expect(r.headers['x-keyward-code']).toBe('revoked');
+  });
+
+  it('maps every verify code, including ones added later (rate_limited, usage_exceeded), and refuses unknown ones', () => {
+    expect(['valid', 'not_found', 'disabled', 'expired', 'revoked', 'insufficient_permissions', 'rate_limited', 'usage_exceeded', 'something_new'].map(forwardAuthStatus)).toEqual([
+      200, 401, 401, 401, 401, 403, 429, 429, 403,
+    ]);
+  });
+});
+
+describe('forward auth over h2c', () => {
+  it('answers on the same port over HTTP/2 cleartext', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const session = http2.connect(ts.baseUrl);
+    try {
+      const reply = await new Promise<{ status: number; headers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+        const s = session.request({ ':path': '/v1/authorize', ':method': 'GET', 'x-keyward-sdk-key': gatewayKey, 'x-api-key': k.secret });
+        s.on('response', (headers) => resolve({ status: Number(headers[':status']), headers }));
+        s.on('error', reject);
+        s.resume();
+        s.end();
+      });
+      expect(reply.status).toBe(200);
+      expect(reply.headers['x-keyward-key-id']).toBe(k.id);
+    } finally {
+      session.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// A real nginx with auth_request in front of a node:http upstream.
+
+const NGINX = '/usr/sbin/nginx';
+const nginxMissing = ensureDebianPackages(['nginx'], () => hasCommand(NGINX, ['-v']));
+if (nginxMissing) announceSkip('forward auth behind nginx', nginxMissing);
+
+describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
+  let dir: string;
+  let nginx: ChildProcess | undefined;
+  let nginxLog = '';
+  let upstream: http.Server;
+  let gatewayUrl: string;
+  const seen: http.IncomingHttpHeaders[] = [];
+
+  beforeAll(async () => {
+    upstream = http.createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ path: req.url, keyId: req.headers['x-keyward-key-id'] ?? null }));
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
+    const upstreamPort = (upstream.address() as { port: number }).port;
+    const port = await freePort();
+    gatewayUrl = `http://127.0.0.1:${port}`;
+    dir = mkdtempSync(path.join(tmpdir(), 'keyward-nginx-'));
+    mkdirSync(path.join(dir, 'logs'));
+    const conf = nginxConf({ dir, port, keywardPort: ts.server.port, upstreamPort, sdkKey: gatewayKey });
+    writeFileSync(path.join(dir, 'nginx.conf'), conf);
+    nginx = spawn(NGINX, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    nginx.stdout!.on('data', (d) => (nginxLog += d));
+    nginx.stderr!.on('data', (d) => (nginxLog += d));
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (nginx.exitCode !== null) throw new Error(`nginx exited ${nginx.exitCode}: ${nginxLog}`);
+      const up = await request(`${gatewayUrl}/public`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
+      if (up) break;
+      if (Date.now() > deadline) throw new Error(`nginx did not start: ${nginxLog}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  afterAll(async () => {
+    if (nginx && nginx.exitCode === null) {
+      const exited = new Promise((r) => nginx!.once('exit', r));
+      nginx.kill('SIGQUIT');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (nginx.exitCode === null) nginx.kill('SIGKILL');
+    }
+    await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()));
+    if (dir) {
+      const errors = readFileSync(path.join(dir, 'logs/error.log'), 'utf8');
+      if (/\[(emerg|alert|crit)\]/.test(errors)) process.stderr.write(`nginx error.log:\n${errors}\n`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  const get = (p: string, headers: Record<string, string> = {}) => request(`${gatewayUrl}${p}`, { headers });
+
+  it('lets an allowed request through to the upstream with the identity headers, replacing forged ones', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    seen.length = 0;
+    const r = await get('/transfers/1', { authorization: `Bearer ${k.secret}`, 'x-keyward-key-id': 'forged', 'x-keyward-customer-id': 'forged' });
+    expect(r.status, r.body).toBe(200);
+    expect(JSON.parse(r.body)).toEqual({ path: '/transfers/1', keyId: k.id });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!['x-keyward-key-id']).toBe(k.id);
+    expect(seen[0]!['x-keyward-customer-id']).toBe('cus_42');
+    expect(seen[0]!['x-keyward-workspace-id']).toBe(ws);
+    // The gateway's SDK key never reaches the upstream.
+    expect(JSON.stringify(seen[0])).not.toContain(gatewayKey);
+  });
+
+  it('X-API-Key works through nginx too', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    expect((await get('/transfers/2', { 'x-api-key': k.secret })).status).toBe(200);
+  });
+
+  it('refuses without reaching the upstream: no key 401, unknown key 401, missing permission 403', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    seen.length = 0;
+    const none = await get('/transfers/1');
+    expect(none.status).toBe(401);
+    expect(none.headers['www-authenticate']).toBe('Bearer realm="keyward"');
+    const unknown = await get('/transfers/1', { authorization: `Bearer kw_${'B'.repeat(49)}` });
+    expect(unknown.status).toBe(401);
+    expect(unknown.headers['www-authenticate']).toMatch(/error="invalid_token"/);
+    // POST /transfers/ needs balance_transfers:create, which the key lacks.
+    const post = await request(`${gatewayUrl}/transfers/1`, { method: 'POST', headers: { authorization: `Bearer ${k.secret}` } });
+    expect(post.status).toBe(403);
+    // A client cannot lower the permissions the route requires.
+    const forged = await request(`${gatewayUrl}/transfers/1`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${k.secret}`, 'x-keyward-permissions': 'balance_transfers:read' },
+    });
+    expect(forged.status).toBe(403);
+    expect(seen).toHaveLength(0);
+  });
+
+  it('a revoked key is refused on the next request', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    expect((await get('/transfers/3', { authorization: `Bearer ${k.secret}` })).status).toBe(200);
+    await K().revokeKey({ id: k.id });
+    const r = await get('/transfers/3', { authorization: `Bearer ${k.secret}` });
+    expect(r.status).toBe(401);
+  });
+
+  it('a gateway configured with a bad SDK key lets nothing through (401 in the gateway realm)', async () => {
+    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    seen.length = 0;
+    const r = await get('/misconfigured/1', { authorization: `Bearer ${k.secret}` });
+    expect(r.status).toBe(401);
+    expect(r.headers['www-authenticate']).toMatch(/^KeywardSDK realm="keyward-gateway"/);
+    expect(seen).toHaveLength(0);
+  });
+});
+
+/** The README's nginx example, with this test's ports and paths. */
+function nginxConf(o: { dir: string; port: number; keywardPort: number; upstreamPort: number; sdkKey: string }): string {
+  return `
+worker_processes 1;
+pid ${o.dir}/nginx.pid;
+error_log ${o.dir}/logs/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log ${o.dir}/logs/access.log;
+  client_body_temp_path ${o.dir}/body;
+  proxy_temp_path ${o.dir}/proxy;
+  fastcgi_temp_path ${o.dir}/fastcgi;
+  uwsgi_temp_path ${o.dir}/uwsgi;
+  scgi_temp_path ${o.dir}/scgi;
+
+  upstream keyward { server 127.0.0.1:${o.keywardPort}; keepalive 8; }
+  upstream app { server 127.0.0.1:${o.upstreamPort}; }
+
+  # The permission each method needs on /transfers/.
+  map $request_method $transfers_permission {
+    GET     balance_transfers:read;
+    HEAD    balance_transfers:read;
+    DELETE  balance_transfers:delete;
+    default balance_transfers:create;
+  }
+
+  server {
+    listen 127.0.0.1:${o.port};
+
+    location = /_keyward {
+      internal;
+      proxy_pass http://keyward/v1/authorize;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Keyward-SDK-Key "${o.sdkKey}";
+      proxy_set_header X-Keyward-Permissions $keyward_permissions;
+    }
+
+    location = /_keyward_misconfigured {
+      internal;
+      proxy_pass http://keyward/v1/authorize;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Keyward-SDK-Key "kws_00000000-0000-0000-0000-000000000000_wrong";
+    }
+
+    location /transfers/ {
+      set $keyward_permissions $transfers_permission;
+      auth_request /_keyward;
+      auth_request_set $keyward_key_id $upstream_http_x_keyward_key_id;
+      auth_request_set $keyward_customer_id $upstream_http_x_keyward_customer_id;
+      auth_request_set $keyward_workspace_id $upstream_http_x_keyward_workspace_id;
+      proxy_set_header X-Keyward-Key-Id $keyward_key_id;
+      proxy_set_header X-Keyward-Customer-Id $keyward_customer_id;
+      proxy_set_header X-Keyward-Workspace-Id $keyward_workspace_id;
+      proxy_pass http://app;
+    }
+
+    location /misconfigured/ {
+      auth_request /_keyward_misconfigured;
+      proxy_pass http://app;
+    }
+
+    location = /public {
+      set $keyward_permissions "";
+      proxy_pass http://app;
+    }
+  }
+}
+`;
+}
