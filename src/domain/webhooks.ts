@@ -113,14 +113,33 @@ export class Webhooks {
 }
 
 /**
+ * An insert into webhook_outbox of the events `source` selects, for
+ * workspaces with a webhook only. `source` is a select of the columns `id`
+ * (uuid), `workspace_id`, `type`, `create_time` (timestamptz) and `data`
+ * (json). The one definition of an event's payload: every event, whether
+ * queued from JS (enqueueWebhookEvent) or inside another statement (as
+ * UsageLimits raises key.usage_exhausted), is built here.
+ */
+export function insertEventsSql(source: string): string {
+  return `insert into webhook_outbox (id, workspace_id, event_type, payload, attempts, next_attempt_time, create_time)
+    select e.id, e.workspace_id, e.type,
+           json_build_object('id', e.id, 'type', e.type, 'create_time', ${isoTimeSql('e.create_time')},
+                             'workspace_id', e.workspace_id, 'data', e.data)::text,
+           0, e.create_time, e.create_time
+      from (${source}) e
+     where exists (select 1 from webhooks w where w.workspace_id = e.workspace_id)`;
+}
+
+/** A timestamptz as JS's toISOString() writes it (UTC, milliseconds). */
+const isoTimeSql = (expr: string) => `to_char(${expr} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+const QUEUE_SQL = insertEventsSql(`select ?::uuid as id, ?::uuid as workspace_id, ?::text as type, ?::timestamptz as create_time, ?::json as data`);
+
+/**
  * Queues a webhook event for the workspace, if it has a webhook. Call it with
  * the transaction's EntityManager: the event is delivered only if the change
  * it reports commits, and is not lost if the process stops before delivery
  * (src/webhooks/worker.ts delivers it).
- *
- * Other modules raise events through this; `key.usage_exhausted` is meant to
- * be raised by the usage limits, in the transaction that uses a key's last
- * use: `await enqueueKeyEvent(em, 'key.usage_exhausted', key)`.
  */
 export async function enqueueWebhookEvent(
   em: EntityManager,
@@ -129,35 +148,44 @@ export async function enqueueWebhookEvent(
   data: Record<string, unknown>,
   now = new Date(),
 ): Promise<void> {
-  const id = newId();
-  const payload = JSON.stringify({ id, type, create_time: now.toISOString(), workspace_id: workspaceId, data });
-  await (em as SqlEntityManager).execute(
-    `insert into webhook_outbox (id, workspace_id, event_type, payload, attempts, next_attempt_time, create_time)
-     select ?, ?, ?, ?, 0, ?, ? where exists (select 1 from webhooks where workspace_id = ?)`,
-    [id, workspaceId, type, payload, now, now, workspaceId],
-  );
+  await (em as SqlEntityManager).execute(QUEUE_SQL, [newId(), workspaceId, type, now, JSON.stringify(data)]);
 }
 
+type KeyEventKey = Pick<ApiKey, 'id' | 'workspaceId' | 'customerId' | 'name' | 'start' | 'maskedKey' | 'expireTime' | 'revokeTime'>;
+
+/**
+ * What an event tells about a key (never its secret): each field, named as
+ * its api_keys column, and the ApiKey property it comes from. keyEventData
+ * (from an entity) and keyEventDataSql (from a row) are both made from this.
+ */
+const KEY_EVENT_FIELDS: readonly { column: string; prop: keyof KeyEventKey; time?: true }[] = [
+  { column: 'id', prop: 'id' },
+  { column: 'workspace_id', prop: 'workspaceId' },
+  { column: 'customer_id', prop: 'customerId' },
+  { column: 'name', prop: 'name' },
+  { column: 'start', prop: 'start' },
+  { column: 'masked_key', prop: 'maskedKey' },
+  { column: 'expire_time', prop: 'expireTime', time: true },
+  { column: 'revoke_time', prop: 'revokeTime', time: true },
+];
+
 /** What an event tells about a key: never its secret. */
-export function keyEventData(key: Pick<ApiKey, 'id' | 'workspaceId' | 'customerId' | 'name' | 'start' | 'maskedKey' | 'expireTime' | 'revokeTime'>) {
-  return {
-    id: key.id,
-    workspace_id: key.workspaceId,
-    customer_id: key.customerId,
-    name: key.name,
-    start: key.start,
-    masked_key: key.maskedKey,
-    expire_time: key.expireTime ? key.expireTime.toISOString() : null,
-    revoke_time: key.revokeTime ? key.revokeTime.toISOString() : null,
-  };
+export function keyEventData(key: KeyEventKey): Record<string, unknown> {
+  const data: Record<string, unknown> = {};
+  for (const f of KEY_EVENT_FIELDS) {
+    const v = key[f.prop];
+    data[f.column] = f.time ? (v ? (v as Date).toISOString() : null) : v;
+  }
+  return data;
+}
+
+/** keyEventData of the api_keys row `alias`, as a json expression. */
+export function keyEventDataSql(alias: string): string {
+  const fields = KEY_EVENT_FIELDS.map((f) => `'${f.column}', ${f.time ? isoTimeSql(`${alias}.${f.column}`) : `${alias}.${f.column}`}`);
+  return `json_build_object(${fields.join(', ')})`;
 }
 
 /** Queues an event about a key (see enqueueWebhookEvent). */
-export function enqueueKeyEvent(
-  em: EntityManager,
-  type: WebhookEventType,
-  key: Parameters<typeof keyEventData>[0],
-  extra: Record<string, unknown> = {},
-): Promise<void> {
+export function enqueueKeyEvent(em: EntityManager, type: WebhookEventType, key: KeyEventKey, extra: Record<string, unknown> = {}): Promise<void> {
   return enqueueWebhookEvent(em, key.workspaceId, type, { key: keyEventData(key), ...extra });
 }

@@ -7,14 +7,12 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeyState } from '../../gen/keyward/v1/key_pb.js';
-import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
+import { KeyState, RefillInterval } from '../../gen/keyward/v1/key_pb.js';
+import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { WebhookService } from '../../gen/keyward/v1/webhook_service_pb.js';
 import { WebhookSchema } from '../../gen/keyward/v1/webhook_pb.js';
 import { toJsonString } from '@bufbuild/protobuf';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
-import { ApiKey } from '../../src/db/entities.js';
-import { enqueueKeyEvent } from '../../src/domain/webhooks.js';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhookSignature } from '../../src/webhooks/worker.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { expectError } from '../support/rpc.js';
@@ -186,16 +184,106 @@ describe('delivery', () => {
       rx.status = () => 200;
     }
   });
+});
 
-  it('delivers key.usage_exhausted raised in a transaction through enqueueKeyEvent', async () => {
+describe('key.usage_exhausted', () => {
+  const sql = <T = Record<string, unknown>>(q: string, params: unknown[] = []) => (ts.server.app.orm.em.fork() as SqlEntityManager).execute<T[]>(q, params);
+  const settle = () => new Promise((r) => setTimeout(r, 400)); // several worker polls
+
+  it('is sent once when a verification takes the last use, signed, with the key; again after UpdateKey raises the uses and they run out', async () => {
+    const ws = await workspace(ts);
+    const { signingSecret } = await client(WebhookService, ts).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+    const K = client(KeyService, ts);
+    const expireTime = new Date(Date.now() + 30 * 24 * 3600_000 + 123);
+    const created = await K.createKey({
+      key: { workspaceId: ws, customerId: 'cus_metered', name: 'metered', remainingUses: 2n, expireTime: timestampFromDate(expireTime) },
+    });
+    const keyId = created.key!.id;
+    const codes = [];
+    for (let i = 0; i < 3; i++) codes.push((await K.verifyKey({ key: created.secret })).code);
+    expect(codes).toEqual([VerifyCode.VALID, VerifyCode.VALID, VerifyCode.USAGE_EXCEEDED]);
+    const [ev] = await until('key.usage_exhausted', () => rx.of('key.usage_exhausted', keyId).length >= 1 && rx.of('key.usage_exhausted', keyId));
+    await settle();
+    expect(rx.of('key.usage_exhausted', keyId)).toHaveLength(1);
+    expect(verifyWebhookSignature(signingSecret, ev!.body, ev!.headers[SIGNATURE_HEADER] as string)).toBe(true);
+    expect(ev!.headers[EVENT_ID_HEADER]).toBe(ev!.event.id);
+    expect(ev!.event).toEqual({
+      id: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
+      type: 'key.usage_exhausted',
+      create_time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      workspace_id: ws,
+      data: {
+        key: {
+          id: keyId,
+          workspace_id: ws,
+          customer_id: 'cus_metered',
+          name: 'metered',
+          start: created.key!.start,
+          masked_key: created.key!.maskedKey,
+          expire_time: expireTime.toISOString(),
+          revoke_time: null,
+        },
+      },
+    });
+    expect(Math.abs(Date.parse(ev!.event.create_time) - Date.now())).toBeLessThan(60_000);
+    expect(ev!.body).not.toContain(created.secret.slice(3));
+
+    // Setting remaining_uses to 0 is not an exhaustion; raising it and using it up again is.
+    const setUses = (n: bigint) => K.updateKey({ key: { id: keyId, remainingUses: n }, updateMask: { paths: ['remaining_uses'] } });
+    await setUses(5n);
+    await setUses(0n);
+    expect((await K.verifyKey({ key: created.secret })).code).toBe(VerifyCode.USAGE_EXCEEDED);
+    await settle();
+    expect(rx.of('key.usage_exhausted', keyId)).toHaveLength(1);
+    await setUses(1n);
+    expect((await K.verifyKey({ key: created.secret })).code).toBe(VerifyCode.VALID);
+    expect((await K.verifyKey({ key: created.secret })).code).toBe(VerifyCode.USAGE_EXCEEDED);
+    await until('second key.usage_exhausted', () => rx.of('key.usage_exhausted', keyId).length === 2);
+    const [first, second] = rx.of('key.usage_exhausted', keyId);
+    expect(second!.event.id).not.toBe(first!.event.id);
+    expect(verifyWebhookSignature(signingSecret, second!.body, second!.headers[SIGNATURE_HEADER] as string)).toBe(true);
+
+    // Built in SQL, the key's data is the same as that of events built in JS.
+    await K.revokeKey({ id: keyId });
+    const [rev] = await until('key.revoked', () => rx.of('key.revoked', keyId).length === 1 && rx.of('key.revoked', keyId));
+    expect({ ...rev!.event.data.key, revoke_time: null }).toEqual(second!.event.data.key);
+    expect(Object.keys(rev!.event)).toEqual(Object.keys(second!.event));
+    await settle();
+    expect(rx.of('key.usage_exhausted', keyId)).toHaveLength(2);
+  });
+
+  it('is sent again when a refill is used up', async () => {
     const ws = await workspace(ts);
     await client(WebhookService, ts).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
-    const keyId = (await client(KeyService, ts).createKey({ key: { workspaceId: ws, name: 'metered' } })).key!.id;
-    await ts.server.app.orm.em.fork().transactional(async (em) => {
-      const key = await em.findOneOrFail(ApiKey, { id: keyId });
-      await enqueueKeyEvent(em, 'key.usage_exhausted', key);
-    });
+    const K = client(KeyService, ts);
+    const created = await K.createKey({ key: { workspaceId: ws, name: 'refilled', remainingUses: 1n, refill: { amount: 2n, interval: RefillInterval.DAILY } } });
+    const keyId = created.key!.id;
+    const verify = async () => VerifyCode[(await K.verifyKey({ key: created.secret })).code];
+    expect(await verify()).toBe('VALID');
     await until('key.usage_exhausted', () => rx.of('key.usage_exhausted', keyId).length === 1);
+    // As if the key had last been refilled two days ago.
+    await sql(`update api_keys set last_refill_time = now() - interval '2 days' where id = ?`, [keyId]);
+    expect([await verify(), await verify(), await verify()]).toEqual(['VALID', 'VALID', 'USAGE_EXCEEDED']);
+    await until('second key.usage_exhausted', () => rx.of('key.usage_exhausted', keyId).length === 2);
+    await settle();
+    expect(rx.of('key.usage_exhausted', keyId)).toHaveLength(2);
+  });
+
+  it('is queued once however many verifications race for the last uses, and not at all without a webhook', async () => {
+    const ws = await workspace(ts);
+    await client(WebhookService, ts).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+    const K = client(KeyService, ts);
+    const created = await K.createKey({ key: { workspaceId: ws, name: 'raced', remainingUses: 5n } });
+    const codes = await Promise.all(Array.from({ length: 20 }, () => K.verifyKey({ key: created.secret })));
+    expect(codes.filter((r) => r.code === VerifyCode.VALID)).toHaveLength(5);
+    const queued = await sql<{ n: number }>(`select count(*)::int as n from webhook_outbox where event_type = 'key.usage_exhausted' and workspace_id = ?`, [ws]);
+    expect(queued[0]!.n).toBe(1);
+    await until('key.usage_exhausted', () => rx.of('key.usage_exhausted', created.key!.id).length === 1);
+
+    const quiet = await workspace(ts);
+    const q = await K.createKey({ key: { workspaceId: quiet, name: 'unheard', remainingUses: 1n } });
+    expect((await K.verifyKey({ key: q.secret })).code).toBe(VerifyCode.VALID);
+    expect((await sql<{ n: number }>(`select count(*)::int as n from webhook_outbox where workspace_id = ?`, [quiet]))[0]!.n).toBe(0);
   });
 });
 

@@ -28,7 +28,11 @@ export const file_keyward_v1_webhook: GenFile = /*@__PURE__*/
  * - `key.expiring`: a key expires within expiring_notice_days; once per key
  *   and expire_time;
  * - `key.revoked`, `key.rotated`: RevokeKey, RotateKey;
- * - `key.usage_exhausted`: a usage-limited key used its last use.
+ * - `key.usage_exhausted`: a VerifyKey took a usage-limited key's last use
+ *   (remaining_uses became 0); once per exhaustion, queued atomically with
+ *   the decrement. A refill or an UpdateKey raising remaining_uses and a later
+ *   exhaustion send another. UpdateKey setting remaining_uses to 0 sends none:
+ *   only consumption by verification does.
  * Any 2xx answer within 10 seconds is a delivery (redirects are not
  * followed); otherwise it is retried with exponential backoff (by default 10
  * attempts, 10 s after the first and doubling, about 85 minutes in all), also
