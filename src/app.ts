@@ -1,15 +1,16 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
-import type { ConnectRouter } from '@connectrpc/connect';
+import { createContextValues, type ConnectRouter } from '@connectrpc/connect';
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from '@connectrpc/connect-node';
 import { KeyService } from '../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../gen/keyward/v1/workspace_service_pb.js';
-import { SdkKeyAuthenticator } from './auth/sdk-key-auth.js';
+import { DEFAULT_SDK_KEY_AUTH, SdkKeyAuthenticator } from './auth/sdk-key-auth.js';
 import { Keys } from './domain/keys.js';
 import { Scopes } from './domain/scopes.js';
 import { SdkKeys } from './domain/sdk-keys.js';
 import { Workspaces } from './domain/workspaces.js';
 import type { Logger } from './log.js';
+import { peerKey } from './rpc/context.js';
 import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
 import { binaryParseErrorIsInvalidArgument } from './rpc/parse-errors.js';
 import { keyService } from './rpc/key-service.js';
@@ -23,7 +24,14 @@ import type { Config } from './config.js';
 
 export type AppOptions = Pick<
   Config,
-  'usageFlushMs' | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
+  | 'usageFlushMs'
+  | 'maxRequestBytes'
+  | 'maxRequestTimeoutMs'
+  | 'verifyCacheSize'
+  | 'verifyCacheTtlMs'
+  | 'verifyNegativeTtlMs'
+  | 'sdkKeyFailureBurst'
+  | 'sdkKeyFailuresPerSecond'
 >;
 
 /** Everything a request can reach, built once per process. */
@@ -52,7 +60,11 @@ export class App {
     this.scopes = new Scopes(orm, this.changes);
     this.keys = new Keys(orm, this.changes);
     this.sdkKeys = new SdkKeys(orm, this.changes);
-    this.auth = new SdkKeyAuthenticator(orm);
+    this.auth = new SdkKeyAuthenticator(orm, {
+      ...DEFAULT_SDK_KEY_AUTH,
+      failureBurst: opts.sdkKeyFailureBurst,
+      failuresPerSecond: opts.sdkKeyFailuresPerSecond,
+    });
     this.usage = new LastUsedRecorder(orm, log, opts.usageFlushMs);
     this.keyCache = newKeyCache({
       maxEntries: opts.verifyCacheSize,
@@ -80,6 +92,8 @@ export class App {
       interceptors: [errorInterceptor(this.log), authInterceptor(this.auth)],
       // Invalid protobuf bytes are the caller's mistake, not INTERNAL.
       requestGate: binaryParseErrorIsInvalidArgument,
+      // Failed SDK key checks are throttled per remote address.
+      contextValues: (req) => createContextValues().set(peerKey, req.socket?.remoteAddress ?? ''),
       ...this.protocolOptions(),
       shutdownSignal,
     });

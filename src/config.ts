@@ -21,6 +21,9 @@ export interface Config {
   verifyCacheSize: number;
   verifyCacheTtlMs: number;
   verifyNegativeTtlMs: number;
+  /** Failed SDK key checks (each a bcrypt) one remote address may make at once, and regains per second. */
+  sdkKeyFailureBurst: number;
+  sdkKeyFailuresPerSecond: number;
   /** Print an admin SDK key on first start with an empty database. */
   bootstrapAdmin: boolean;
   /** Serve VerifyKey over HTTP/2 with the lean handler of src/rpc/verify-fast-path.ts instead of connect-node. */
@@ -52,6 +55,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     verifyCacheSize: int(env, 'KEYWARD_VERIFY_CACHE_SIZE', 100_000, 0),
     verifyCacheTtlMs: int(env, 'KEYWARD_VERIFY_CACHE_TTL_MS', 10_000, 0),
     verifyNegativeTtlMs: int(env, 'KEYWARD_VERIFY_NEGATIVE_TTL_MS', 5000, 0),
+    sdkKeyFailureBurst: int(env, 'KEYWARD_SDK_KEY_FAILURE_BURST', 20, 1),
+    sdkKeyFailuresPerSecond: int(env, 'KEYWARD_SDK_KEY_FAILURES_PER_SECOND', 2, 1),
     bootstrapAdmin: env.KEYWARD_BOOTSTRAP_ADMIN !== 'false',
     verifyFastPath: env.KEYWARD_VERIFY_FAST_PATH !== 'false',
   };

@@ -4,6 +4,9 @@ import type { Principal } from '../domain/principal.js';
 /** The authenticated caller, set by the auth interceptor for every RPC. */
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: 'principal' });
 
+/** The caller's network origin (remote address), for throttling failed SDK key checks. */
+export const peerKey = createContextKey<string>('', { description: 'peer' });
+
 export function principalOf(ctx: HandlerContext): Principal {
   const p = ctx.values.get(principalKey);
   // The auth interceptor runs before every handler; reaching here without it is a wiring bug.

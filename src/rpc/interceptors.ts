@@ -4,7 +4,7 @@ import type { SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError, type ErrorKind } from '../domain/errors.js';
 import type { Logger } from '../log.js';
-import { principalKey } from './context.js';
+import { peerKey, principalKey } from './context.js';
 
 const CODES: Record<ErrorKind, Code> = {
   unauthenticated: Code.Unauthenticated,
@@ -14,6 +14,7 @@ const CODES: Record<ErrorKind, Code> = {
   already_exists: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
   unavailable: Code.Unavailable,
+  resource_exhausted: Code.ResourceExhausted,
 };
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -65,7 +66,7 @@ export function errorInterceptor(log: Logger): Interceptor {
 /** Authenticates the SDK key of every request and hands the principal to the handler. */
 export function authInterceptor(auth: SdkKeyAuthenticator): Interceptor {
   return (next) => async (req) => {
-    req.contextValues.set(principalKey, await auth.authenticate(req.header.get('authorization')));
+    req.contextValues.set(principalKey, await auth.authenticate(req.header.get('authorization'), req.contextValues.get(peerKey)));
     return next(req);
   };
 }
