@@ -124,17 +124,15 @@ export class SdkKeyAuthenticator {
       this.stats.failuresFromMemory++;
       throw invalidKey();
     }
+    // Failed bcrypt checks are what a source's bucket counts; a source whose
+    // bucket is empty is refused before any database read or bcrypt. A token
+    // is taken before the check (synchronously with looking, so concurrent
+    // attempts cannot all pass) and given back if the secret was right.
+    if (this.bucketOf(source, now).tokens < 1) throw this.throttled();
     const row = await this.loadLive(parsed.id);
     if (!row) throw invalidKey();
-    // Only a check that costs a bcrypt is throttled: unknown ids cost one
-    // indexed read, and malformed tokens nothing. The token is taken before
-    // the check (so concurrent attempts cannot all pass) and given back if
-    // the secret was right.
     const bucket = this.bucketOf(source, Date.now());
-    if (bucket.tokens < 1) {
-      this.stats.throttled++;
-      throw resourceExhausted('too many failed SDK key checks from this address; try again later');
-    }
+    if (bucket.tokens < 1) throw this.throttled();
     bucket.tokens -= 1;
     boundedSet(this.buckets, source, bucket, this.opts.maxEntries);
     this.stats.bcryptChecks++;
@@ -142,11 +140,17 @@ export class SdkKeyAuthenticator {
       boundedSet(this.failed, fp, Date.now(), this.opts.maxEntries);
       throw invalidKey();
     }
-    bucket.tokens = Math.min(this.opts.failureBurst, bucket.tokens + 1);
+    const refund = this.buckets.get(source);
+    if (refund) refund.tokens = Math.min(this.opts.failureBurst, refund.tokens + 1);
     return this.remember(fp, row);
   }
 
-  /** The source's bucket of failed checks, refilled up to now. */
+  private throttled() {
+    this.stats.throttled++;
+    return resourceExhausted('too many failed SDK key checks from this address; try again later');
+  }
+
+  /** The source's bucket of failed checks, refilled up to now (a new one is not stored until drawn from). */
   private bucketOf(source: string, now: number): Bucket {
     const b = this.buckets.get(source);
     if (!b) return { tokens: this.opts.failureBurst, at: now };
