@@ -11,6 +11,8 @@ import { flushHygiene, recordDatabase, recordSecret, recordSecretsOf, recordText
 
 export interface TestServer {
   server: RunningServer;
+  /** The test database's own URL (not rewritten), when it is an external Postgres. */
+  databaseUrl: string | undefined;
   baseUrl: string;
   /** An SDK key with every scope. */
   adminToken: string;
@@ -21,13 +23,18 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export interface TestServerOptions {
+  /** Rewrites the test database's URL before the server connects (e.g. through a TcpProxy). */
+  mapDatabaseUrl?: (url: string) => string;
+}
+
+export async function startTestServer(env: Record<string, string> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
   const db = await createTestDatabase();
   const config = {
     ...loadConfig({ KEYWARD_LOG_LEVEL: 'info', ...env }),
     port: 0,
     host: '127.0.0.1',
-    databaseUrl: db.databaseUrl,
+    databaseUrl: db.databaseUrl && opts.mapDatabaseUrl ? opts.mapDatabaseUrl(db.databaseUrl) : db.databaseUrl,
     dataDir: db.dataDir,
     bootstrapAdmin: false,
     dbPoolSize: 4,
@@ -47,6 +54,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   const adminToken = await sdkKey(['*']);
   return {
     server,
+    databaseUrl: db.databaseUrl,
     baseUrl: `http://127.0.0.1:${server.port}`,
     adminToken,
     logs,
