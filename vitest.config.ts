@@ -3,6 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Records issued secrets and everything they must not appear in; scans after the run.
+    globalSetup: ['test/support/global-setup.ts'],
+    setupFiles: ['test/support/setup-file.ts'],
     // Each file starts its own server and database; two at a time suits a 2-core machine.
     pool: 'forks',
     maxWorkers: 2,

@@ -1,5 +1,5 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
-import type { ConnectRouter } from '@connectrpc/connect';
+import { createContextValues, type ConnectRouter } from '@connectrpc/connect';
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from '@connectrpc/connect-node';
 import { KeyService } from '../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../gen/keyward/v1/scope_service_pb.js';
@@ -28,12 +28,13 @@ import { DescriptorIndex, reflectionV1, reflectionV1Alpha } from './rpc/reflecti
 import { tokenService } from './rpc/token-service.js';
 import { SigningKeys } from './tokens/signing-keys.js';
 import { TokenIssuer } from './tokens/token-issuer.js';
-import { SdkKeyAuthenticator } from './auth/sdk-key-auth.js';
+import { DEFAULT_SDK_KEY_AUTH, SdkKeyAuthenticator } from './auth/sdk-key-auth.js';
 import { Keys } from './domain/keys.js';
 import { Scopes } from './domain/scopes.js';
 import { SdkKeys } from './domain/sdk-keys.js';
 import { Workspaces } from './domain/workspaces.js';
 import type { Logger } from './log.js';
+import { peerKey } from './rpc/context.js';
 import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
 import { binaryParseErrorIsInvalidArgument } from './rpc/parse-errors.js';
 import { keyService } from './rpc/key-service.js';
@@ -59,6 +60,7 @@ export type AppOptions = Pick<
   | 'expiryScanMs'
   | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
   | 'tokenTtlSeconds' | 'tokenIssuer' | 'tokenAudience'
+  | 'sdkKeyFailureBurst' | 'sdkKeyFailuresPerSecond'
 > &
   Partial<Pick<Config, 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs'>>;
 
@@ -111,8 +113,11 @@ export class App {
     this.keys = new Keys(orm, this.changes);
     this.sdkKeys = new SdkKeys(orm, this.changes);
     this.securityEvents = new SecurityEventRecorder(orm, log, opts.usageFlushMs);
-    this.auth = new SdkKeyAuthenticator(orm, undefined, (subject) =>
-      this.securityEvents.note({ kind: 'sdk_key.auth_failed', actor: 'unauthenticated', resourceType: 'sdk_key', resourceId: subject, workspaceId: null }),
+    this.auth = new SdkKeyAuthenticator(
+      orm,
+      { ...DEFAULT_SDK_KEY_AUTH, failureBurst: opts.sdkKeyFailureBurst, failuresPerSecond: opts.sdkKeyFailuresPerSecond },
+      (subject) =>
+        this.securityEvents.note({ kind: 'sdk_key.auth_failed', actor: 'unauthenticated', resourceType: 'sdk_key', resourceId: subject, workspaceId: null }),
     );
     this.usage = new LastUsedRecorder(orm, log, opts.usageFlushMs);
     this.analytics = new UsageAnalytics(orm, log, opts.usageFlushMs, this.securityEvents);
@@ -192,6 +197,8 @@ export class App {
       fallback: httpEndpoints(this),
       // Invalid protobuf bytes are the caller's mistake, not INTERNAL.
       requestGate: binaryParseErrorIsInvalidArgument,
+      // Failed SDK key checks are throttled per remote address.
+      contextValues: (req) => createContextValues().set(peerKey, req.socket?.remoteAddress ?? ''),
       ...this.protocolOptions(),
       shutdownSignal,
     });

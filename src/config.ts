@@ -21,6 +21,9 @@ export interface Config {
   verifyCacheSize: number;
   verifyCacheTtlMs: number;
   verifyNegativeTtlMs: number;
+  /** Failed SDK key checks (each a bcrypt) one remote address may make at once, and regains per second. */
+  sdkKeyFailureBurst: number;
+  sdkKeyFailuresPerSecond: number;
   /** Print an admin SDK key on first start with an empty database. */
   bootstrapAdmin: boolean;
   /** Webhook delivery: how often due events are looked for, first retry delay (doubling), attempts, receiver timeout. */
@@ -74,6 +77,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookMaxAttempts: int(env, 'KEYWARD_WEBHOOK_MAX_ATTEMPTS', 10, 1),
     webhookTimeoutMs: int(env, 'KEYWARD_WEBHOOK_TIMEOUT_MS', 10_000, 100),
     expiryScanMs: int(env, 'KEYWARD_EXPIRY_SCAN_MS', 60_000, 10),
+    sdkKeyFailureBurst: int(env, 'KEYWARD_SDK_KEY_FAILURE_BURST', 20, 1),
+    sdkKeyFailuresPerSecond: int(env, 'KEYWARD_SDK_KEY_FAILURES_PER_SECOND', 2, 1),
     bootstrapAdmin: env.KEYWARD_BOOTSTRAP_ADMIN !== 'false',
     verifyFastPath: env.KEYWARD_VERIFY_FAST_PATH !== 'false',
     redisUrl: env.REDIS_URL || undefined,

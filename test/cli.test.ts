@@ -14,6 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyService } from '../gen/keyward/v1/key_service_pb.js';
 import { WorkspaceService } from '../gen/keyward/v1/workspace_service_pb.js';
 import { createTestDatabase } from './support/database.js';
+import { recordSecret, recordText } from './support/hygiene.js';
+
+/** For the suite's secret-hygiene scan: tokens shown on stdout are issued secrets, stderr is logs. */
+function recordOutput(stdout: string, stderr: string): void {
+  for (const token of stdout.match(/kws_\S+/g) ?? []) recordSecret(token);
+  for (const line of stderr.split('\n')) recordText('cli-stderr', line);
+}
 import { codeOf } from './support/rpc.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -67,6 +74,7 @@ function run(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promis
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       children.delete(child);
+      recordOutput(stdout, stderr);
       if (signal === 'SIGKILL') reject(new Error(`keyward ${args.join(' ')} timed out; stderr:\n${stderr}`));
       else resolve({ code, signal, stdout, stderr });
     });
@@ -103,6 +111,7 @@ class Serve {
     this.exited = new Promise((resolve) =>
       this.child.once('exit', (code, signal) => {
         children.delete(this.child);
+        recordOutput(this.stdout, this.stderr);
         resolve({ code, signal });
       }),
     );

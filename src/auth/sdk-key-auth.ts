@@ -1,7 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { SdkKey } from '../db/entities.js';
 import { checkSdkKeySecret, parseSdkKey, sdkKeyFingerprint } from '../credentials/sdk-key.js';
-import { unauthenticated } from '../domain/errors.js';
+import { resourceExhausted, unauthenticated } from '../domain/errors.js';
 import { Principal } from '../domain/principal.js';
 
 /** A verified SDK key as remembered; see SdkKeyAuthenticator. */
@@ -16,8 +16,27 @@ export interface Remembered {
 export interface SdkKeyAuthOptions {
   /** How long a verified key is trusted before its row is read again (not re-hashed). */
   recheckMs: number;
-  /** Bound on remembered keys. */
+  /** Bound on remembered keys (and on remembered wrong tokens, and on throttled sources). */
   maxEntries: number;
+  /** How long a token that failed its bcrypt check is answered from memory. */
+  failureTtlMs: number;
+  /** Failed bcrypt checks a source may make at once before it is throttled ... */
+  failureBurst: number;
+  /** ... and how many more it regains per second. */
+  failuresPerSecond: number;
+}
+
+export const DEFAULT_SDK_KEY_AUTH: SdkKeyAuthOptions = {
+  recheckMs: 1000,
+  maxEntries: 10_000,
+  failureTtlMs: 10 * 60_000,
+  failureBurst: 20,
+  failuresPerSecond: 2,
+};
+
+interface Bucket {
+  tokens: number;
+  at: number;
 }
 
 /**
@@ -26,14 +45,26 @@ export interface SdkKeyAuthOptions {
  * afterwards only its row is re-read, at most every `recheckMs`, to notice
  * revocation by another process. Concurrent first uses of one token share a
  * single bcrypt check.
+ *
+ * bcrypt is slow on purpose, so wrong secrets must not be a way to burn CPU:
+ * - a token that failed its check is remembered (by fingerprint) and refused
+ *   again without a bcrypt, for `failureTtlMs` (a secret never becomes right);
+ * - each source (remote address) has a token bucket of failed checks:
+ *   `failureBurst` at once, `failuresPerSecond` after that. A source whose
+ *   bucket is empty gets RESOURCE_EXHAUSTED for any SDK key that would need
+ *   a bcrypt check, without one; keys already remembered keep working.
  */
 export class SdkKeyAuthenticator {
   private readonly remembered = new Map<string, Remembered>();
   private readonly pending = new Map<string, Promise<Remembered>>();
+  /** Fingerprints of tokens whose secret was wrong → when that was learned. */
+  private readonly failed = new Map<string, number>();
+  private readonly buckets = new Map<string, Bucket>();
+  readonly stats = { bcryptChecks: 0, throttled: 0, failuresFromMemory: 0 };
 
   constructor(
     private readonly orm: MikroORM,
-    private readonly opts: SdkKeyAuthOptions = { recheckMs: 1000, maxEntries: 10_000 },
+    private readonly opts: SdkKeyAuthOptions = DEFAULT_SDK_KEY_AUTH,
     /**
      * Told of every refusal, with the SDK key id if it names one that exists,
      * else `missing`, `malformed` or `unknown` (never the token).
@@ -75,14 +106,18 @@ export class SdkKeyAuthenticator {
     return Date.now() - hit.checkedAt < this.opts.recheckMs;
   }
 
-  async authenticate(authorization: string | null | undefined): Promise<Principal> {
+  /**
+   * The principal of the SDK key in `authorization`. `source` identifies the
+   * caller's network origin (its remote address) for throttling failed checks.
+   */
+  async authenticate(authorization: string | null | undefined, source = ''): Promise<Principal> {
     const token = this.token(authorization);
     const fp = sdkKeyFingerprint(token);
     const hit = this.remembered.get(fp);
     if (hit && this.isFresh(hit)) return hit.principal;
     let inflight = this.pending.get(fp);
     if (!inflight) {
-      inflight = (hit ? this.recheck(fp, hit) : this.verify(fp, token)).finally(() => this.pending.delete(fp));
+      inflight = (hit ? this.recheck(fp, hit) : this.verify(fp, token, source)).finally(() => this.pending.delete(fp));
       this.pending.set(fp, inflight);
     }
     return (await inflight).principal;
@@ -103,22 +138,61 @@ export class SdkKeyAuthenticator {
     return this.remember(fp, row);
   }
 
-  private async verify(fp: string, token: string): Promise<Remembered> {
+  private async verify(fp: string, token: string, source: string): Promise<Remembered> {
     const parsed = parseSdkKey(token);
     if (!parsed) {
       this.onFailure('malformed');
       throw unauthenticated('the SDK key is malformed');
     }
+    const now = Date.now();
+    const failedAt = this.failed.get(fp);
+    if (failedAt !== undefined && now - failedAt < this.opts.failureTtlMs) {
+      // Only a secret that failed bcrypt against an existing key is remembered.
+      this.stats.failuresFromMemory++;
+      this.onFailure(parsed.id);
+      throw invalidKey();
+    }
+    // Failed bcrypt checks are what a source's bucket counts; a source whose
+    // bucket is empty is refused before any database read or bcrypt. A token
+    // is taken before the check (synchronously with looking, so concurrent
+    // attempts cannot all pass) and given back if the secret was right.
+    if (this.bucketOf(source, now).tokens < 1) throw this.throttled();
     const row = await this.orm.em.fork().findOne(SdkKey, { id: parsed.id });
     if (!row) {
       this.onFailure('unknown');
       throw invalidKey();
     }
-    if (row.revokeTime || !(await checkSdkKeySecret(parsed.secret, row.secretHash))) {
+    if (row.revokeTime) {
       this.onFailure(row.id);
       throw invalidKey();
     }
+    const bucket = this.bucketOf(source, Date.now());
+    if (bucket.tokens < 1) throw this.throttled();
+    bucket.tokens -= 1;
+    boundedSet(this.buckets, source, bucket, this.opts.maxEntries);
+    this.stats.bcryptChecks++;
+    if (!(await checkSdkKeySecret(parsed.secret, row.secretHash))) {
+      boundedSet(this.failed, fp, Date.now(), this.opts.maxEntries);
+      this.onFailure(row.id);
+      throw invalidKey();
+    }
+    const refund = this.buckets.get(source);
+    if (refund) refund.tokens = Math.min(this.opts.failureBurst, refund.tokens + 1);
     return this.remember(fp, row);
+  }
+
+  private throttled() {
+    this.stats.throttled++;
+    return resourceExhausted('too many failed SDK key checks from this address; try again later');
+  }
+
+  /** The source's bucket of failed checks, refilled up to now (a new one is not stored until drawn from). */
+  private bucketOf(source: string, now: number): Bucket {
+    const b = this.buckets.get(source);
+    if (!b) return { tokens: this.opts.failureBurst, at: now };
+    b.tokens = Math.min(this.opts.failureBurst, b.tokens + ((now - b.at) / 1000) * this.opts.failuresPerSecond);
+    b.at = now;
+    return b;
   }
 
   private remember(fp: string, row: SdkKey): Remembered {
@@ -142,6 +216,13 @@ export class SdkKeyAuthenticator {
     entry.superseded = true;
     this.remembered.delete(fp);
   }
+}
+
+/** Sets k (as the newest entry), dropping the oldest entry if the map is full. */
+function boundedSet<K, V>(m: Map<K, V>, k: K, v: V, max: number): void {
+  m.delete(k);
+  if (m.size >= max) m.delete(m.keys().next().value!);
+  m.set(k, v);
 }
 
 function invalidKey() {

@@ -7,7 +7,8 @@ export type ErrorKind =
   | 'invalid_argument'
   | 'already_exists'
   | 'failed_precondition'
-  | 'unavailable';
+  | 'unavailable'
+  | 'resource_exhausted';
 
 export class DomainError extends Error {
   constructor(
@@ -28,3 +29,4 @@ export const failedPrecondition = (message: string) => new DomainError('failed_p
 export const permissionDenied = (message: string) => new DomainError('permission_denied', message);
 export const unauthenticated = (message: string) => new DomainError('unauthenticated', message);
 export const unavailable = (message: string) => new DomainError('unavailable', message);
+export const resourceExhausted = (message: string) => new DomainError('resource_exhausted', message);

@@ -5,7 +5,7 @@ import type { SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError, type ErrorKind } from '../domain/errors.js';
 import type { Logger } from '../log.js';
-import { principalKey, requestIdKey } from './context.js';
+import { peerKey, principalKey, requestIdKey } from './context.js';
 
 const CODES: Record<ErrorKind, Code> = {
   unauthenticated: Code.Unauthenticated,
@@ -15,6 +15,7 @@ const CODES: Record<ErrorKind, Code> = {
   already_exists: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
   unavailable: Code.Unavailable,
+  resource_exhausted: Code.ResourceExhausted,
 };
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -82,7 +83,7 @@ export function errorInterceptor(log: Logger): Interceptor {
 export function authInterceptor(auth: SdkKeyAuthenticator, open: ReadonlySet<string> = new Set()): Interceptor {
   return (next) => async (req) => {
     if (open.has(req.service.typeName)) return next(req);
-    const principal = await auth.authenticate(req.header.get('authorization'));
+    const principal = await auth.authenticate(req.header.get('authorization'), req.contextValues.get(peerKey));
     req.contextValues.set(principalKey, principal.inRequest(req.contextValues.get(requestIdKey)));
     return next(req);
   };

@@ -492,7 +492,7 @@ export class VerifyFastPath {
     let result: VerifyResult;
     try {
       if (principal === undefined) {
-        principal = await this.app.auth.authenticate(authorization);
+        principal = await this.app.auth.authenticate(authorization, call.stream.session?.socket?.remoteAddress ?? '');
         remainingMs = this.remainingMs(call);
       }
       const verdict = this.app.verifier.verify(principal, input);

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { recordDatabase, recordText } from './hygiene.js';
 
 export interface TestDatabase {
   /** Postgres URL of a fresh, empty database; undefined means embedded in-memory PGlite. */
@@ -38,6 +39,16 @@ export async function createTestDatabase(opts: { persistent?: boolean } = {}): P
     databaseUrl: url.toString(),
     dataDir: ':memory:',
     async drop() {
+      // What the suite left in the database is scanned for secrets after the run.
+      const d = new pg.Client({ connectionString: url.toString() });
+      try {
+        await d.connect();
+        await recordDatabase(`database ${name}`, async (sql) => (await d.query(sql)).rows);
+      } catch (e) {
+        recordText('database-dump-failed', (e as Error).message);
+      } finally {
+        await d.end().catch(() => {});
+      }
       const c = new pg.Client({ connectionString: base });
       await c.connect();
       try {

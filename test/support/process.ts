@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { recordSecret, recordText } from './hygiene.js';
 
 export async function freePort(): Promise<number> {
   const srv = net.createServer();
@@ -29,7 +30,14 @@ export async function spawnServer(env: Record<string, string | undefined>): Prom
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const exited = new Promise<number | null>((r) =>
+    child.once('exit', (code) => {
+      // stdout is where a bootstrap admin key is meant to be shown; the logs are not.
+      for (const token of out.match(/kws_\S+/g) ?? []) recordSecret(token);
+      for (const line of err.split('\n')) recordText('server-log', line);
+      r(code);
+    }),
+  );
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 30_000);
     const check = () => {

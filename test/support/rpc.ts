@@ -1,12 +1,18 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { expect } from 'vitest';
+import { recordText } from './hygiene.js';
+
+function seen(err: ConnectError): ConnectError {
+  recordText('client-error', err.rawMessage);
+  return err;
+}
 
 /** The error a call failed with; fails the test if it succeeded. */
 export async function rpcError(p: Promise<unknown>): Promise<ConnectError> {
   try {
     await p;
   } catch (e) {
-    return ConnectError.from(e);
+    return seen(ConnectError.from(e));
   }
   throw new Error('expected the call to fail, but it succeeded');
 }
@@ -17,7 +23,7 @@ export async function codeOf(p: Promise<unknown>): Promise<Code | undefined> {
     await p;
     return undefined;
   } catch (e) {
-    return ConnectError.from(e).code;
+    return seen(ConnectError.from(e)).code;
   }
 }
 

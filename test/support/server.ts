@@ -5,10 +5,14 @@ import type { DescService } from '@bufbuild/protobuf';
 import { loadConfig } from '../../src/config.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
+import { ConnectError, type Interceptor } from '@connectrpc/connect';
 import { createTestDatabase, type TestDatabase } from './database.js';
+import { flushHygiene, recordDatabase, recordSecret, recordSecretsOf, recordText } from './hygiene.js';
 
 export interface TestServer {
   server: RunningServer;
+  /** The test database's own URL (not rewritten), when it is an external Postgres. */
+  databaseUrl: string | undefined;
   baseUrl: string;
   /** An SDK key with every scope. */
   adminToken: string;
@@ -19,53 +23,101 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/**
- * A server on a fresh database, dropped on close; or, with `db`, on that
- * database, which the caller drops (to restart a server on the same data).
- */
-export async function startTestServer(env: Record<string, string> = {}, opts: { db?: TestDatabase } = {}): Promise<TestServer> {
+export interface TestServerOptions {
+  /** Rewrites the test database's URL before the server connects (e.g. through a TcpProxy). */
+  mapDatabaseUrl?: (url: string) => string;
+  /** Runs on this database, which the caller drops (to restart a server on the same data). */
+  db?: TestDatabase;
+}
+
+/** A server on a fresh database, dropped on close, or on `opts.db`. */
+export async function startTestServer(env: Record<string, string> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
   const db = opts.db ?? (await createTestDatabase());
   const config = {
     ...loadConfig({ KEYWARD_LOG_LEVEL: 'info', ...env }),
     port: 0,
     host: '127.0.0.1',
-    databaseUrl: db.databaseUrl,
+    databaseUrl: db.databaseUrl && opts.mapDatabaseUrl ? opts.mapDatabaseUrl(db.databaseUrl) : db.databaseUrl,
     dataDir: db.dataDir,
     bootstrapAdmin: false,
     dbPoolSize: 4,
   };
   const logs: string[] = [];
-  const log: Logger = createLogger(config.logLevel, (line) => logs.push(line));
+  const log: Logger = createLogger(config.logLevel, (line) => {
+    logs.push(line);
+    recordText('server-log', line);
+  });
   const server = await startServer(config, log);
-  const sdkKey = async (scopes: string[], workspaceIds: string[] = []) =>
-    (await server.app.sdkKeys.create({ name: `test ${scopes.join(' ')}`.slice(0, 120), scopes, workspaceIds })).token;
+  recordIssuedSecrets(server);
+  const sdkKey = async (scopes: string[], workspaceIds: string[] = []) => {
+    const { token } = await server.app.sdkKeys.create({ name: `test ${scopes.join(' ')}`.slice(0, 120), scopes, workspaceIds });
+    recordSecret(token);
+    return token;
+  };
   const adminToken = await sdkKey(['*']);
   return {
     server,
+    databaseUrl: db.databaseUrl,
     baseUrl: `http://127.0.0.1:${server.port}`,
     adminToken,
     logs,
     sdkKey,
     async close() {
+      // An external database is dumped by db.drop(); the embedded one lives in this server.
+      if (!db.databaseUrl) {
+        await recordDatabase('database', (sql) => server.app.orm.em.fork().execute(sql)).catch((e: Error) =>
+          recordText('database-dump-failed', e.message),
+        );
+      }
       await server.close();
       if (!opts.db) await db.drop();
+      flushHygiene();
     },
   };
+}
+
+/** Every API key the server issues, whichever client asked for it, is recorded for the hygiene scan. */
+function recordIssuedSecrets(server: RunningServer): void {
+  const keys = server.app.keys;
+  for (const m of ['create', 'rotate'] as const) {
+    const original = keys[m].bind(keys) as (...args: unknown[]) => Promise<{ secret: string }>;
+    (keys as unknown as Record<string, unknown>)[m] = async (...args: unknown[]) => {
+      const issued = await original(...args);
+      recordSecret(issued.secret);
+      return issued;
+    };
+  }
+}
+
+/** Records the secrets a test client receives and the errors it is told. */
+const hygieneInterceptor: Interceptor = (next) => async (req) => {
+  try {
+    const res = await next(req);
+    if (!res.stream) recordSecretsOf(res.message);
+    return res;
+  } catch (e) {
+    recordError(e);
+    throw e;
+  }
+};
+
+export function recordError(e: unknown): void {
+  const err = ConnectError.from(e);
+  recordText('client-error', err.rawMessage);
+  for (const [k, v] of err.metadata) recordText('client-error-metadata', `${k}: ${v}`);
 }
 
 export type ProtocolName = 'connect-json' | 'connect-binary' | 'grpc' | 'grpc-web';
 export const PROTOCOLS: ProtocolName[] = ['connect-json', 'connect-binary', 'grpc', 'grpc-web'];
 
 export function transport(baseUrl: string, protocol: ProtocolName, token?: string): Transport {
-  const interceptors = token
-    ? [
-        (next: Parameters<import('@connectrpc/connect').Interceptor>[0]) =>
-          async (req: Parameters<typeof next>[0]) => {
-            req.header.set('authorization', `Bearer ${token}`);
-            return next(req);
-          },
-      ]
-    : [];
+  const interceptors: Interceptor[] = [hygieneInterceptor];
+  if (token) {
+    interceptors.push((next) => async (req) => {
+      req.header.set('authorization', `Bearer ${token}`);
+      return next(req);
+    });
+  }
   switch (protocol) {
     case 'connect-json':
       return createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: false, interceptors });

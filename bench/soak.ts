@@ -1,0 +1,101 @@
+// Soak: two Keyward processes on one database (loopback only), a bounded mix
+// of VerifyKey and management calls against both, then a report of
+// throughput, errors and each server's memory growth.
+//
+//   npm run soak                       # 3 minutes
+//   KEYWARD_SOAK_SECONDS=30 npm run soak
+//
+// Uses DATABASE_URL's server (a fresh database, dropped at the end) when set;
+// otherwise one embedded database, so the second process is left out (an
+// embedded database has one owner).
+import { readFileSync } from 'node:fs';
+import { createClient } from '@connectrpc/connect';
+import { Action } from '../gen/keyward/v1/key_pb.js';
+import { KeyService, VerifyCode } from '../gen/keyward/v1/key_service_pb.js';
+import { ScopeService } from '../gen/keyward/v1/scope_service_pb.js';
+import { WorkspaceService } from '../gen/keyward/v1/workspace_service_pb.js';
+import { createTestDatabase } from '../test/support/database.js';
+import { spawnServer, type ServerProcess } from '../test/support/process.js';
+import { transport } from '../test/support/server.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const SECONDS = Number(process.env.KEYWARD_SOAK_SECONDS || 180);
+const CONCURRENCY = Number(process.env.KEYWARD_SOAK_CONCURRENCY || 16);
+
+const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+const db = await createTestDatabase();
+const dataDir = mkdtempSync(path.join(os.tmpdir(), 'keyward-soak-'));
+const servers: ServerProcess[] = [];
+try {
+  const env = { DATABASE_URL: db.databaseUrl ?? '', KEYWARD_DATA_DIR: dataDir };
+  servers.push(await spawnServer({ ...env, KEYWARD_BOOTSTRAP_ADMIN: 'true' }));
+  if (db.databaseUrl) servers.push(await spawnServer(env));
+  const token = /kws_\S+/.exec(servers[0]!.stdout())![0];
+  const clients = servers.map((s) => {
+    const t = transport(s.baseUrl, 'grpc', token);
+    return { W: createClient(WorkspaceService, t), S: createClient(ScopeService, t), K: createClient(KeyService, t) };
+  });
+  const c0 = clients[0]!;
+  const ws = (await c0.W.createWorkspace({ workspace: { name: 'soak' } })).workspace!.id;
+  await c0.S.createScope({ scope: { workspaceId: ws, name: 'things' } });
+  const keys: { id: string; secret: string }[] = [];
+  for (let i = 0; i < 50; i++) {
+    const r = await c0.K.createKey({ key: { workspaceId: ws, name: `k${i}`, grants: [{ scope: 'things', actions: [Action.READ] }] } });
+    keys.push({ id: r.key!.id, secret: r.secret });
+  }
+  const rssStart = servers.map((s) => rssMb(s.child.pid!));
+  const counts: Record<string, number> = {};
+  const count = (k: string) => (counts[k] = (counts[k] ?? 0) + 1);
+  const deadline = Date.now() + SECONDS * 1000;
+  let n = 0;
+  const worker = async (w: number) => {
+    while (Date.now() < deadline) {
+      const c = clients[n++ % clients.length]!;
+      const k = keys[Math.floor(Math.random() * keys.length)]!;
+      const roll = Math.random();
+      let op = 'verify';
+      try {
+        if (roll < 0.9) {
+          const r = await c.K.verifyKey({ key: k.secret, requiredPermissions: ['things:read'] });
+          if (r.code !== VerifyCode.VALID) count(`verify ${VerifyCode[r.code]}`);
+        } else if (roll < 0.94) {
+          op = 'update';
+          await c.K.updateKey({ key: { id: k.id, description: `w${w}` }, updateMask: { paths: ['description'] } });
+        } else if (roll < 0.96) {
+          op = 'rotate';
+          // A long grace period: the old secret keeps verifying.
+          await c.K.rotateKey({ id: k.id, gracePeriod: { seconds: 3600n } });
+        } else if (roll < 0.98) {
+          op = 'list';
+          await c.K.listKeys({ workspaceId: ws, pageSize: 20 });
+        } else {
+          op = 'create+delete';
+          const r = await c.K.createKey({ key: { workspaceId: ws, name: 'short-lived' } });
+          await c.K.deleteKey({ id: r.key!.id });
+        }
+        count(op);
+      } catch (e) {
+        count(`${op} error: ${(e as Error).message.slice(0, 80)}`);
+      }
+    }
+  };
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, (_, w) => worker(w)));
+  const secs = (Date.now() - t0) / 1000;
+  const rssEnd = servers.map((s) => rssMb(s.child.pid!));
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  const errors = Object.entries(counts).filter(([k]) => k.includes('error') || k.startsWith('verify '));
+  console.log(`soak: ${secs.toFixed(0)} s, ${servers.length} server process(es), ${CONCURRENCY} concurrent callers`);
+  console.log(`  ${total} calls, ${(total / secs).toFixed(0)} calls/s`);
+  for (const [k, v] of Object.entries(counts).sort()) console.log(`  ${k}: ${v}`);
+  servers.forEach((s, i) => console.log(`  server ${i}: RSS ${rssStart[i]!.toFixed(0)} MB -> ${rssEnd[i]!.toFixed(0)} MB (${(rssEnd[i]! - rssStart[i]!).toFixed(0)} MB)`));
+  console.log(errors.length === 0 ? 'soak: no errors' : `soak: ${errors.reduce((a, [, v]) => a + v, 0)} errors`);
+  process.exitCode = errors.length === 0 ? 0 : 1;
+} finally {
+  for (const s of servers) await s.stop();
+  await db.drop();
+  rmSync(dataDir, { recursive: true, force: true });
+}

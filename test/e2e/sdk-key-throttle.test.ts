@@ -1,0 +1,85 @@
+// A flood of wrong SDK key secrets must not cost a bcrypt each: wrong tokens
+// are remembered, and each remote address has a small bucket of failed checks.
+import { randomBytes } from 'node:crypto';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
+import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
+import { expectError } from '../support/rpc.js';
+import { client, startTestServer, type ProtocolName, type TestServer } from '../support/server.js';
+
+const BURST = 3;
+const PER_SECOND = 1;
+let ts: TestServer;
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const base62 = (n: number) => Array.from(randomBytes(n), (b) => BASE62[b % 62]).join('');
+const wrongSecretFor = (token: string) => `${token.slice(0, token.lastIndexOf('_') + 1)}${base62(43)}`;
+
+async function codes(calls: Promise<unknown>[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const r of await Promise.allSettled(calls)) {
+    const name = r.status === 'fulfilled' ? 'OK' : Code[ConnectError.from(r.reason).code];
+    out[name] = (out[name] ?? 0) + 1;
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  ts = await startTestServer({ KEYWARD_SDK_KEY_FAILURE_BURST: String(BURST), KEYWARD_SDK_KEY_FAILURES_PER_SECOND: String(PER_SECOND) });
+});
+afterAll(async () => {
+  await ts?.close();
+});
+
+describe('failed SDK key checks', () => {
+  it('the same wrong token, sent many times, costs one bcrypt', async () => {
+    const token = await ts.sdkKey(['*']);
+    const wrong = wrongSecretFor(token);
+    const stats = ts.server.app.auth.stats;
+    const before = stats.bcryptChecks;
+    const W = client(WorkspaceService, ts, { token: wrong });
+    // One after another, so the single-flight of concurrent checks is not what saves them.
+    for (let i = 0; i < 30; i++) await expectError(W.listWorkspaces({}), Code.Unauthenticated);
+    expect(stats.bcryptChecks - before).toBe(1);
+  });
+
+  it.each<ProtocolName>(['connect-json', 'grpc'])(
+    'a flood of distinct wrong secrets over %s costs at most the burst, then RESOURCE_EXHAUSTED; remembered keys keep working',
+    async (protocol) => {
+      const fresh = await ts.sdkKey(['*']);
+      const victim = await ts.sdkKey(['*']);
+      // The admin key is remembered before the flood.
+      await client(WorkspaceService, ts, { protocol }).listWorkspaces({});
+      await new Promise((r) => setTimeout(r, (BURST / PER_SECOND) * 1000 + 200)); // the bucket of an earlier test refills
+      const stats = ts.server.app.auth.stats;
+      const before = stats.bcryptChecks;
+      const started = Date.now();
+      // One connection; each call carries its own wrong secret.
+      const K = client(KeyService, ts, { protocol, token: null });
+      const W = client(WorkspaceService, ts, { protocol, token: null });
+      const flood = Array.from({ length: 200 }, (_, i) => {
+        const headers = { authorization: `Bearer ${wrongSecretFor(victim)}` };
+        return i % 2 ? K.verifyKey({ key: 'kw_nothing' }, { headers }) : W.listWorkspaces({}, { headers });
+      });
+      const got = await codes(flood);
+      const elapsedS = (Date.now() - started) / 1000;
+      expect(Object.keys(got).sort()).toEqual(['ResourceExhausted', 'Unauthenticated']);
+      const spent = stats.bcryptChecks - before;
+      expect(spent).toBeLessThanOrEqual(BURST + Math.ceil(elapsedS * PER_SECOND) + 1);
+      expect(got.Unauthenticated).toBe(spent);
+      expect(spent).toBeLessThan(50);
+
+      // While throttled: a remembered key works, a key not yet checked is refused without a check ...
+      expect((await client(WorkspaceService, ts, { protocol }).listWorkspaces({})).workspaces).toBeDefined();
+      const beforeFresh = stats.bcryptChecks;
+      const e = await expectError(client(WorkspaceService, ts, { protocol, token: fresh }).listWorkspaces({}), Code.ResourceExhausted);
+      expect(e.rawMessage).toMatch(/too many failed SDK key checks/);
+      expect(stats.bcryptChecks).toBe(beforeFresh);
+      // ... and once the bucket has refilled a little, it is checked and works.
+      await new Promise((r) => setTimeout(r, 1000 / PER_SECOND + 100));
+      await client(WorkspaceService, ts, { protocol, token: fresh }).listWorkspaces({});
+    },
+    60_000,
+  );
+});
