@@ -120,7 +120,12 @@ function withVerifyFastPath(app: App, handler: (req: http2.Http2ServerRequest, r
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.dbPoolSize,
+    statementTimeoutMs: config.maxRequestTimeoutMs,
+  });
   try {
     const app = new App(db.orm, log, config, db.shared);
     let listener: ChangeListener | undefined;

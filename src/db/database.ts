@@ -12,6 +12,8 @@ export interface DatabaseOptions {
   poolSize: number;
   /** With the embedded database: connect to the process that has it open, if any (the CLI does). */
   joinRunning?: boolean;
+  /** Longest a statement may run (the server passes its longest client deadline); default 30 s. */
+  statementTimeoutMs?: number;
 }
 
 export interface Database {
@@ -72,7 +74,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     extensions: [Migrator],
     migrations: { migrationsList, snapshot: false, silent: true, tableName: 'keyward_migrations' },
     pool: { min: 0, max: opts.poolSize },
-    driverOptions: { connectionTimeoutMillis: 5000, statement_timeout: 30_000 },
+    driverOptions: { connectionTimeoutMillis: 5000, statement_timeout: opts.statementTimeoutMs ?? 30_000 },
     debug: false,
     ensureDatabase: false,
   });
