@@ -5,7 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Records issued secrets and everything they must not appear in; scans after the run.
     globalSetup: ['test/support/global-setup.ts'],
-    setupFiles: ['test/support/setup-file.ts'],
+    // load-orm first: MikroORM must load with synchronous contexts, as in production (src/db/load-orm.ts).
+    setupFiles: ['src/db/load-orm.ts', 'test/support/setup-file.ts'],
     // Each file starts its own server and database; two at a time suits a 2-core machine.
     pool: 'forks',
     maxWorkers: 2,

@@ -4,4 +4,6 @@
 import { register } from 'tsx/esm/api';
 
 register();
+// Before anything imports MikroORM (see the module).
+await import('../src/db/load-orm.ts');
 await import('../src/cli.ts');

@@ -5,6 +5,7 @@ import { setMaxListeners } from 'node:events';
 import { App } from './app.js';
 import type { Config } from './config.js';
 import { ChangeListener } from './db/change-listener.js';
+import { ormContextsAreSynchronous } from './db/load-orm.js';
 import { openDatabase, type Database } from './db/database.js';
 import type { Logger } from './log.js';
 import { replayConsumedBody, VerifyFastPath, type StreamListener } from './rpc/verify-fast-path.js';
@@ -120,6 +121,9 @@ function withVerifyFastPath(app: App, handler: (req: http2.Http2ServerRequest, r
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  if (!ormContextsAreSynchronous) {
+    log.warn('MikroORM was loaded before src/db/load-orm.ts: async hooks stay on and every request costs more');
+  }
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
