@@ -438,6 +438,47 @@ describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
     expect(r.status).toBe(401);
   });
 
+  it('a rate-limited key: 200s with the RateLimit fields at the client, then 429 (not 500) with Retry-After, never reaching the upstream', async () => {
+    await awayFromWindowEnd(MINUTE_MS, 10_000);
+    const k = await newKey(READ, { limits: { rateLimits: [rateLimit('per_minute', 2, MINUTE_MS)] } });
+    seen.length = 0;
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await get('/transfers/9', { authorization: `Bearer ${k.secret}` }));
+    expect(answers.map((r) => [r.status, r.headers['ratelimit-limit'], r.headers['ratelimit-remaining']])).toEqual([
+      [200, '2', '1'],
+      [200, '2', '0'],
+      [429, '2', '0'],
+    ]);
+    expect(seen).toHaveLength(2);
+    const limited = answers[2]!;
+    expect(limited.headers['x-keyward-code']).toBe('rate_limited');
+    const retryAfter = Number(limited.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(limited.headers['ratelimit-reset']).toBe(limited.headers['retry-after']);
+    expect(Number(answers[0]!.headers['ratelimit-reset'])).toBeGreaterThanOrEqual(retryAfter);
+    // The identity stays between nginx and Keyward.
+    expect(limited.headers['x-keyward-key-id']).toBeUndefined();
+  });
+
+  it('a spent usage-limited key: 429 usage_exceeded at the client', async () => {
+    const k = await newKey(READ, { limits: { remainingUses: 1n } });
+    const ok = await get('/transfers/10', { 'x-api-key': k.secret });
+    expect([ok.status, ok.headers['x-keyward-remaining-uses']]).toEqual([200, '0']);
+    seen.length = 0;
+    const spent = await get('/transfers/10', { 'x-api-key': k.secret });
+    expect([spent.status, spent.headers['x-keyward-code'], spent.headers['x-keyward-remaining-uses']]).toEqual([429, 'usage_exceeded', '0']);
+    expect(spent.headers['retry-after']).toBeUndefined();
+    expect(seen).toHaveLength(0);
+  });
+
+  it('a key without limits: no limit fields at the client', async () => {
+    const k = await newKey(READ);
+    const r = await get('/transfers/11', { 'x-api-key': k.secret });
+    expect(r.status).toBe(200);
+    expect(limitHeaders(r)).toEqual({});
+  });
+
   it('a gateway configured with a bad SDK key lets nothing through (401 in the gateway realm)', async () => {
     const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     seen.length = 0;
@@ -502,10 +543,37 @@ http {
       auth_request_set $keyward_key_id $upstream_http_x_keyward_key_id;
       auth_request_set $keyward_customer_id $upstream_http_x_keyward_customer_id;
       auth_request_set $keyward_workspace_id $upstream_http_x_keyward_workspace_id;
+      auth_request_set $keyward_status $upstream_status;
+      auth_request_set $keyward_code $upstream_http_x_keyward_code;
+      auth_request_set $keyward_rl_limit $upstream_http_ratelimit_limit;
+      auth_request_set $keyward_rl_remaining $upstream_http_ratelimit_remaining;
+      auth_request_set $keyward_rl_reset $upstream_http_ratelimit_reset;
+      auth_request_set $keyward_retry_after $upstream_http_retry_after;
+      auth_request_set $keyward_remaining_uses $upstream_http_x_keyward_remaining_uses;
       proxy_set_header X-Keyward-Key-Id $keyward_key_id;
       proxy_set_header X-Keyward-Customer-Id $keyward_customer_id;
       proxy_set_header X-Keyward-Workspace-Id $keyward_workspace_id;
+      # To the client: how much of its limits is left (an empty value adds no header).
+      add_header RateLimit-Limit $keyward_rl_limit always;
+      add_header RateLimit-Remaining $keyward_rl_remaining always;
+      add_header RateLimit-Reset $keyward_rl_reset always;
+      add_header X-Keyward-Remaining-Uses $keyward_remaining_uses always;
+      # auth_request passes 2xx, 401 and 403 through and turns any other status
+      # into 500: give the client Keyward's 429 (and 503) instead.
+      error_page 500 = @keyward_error;
       proxy_pass http://app;
+    }
+
+    location @keyward_error {
+      add_header X-Keyward-Code $keyward_code always;
+      add_header RateLimit-Limit $keyward_rl_limit always;
+      add_header RateLimit-Remaining $keyward_rl_remaining always;
+      add_header RateLimit-Reset $keyward_rl_reset always;
+      add_header Retry-After $keyward_retry_after always;
+      add_header X-Keyward-Remaining-Uses $keyward_remaining_uses always;
+      if ($keyward_status = 429) { return 429; }
+      if ($keyward_status = 503) { return 503; }
+      return 500;
     }
 
     location /misconfigured/ {
