@@ -269,7 +269,7 @@ describe('forward auth for keys with limits', () => {
   it('X-Keyward-Cost takes that much (0 only checks), default 1', async () => {
     const k = await newKey(READ, { limits: { remainingUses: 10n } });
     const uses = async (cost?: string) => {
-      const r = await authorize({ 'x-api-key': k.secret, ...(cost === undefined ? {} : { 'x-keyward-cost': cost }) });
+      const r = await authorize(cost === undefined ? { 'x-api-key': k.secret } : { 'x-api-key': k.secret, 'x-keyward-cost': cost });
       return [r.status, r.headers['x-keyward-remaining-uses']];
     };
     expect(await uses('4')).toEqual([200, '6']);
@@ -293,7 +293,7 @@ describe('forward auth for keys with limits', () => {
 
   it('a key without limits gets none of the limit fields, with or without a cost', async () => {
     const k = await newKey(READ);
-    for (const headers of [{}, { 'x-keyward-cost': '7' }]) {
+    for (const headers of [{}, { 'x-keyward-cost': '7' }] as Record<string, string>[]) {
       const r = await authorize({ 'x-api-key': k.secret, ...headers });
       expect(r.status).toBe(200);
       expect(limitHeaders(r)).toEqual({});
