@@ -191,7 +191,7 @@ function invalidTokenChallenge(description: string): string {
   return `Bearer realm="${REALM}", error="invalid_token", error_description="${description}"`;
 }
 
-export function resultAnswer(r: VerifyResult, now?: number): ForwardAuthAnswer {
+export function resultAnswer(r: VerifyResult): ForwardAuthAnswer {
   const status = forwardAuthStatus(r.code);
   const message = DESCRIPTIONS[r.code] ?? `the API key did not verify (${r.code})`;
   const identity: Record<string, string> = r.key
@@ -202,7 +202,7 @@ export function resultAnswer(r: VerifyResult, now?: number): ForwardAuthAnswer {
       }
     : {};
   // Only a key with limits has an outcome to report: a key without gets no extra work.
-  if (r.limits !== undefined && status !== 401) addLimitHeaders(identity, r.limits, r.code, now ?? Date.now());
+  if (r.limits !== undefined && status !== 401) addLimitHeaders(identity, r.limits, r.code, Date.now());
   if (status === 200) return answer(200, r.code, message, identity);
   if (status === 401) return answer(401, r.code, message, { 'www-authenticate': invalidTokenChallenge(message) });
   // 403 and 429 say whose key it was, for the gateway's logs; the upstream never sees them.
