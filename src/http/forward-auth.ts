@@ -12,22 +12,31 @@
 //   X-API-Key: <api key>                      ... or here (this one wins when both are sent)
 //   X-Keyward-Permissions: scope:action,...   permissions the route needs (optional)
 //   X-Keyward-Require-Workspace-Id: <id>      only keys of this workspace pass (optional)
+//   X-Keyward-Cost: <n>                       what the request costs a key with limits,
+//                                             0..10^9 (optional, default 1; VerifyKeyRequest.cost)
 // Answers (each also carries X-Keyward-Code, the reason in snake_case):
 //   200  valid: X-Keyward-Key-Id, X-Keyward-Customer-Id, X-Keyward-Workspace-Id
 //   401  no API key, or not_found / disabled / expired / revoked, with
 //        WWW-Authenticate: Bearer realm="keyward"[, error="invalid_token", error_description="..."]
 //   403  insufficient_permissions
 //   429  rate_limited, usage_exceeded
+//   200 and 429 of a key with rate limits also carry RateLimit-Limit,
+//   RateLimit-Remaining and RateLimit-Reset (seconds) of its most constraining
+//   limit, in the separate fields of draft-ietf-httpapi-ratelimit-headers-06;
+//   rate_limited adds Retry-After (seconds). A key with remaining uses carries
+//   X-Keyward-Remaining-Uses. A key without limits gets none of them.
 //   401  the gateway's own SDK key is missing or invalid, with
 //        WWW-Authenticate: KeywardSDK realm="keyward-gateway" (never a 2xx)
 //   403  the gateway's SDK key lacks api_keys:verify or the workspace (X-Keyward-Code: gateway_permission_denied)
-//   400  a malformed X-Keyward-Permissions or X-Keyward-Require-Workspace-Id
+//   400  a malformed X-Keyward-Permissions, X-Keyward-Require-Workspace-Id or X-Keyward-Cost
 //   503  the database is unreachable (fail closed)
 import type { IncomingHttpHeaders } from 'node:http';
 import { DomainError } from '../domain/errors.js';
 import type { App } from '../app.js';
 import { isConnectionError } from '../db/errors.js';
 import type { VerifyResult } from '../verify/verifier.js';
+import type { LimitOutcome } from '../verify/limits.js';
+import type { RateLimitOutcome } from '../verify/rate-limits.js';
 
 export const AUTHORIZE_PATH = '/v1/authorize';
 
@@ -36,10 +45,18 @@ export const HEADER = {
   apiKey: 'x-api-key',
   permissions: 'x-keyward-permissions',
   requireWorkspace: 'x-keyward-require-workspace-id',
+  cost: 'x-keyward-cost',
   code: 'x-keyward-code',
   keyId: 'x-keyward-key-id',
   customerId: 'x-keyward-customer-id',
   workspaceId: 'x-keyward-workspace-id',
+  remainingUses: 'x-keyward-remaining-uses',
+  // draft-ietf-httpapi-ratelimit-headers-06 (the separate fields gateways and
+  // libraries commonly send), and RFC 9110's Retry-After.
+  rateLimitLimit: 'ratelimit-limit',
+  rateLimitRemaining: 'ratelimit-remaining',
+  rateLimitReset: 'ratelimit-reset',
+  retryAfter: 'retry-after',
 } as const;
 
 export const REALM = 'keyward';
@@ -117,6 +134,54 @@ export function permissionsOf(h: IncomingHttpHeaders): string[] {
     .filter((s) => s !== '');
 }
 
+/**
+ * X-Keyward-Cost as a number: undefined when absent, NaN when not a plain
+ * decimal integer (which the verifier's cost check then rejects).
+ */
+export function costOf(h: IncomingHttpHeaders): number | undefined {
+  const raw = header(h, HEADER.cost);
+  if (raw === undefined) return undefined;
+  const t = raw.trim();
+  return /^[0-9]{1,16}$/.test(t) ? Number(t) : NaN;
+}
+
+/**
+ * The limit the RateLimit-* fields describe. Of the limits that refused the
+ * request, the one that resets last (a retry needs them all to have room, so
+ * its reset is the Retry-After); else the one with the fewest remaining, on a
+ * tie the one that resets last.
+ */
+export function constrainingLimit(limits: readonly RateLimitOutcome[]): RateLimitOutcome | undefined {
+  let best: RateLimitOutcome | undefined;
+  for (let i = 0; i < limits.length; i++) {
+    const l = limits[i]!;
+    if (best === undefined || constrainsMore(l, best)) best = l;
+  }
+  return best;
+}
+
+function constrainsMore(a: RateLimitOutcome, b: RateLimitOutcome): boolean {
+  if (a.exceeded !== b.exceeded) return a.exceeded;
+  if (a.exceeded) return a.resetMs > b.resetMs || (a.resetMs === b.resetMs && a.remaining < b.remaining);
+  return a.remaining < b.remaining || (a.remaining === b.remaining && a.resetMs > b.resetMs);
+}
+
+/** Whole seconds from `now` until `ms`, rounded up (a client waiting that long finds the window over). */
+const secondsUntil = (ms: number, now: number) => Math.max(0, Math.ceil((ms - now) / 1000));
+
+/** Adds the rate-limit and remaining-uses fields of a key with limits to `headers`. */
+function addLimitHeaders(headers: Record<string, string>, o: LimitOutcome, code: string, now: number): void {
+  const l = constrainingLimit(o.rateLimits);
+  if (l !== undefined) {
+    const reset = String(secondsUntil(l.resetMs, now));
+    headers[HEADER.rateLimitLimit] = String(l.limit);
+    headers[HEADER.rateLimitRemaining] = String(l.remaining);
+    headers[HEADER.rateLimitReset] = reset;
+    if (code === 'rate_limited') headers[HEADER.retryAfter] = reset;
+  }
+  if (o.remainingUses !== undefined) headers[HEADER.remainingUses] = String(o.remainingUses);
+}
+
 /** Header values must be visible ASCII; anything else (a customer id is any string) is percent-encoded. */
 export function headerSafe(s: string): string {
   return /^[\x20-\x7e]*$/.test(s) ? s : encodeURIComponent(s);
@@ -136,6 +201,8 @@ export function resultAnswer(r: VerifyResult): ForwardAuthAnswer {
         [HEADER.workspaceId]: r.key.workspaceId,
       }
     : {};
+  // Only a key with limits has an outcome to report: a key without gets no extra work.
+  if (r.limits !== undefined && status !== 401) addLimitHeaders(identity, r.limits, r.code, Date.now());
   if (status === 200) return answer(200, r.code, message, identity);
   if (status === 401) return answer(401, r.code, message, { 'www-authenticate': invalidTokenChallenge(message) });
   // 403 and 429 say whose key it was, for the gateway's logs; the upstream never sees them.
@@ -159,7 +226,7 @@ export async function forwardAuth(app: App, h: IncomingHttpHeaders): Promise<For
         'www-authenticate': `Bearer realm="${REALM}"`,
       });
     }
-    const input = { key, requiredPermissions: permissionsOf(h), workspaceId: header(h, HEADER.requireWorkspace)?.trim() ?? '' };
+    const input = { key, requiredPermissions: permissionsOf(h), workspaceId: header(h, HEADER.requireWorkspace)?.trim() ?? '', cost: costOf(h) };
     return resultAnswer(await app.verifier.verify(principal, input));
   } catch (e) {
     return failureAnswer(app, e);
@@ -177,7 +244,7 @@ function failureAnswer(app: App, e: unknown): ForwardAuthAnswer {
         return answer(403, 'gateway_permission_denied', `the gateway's SDK key: ${e.message}`);
       case 'invalid_argument':
         // Name the header, not the RPC field: it is the gateway's configuration that is wrong.
-        return answer(400, 'invalid_argument', e.message.replace(/^required_permissions(\[\d+\])?/, HEADER.permissions).replace(/^workspace_id/, HEADER.requireWorkspace));
+        return answer(400, 'invalid_argument', e.message.replace(/^required_permissions(\[\d+\])?/, HEADER.permissions).replace(/^workspace_id/, HEADER.requireWorkspace).replace(/^cost\b/, HEADER.cost));
       case 'unavailable':
         return answer(503, 'unavailable', e.message);
       default:

@@ -6,15 +6,18 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { durationFromMs } from '@bufbuild/protobuf/wkt';
+import type { MessageInitShape } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Action } from '../../gen/keyward/v1/key_pb.js';
+import { Action, type ApiKeySchema } from '../../gen/keyward/v1/key_pb.js';
 import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { hashApiKey } from '../../src/credentials/api-key.js';
-import { forwardAuthStatus } from '../../src/http/forward-auth.js';
+import { constrainingLimit, forwardAuthStatus } from '../../src/http/forward-auth.js';
 import { announceSkip, ensureDebianPackages, hasCommand } from '../support/debian.js';
 import { freePort } from '../support/process.js';
+import { awayFromWindowEnd, currentWindowEnd } from '../support/redis.js';
 import { client, startTestServer, type TestServer } from '../support/server.js';
 
 let ts: TestServer;
@@ -23,9 +26,18 @@ let ws: string;
 let otherWs: string;
 const K = () => client(KeyService, ts);
 
-async function newKey(grants: { scope: string; actions: Action[] }[], opts: { enabled?: boolean; workspaceId?: string; customerId?: string } = {}) {
+type ApiKey = MessageInitShape<typeof ApiKeySchema>;
+const MINUTE_MS = 60_000;
+const HOUR_MS = 3600_000;
+const rateLimit = (name: string, n: number, ms: number) => ({ name, limit: BigInt(n), duration: durationFromMs(ms) });
+const READ = [{ scope: 'balance_transfers', actions: [Action.READ] }];
+
+async function newKey(
+  grants: { scope: string; actions: Action[] }[],
+  opts: { enabled?: boolean; workspaceId?: string; customerId?: string; limits?: Pick<ApiKey, 'rateLimits' | 'remainingUses'> } = {},
+) {
   const r = await K().createKey({
-    key: { workspaceId: opts.workspaceId ?? ws, customerId: opts.customerId ?? 'cus_42', name: 'fa', grants, enabled: opts.enabled ?? true },
+    key: { workspaceId: opts.workspaceId ?? ws, customerId: opts.customerId ?? 'cus_42', name: 'fa', grants, enabled: opts.enabled ?? true, ...opts.limits },
   });
   return { id: r.key!.id, secret: r.secret };
 }
@@ -178,6 +190,124 @@ describe('forward auth over HTTP/1.1', () => {
   });
 });
 
+/** The limit-related headers of an answer, absent ones left out. */
+const LIMIT_HEADERS = ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'retry-after', 'x-keyward-remaining-uses'] as const;
+const limitHeaders = (r: { headers: http.IncomingHttpHeaders }) =>
+  Object.fromEntries(LIMIT_HEADERS.filter((h) => r.headers[h] !== undefined).map((h) => [h, r.headers[h]]));
+
+/** Seconds until the current window of `ms` ends, as RateLimit-Reset counts them (rounded up). */
+const resetSeconds = (ms: number) => Math.ceil((currentWindowEnd(ms).getTime() - Date.now()) / 1000);
+
+describe('forward auth for keys with limits', () => {
+  it('a key with a rate limit of 3 a minute: 3 × 200 with RateLimit-Remaining 2, 1, 0, then 429 rate_limited with Retry-After', async () => {
+    await awayFromWindowEnd(MINUTE_MS, 10_000);
+    const k = await newKey(READ, { limits: { rateLimits: [rateLimit('per_minute', 3, MINUTE_MS)] } });
+    const expected = resetSeconds(MINUTE_MS);
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await authorize({ authorization: `Bearer ${k.secret}` }));
+    expect(answers.map((r) => [r.status, r.headers['x-keyward-code'], r.headers['ratelimit-limit'], r.headers['ratelimit-remaining']])).toEqual([
+      [200, 'valid', '3', '2'],
+      [200, 'valid', '3', '1'],
+      [200, 'valid', '3', '0'],
+      [429, 'rate_limited', '3', '0'],
+    ]);
+    for (const r of answers) {
+      const reset = Number(r.headers['ratelimit-reset']);
+      expect(reset).toBeGreaterThanOrEqual(expected - 2);
+      expect(reset).toBeLessThanOrEqual(expected);
+      expect(r.headers['x-keyward-remaining-uses']).toBeUndefined();
+    }
+    for (const r of answers.slice(0, 3)) expect(r.headers['retry-after']).toBeUndefined();
+    const limited = answers[3]!;
+    expect(limited.headers['retry-after']).toBe(limited.headers['ratelimit-reset']);
+    expect(limited.headers['x-keyward-key-id']).toBe(k.id);
+    expect(JSON.parse(limited.body).code).toBe('rate_limited');
+  });
+
+  it('several limits: the fields describe the one closest to running out, and Retry-After the one that refused', async () => {
+    await awayFromWindowEnd(MINUTE_MS, 10_000);
+    await awayFromWindowEnd(HOUR_MS, 10_000);
+    const k = await newKey(READ, { limits: { rateLimits: [rateLimit('per_minute', 5, MINUTE_MS), rateLimit('per_hour', 2, HOUR_MS)] } });
+    const first = await authorize({ authorization: `Bearer ${k.secret}` });
+    expect([first.status, first.headers['ratelimit-limit'], first.headers['ratelimit-remaining']]).toEqual([200, '2', '1']);
+    expect(Number(first.headers['ratelimit-reset'])).toBeGreaterThan(60);
+    await authorize({ authorization: `Bearer ${k.secret}` });
+    const limited = await authorize({ authorization: `Bearer ${k.secret}` });
+    expect([limited.status, limited.headers['ratelimit-limit'], limited.headers['ratelimit-remaining']]).toEqual([429, '2', '0']);
+    // The per-hour limit refused it: retrying after the minute would not help.
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(60);
+    expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(resetSeconds(HOUR_MS));
+  });
+
+  it('a usage-limited key: X-Keyward-Remaining-Uses counts down, then 429 usage_exceeded without Retry-After', async () => {
+    const k = await newKey(READ, { limits: { remainingUses: 2n } });
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await authorize({ 'x-api-key': k.secret }));
+    expect(answers.map((r) => [r.status, r.headers['x-keyward-code'], limitHeaders(r)])).toEqual([
+      [200, 'valid', { 'x-keyward-remaining-uses': '1' }],
+      [200, 'valid', { 'x-keyward-remaining-uses': '0' }],
+      [429, 'usage_exceeded', { 'x-keyward-remaining-uses': '0' }],
+    ]);
+    expect(answers[2]!.headers['x-keyward-key-id']).toBe(k.id);
+  });
+
+  it('a key with both: a request refused for its uses gives back the rate limit, and says so', async () => {
+    await awayFromWindowEnd(MINUTE_MS, 10_000);
+    const k = await newKey(READ, { limits: { rateLimits: [rateLimit('per_minute', 10, MINUTE_MS)], remainingUses: 1n } });
+    const ok = await authorize({ 'x-api-key': k.secret });
+    expect([ok.status, ok.headers['ratelimit-remaining'], ok.headers['x-keyward-remaining-uses']]).toEqual([200, '9', '0']);
+    const spent = await authorize({ 'x-api-key': k.secret });
+    expect([spent.status, spent.headers['x-keyward-code'], spent.headers['ratelimit-remaining'], spent.headers['x-keyward-remaining-uses']]).toEqual([
+      429,
+      'usage_exceeded',
+      '9',
+      '0',
+    ]);
+    expect(spent.headers['retry-after']).toBeUndefined();
+  });
+
+  it('X-Keyward-Cost takes that much (0 only checks), default 1', async () => {
+    const k = await newKey(READ, { limits: { remainingUses: 10n } });
+    const uses = async (cost?: string) => {
+      const r = await authorize(cost === undefined ? { 'x-api-key': k.secret } : { 'x-api-key': k.secret, 'x-keyward-cost': cost });
+      return [r.status, r.headers['x-keyward-remaining-uses']];
+    };
+    expect(await uses('4')).toEqual([200, '6']);
+    expect(await uses(' 0 ')).toEqual([200, '6']);
+    expect(await uses()).toEqual([200, '5']);
+    expect(await uses('6')).toEqual([429, '5']);
+    expect(await uses('5')).toEqual([200, '0']);
+    expect(await uses('0')).toEqual([429, '0']);
+  });
+
+  it('a malformed X-Keyward-Cost → 400 naming the header, consuming nothing', async () => {
+    const k = await newKey(READ, { limits: { remainingUses: 1n } });
+    for (const bad of ['-1', '1.5', 'abc', '1e3', '0x10', '1000000001', '99999999999999999']) {
+      const r = await authorize({ 'x-api-key': k.secret, 'x-keyward-cost': bad });
+      expect(r.status, bad).toBe(400);
+      expect(r.headers['x-keyward-code']).toBe('invalid_argument');
+      expect(JSON.parse(r.body).message, bad).toMatch(/^x-keyward-cost: must be an integer from 0 to 10\^9/);
+    }
+    expect((await K().getKey({ id: k.id })).key!.remainingUses).toBe(1n);
+  });
+
+  it('a key without limits gets none of the limit fields, with or without a cost', async () => {
+    const k = await newKey(READ);
+    for (const headers of [{}, { 'x-keyward-cost': '7' }] as Record<string, string>[]) {
+      const r = await authorize({ 'x-api-key': k.secret, ...headers });
+      expect(r.status).toBe(200);
+      expect(limitHeaders(r)).toEqual({});
+    }
+  });
+
+  it('picks the constraining limit: refusing ones first (latest reset), else fewest remaining (latest reset on a tie)', () => {
+    const l = (name: string, remaining: number, resetMs: number, exceeded = false) => ({ name, limit: 10, remaining, resetMs, exceeded });
+    expect(constrainingLimit([])).toBeUndefined();
+    expect(constrainingLimit([l('a', 5, 1), l('b', 3, 2), l('c', 3, 1)])?.name).toBe('b');
+    expect(constrainingLimit([l('a', 0, 1), l('b', 4, 9, true), l('c', 2, 5, true)])?.name).toBe('b');
+  });
+});
+
 describe('forward auth over h2c', () => {
   it('answers on the same port over HTTP/2 cleartext', async () => {
     const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
@@ -308,6 +438,47 @@ describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
     expect(r.status).toBe(401);
   });
 
+  it('a rate-limited key: 200s with the RateLimit fields at the client, then 429 (not 500) with Retry-After, never reaching the upstream', async () => {
+    await awayFromWindowEnd(MINUTE_MS, 10_000);
+    const k = await newKey(READ, { limits: { rateLimits: [rateLimit('per_minute', 2, MINUTE_MS)] } });
+    seen.length = 0;
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await get('/transfers/9', { authorization: `Bearer ${k.secret}` }));
+    expect(answers.map((r) => [r.status, r.headers['ratelimit-limit'], r.headers['ratelimit-remaining']])).toEqual([
+      [200, '2', '1'],
+      [200, '2', '0'],
+      [429, '2', '0'],
+    ]);
+    expect(seen).toHaveLength(2);
+    const limited = answers[2]!;
+    expect(limited.headers['x-keyward-code']).toBe('rate_limited');
+    const retryAfter = Number(limited.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(limited.headers['ratelimit-reset']).toBe(limited.headers['retry-after']);
+    expect(Number(answers[0]!.headers['ratelimit-reset'])).toBeGreaterThanOrEqual(retryAfter);
+    // The identity stays between nginx and Keyward.
+    expect(limited.headers['x-keyward-key-id']).toBeUndefined();
+  });
+
+  it('a spent usage-limited key: 429 usage_exceeded at the client', async () => {
+    const k = await newKey(READ, { limits: { remainingUses: 1n } });
+    const ok = await get('/transfers/10', { 'x-api-key': k.secret });
+    expect([ok.status, ok.headers['x-keyward-remaining-uses']]).toEqual([200, '0']);
+    seen.length = 0;
+    const spent = await get('/transfers/10', { 'x-api-key': k.secret });
+    expect([spent.status, spent.headers['x-keyward-code'], spent.headers['x-keyward-remaining-uses']]).toEqual([429, 'usage_exceeded', '0']);
+    expect(spent.headers['retry-after']).toBeUndefined();
+    expect(seen).toHaveLength(0);
+  });
+
+  it('a key without limits: no limit fields at the client', async () => {
+    const k = await newKey(READ);
+    const r = await get('/transfers/11', { 'x-api-key': k.secret });
+    expect(r.status).toBe(200);
+    expect(limitHeaders(r)).toEqual({});
+  });
+
   it('a gateway configured with a bad SDK key lets nothing through (401 in the gateway realm)', async () => {
     const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     seen.length = 0;
@@ -372,10 +543,37 @@ http {
       auth_request_set $keyward_key_id $upstream_http_x_keyward_key_id;
       auth_request_set $keyward_customer_id $upstream_http_x_keyward_customer_id;
       auth_request_set $keyward_workspace_id $upstream_http_x_keyward_workspace_id;
+      auth_request_set $keyward_status $upstream_status;
+      auth_request_set $keyward_code $upstream_http_x_keyward_code;
+      auth_request_set $keyward_rl_limit $upstream_http_ratelimit_limit;
+      auth_request_set $keyward_rl_remaining $upstream_http_ratelimit_remaining;
+      auth_request_set $keyward_rl_reset $upstream_http_ratelimit_reset;
+      auth_request_set $keyward_retry_after $upstream_http_retry_after;
+      auth_request_set $keyward_remaining_uses $upstream_http_x_keyward_remaining_uses;
       proxy_set_header X-Keyward-Key-Id $keyward_key_id;
       proxy_set_header X-Keyward-Customer-Id $keyward_customer_id;
       proxy_set_header X-Keyward-Workspace-Id $keyward_workspace_id;
+      # To the client: how much of its limits is left (an empty value adds no header).
+      add_header RateLimit-Limit $keyward_rl_limit always;
+      add_header RateLimit-Remaining $keyward_rl_remaining always;
+      add_header RateLimit-Reset $keyward_rl_reset always;
+      add_header X-Keyward-Remaining-Uses $keyward_remaining_uses always;
+      # auth_request passes 2xx, 401 and 403 through and turns any other status
+      # into 500: give the client Keyward's 429 (and 503) instead.
+      error_page 500 = @keyward_error;
       proxy_pass http://app;
+    }
+
+    location @keyward_error {
+      add_header X-Keyward-Code $keyward_code always;
+      add_header RateLimit-Limit $keyward_rl_limit always;
+      add_header RateLimit-Remaining $keyward_rl_remaining always;
+      add_header RateLimit-Reset $keyward_rl_reset always;
+      add_header Retry-After $keyward_retry_after always;
+      add_header X-Keyward-Remaining-Uses $keyward_remaining_uses always;
+      if ($keyward_status = 429) { return 429; }
+      if ($keyward_status = 503) { return 503; }
+      return 500;
     }
 
     location /misconfigured/ {

@@ -723,8 +723,15 @@ export const KeyService: GenService<{
    * unknown, disabled, expired or revoked key; 403 for insufficient
    * permissions; 429 for RATE_LIMITED and USAGE_EXCEEDED; 401 in realm
    * `keyward-gateway` (or 403 without the scope) for a bad gateway SDK key;
-   * 503 when the database is unreachable. See src/http/forward-auth.ts and the
-   * README, "Gateways: forward auth".
+   * 400 for a malformed header; 503 when the database is unreachable.
+   * `X-Keyward-Cost` (optional, default 1) is `cost`. Answers for a key with
+   * rate limits carry the separate fields of the IETF draft "RateLimit header
+   * fields for HTTP" (draft-ietf-httpapi-ratelimit-headers-06) for its most
+   * constraining limit: `RateLimit-Limit`, `RateLimit-Remaining` and
+   * `RateLimit-Reset` (seconds until its window ends); RATE_LIMITED adds
+   * `Retry-After` (seconds). A key with remaining_uses carries
+   * `X-Keyward-Remaining-Uses`. See src/http/forward-auth.ts and the README,
+   * "Gateways: forward auth".
    *
    * @generated from rpc keyward.v1.KeyService.VerifyKey
    */
