@@ -50,7 +50,7 @@ async function route(app: App, req: Req, res: Res, path: string): Promise<void> 
   // Forward auth takes any method: nginx's auth_request and Envoy send the
   // original request's method, Traefik and Caddy their own.
   if (path === AUTHORIZE_PATH || path.startsWith(`${AUTHORIZE_PATH}/`)) {
-    const a = await forwardAuth(app, req.headers);
+    const a = await forwardAuth(app, req.headers, req.socket?.remoteAddress ?? '');
     send(req, res, a.status, a.body, a.headers);
     return;
   }

@@ -209,8 +209,11 @@ export function resultAnswer(r: VerifyResult): ForwardAuthAnswer {
   return answer(status, r.code, message, identity);
 }
 
-/** Decides one forward-auth request. Never throws. */
-export async function forwardAuth(app: App, h: IncomingHttpHeaders): Promise<ForwardAuthAnswer> {
+/**
+ * Decides one forward-auth request. `source` is the gateway's remote address,
+ * for throttling failed SDK-key checks. Never throws.
+ */
+export async function forwardAuth(app: App, h: IncomingHttpHeaders, source: string): Promise<ForwardAuthAnswer> {
   try {
     const sdkKey = header(h, HEADER.sdkKey)?.trim();
     if (!sdkKey) {
@@ -218,7 +221,7 @@ export async function forwardAuth(app: App, h: IncomingHttpHeaders): Promise<For
         'www-authenticate': `KeywardSDK realm="${GATEWAY_REALM}"`,
       });
     }
-    const principal = await app.auth.authenticate(`Bearer ${sdkKey}`);
+    const principal = await app.auth.authenticate(`Bearer ${sdkKey}`, source);
     const key = apiKeyOf(h);
     if (!key) {
       principal.requireScope('api_keys:verify');
@@ -247,6 +250,9 @@ function failureAnswer(app: App, e: unknown): ForwardAuthAnswer {
         return answer(400, 'invalid_argument', e.message.replace(/^required_permissions(\[\d+\])?/, HEADER.permissions).replace(/^workspace_id/, HEADER.requireWorkspace).replace(/^cost\b/, HEADER.cost));
       case 'unavailable':
         return answer(503, 'unavailable', e.message);
+      case 'resource_exhausted':
+        // Too many failed SDK-key checks from this gateway's address (SECURITY.md).
+        return answer(429, 'gateway_throttled', `the gateway's SDK key: ${e.message}`, { 'retry-after': '1' });
       default:
         return answer(403, e.kind, e.message);
     }

@@ -82,4 +82,18 @@ describe('failed SDK key checks', () => {
     },
     60_000,
   );
+
+  it('forward auth: a gateway flooding wrong SDK keys gets 429 gateway_throttled once its bucket is empty', async () => {
+    const victim = await ts.sdkKey(['api_keys:verify']);
+    await new Promise((r) => setTimeout(r, (BURST / PER_SECOND) * 1000 + 200)); // earlier tests' buckets refill
+    const statuses: Record<string, number> = {};
+    for (let i = 0; i < BURST + 3; i++) {
+      const res = await fetch(`${ts.baseUrl}/v1/authorize`, { headers: { 'x-keyward-sdk-key': wrongSecretFor(victim), 'x-api-key': 'kw_x' } });
+      const code = res.headers.get('x-keyward-code');
+      statuses[`${res.status} ${code}`] = (statuses[`${res.status} ${code}`] ?? 0) + 1;
+      if (res.status === 429) expect(res.headers.get('retry-after')).toBe('1');
+    }
+    expect(statuses['401 gateway_unauthenticated']).toBeLessThanOrEqual(BURST + 1);
+    expect(statuses['429 gateway_throttled']).toBeGreaterThanOrEqual(2);
+  });
 });
