@@ -1,5 +1,4 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
-import type { Logger } from '../log.js';
+import { WriteBehind } from '../db/write-behind.js';
 import { newId } from './ids.js';
 
 /** Kinds of security event, recorded in audit_events under these actions. */
@@ -38,21 +37,8 @@ const MAX_PENDING = 10_000;
  * SDK keys that do not exist are all `unknown`, and once MAX_PENDING buckets
  * are waiting the rest are counted under `overflow`.
  */
-export class SecurityEventRecorder {
+export class SecurityEventRecorder extends WriteBehind {
   private pending = new Map<string, Pending>();
-  private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly orm: MikroORM,
-    private readonly log: Logger,
-    private readonly flushMs: number,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.flush(), this.flushMs);
-    this.timer.unref();
-  }
 
   note(e: SecurityEvent, now = Date.now()): void {
     const minute = Math.floor(now / MINUTE_MS);
@@ -71,18 +57,7 @@ export class SecurityEventRecorder {
     p.count++;
   }
 
-  /** Writes what has been gathered; safe to call concurrently. */
-  flush(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.write());
-    return this.flushing;
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.flush();
-  }
-
-  private async write(): Promise<void> {
+  protected async write(): Promise<void> {
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();

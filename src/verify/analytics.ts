@@ -1,4 +1,5 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
+import { WriteBehind } from '../db/write-behind.js';
 import type { Logger } from '../log.js';
 import type { Principal } from '../domain/principal.js';
 import type { SecurityEventRecorder } from '../domain/security-events.js';
@@ -57,26 +58,21 @@ interface Row {
  * Revoked and expired keys that are presented are also security events
  * (aggregated per minute in audit_events).
  */
-export class UsageAnalytics {
+export class UsageAnalytics extends WriteBehind {
   private byKey = new Map<string, Tally>();
   private unknownByWorkspace = new Map<string, Tally>();
   /** Tallies of an earlier hour that a later one replaced before the flush. */
   private closed: Tally[] = [];
   /** Rows a failed flush could not write, added to the next one. */
   private retry: Row[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly orm: MikroORM,
-    private readonly log: Logger,
-    private readonly flushMs: number,
+    orm: MikroORM,
+    log: Logger,
+    flushMs: number,
     private readonly security: SecurityEventRecorder,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.flush(), this.flushMs);
-    this.timer.unref();
+  ) {
+    super(orm, log, flushMs);
   }
 
   /** Counts one verification and returns its result unchanged. */
@@ -111,17 +107,6 @@ export class UsageAnalytics {
     return t;
   }
 
-  /** Writes what has been counted; safe to call concurrently. */
-  flush(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.write());
-    return this.flushing;
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.flush();
-  }
-
   private take(): Row[] {
     const tallies = [...this.closed, ...this.byKey.values(), ...this.unknownByWorkspace.values()];
     this.closed = [];
@@ -146,7 +131,7 @@ export class UsageAnalytics {
     return [...rows.values()];
   }
 
-  private async write(): Promise<void> {
+  protected async write(): Promise<void> {
     const rows = this.take();
     if (rows.length === 0) return;
     try {

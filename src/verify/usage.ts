@@ -1,43 +1,18 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
-import type { Logger } from '../log.js';
+import { WriteBehind } from '../db/write-behind.js';
 
 /**
  * Records when keys were last used without a write per verification: uses
  * are gathered in memory and written in one statement every `flushMs`, and
  * once more on shutdown.
  */
-export class LastUsedRecorder {
+export class LastUsedRecorder extends WriteBehind {
   private pending = new Map<string, number>();
-  private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly orm: MikroORM,
-    private readonly log: Logger,
-    private readonly flushMs: number,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.flush(), this.flushMs);
-    this.timer.unref();
-  }
 
   touch(keyId: string, at: number): void {
     this.pending.set(keyId, at);
   }
 
-  /** Writes what has been gathered; safe to call concurrently. */
-  flush(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.write());
-    return this.flushing;
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.flush();
-  }
-
-  private async write(): Promise<void> {
+  protected async write(): Promise<void> {
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
