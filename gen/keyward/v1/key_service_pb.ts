@@ -688,8 +688,9 @@ export const KeyService: GenService<{
   /**
    * Checks an API key presented to your API. A key that does not pass is not
    * an error: the response has valid=false and a code saying why. Requires
-   * `api_keys:verify`. Returns INVALID_ARGUMENT for an empty key, a required
-   * permission that is not `scope:action` or a cost out of range,
+   * `api_keys:verify`. Returns INVALID_ARGUMENT for an empty key, more than
+   * 100 required_permissions or one that is not `scope:action`, a malformed
+   * workspace_id or a cost out of range,
    * PERMISSION_DENIED if workspace_id names a workspace the SDK key may not
    * see, and UNAVAILABLE if the database cannot be reached (it never answers
    * valid then).

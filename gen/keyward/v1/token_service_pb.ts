@@ -123,11 +123,14 @@ export const TokenService: GenService<{
    * Verifies the key exactly as VerifyKey does and, if it is valid, returns a
    * signed JWT for it. A key that does not pass is an answer, not an error:
    * `token` is empty and `code` says why (NOT_FOUND, DISABLED, EXPIRED,
-   * REVOKED, INSUFFICIENT_PERMISSIONS), so a revoked key obtains no token.
+   * REVOKED, INSUFFICIENT_PERMISSIONS, RATE_LIMITED, USAGE_EXCEEDED), so a
+   * revoked key obtains no token. Each exchange costs 1 against the key's
+   * rate limits and remaining_uses, as a VerifyKey of cost 1 does.
    * With required_permissions the token carries only those permissions (all
    * must be granted); without, every permission the key has.
-   * Requires `api_keys:verify`. Returns INVALID_ARGUMENT for a missing key or
-   * a required permission that is not `scope:action`, PERMISSION_DENIED if
+   * Requires `api_keys:verify`. Returns INVALID_ARGUMENT for a missing key,
+   * more than 100 required_permissions or one that is not `scope:action`, or
+   * a malformed workspace_id, PERMISSION_DENIED if
    * the SDK key is restricted to other workspaces and names another
    * workspace_id, UNAVAILABLE if the database is unreachable.
    *
