@@ -28,7 +28,7 @@ export class KeyCache<T> {
   private readonly entries = new Map<string, Entry<T>>();
   /** Hashes of each key's positive entries (a rotated key has several). */
   private readonly byKey = new Map<string, Set<string>>();
-  private readonly inflight = new Map<string, Promise<T | null>>();
+  private readonly inflight = new Map<string, { promise: Promise<T | null>; generation: number }>();
   private generation = 0;
   private enabled = true;
   readonly stats = { hits: 0, misses: 0, fills: 0, discardedFills: 0, evictions: 0 };
@@ -62,19 +62,23 @@ export class KeyCache<T> {
       if (e) this.delete(hash);
     }
     this.stats.misses++;
+    // Join a load only if no eviction came after it started: one that began
+    // before a revoke may return the row as it was, and a caller that arrives
+    // after the revoke must not get that.
     const pending = this.inflight.get(hash);
-    if (pending) return pending;
+    if (pending && pending.generation === this.generation) return pending.promise;
     const startedAt = this.generation;
-    const p = load().then((value) => {
+    const promise = load().then((value) => {
       if (this.enabled && this.generation === startedAt) this.store(hash, value, Date.now());
       else this.stats.discardedFills++;
       return value;
     });
-    this.inflight.set(hash, p);
+    const mine = { promise, generation: startedAt };
+    this.inflight.set(hash, mine);
     try {
-      return await p;
+      return await promise;
     } finally {
-      this.inflight.delete(hash);
+      if (this.inflight.get(hash) === mine) this.inflight.delete(hash);
     }
   }
 

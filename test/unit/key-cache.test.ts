@@ -59,6 +59,21 @@ describe('KeyCache', () => {
     expect(loads).toBe(1);
   });
 
+  it('a miss after an eviction does not join a load that started before it', async () => {
+    const c = newCache();
+    const before = deferred<Rec | null>();
+    const a = c.get('h', () => before.promise); // reads the row before the revoke commits
+    c.evictKeys(['k']); // the revoke committed; RevokeKey returns
+    let loads = 0;
+    const b = c.get('h', async () => (loads++, { id: 'k', ws: 'w', v: 2 })); // a verify after the revoke
+    before.resolve({ id: 'k', ws: 'w', v: 1 });
+    expect((await a)?.v).toBe(1);
+    expect((await b)?.v).toBe(2);
+    expect(loads).toBe(1);
+    // The newer load was stored, the older one discarded.
+    expect((await c.get('h', async () => ({ id: 'k', ws: 'w', v: 3 })))?.v).toBe(2);
+  });
+
   it('keeps negative answers for their own, shorter TTL', async () => {
     const c = newCache({ negativeTtlMs: 1000 });
     let loads = 0;
