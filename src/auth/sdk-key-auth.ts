@@ -18,7 +18,7 @@ export interface SdkKeyAuthOptions {
   recheckMs: number;
   /** Bound on remembered keys (and on remembered wrong tokens, and on throttled sources). */
   maxEntries: number;
-  /** How long a token that failed its bcrypt check is answered from memory. */
+  /** How long a token that failed its check (unknown, revoked or wrong secret) is answered from memory. */
   failureTtlMs: number;
   /** Failed bcrypt checks a source may make at once before it is throttled ... */
   failureBurst: number;
@@ -49,7 +49,7 @@ interface Bucket {
  * bcrypt is slow on purpose, so wrong secrets must not be a way to burn CPU:
  * - a token that failed its check is remembered (by fingerprint) and refused
  *   again without a bcrypt, for `failureTtlMs` (a secret never becomes right);
- * - each source (remote address) has a token bucket of failed checks:
+ * - each source (remote address) has a token bucket of failed bcrypt checks:
  *   `failureBurst` at once, `failuresPerSecond` after that. A source whose
  *   bucket is empty gets RESOURCE_EXHAUSTED for any SDK key that would need
  *   a bcrypt check, without one; keys already remembered keep working.
@@ -58,7 +58,8 @@ export class SdkKeyAuthenticator {
   private readonly remembered = new Map<string, Remembered>();
   private readonly pending = new Map<string, Promise<Remembered>>();
   /** Fingerprints of tokens whose secret was wrong → when that was learned. */
-  private readonly failed = new Map<string, number>();
+  /** Fingerprints of tokens that failed: when, and the subject their failures are recorded under. */
+  private readonly failed = new Map<string, { at: number; subject: string }>();
   private readonly buckets = new Map<string, Bucket>();
   readonly stats = { bcryptChecks: 0, throttled: 0, failuresFromMemory: 0 };
 
@@ -145,11 +146,10 @@ export class SdkKeyAuthenticator {
       throw unauthenticated('the SDK key is malformed');
     }
     const now = Date.now();
-    const failedAt = this.failed.get(fp);
-    if (failedAt !== undefined && now - failedAt < this.opts.failureTtlMs) {
-      // Only a secret that failed bcrypt against an existing key is remembered.
+    const failed = this.failed.get(fp);
+    if (failed !== undefined && now - failed.at < this.opts.failureTtlMs) {
       this.stats.failuresFromMemory++;
-      this.onFailure(parsed.id);
+      this.onFailure(failed.subject);
       throw invalidKey();
     }
     // Failed bcrypt checks are what a source's bucket counts; a source whose
@@ -158,12 +158,13 @@ export class SdkKeyAuthenticator {
     // attempts cannot all pass) and given back if the secret was right.
     if (this.bucketOf(source, now).tokens < 1) throw this.throttled();
     const row = await this.orm.em.fork().findOne(SdkKey, { id: parsed.id });
-    if (!row) {
-      this.onFailure('unknown');
-      throw invalidKey();
-    }
-    if (row.revokeTime) {
-      this.onFailure(row.id);
+    if (!row || row.revokeTime) {
+      // No bcrypt, so nothing taken from the bucket (which would let anyone at
+      // a shared address lock out keys not yet checked); the token is
+      // remembered, so repeating it costs no second read.
+      const subject = row ? row.id : 'unknown';
+      boundedSet(this.failed, fp, { at: Date.now(), subject }, this.opts.maxEntries);
+      this.onFailure(subject);
       throw invalidKey();
     }
     const bucket = this.bucketOf(source, Date.now());
@@ -172,7 +173,7 @@ export class SdkKeyAuthenticator {
     boundedSet(this.buckets, source, bucket, this.opts.maxEntries);
     this.stats.bcryptChecks++;
     if (!(await checkSdkKeySecret(parsed.secret, row.secretHash))) {
-      boundedSet(this.failed, fp, Date.now(), this.opts.maxEntries);
+      boundedSet(this.failed, fp, { at: Date.now(), subject: row.id }, this.opts.maxEntries);
       this.onFailure(row.id);
       throw invalidKey();
     }
