@@ -461,9 +461,10 @@ describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
     expect(limited.headers['x-keyward-key-id']).toBeUndefined();
   });
 
-  it('a spent usage-limited key: 429 usage_exceeded at the client', async () => {
+  it('a spent usage-limited key: 429 usage_exceeded at the client; a client cannot lower its cost', async () => {
     const k = await newKey(READ, { limits: { remainingUses: 1n } });
-    const ok = await get('/transfers/10', { 'x-api-key': k.secret });
+    // nginx sets X-Keyward-Cost itself, so a client's "0" (check only) is overwritten.
+    const ok = await get('/transfers/10', { 'x-api-key': k.secret, 'x-keyward-cost': '0' });
     expect([ok.status, ok.headers['x-keyward-remaining-uses']]).toEqual([200, '0']);
     seen.length = 0;
     const spent = await get('/transfers/10', { 'x-api-key': k.secret });
@@ -527,6 +528,7 @@ http {
       proxy_set_header Content-Length "";
       proxy_set_header X-Keyward-SDK-Key "${o.sdkKey}";
       proxy_set_header X-Keyward-Permissions $keyward_permissions;
+      proxy_set_header X-Keyward-Cost 1;
     }
 
     location = /_keyward_misconfigured {
