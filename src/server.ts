@@ -130,13 +130,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     poolSize: config.dbPoolSize,
     statementTimeoutMs: config.maxRequestTimeoutMs,
   });
+  let app: App | undefined;
+  let listener: ChangeListener | undefined;
+  let background = false;
   try {
-    const app = new App(db.orm, log, config, db.shared);
-    let listener: ChangeListener | undefined;
+    app = new App(db.orm, log, config, db.shared);
     if (db.shared) {
       // Until other replicas' changes can be heard, nothing is cached.
       app.keyCache.setEnabled(false);
-      listener = new ChangeListener(db.url, (c) => app.changes.deliver(c), (on) => app.keyCache.setEnabled(on), log);
+      const a = app;
+      listener = new ChangeListener(db.url, (c) => a.changes.deliver(c), (on) => a.keyCache.setEnabled(on), log);
       await listener.start();
     }
     if (config.bootstrapAdmin) {
@@ -148,23 +151,28 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         );
       }
     }
+    background = true;
     await app.startBackground();
     const server = await listen(app, config.host, config.port, config.shutdownGraceMs, { verifyFastPath: config.verifyFastPath });
     log.info('keyward listening', { host: config.host, port: server.port, database: db.description });
+    const running = app;
     return {
       port: server.port,
-      app,
+      app: running,
       db,
       async close() {
         // Health checks and /readyz answer NOT_SERVING while in-flight requests finish.
-        app.probe.drain();
+        running.probe.drain();
         await server.close();
         await listener?.stop();
-        await app.stopBackground();
+        await running.stopBackground();
         await db.close();
       },
     };
   } catch (e) {
+    // E.g. the port is taken: stop what started, or its timers and connections keep the process alive.
+    await listener?.stop();
+    if (background) await app?.stopBackground();
     await db.close();
     throw e;
   }

@@ -566,8 +566,7 @@ export class VerifyFastPath {
     if (response !== null && (compressed || k.protocol !== CONNECT)) headers = { ...headers, [k.encodingHeader]: response.name };
     if (requestId !== null) headers = { ...headers, [REQUEST_ID_HEADER]: requestIdOf(requestId) };
     if (k.protocol === CONNECT) {
-      headers['content-length'] = String(message.byteLength);
-      this.write(call, headers, message);
+      this.write(call, { ...headers, 'content-length': String(message.byteLength) }, message);
     } else {
       this.write(call, headers, envelope(compressed ? 1 : 0, message, k.protocol === GRPC_WEB ? GRPC_WEB_OK_TRAILER : undefined));
     }

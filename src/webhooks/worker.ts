@@ -120,9 +120,12 @@ export class WebhookWorker {
   private async claim(): Promise<Claimed[]> {
     const leaseMs = this.opts.timeoutMs + 5000;
     return (this.orm.em.fork() as SqlEntityManager).execute<Claimed[]>(
+      // Only events whose workspace still has a webhook: one queued while its
+      // webhook was being deleted must not sit at the head of the queue.
       `with due as (
          select o.id from webhook_outbox o
           where o.delivered_time is null and o.failed_time is null and o.next_attempt_time <= now()
+            and exists (select 1 from webhooks w where w.workspace_id = o.workspace_id)
           order by o.next_attempt_time
           limit ?
           for update skip locked)
@@ -186,7 +189,8 @@ export class WebhookWorker {
     const em = this.orm.em.fork() as SqlEntityManager;
     await em.execute(
       `delete from webhook_outbox
-        where delivered_time < now() - interval '7 days' or failed_time < now() - interval '30 days'`,
+        where delivered_time < now() - interval '7 days' or failed_time < now() - interval '30 days'
+           or not exists (select 1 from webhooks w where w.workspace_id = webhook_outbox.workspace_id)`,
     );
     await em.execute(`delete from key_expiry_notices where expire_time < now() - interval '1 day'`);
   }
