@@ -57,6 +57,7 @@ export type AppOptions = Pick<
   | 'webhookRetryBaseMs'
   | 'webhookMaxAttempts'
   | 'webhookTimeoutMs'
+  | 'webhookAllowPrivateNetworks'
   | 'expiryScanMs'
   | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
   | 'tokenTtlSeconds' | 'tokenIssuer' | 'tokenAudience'
@@ -130,6 +131,7 @@ export class App {
       maxAttempts: opts.webhookMaxAttempts,
       timeoutMs: opts.webhookTimeoutMs,
       expiryScanMs: opts.expiryScanMs,
+      allowPrivateNetworks: opts.webhookAllowPrivateNetworks,
     });
     this.keyCache = newKeyCache({
       maxEntries: opts.verifyCacheSize,

@@ -2,6 +2,7 @@ import { inTransaction } from '../db/transaction.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
 import { enqueueKeyEvent } from '../domain/webhooks.js';
+import { refusedDestination } from './address-guard.js';
 import type { Logger } from '../log.js';
 
 export const SIGNATURE_HEADER = 'keyward-signature';
@@ -38,6 +39,8 @@ export interface WebhookWorkerOptions {
   timeoutMs: number;
   /** How often keys about to expire are looked for (key.expiring). */
   expiryScanMs: number;
+  /** Whether receivers may be on loopback, private or link-local addresses. */
+  allowPrivateNetworks: boolean;
 }
 
 const MAX_BACKOFF_MS = 3_600_000;
@@ -139,25 +142,7 @@ export class WebhookWorker {
   }
 
   private async deliver(c: Claimed): Promise<void> {
-    let error: string | undefined;
-    try {
-      const res = await fetch(c.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'keyward-webhooks',
-          [EVENT_ID_HEADER]: c.id,
-          [SIGNATURE_HEADER]: signWebhook(c.secret, c.payload, Math.floor(Date.now() / 1000)),
-        },
-        body: c.payload,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
-      });
-      await res.body?.cancel().catch(() => {});
-      if (res.status < 200 || res.status > 299) error = `HTTP ${res.status}`;
-    } catch (e) {
-      error = ((e as Error).cause as Error | undefined)?.message ?? (e as Error).message;
-    }
+    const error = await this.send(c);
     const em = this.orm.em.fork() as SqlEntityManager;
     if (error === undefined) {
       await em.execute(`update webhook_outbox set delivered_time = now(), last_error = null where id = ?`, [c.id]);
@@ -178,6 +163,30 @@ export class WebhookWorker {
       attempt: c.attempts,
       error: error.slice(0, 200),
     });
+  }
+
+  /** Posts one event; the error, or undefined when the receiver took it (2xx). */
+  private async send(c: Claimed): Promise<string | undefined> {
+    try {
+      const refused = this.opts.allowPrivateNetworks ? undefined : await refusedDestination(c.url);
+      if (refused !== undefined) return refused;
+      const res = await fetch(c.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'keyward-webhooks',
+          [EVENT_ID_HEADER]: c.id,
+          [SIGNATURE_HEADER]: signWebhook(c.secret, c.payload, Math.floor(Date.now() / 1000)),
+        },
+        body: c.payload,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.opts.timeoutMs),
+      });
+      await res.body?.cancel().catch(() => {});
+      return res.status < 200 || res.status > 299 ? `HTTP ${res.status}` : undefined;
+    } catch (e) {
+      return ((e as Error).cause as Error | undefined)?.message ?? (e as Error).message;
+    }
   }
 
   /**

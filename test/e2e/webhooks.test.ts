@@ -19,6 +19,8 @@ import { expectError } from '../support/rpc.js';
 import { client, startTestServer, type TestServer } from '../support/server.js';
 
 const FAST = {
+  // The receivers here listen on 127.0.0.1.
+  KEYWARD_WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
   KEYWARD_WEBHOOK_POLL_MS: '50',
   KEYWARD_WEBHOOK_RETRY_BASE_MS: '100',
   KEYWARD_EXPIRY_SCAN_MS: '100',
@@ -161,6 +163,27 @@ describe('delivery', () => {
       expect(row.delivered_time).not.toBeNull();
     } finally {
       rx.status = () => 200;
+    }
+  });
+
+  it('by default refuses receivers on private addresses: nothing is sent, the attempt records why', async () => {
+    const { KEYWARD_WEBHOOK_ALLOW_PRIVATE_NETWORKS: _allowed, ...defaults } = FAST;
+    const guarded = await startTestServer(defaults);
+    try {
+      const ws = await workspace(guarded);
+      await client(WebhookService, guarded).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+      const K = client(KeyService, guarded);
+      const keyId = (await K.createKey({ key: { workspaceId: ws, name: 'internal' } })).key!.id;
+      await K.revokeKey({ id: keyId });
+      const outboxRow = async () =>
+        (await (guarded.server.app.orm.em.fork() as SqlEntityManager).execute(`select attempts, last_error, delivered_time from webhook_outbox where workspace_id = ?`, [ws]))[0];
+      let outbox = await outboxRow();
+      for (const end = Date.now() + 10_000; !(outbox?.attempts > 0) && Date.now() < end; outbox = await outboxRow()) await new Promise((r) => setTimeout(r, 25));
+      expect(outbox).toMatchObject({ delivered_time: null });
+      expect(outbox.last_error).toMatch(/^refused: 127\.0\.0\.1 resolves to a private address/);
+      expect(rx.of('key.revoked', keyId)).toHaveLength(0);
+    } finally {
+      await guarded.close();
     }
   });
 
