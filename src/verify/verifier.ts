@@ -7,7 +7,8 @@ import { requireId } from '../domain/validate.js';
 import { KeyCache } from './key-cache.js';
 import type { UsageAnalytics } from './analytics.js';
 import type { LastUsedRecorder } from './usage.js';
-import { checkCost, type RateLimitSpec, type RefillSpec } from '../domain/limits.js';
+import { checkCost, type RefillSpec } from '../domain/limits.js';
+import { rateLimitsOf, refillOf } from '../domain/keys.js';
 import type { StoredRateLimit } from '../db/entities.js';
 import type { KeyLimits, LimitEnforcer, LimitOutcome } from './limits.js';
 
@@ -113,12 +114,11 @@ export interface KeyRecord {
 function limitsOf(row: LookupRow): KeyLimits | null {
   const stored: StoredRateLimit[] = typeof row.rate_limits === 'string' ? JSON.parse(row.rate_limits) : row.rate_limits;
   if (stored.length === 0 && !row.usage_limited) return null;
-  const rateLimits: RateLimitSpec[] = stored.map((l) => ({ name: l.name, limit: l.limit, durationMs: l.duration_ms }));
-  const refill: RefillSpec | null =
-    row.refill_amount === null || row.refill_interval === null
-      ? null
-      : { amount: Number(row.refill_amount), interval: row.refill_interval, dayOfMonth: row.refill_day };
-  return { rateLimits, usageLimited: row.usage_limited, refill };
+  return {
+    rateLimits: rateLimitsOf({ rateLimits: stored }),
+    usageLimited: row.usage_limited,
+    refill: refillOf({ refillAmount: row.refill_amount === null ? null : Number(row.refill_amount), refillInterval: row.refill_interval, refillDay: row.refill_day }),
+  };
 }
 
 function viewOf(rec: KeyRecord, state: KeyState): VerifiedKey {
