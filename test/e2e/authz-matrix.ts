@@ -11,6 +11,34 @@ import type { SdkScope } from '../../src/domain/principal.js';
  */
 export type Access = 'create-workspace' | 'list-workspaces' | 'by-id' | 'names-workspace';
 
+/** What a call answers: a gRPC code, or `OK` (`OK_OWN`: succeeds, showing only the key's own workspaces). */
+export type Expected = 'UNAUTHENTICATED' | 'PERMISSION_DENIED' | 'NOT_FOUND' | 'OK' | 'OK_OWN';
+
+/** The credentials every RPC is called with (security.test.ts). */
+export interface ExpectedByCredential {
+  /** No header, another scheme, a malformed SDK key, an unknown one, a revoked one, a known id with a wrong secret. */
+  unauthenticated: Expected;
+  /** A valid SDK key with every scope but the RPC's. */
+  missingScope: Expected;
+  /** A valid SDK key with the scope, restricted to another workspace than the resource's or the request's. */
+  otherWorkspace: Expected;
+  /** A valid SDK key with only the RPC's scope. */
+  rightKey: Expected;
+  /** A valid SDK key with every scope, restricted to the workspace the request addresses. */
+  restrictedToThisWorkspace: Expected;
+}
+
+/**
+ * The matrix's expected codes: each row below (RPC → scope, access) takes the
+ * column of its access kind, so every RPC × credential has one expected answer.
+ */
+export const EXPECTED: Record<Access, ExpectedByCredential> = {
+  'create-workspace': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'PERMISSION_DENIED', rightKey: 'OK', restrictedToThisWorkspace: 'PERMISSION_DENIED' },
+  'list-workspaces': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'OK_OWN', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
+  'by-id': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'NOT_FOUND', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
+  'names-workspace': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'PERMISSION_DENIED', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
+};
+
 export interface AuthzRow {
   /** The SDK scope the RPC requires (src/domain/* requireScope). */
   scope: SdkScope;

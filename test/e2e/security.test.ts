@@ -18,7 +18,7 @@ import { ServerReflection } from '../../gen/grpc/reflection/v1/reflection_pb.js'
 import { KEYWARD_SERVICES, STANDARD_SERVICES } from '../../src/app.js';
 import { SDK_SCOPES, type SdkScope } from '../../src/domain/principal.js';
 import { client, startTestServer, transport, type ProtocolName, type TestServer } from '../support/server.js';
-import { AUTHZ_MATRIX, OPEN_SERVICES, type AuthzRow, type RpcName } from './authz-matrix.js';
+import { AUTHZ_MATRIX, EXPECTED, OPEN_SERVICES, type AuthzRow, type Expected, type RpcName } from './authz-matrix.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const GEN_DIR = path.join(ROOT, 'gen/keyward/v1');
@@ -552,6 +552,14 @@ const CREDENTIALS: { name: string; header: () => string | undefined; bcrypt?: bo
   { name: 'revoked SDK key', header: () => bearer(tokens.revoked) },
 ];
 
+/** The gRPC code of a refusal in the EXPECTED table. */
+function codeOf(e: Expected): Code {
+  const codes: Partial<Record<Expected, Code>> = { UNAUTHENTICATED: Code.Unauthenticated, PERMISSION_DENIED: Code.PermissionDenied, NOT_FOUND: Code.NotFound };
+  const c = codes[e];
+  if (c === undefined) throw new Error(`${e} is not a refusal`);
+  return c;
+}
+
 describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
   beforeAll(() => {
     protocol = proto;
@@ -566,11 +574,11 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
       // which may be served by a path of its own.
       if (cred.bcrypt && proto !== MATRIX_PROTOCOLS[0] && rpc.name !== 'KeyService/VerifyKey') continue;
       it(`${cred.name} → UNAUTHENTICATED`, async () => {
-        rowOf(rpc.name);
+        const row = rowOf(rpc.name);
         const built = await builderOf(rpc.name)(A);
         const header = cred.header();
         if (header) SECRETS.add(header.replace(/^\S+\s+/, ''));
-        expectCode(await call(rpc, header, built.req), Code.Unauthenticated);
+        expectCode(await call(rpc, header, built.req), codeOf(EXPECTED[row.access].unauthenticated));
         await built.intact?.();
       });
     }
@@ -578,7 +586,7 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
     it(`SDK key with every scope but ${scope} → PERMISSION_DENIED`, async () => {
       const row = rowOf(rpc.name);
       const built = await builderOf(rpc.name)(A);
-      const e = expectCode(await call(rpc, bearer(tokens.lacking[row.scope]), built.req), Code.PermissionDenied);
+      const e = expectCode(await call(rpc, bearer(tokens.lacking[row.scope]), built.req), codeOf(EXPECTED[row.access].missingScope));
       expect(e.rawMessage).toContain(row.scope);
       await built.intact?.();
     });
@@ -587,11 +595,13 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
       const row = rowOf(rpc.name);
       const built = await builderOf(rpc.name)(A);
       const o = await call(rpc, bearer(tokens.restricted), built.req);
+      const expected = EXPECTED[row.access].otherWorkspace;
       switch (row.access) {
         case 'create-workspace':
-          expectCode(o, Code.PermissionDenied);
+          expectCode(o, codeOf(expected));
           break;
         case 'list-workspaces': {
+          expect(expected).toBe('OK_OWN');
           const ids: string[] = expectOk(o).workspaces.map((w: { id: string }) => w.id);
           expect(ids).toContain(B.ws);
           expect(ids.every((id) => id === B.ws || bSpares.includes(id)), `restricted listing returned ${ids}`).toBe(true);
@@ -608,7 +618,7 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
         }
         case 'by-id':
         case 'names-workspace': {
-          const code = row.access === 'by-id' ? Code.NotFound : Code.PermissionDenied;
+          const code = codeOf(expected);
           const other = expectCode(o, code);
           // Exactly what the same key gets for a resource that does not exist.
           const absent = expectCode(await call(rpc, bearer(tokens.restricted), (await builderOf(rpc.name)(ghost)).req), code);
@@ -626,6 +636,7 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
 
     it(`SDK key with only ${scope} → success`, async () => {
       const row = rowOf(rpc.name);
+      expect(EXPECTED[row.access].rightKey).toBe('OK');
       const built = await builderOf(rpc.name)(A);
       await built.check(expectOk(await call(rpc, bearer(tokens.only[row.scope]), built.req)));
     });
@@ -634,8 +645,9 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
       const row = rowOf(rpc.name);
       const built = await builderOf(rpc.name)(B);
       const o = await call(rpc, bearer(tokens.restricted), built.req);
-      if (row.access === 'create-workspace') {
-        expectCode(o, Code.PermissionDenied);
+      const expected = EXPECTED[row.access].restrictedToThisWorkspace;
+      if (expected !== 'OK') {
+        expectCode(o, codeOf(expected));
         await built.intact?.();
       } else {
         await built.check(expectOk(o));
