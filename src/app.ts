@@ -29,6 +29,7 @@ import { tokenService } from './rpc/token-service.js';
 import { SigningKeys } from './tokens/signing-keys.js';
 import { TokenIssuer } from './tokens/token-issuer.js';
 import { DEFAULT_SDK_KEY_AUTH, SdkKeyAuthenticator } from './auth/sdk-key-auth.js';
+import { SecretBox } from './credentials/secret-box.js';
 import { Keys } from './domain/keys.js';
 import { Scopes } from './domain/scopes.js';
 import { SdkKeys } from './domain/sdk-keys.js';
@@ -58,6 +59,7 @@ export type AppOptions = Pick<
   | 'webhookMaxAttempts'
   | 'webhookTimeoutMs'
   | 'webhookAllowPrivateNetworks'
+  | 'secretsKey'
   | 'expiryScanMs'
   | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
   | 'tokenTtlSeconds' | 'tokenIssuer' | 'tokenAudience'
@@ -87,6 +89,7 @@ export class App {
   readonly securityEvents: SecurityEventRecorder;
   readonly usageReports: UsageReports;
   readonly auditLog: AuditLog;
+  readonly secrets: SecretBox;
   readonly webhooks: Webhooks;
   readonly webhookWorker: WebhookWorker;
   readonly verifier: KeyVerifier;
@@ -124,7 +127,8 @@ export class App {
     this.analytics = new UsageAnalytics(orm, log, opts.usageFlushMs, this.securityEvents);
     this.usageReports = new UsageReports(orm);
     this.auditLog = new AuditLog(orm);
-    this.webhooks = new Webhooks(orm);
+    this.secrets = new SecretBox(opts.secretsKey);
+    this.webhooks = new Webhooks(orm, this.secrets);
     this.webhookWorker = new WebhookWorker(orm, log, {
       pollMs: opts.webhookPollMs,
       retryBaseMs: opts.webhookRetryBaseMs,
@@ -132,6 +136,7 @@ export class App {
       timeoutMs: opts.webhookTimeoutMs,
       expiryScanMs: opts.expiryScanMs,
       allowPrivateNetworks: opts.webhookAllowPrivateNetworks,
+      secrets: this.secrets,
     });
     this.keyCache = newKeyCache({
       maxEntries: opts.verifyCacheSize,
@@ -146,7 +151,7 @@ export class App {
     const limits = new LimitEnforcer(this.rateLimiter, new UsageLimits(orm), this.usage);
     this.verifier = new KeyVerifier(orm, this.keyCache, this.usage, limits, this.analytics);
     const tokenTtlMs = opts.tokenTtlSeconds * 1000;
-    this.signingKeys = new SigningKeys(orm, this.changes, { tokenTtlMs });
+    this.signingKeys = new SigningKeys(orm, this.changes, { tokenTtlMs, secrets: this.secrets });
     this.tokens = new TokenIssuer(this.verifier, this.signingKeys, { ttlMs: tokenTtlMs, issuer: opts.tokenIssuer, audience: opts.tokenAudience });
     this.probe = new DatabaseProbe(orm);
     this.changes.subscribe((c) => {

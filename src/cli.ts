@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { SecretBox } from './credentials/secret-box.js';
 import { loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
 import { ChangeBus } from './domain/changes.js';
@@ -30,7 +31,7 @@ async function withDatabase<T>(config: Config, fn: (sdkKeys: SdkKeys, signingKey
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, joinRunning: true });
   try {
     const changes = new ChangeBus(db.shared);
-    return await fn(new SdkKeys(db.orm, changes), new SigningKeys(db.orm, changes, { tokenTtlMs: config.tokenTtlSeconds * 1000 }));
+    return await fn(new SdkKeys(db.orm, changes), new SigningKeys(db.orm, changes, { tokenTtlMs: config.tokenTtlSeconds * 1000, secrets: new SecretBox(config.secretsKey) }));
   } finally {
     await db.close();
   }

@@ -1,4 +1,5 @@
 import { isLevel, type Level } from './log.js';
+import { secretsKeyOf } from './credentials/secret-box.js';
 
 export interface Config {
   /** Port for gRPC, gRPC-Web and Connect (h2c and HTTP/1.1). */
@@ -33,6 +34,8 @@ export interface Config {
   webhookTimeoutMs: number;
   /** Whether webhook receivers may be on loopback, private or link-local addresses. */
   webhookAllowPrivateNetworks: boolean;
+  /** Seals JWT signing keys and webhook secrets at rest (src/credentials/secret-box.ts); unset stores them as they are. */
+  secretsKey: Buffer | undefined;
   /** How often keys about to expire are looked for (key.expiring). */
   expiryScanMs: number;
   /** Serve VerifyKey over HTTP/2 with the lean handler of src/rpc/verify-fast-path.ts instead of connect-node. */
@@ -79,6 +82,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookMaxAttempts: int(env, 'KEYWARD_WEBHOOK_MAX_ATTEMPTS', 10, 1),
     webhookTimeoutMs: int(env, 'KEYWARD_WEBHOOK_TIMEOUT_MS', 10_000, 100),
     webhookAllowPrivateNetworks: env.KEYWARD_WEBHOOK_ALLOW_PRIVATE_NETWORKS === 'true',
+    secretsKey: secretsKeyOf(env.KEYWARD_SECRETS_KEY),
     expiryScanMs: int(env, 'KEYWARD_EXPIRY_SCAN_MS', 60_000, 10),
     sdkKeyFailureBurst: int(env, 'KEYWARD_SDK_KEY_FAILURE_BURST', 20, 1),
     sdkKeyFailuresPerSecond: int(env, 'KEYWARD_SDK_KEY_FAILURES_PER_SECOND', 2, 1),

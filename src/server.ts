@@ -124,6 +124,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (!ormContextsAreSynchronous) {
     log.warn('MikroORM was loaded before src/db/load-orm.ts: async hooks stay on and every request costs more');
   }
+  if (!config.secretsKey) {
+    log.info('KEYWARD_SECRETS_KEY is not set: JWT signing keys and webhook secrets are stored unsealed');
+  }
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,

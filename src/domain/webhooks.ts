@@ -1,4 +1,5 @@
 import { inTransaction } from '../db/transaction.js';
+import type { SecretBox } from '../credentials/secret-box.js';
 import { randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/core';
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
@@ -57,7 +58,10 @@ const newSigningSecret = () => `whsec_${randomBytes(32).toString('base64url')}`;
  * once, when it is made.
  */
 export class Webhooks {
-  constructor(private readonly orm: MikroORM) {}
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly secrets: SecretBox,
+  ) {}
 
   async set(p: Principal, input: WebhookInput, rotateSecret: boolean): Promise<SetWebhookResult> {
     p.requireScope('workspace:write');
@@ -71,11 +75,14 @@ export class Webhooks {
       let signingSecret = '';
       if (!webhook) {
         signingSecret = newSigningSecret();
-        webhook = em.create(Webhook, { workspaceId: ws.id, url, secret: signingSecret, expiringNoticeDays });
+        webhook = em.create(Webhook, { workspaceId: ws.id, url, secret: this.secrets.seal(signingSecret), expiringNoticeDays });
       } else {
         webhook.url = url;
         webhook.expiringNoticeDays = expiringNoticeDays;
-        if (rotateSecret) webhook.secret = signingSecret = newSigningSecret();
+        if (rotateSecret) {
+          signingSecret = newSigningSecret();
+          webhook.secret = this.secrets.seal(signingSecret);
+        }
         webhook.updateTime = new Date();
       }
       audit(em, p, 'webhook.set', { type: 'webhook', id: ws.id, workspaceId: ws.id });

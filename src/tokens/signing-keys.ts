@@ -1,4 +1,5 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { SecretBox } from '../credentials/secret-box.js';
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
 import { audit } from '../domain/audit.js';
 import type { ChangeBus } from '../domain/changes.js';
@@ -29,6 +30,8 @@ export interface SigningKeysOptions {
   tokenTtlMs: number;
   /** How long a process keeps signing with the key it loaded before reading the active one again. */
   reloadMs?: number;
+  /** Seals private keys at rest. */
+  secrets: SecretBox;
 }
 
 /**
@@ -91,12 +94,12 @@ export class SigningKeys {
       await em.execute(
         `insert into signing_keys (id, algorithm, public_jwk, private_pkcs8, create_time)
          values (?, ?, ?::jsonb, ?, now()) on conflict do nothing`,
-        newKeyRow(),
+        newKeyRow(this.opts.secrets),
       );
       row = await this.findActive(em);
       if (!row) throw new Error('no active signing key after creating one');
     }
-    const key = { id: row.id, privateKey: createPrivateKey(row.private_pkcs8) };
+    const key = { id: row.id, privateKey: createPrivateKey(this.opts.secrets.open(row.private_pkcs8)) };
     this.active = { key, loadedAt: Date.now() };
     return key;
   }
@@ -117,7 +120,7 @@ export class SigningKeys {
       const retired = await sql.execute<{ id: string }[]>(
         'update signing_keys set retire_time = now() where retire_time is null returning id',
       );
-      const values = newKeyRow();
+      const values = newKeyRow(this.opts.secrets);
       await sql.execute(
         `insert into signing_keys (id, algorithm, public_jwk, private_pkcs8, create_time) values (?, ?, ?::jsonb, ?, now())`,
         values,
@@ -153,9 +156,9 @@ export class SigningKeys {
 }
 
 /** Values for one new key row: id, algorithm, public JWK (JSON), private key (PKCS#8 PEM). */
-function newKeyRow(): [string, string, string, string] {
+function newKeyRow(secrets: SecretBox): [string, string, string, string] {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
   const jwk = publicKey.export({ format: 'jwk' });
   const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
-  return [newId(), SIGNING_ALGORITHM, JSON.stringify({ kty: jwk.kty, crv: jwk.crv, x: jwk.x }), pem];
+  return [newId(), SIGNING_ALGORITHM, JSON.stringify({ kty: jwk.kty, crv: jwk.crv, x: jwk.x }), secrets.seal(pem)];
 }

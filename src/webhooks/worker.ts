@@ -1,4 +1,5 @@
 import { inTransaction } from '../db/transaction.js';
+import type { SecretBox } from '../credentials/secret-box.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
 import { enqueueKeyEvent } from '../domain/webhooks.js';
@@ -41,6 +42,8 @@ export interface WebhookWorkerOptions {
   expiryScanMs: number;
   /** Whether receivers may be on loopback, private or link-local addresses. */
   allowPrivateNetworks: boolean;
+  /** Opens the stored signing secrets. */
+  secrets: SecretBox;
 }
 
 const MAX_BACKOFF_MS = 3_600_000;
@@ -176,7 +179,7 @@ export class WebhookWorker {
           'content-type': 'application/json',
           'user-agent': 'keyward-webhooks',
           [EVENT_ID_HEADER]: c.id,
-          [SIGNATURE_HEADER]: signWebhook(c.secret, c.payload, Math.floor(Date.now() / 1000)),
+          [SIGNATURE_HEADER]: signWebhook(this.opts.secrets.open(c.secret), c.payload, Math.floor(Date.now() / 1000)),
         },
         body: c.payload,
         redirect: 'manual',

@@ -1,5 +1,6 @@
 // TokenService/ExchangeKey: a valid API key buys a short-lived EdDSA JWT that
 // verifies against the JWKS served over HTTP; signing keys rotate.
+import { randomBytes } from 'node:crypto';
 import { Code } from '@connectrpc/connect';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
@@ -19,7 +20,13 @@ let ws: string;
 let gatewayKey: string;
 
 beforeAll(async () => {
-  ts = await startTestServer({ KEYWARD_TOKEN_TTL_SECONDS: String(TTL_SECONDS), KEYWARD_TOKEN_AUDIENCE: 'api.example.com', KEYWARD_TOKEN_ISSUER: 'https://keyward.example.com' });
+  ts = await startTestServer({
+    KEYWARD_TOKEN_TTL_SECONDS: String(TTL_SECONDS),
+    KEYWARD_TOKEN_AUDIENCE: 'api.example.com',
+    KEYWARD_TOKEN_ISSUER: 'https://keyward.example.com',
+    // Private keys sealed at rest: every token below is signed with a key read back through it.
+    KEYWARD_SECRETS_KEY: randomBytes(32).toString('base64'),
+  });
   ws = (await client(WorkspaceService, ts).createWorkspace({ workspace: { name: 'tokens' } })).workspace!.id;
   const S = client(ScopeService, ts);
   await S.createScope({ scope: { workspaceId: ws, name: 'balance_transfers' } });
@@ -116,6 +123,13 @@ describe('ExchangeKey', () => {
 });
 
 describe('signing keys', () => {
+  it('private halves are stored sealed with KEYWARD_SECRETS_KEY, never as PEM', async () => {
+    await tokens().exchangeKey({ key: (await newKey()).secret });
+    const rows = await ts.server.app.orm.em.fork().execute<{ private_pkcs8: string }[]>(`select private_pkcs8 from signing_keys`);
+    expect(rows.length).toBeGreaterThan(0);
+    for (const r of rows) expect(r.private_pkcs8).toMatch(/^sealed:v1:[A-Za-z0-9_-]+$/);
+  });
+
   it('the JWKS publishes public halves only, and is served without credentials', async () => {
     await tokens().exchangeKey({ key: (await newKey()).secret });
     const res = await fetch(jwksUrl());

@@ -166,6 +166,24 @@ describe('delivery', () => {
     }
   });
 
+  it('with KEYWARD_SECRETS_KEY the signing secret is sealed at rest, and deliveries are signed with the secret shown', async () => {
+    const sealed = await startTestServer({ ...FAST, KEYWARD_SECRETS_KEY: randomBytes(32).toString('base64') });
+    try {
+      const ws = await workspace(sealed);
+      const { signingSecret } = await client(WebhookService, sealed).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+      const [row] = await (sealed.server.app.orm.em.fork() as SqlEntityManager).execute(`select secret from webhooks where workspace_id = ?`, [ws]);
+      expect(row.secret).toMatch(/^sealed:v1:/);
+      expect(row.secret).not.toContain(signingSecret.slice(6));
+      const K = client(KeyService, sealed);
+      const keyId = (await K.createKey({ key: { workspaceId: ws, name: 'sealed' } })).key!.id;
+      await K.revokeKey({ id: keyId });
+      const [rev] = await until('key.revoked', () => rx.of('key.revoked', keyId).length === 1 && rx.of('key.revoked', keyId));
+      expect(verifyWebhookSignature(signingSecret, rev!.body, rev!.headers[SIGNATURE_HEADER] as string)).toBe(true);
+    } finally {
+      await sealed.close();
+    }
+  });
+
   it('by default refuses receivers on private addresses: nothing is sent, the attempt records why', async () => {
     const { KEYWARD_WEBHOOK_ALLOW_PRIVATE_NETWORKS: _allowed, ...defaults } = FAST;
     const guarded = await startTestServer(defaults);
