@@ -196,7 +196,8 @@ describe('delivery', () => {
       const outboxRow = async () =>
         (await (guarded.server.app.orm.em.fork() as SqlEntityManager).execute(`select attempts, last_error, delivered_time from webhook_outbox where workspace_id = ?`, [ws]))[0];
       let outbox = await outboxRow();
-      for (const end = Date.now() + 10_000; !(outbox?.attempts > 0) && Date.now() < end; outbox = await outboxRow()) await new Promise((r) => setTimeout(r, 25));
+      // The claim counts the attempt first; its outcome is written after.
+      for (const end = Date.now() + 10_000; !outbox?.last_error && Date.now() < end; outbox = await outboxRow()) await new Promise((r) => setTimeout(r, 25));
       expect(outbox).toMatchObject({ delivered_time: null });
       expect(outbox.last_error).toMatch(/^refused: 127\.0\.0\.1 resolves to a private address/);
       expect(rx.of('key.revoked', keyId)).toHaveLength(0);
