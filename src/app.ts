@@ -148,7 +148,7 @@ export class App {
       opts.redisUrl === undefined
         ? new LocalRateLimiter()
         : new RedisRateLimiter(opts.redisUrl, opts.redisPrefix ?? 'keyward:', log, this.rateLimitStats, opts.redisTimeoutMs ?? 1000);
-    const limits = new LimitEnforcer(this.rateLimiter, new UsageLimits(orm), this.usage);
+    const limits = new LimitEnforcer(this.rateLimiter, new UsageLimits(orm));
     this.verifier = new KeyVerifier(orm, this.keyCache, this.usage, limits, this.analytics);
     const tokenTtlMs = opts.tokenTtlSeconds * 1000;
     this.signingKeys = new SigningKeys(orm, this.changes, { tokenTtlMs, secrets: this.secrets });

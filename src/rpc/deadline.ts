@@ -22,8 +22,8 @@ export function deadlineAt(timeoutMs: number, now = Date.now()): number {
  * `work`'s outcome, or DEADLINE_EXCEEDED if it is not settled within
  * `remainingMs`. Callers check `remainingMs <= 0` before starting the work.
  */
-export function beforeDeadline<T>(work: Promise<T>, remainingMs: number | undefined): Promise<T> {
-  if (remainingMs === undefined) return work;
+export function beforeDeadline<T>(work: T | Promise<T>, remainingMs: number | undefined): Promise<T> {
+  if (remainingMs === undefined || !(work instanceof Promise)) return Promise.resolve(work);
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(deadlineExceeded()), remainingMs);
     work.then(

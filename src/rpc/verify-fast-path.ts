@@ -47,7 +47,7 @@ import { KeyService, type VerifyKeyRequest } from '../../gen/keyward/v1/key_serv
 import type { App } from '../app.js';
 import type { Remembered } from '../auth/sdk-key-auth.js';
 import type { Principal } from '../domain/principal.js';
-import type { VerifiedKey, VerifyInput, VerifyResult } from '../verify/verifier.js';
+import type { VerifyInput, VerifyResult } from '../verify/verifier.js';
 import { costOf, verifyResultToProto } from './convert.js';
 import { decodeVerifyKeyRequest } from './verify-request.js';
 import { beforeDeadline, deadlineAt, deadlineExceeded } from './deadline.js';
@@ -258,8 +258,7 @@ export class VerifyFastPath {
   private readonly opt;
   private readonly serialization;
   private readonly negotiated = new Map<string, Negotiated>();
-  private readonly encodings = new WeakMap<VerifiedKey, Record<string, Uint8Array>>();
-  private readonly noKeyEncodings: Record<string, Uint8Array> = {};
+  private readonly encodings = new WeakMap<VerifyResult, { binary?: Uint8Array; json?: Uint8Array }>();
   private readonly stats;
 
   constructor(
@@ -444,21 +443,20 @@ export class VerifyFastPath {
     const h = call.headers;
     const requestId = headerValue(h[REQUEST_ID_HEADER]);
     const authorization = headerValue(h.authorization);
-    let result: VerifyResult | undefined;
-    let principal: Principal | undefined;
+    let verdict: VerifyResult | Promise<VerifyResult> | undefined;
     let remainingMs: number | undefined;
     try {
-      principal = this.rememberedPrincipal(call.stream, authorization);
+      const principal = this.rememberedPrincipal(call.stream, authorization);
       if (principal !== undefined) {
         remainingMs = this.remainingMs(call);
-        result = this.app.verifier.verifyNow(principal, input);
+        verdict = this.app.verifier.verify(principal, input);
       }
     } catch (e) {
       this.fail(call, requestId, e);
       return;
     }
-    if (result !== undefined) this.succeed(call, requestId, result);
-    else void this.answerLater(call, requestId, authorization, input, principal, remainingMs);
+    if (verdict === undefined || verdict instanceof Promise) void this.answerLater(call, requestId, authorization, input, verdict, remainingMs);
+    else this.succeed(call, requestId, verdict);
   }
 
   /**
@@ -480,23 +478,27 @@ export class VerifyFastPath {
     return entry?.principal;
   }
 
-  /** answer() for an SDK key or an API key that has to be looked up. Never rejects. */
+  /**
+   * answer() for what has to be waited for: the SDK key's check (`pending` is
+   * undefined then), or a verdict that needs the database or Redis. Never rejects.
+   */
   private async answerLater(
     call: Call,
     requestId: string | null,
     authorization: string | null,
     input: VerifyInput,
-    principal: Principal | undefined,
+    pending: Promise<VerifyResult> | undefined,
     remainingMs: number | undefined,
   ): Promise<void> {
     let result: VerifyResult;
     try {
-      if (principal === undefined) {
-        principal = await this.app.auth.authenticate(authorization, call.stream.session?.socket?.remoteAddress ?? '');
+      let verdict: VerifyResult | Promise<VerifyResult> | undefined = pending;
+      if (verdict === undefined) {
+        const principal = await this.app.auth.authenticate(authorization, call.stream.session?.socket?.remoteAddress ?? '');
         remainingMs = this.remainingMs(call);
+        verdict = this.app.verifier.verify(principal, input);
       }
-      const verdict = this.app.verifier.verify(principal, input);
-      result = await (remainingMs === undefined ? verdict : beforeDeadline(verdict, remainingMs));
+      result = await beforeDeadline(verdict, remainingMs);
     } catch (e) {
       this.fail(call, requestId, e);
       return;
@@ -539,21 +541,21 @@ export class VerifyFastPath {
   }
 
   /**
-   * The encoded answer. A verdict's VerifiedKey is shared by every call the
-   * same cached record answers (see KeyVerifier), so its encoding is made once
-   * per code and format and kept as long as that object lives; not so an
-   * answer with the state of the key's limits, which changes every call.
+   * The encoded answer. A verdict without limits is one object per cached
+   * record and code, shared by every call it answers (see KeyVerifier), so
+   * its encoding is made once per format and kept as long as that object
+   * lives; not so an answer with the state of the key's limits, which
+   * changes every call.
    */
   private encode(result: VerifyResult, binary: boolean): Uint8Array {
-    if (result.limits !== undefined) return this.serialization.getO(binary).serialize(verifyResultToProto(result));
-    const slot = binary ? result.code : `${result.code}/json`;
-    let memo = this.noKeyEncodings;
-    if (result.key !== undefined) {
-      const known = this.encodings.get(result.key);
-      if (known === undefined) this.encodings.set(result.key, (memo = {}));
-      else memo = known;
-    }
-    return (memo[slot] ??= this.serialization.getO(binary).serialize(verifyResultToProto(result)));
+    if (result.limits !== undefined) return this.serialize(result, binary);
+    let memo = this.encodings.get(result);
+    if (memo === undefined) this.encodings.set(result, (memo = {}));
+    return binary ? (memo.binary ??= this.serialize(result, true)) : (memo.json ??= this.serialize(result, false));
+  }
+
+  private serialize(result: VerifyResult, binary: boolean): Uint8Array {
+    return this.serialization.getO(binary).serialize(verifyResultToProto(result));
   }
 
   /** A successful answer; `message` is compressed with the negotiated response encoding if `compressed`. */

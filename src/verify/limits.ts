@@ -4,8 +4,7 @@
 import type { RateLimitSpec, RefillSpec } from '../domain/limits.js';
 import type { RateLimiter, RateLimitOutcome, RateOutcome } from './rate-limits.js';
 import type { UsageLimits } from './usage-limits.js';
-import type { LastUsedRecorder } from './usage.js';
-import type { VerifiedKey, VerifyResult } from './verifier.js';
+import { NOT_FOUND, type VerifiedKey, type VerifyResult } from './verifier.js';
 
 /** The limits of a key as the verify cache keeps them: never the count of remaining uses. */
 export interface KeyLimits {
@@ -27,7 +26,6 @@ export class LimitEnforcer {
   constructor(
     private readonly rateLimiter: RateLimiter,
     private readonly usage: UsageLimits,
-    private readonly lastUsed: LastUsedRecorder,
   ) {}
 
   /**
@@ -38,17 +36,13 @@ export class LimitEnforcer {
     if (limits.usageLimited) return undefined;
     const rate = this.rateLimiter.takeNow(keyId, limits.rateLimits, cost, now);
     if (rate === undefined) return undefined;
-    if (rate.admitted) this.lastUsed.touch(keyId, now);
     return { code: rate.admitted ? 'valid' : 'rate_limited', key, limits: { rateLimits: rate.limits } };
   }
 
   async enforce(keyId: string, limits: KeyLimits, key: VerifiedKey, cost: number, now: number): Promise<VerifyResult> {
     const rate = limits.rateLimits.length === 0 ? NO_RATE_LIMITS : await this.rateLimiter.take(keyId, limits.rateLimits, cost, now);
     if (!rate.admitted) return { code: 'rate_limited', key, limits: { rateLimits: rate.limits } };
-    if (!limits.usageLimited) {
-      this.lastUsed.touch(keyId, now);
-      return { code: 'valid', key, limits: { rateLimits: rate.limits } };
-    }
+    if (!limits.usageLimited) return { code: 'valid', key, limits: { rateLimits: rate.limits } };
     let uses;
     try {
       uses = await this.usage.take(keyId, limits.refill, cost, now);
@@ -59,14 +53,13 @@ export class LimitEnforcer {
     if (uses === undefined) {
       // Deleted since it was cached.
       await this.giveBack(keyId, limits, cost, rate);
-      return { code: 'not_found' };
+      return NOT_FOUND;
     }
     if (!uses.admitted) {
       await this.giveBack(keyId, limits, cost, rate);
       const rateLimits = rate.limits.map((l) => ({ ...l, remaining: Math.min(l.limit, l.remaining + cost) }));
       return { code: 'usage_exceeded', key, limits: { rateLimits, remainingUses: uses.remaining ?? undefined } };
     }
-    this.lastUsed.touch(keyId, now);
     return { code: 'valid', key, limits: { rateLimits: rate.limits, remainingUses: uses.remaining ?? undefined } };
   }
 

@@ -107,6 +107,8 @@ export interface KeyRecord {
   permissionSet: ReadonlySet<string>;
   /** The VerifiedKey of each state this record was seen in, made once. */
   views: Partial<Record<KeyState, VerifiedKey>>;
+  /** The verdict of each code this record was answered with (keys without limits), made once. */
+  verdicts: Partial<Record<VerifyCode, VerifyResult>>;
   /** Rate limits and usage limits; null for a key without any. */
   limits: KeyLimits | null;
 }
@@ -119,6 +121,14 @@ function limitsOf(row: LookupRow): KeyLimits | null {
     usageLimited: row.usage_limited,
     refill: refillOf({ refillAmount: row.refill_amount === null ? null : Number(row.refill_amount), refillInterval: row.refill_interval, refillDay: row.refill_day }),
   };
+}
+
+/**
+ * The verdict `code` for a record, made once and then shared by every call
+ * it answers (the fast path keeps each verdict's encoding alongside).
+ */
+function verdictOf(rec: KeyRecord, code: VerifyCode, state: KeyState): VerifyResult {
+  return (rec.verdicts[code] ??= { code, key: viewOf(rec, state) });
 }
 
 function viewOf(rec: KeyRecord, state: KeyState): VerifiedKey {
@@ -148,6 +158,7 @@ function toRecord(row: LookupRow): KeyRecord {
     permissions: row.permissions,
     permissionSet: new Set(row.permissions),
     views: {},
+    verdicts: {},
     limits: limitsOf(row),
   };
 }
@@ -171,7 +182,7 @@ export function checkVerifyInput(input: VerifyInput): void {
 }
 
 /** The answer for every key that is not there; shared, never changed. */
-const NOT_FOUND: VerifyResult = Object.freeze({ code: 'not_found' });
+export const NOT_FOUND: VerifyResult = Object.freeze({ code: 'not_found' });
 
 function hasAll(granted: ReadonlySet<string>, required: readonly string[]): boolean {
   for (let i = 0; i < required.length; i++) if (!granted.has(required[i]!)) return false;
@@ -193,65 +204,47 @@ export class KeyVerifier {
   }
 
   /**
-   * Checks the caller and the request. Returns the key's hash to look up, or
-   * the answer itself for a malformed key (which costs no cache or database
-   * lookup).
+   * The verdict on an API key for caller `p`: the verdict itself when it can
+   * be given without waiting (from the request alone, or a cached key whose
+   * limits, if any, are kept in memory), else a promise of it. A cache hit
+   * thus costs no promise: the VerifyKey fast path answers it synchronously.
+   * Throws (synchronously) for a caller without `api_keys:verify`, a bad
+   * request, or a workspace the caller may not see.
    */
-  private admit(p: Principal, input: VerifyInput): string | VerifyResult {
+  verify(p: Principal, input: VerifyInput): VerifyResult | Promise<VerifyResult> {
     p.requireScope('api_keys:verify');
     checkVerifyInput(input);
     if (input.workspaceId !== '') p.requireWorkspace(input.workspaceId);
-    return isWellFormedApiKey(input.key) ? hashApiKey(input.key) : this.analytics.count(p, input.workspaceId, NOT_FOUND, Date.now());
+    const now = Date.now();
+    // A malformed key costs no cache or database lookup.
+    if (!isWellFormedApiKey(input.key)) return this.settle(p, input, NOT_FOUND, now);
+    const hash = hashApiKey(input.key);
+    const rec = this.cache.peek(hash, now);
+    if (rec !== undefined) return this.decide(p, input, rec, now);
+    return this.cache.get(hash, () => this.lookup(hash)).then((r) => this.decide(p, input, r, Date.now()));
   }
 
-  /**
-   * The verdict, if it can be given without waiting: from the request alone
-   * or from the cache. Undefined when verify() has to load the key. Throws
-   * what verify() rejects with. Lets the VerifyKey fast path answer a cache
-   * hit without a promise. Undefined too for a key whose limits must be
-   * checked in Redis or the database (nothing is consumed then).
-   */
-  verifyNow(p: Principal, input: VerifyInput): VerifyResult | undefined {
-    const hash = this.admit(p, input);
-    if (typeof hash !== 'string') return hash;
-    const rec = this.cache.peek(hash);
-    return rec === undefined ? undefined : this.decide(p, input, rec, Date.now(), true);
+  /** The verdict for what the database (or the cache) says about the key. */
+  private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number): VerifyResult | Promise<VerifyResult> {
+    const verdict = this.judge(p, input, rec, now);
+    return verdict instanceof Promise ? verdict.then((v) => this.settle(p, input, v, now)) : this.settle(p, input, verdict, now);
   }
 
-  async verify(p: Principal, input: VerifyInput): Promise<VerifyResult> {
-    const hash = this.admit(p, input);
-    if (typeof hash !== 'string') return hash;
-    const rec = await this.cache.get(hash, () => this.lookup(hash));
-    return this.decide(p, input, rec, Date.now(), false);
-  }
-
-  /**
-   * The verdict for what the database (or the cache) says about the key,
-   * counted for usage analytics. For a key with limits it may have to wait;
-   * `sync` (from verifyNow) asks for an answer only if none is needed, else
-   * undefined, having consumed and counted nothing.
-   */
-  private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number, sync: true): VerifyResult | undefined;
-  private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number, sync: false): VerifyResult | Promise<VerifyResult>;
-  private decide(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number, sync: boolean): VerifyResult | Promise<VerifyResult> | undefined {
-    const verdict = this.judge(p, input, rec, now, sync);
-    if (verdict === undefined) return undefined;
-    if (verdict instanceof Promise) return verdict.then((v) => this.analytics.count(p, input.workspaceId, v, now));
+  /** What every verdict is followed by: counted for usage analytics, and a valid key's use noted. */
+  private settle(p: Principal, input: VerifyInput, verdict: VerifyResult, now: number): VerifyResult {
+    if (verdict.code === 'valid') this.usage.touch(verdict.key!.id, now);
     return this.analytics.count(p, input.workspaceId, verdict, now);
   }
 
-  private judge(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number, sync: boolean): VerifyResult | Promise<VerifyResult> | undefined {
+  private judge(p: Principal, input: VerifyInput, rec: KeyRecord | null, now: number): VerifyResult | Promise<VerifyResult> {
     if (!rec || (rec.secretExpireMs !== null && rec.secretExpireMs <= now)) return NOT_FOUND;
     if (!p.canSee(rec.workspaceId) || (input.workspaceId !== '' && rec.workspaceId !== input.workspaceId)) return NOT_FOUND;
     const state = keyState(rec, now);
+    if (state !== 'active') return verdictOf(rec, state, state);
+    if (!hasAll(rec.permissionSet, input.requiredPermissions)) return verdictOf(rec, 'insufficient_permissions', state);
+    if (rec.limits === null) return verdictOf(rec, 'valid', state);
     const key = viewOf(rec, state);
-    if (state !== 'active') return { code: state, key };
-    if (!hasAll(rec.permissionSet, input.requiredPermissions)) return { code: 'insufficient_permissions', key };
-    if (rec.limits !== null) {
-      const cost = input.cost ?? 1;
-      return sync ? this.limits.enforceNow(rec.id, rec.limits, key, cost, now) : this.limits.enforce(rec.id, rec.limits, key, cost, now);
-    }
-    this.usage.touch(rec.id, now);
-    return { code: 'valid', key };
+    const cost = input.cost ?? 1;
+    return this.limits.enforceNow(rec.id, rec.limits, key, cost, now) ?? this.limits.enforce(rec.id, rec.limits, key, cost, now);
   }
 }
