@@ -11,7 +11,7 @@ import {
 } from '../../gen/keyward/v1/key_pb.js';
 import { ScopeSchema } from '../../gen/keyward/v1/scope_pb.js';
 import { WorkspaceSchema } from '../../gen/keyward/v1/workspace_pb.js';
-import { VerifyCode, VerifyKeyResponseSchema } from '../../gen/keyward/v1/key_service_pb.js';
+import { VerifyCode, VerifyKeyResponseSchema, type VerifyKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
 import { AuditEventSchema } from '../../gen/keyward/v1/audit_event_pb.js';
 import { WebhookSchema } from '../../gen/keyward/v1/webhook_pb.js';
 import type { AuditEvent, Scope, Webhook, Workspace } from '../db/entities.js';
@@ -20,7 +20,7 @@ import { invalidArgument } from '../domain/errors.js';
 import type { KeyInput, KeyView } from '../domain/keys.js';
 import type { Action as DomainAction, KeyState as DomainKeyState } from '../domain/key-state.js';
 import type { RateLimitInput, RefillInput, RefillSpec } from '../domain/limits.js';
-import type { VerifyCode as DomainVerifyCode, VerifyResult } from '../verify/verifier.js';
+import type { VerifyCode as DomainVerifyCode, VerifyInput, VerifyResult } from '../verify/verifier.js';
 import type { LimitOutcome } from '../verify/limits.js';
 
 // Mapping between protobuf messages and domain values: the only place that
@@ -151,8 +151,13 @@ export function keyInputFromProto(k: ApiKeyMsg | undefined): KeyInput {
   };
 }
 
-/** VerifyKeyRequest.cost as a number (undefined when unset). */
-export const costOf = (cost: bigint | undefined) => (cost === undefined ? undefined : Number(cost));
+/** What VerifyKey verifies, from its request (cost undefined when unset). */
+export const verifyInputFromProto = (r: VerifyKeyRequest): VerifyInput => ({
+  key: r.key,
+  requiredPermissions: r.requiredPermissions,
+  workspaceId: r.workspaceId,
+  cost: r.cost === undefined ? undefined : Number(r.cost),
+});
 
 const CODE_TO_PROTO: Record<DomainVerifyCode, VerifyCode> = {
   valid: VerifyCode.VALID,

@@ -6,7 +6,7 @@ import type { Keys } from '../domain/keys.js';
 import type { KeyVerifier } from '../verify/verifier.js';
 import { principalOf } from './context.js';
 import { beforeDeadline, deadlineExceeded } from './deadline.js';
-import { costOf, keyInputFromProto, keyStateFromProto, keyToProto, toTime, verifyResultToProto } from './convert.js';
+import { keyInputFromProto, keyStateFromProto, keyToProto, toTime, verifyInputFromProto, verifyResultToProto } from './convert.js';
 
 export function keyService(keys: Keys, verifier: KeyVerifier): ServiceImpl<typeof KeyService> {
   return {
@@ -51,8 +51,7 @@ export function keyService(keys: Keys, verifier: KeyVerifier): ServiceImpl<typeo
       const principal = principalOf(ctx);
       const remainingMs = ctx.timeoutMs();
       if (remainingMs !== undefined && remainingMs <= 0) throw deadlineExceeded();
-      const input = { key: req.key, requiredPermissions: req.requiredPermissions, workspaceId: req.workspaceId, cost: costOf(req.cost) };
-      return verifyResultToProto(await beforeDeadline(verifier.verify(principal, input), remainingMs));
+      return verifyResultToProto(await beforeDeadline(verifier.verify(principal, verifyInputFromProto(req)), remainingMs));
     },
   };
 }

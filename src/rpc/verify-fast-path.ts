@@ -48,7 +48,7 @@ import type { App } from '../app.js';
 import type { Remembered } from '../auth/sdk-key-auth.js';
 import type { Principal } from '../domain/principal.js';
 import type { VerifyInput, VerifyResult } from '../verify/verifier.js';
-import { costOf, verifyResultToProto } from './convert.js';
+import { verifyInputFromProto, verifyResultToProto } from './convert.js';
 import { decodeVerifyKeyRequest } from './verify-request.js';
 import { beforeDeadline, deadlineAt, deadlineExceeded } from './deadline.js';
 import { REQUEST_ID_HEADER, requestIdOf, rpcFailureOf } from './interceptors.js';
@@ -435,7 +435,7 @@ export class VerifyFastPath {
     } catch {
       return this.handOver(call, true);
     }
-    return { key: m.key, requiredPermissions: m.requiredPermissions, workspaceId: m.workspaceId, cost: costOf(m.cost) };
+    return verifyInputFromProto(m);
   }
 
   /** Authenticates, checks the deadline, verifies; waits only for what is not in memory. */

@@ -1,7 +1,7 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { VerifyKeyRequestSchema } from '../../gen/keyward/v1/key_service_pb.js';
-import { costOf } from '../../src/rpc/convert.js';
+import { verifyInputFromProto } from '../../src/rpc/convert.js';
 import { decodeVerifyKeyRequest } from '../../src/rpc/verify-request.js';
 
 // A small deterministic PRNG, so a failure can be replayed.
@@ -14,10 +14,7 @@ function prng(seed: number): () => number {
   };
 }
 
-const protobufEs = (b: Uint8Array) => {
-  const m = fromBinary(VerifyKeyRequestSchema, b);
-  return { key: m.key, requiredPermissions: m.requiredPermissions, workspaceId: m.workspaceId, cost: costOf(m.cost) };
-};
+const protobufEs = (b: Uint8Array) => verifyInputFromProto(fromBinary(VerifyKeyRequestSchema, b));
 
 /** The decoder either declines or agrees with protobuf-es (which must then accept the bytes). */
 function expectAgrees(bytes: Uint8Array): boolean {
