@@ -1,7 +1,7 @@
 import { LockMode, type EntityManager, type FilterQuery } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKey, ApiKeyGrant, ApiKeySecret, Scope, Workspace } from '../db/entities.js';
-import { issueApiKey } from '../credentials/api-key.js';
+import { issueApiKey, type IssuedApiKey } from '../credentials/api-key.js';
 import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
 import type { ChangeBus } from './changes.js';
@@ -79,6 +79,17 @@ export function rateLimitsOf(key: Pick<ApiKey, 'rateLimits'>): RateLimitSpec[] {
 export function refillOf(key: Pick<ApiKey, 'refillAmount' | 'refillInterval' | 'refillDay'>): RefillSpec | null {
   if (key.refillAmount === null || key.refillInterval === null) return null;
   return { amount: Number(key.refillAmount), interval: key.refillInterval as RefillSpec['interval'], dayOfMonth: key.refillDay ?? null };
+}
+
+/** Rate limits as the api_keys column stores them, checked. */
+function storedRateLimits(input: RateLimitInput[]) {
+  return checkRateLimits('key.rate_limits', input).map((l) => ({ name: l.name, limit: l.limit, duration_ms: l.durationMs }));
+}
+
+/** The key's remaining uses with any refill due by `now` applied; null when unlimited. */
+function usageOf(key: ApiKey, now: number): UsageState | null {
+  if (key.remainingUses === null) return null;
+  return usageAt({ remainingUses: Number(key.remainingUses), lastRefillTime: key.lastRefillTime ?? null }, refillOf(key), now);
 }
 
 /** The key's limits as audit details. */
@@ -166,22 +177,22 @@ function stateFilter(state: KeyState, now: Date): FilterQuery<ApiKey> {
   }
 }
 
+/** Loads a key the caller may see in a live workspace, or NOT_FOUND. */
+export async function findVisibleKey(em: EntityManager, p: Principal, id: string, opts: { field?: string; lock?: boolean } = {}) {
+  requireId(opts.field ?? 'id', id);
+  const key = await em.findOne(ApiKey, { id }, opts.lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
+  if (!key || !p.canSee(key.workspaceId)) throw notFound('key', id);
+  // A deleted workspace hides its keys.
+  const ws = await em.findOne(Workspace, { id: key.workspaceId, deleteTime: null });
+  if (!ws) throw notFound('key', id);
+  return { key, ws };
+}
+
 export class Keys {
   constructor(
     private readonly orm: MikroORM,
     private readonly changes: ChangeBus,
   ) {}
-
-  /** Loads a key the caller may see in a live workspace, or NOT_FOUND. */
-  private async findVisible(em: EntityManager, p: Principal, id: string, opts: { field?: string; lock?: boolean } = {}) {
-    requireId(opts.field ?? 'id', id);
-    const key = await em.findOne(ApiKey, { id }, opts.lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
-    if (!key || !p.canSee(key.workspaceId)) throw notFound('key', id);
-    // A deleted workspace hides its keys.
-    const ws = await em.findOne(Workspace, { id: key.workspaceId, deleteTime: null });
-    if (!ws) throw notFound('key', id);
-    return { key, ws };
-  }
 
   private async views(em: EntityManager, keys: ApiKey[]): Promise<KeyView[]> {
     if (keys.length === 0) return [];
@@ -190,28 +201,25 @@ export class Keys {
     const scopes = scopeIds.length ? await em.find(Scope, { id: { $in: scopeIds } }) : [];
     const scopeName = new Map(scopes.map((s) => [s.id, s.name]));
     const now = Date.now();
-    return keys.map((key) => {
-      const refill = refillOf(key);
-      return {
-        key,
-        grants: grants
-          .filter((g) => g.apiKeyId === key.id)
-          .map((g) => ({ scope: scopeName.get(g.scopeId)!, actions: g.actions as Action[] }))
-          .sort((a, b) => (a.scope < b.scope ? -1 : 1)),
-        state: keyState(key, now),
-        rateLimits: rateLimitsOf(key),
-        usage: key.remainingUses === null ? null : usageAt({ remainingUses: Number(key.remainingUses), lastRefillTime: key.lastRefillTime ?? null }, refill, now),
-        refill,
-      };
-    });
+    return keys.map((key) => ({
+      key,
+      grants: grants
+        .filter((g) => g.apiKeyId === key.id)
+        .map((g) => ({ scope: scopeName.get(g.scopeId)!, actions: g.actions as Action[] }))
+        .sort((a, b) => (a.scope < b.scope ? -1 : 1)),
+      state: keyState(key, now),
+      rateLimits: rateLimitsOf(key),
+      usage: usageOf(key, now),
+      refill: refillOf(key),
+    }));
   }
 
   private async view(em: EntityManager, key: ApiKey): Promise<KeyView> {
     return (await this.views(em, [key]))[0]!;
   }
 
-  private addSecret(em: EntityManager, key: ApiKey, ws: Workspace): string {
-    const issued = issueApiKey(ws.keyPrefix);
+  /** Gives the key the secret `issued` (its hash stored, its masked form and start on the key); returns the plaintext. */
+  private addSecret(em: EntityManager, key: ApiKey, issued: IssuedApiKey): string {
     em.create(ApiKeySecret, { hash: issued.hash, apiKeyId: key.id, expireTime: null });
     key.maskedKey = issued.masked;
     key.start = issued.start;
@@ -230,7 +238,7 @@ export class Keys {
       metadata: checkMetadata('key.metadata', input.metadata),
       expireTime: checkExpireTime(input.expireTime, now),
       enabled: input.enabled ?? true,
-      rateLimits: checkRateLimits('key.rate_limits', input.rateLimits).map((l) => ({ name: l.name, limit: l.limit, duration_ms: l.durationMs })),
+      rateLimits: storedRateLimits(input.rateLimits),
     };
     const remainingUses = checkRemainingUses('key.remaining_uses', input.remainingUses);
     const refill = checkRefill('key.refill', input.refill);
@@ -256,8 +264,7 @@ export class Keys {
       // cannot order inserts by foreign key: write the key before its secret
       // and grants.
       await em.flush();
-      em.create(ApiKeySecret, { hash: issued.hash, apiKeyId: key.id, expireTime: null });
-      const secret = issued.plaintext;
+      const secret = this.addSecret(em, key, issued);
       for (const g of grants) em.create(ApiKeyGrant, { apiKeyId: key.id, scopeId: g.scope.id, actions: g.actions });
       audit(em, p, 'key.create', { type: 'key', id: key.id, workspaceId: ws.id }, limitsDetails(key));
       await em.flush();
@@ -268,7 +275,7 @@ export class Keys {
   async get(p: Principal, id: string): Promise<KeyView> {
     p.requireScope('api_keys:read');
     const em = this.orm.em.fork();
-    const { key } = await this.findVisible(em, p, id);
+    const { key } = await findVisibleKey(em, p, id);
     return this.view(em, key);
   }
 
@@ -294,7 +301,7 @@ export class Keys {
     const mask = checkUpdateMask(maskPaths, KEY_MASK);
     const now = Date.now();
     return this.changes.transaction(this.orm.em.fork(), async (em, report) => {
-      const { key } = await this.findVisible(em, p, id, { field: 'key.id', lock: true });
+      const { key } = await findVisibleKey(em, p, id, { field: 'key.id', lock: true });
       if (key.revokeTime) throw failedPrecondition('the key is revoked; a revoked key cannot be changed');
       if (mask.has('customer_id')) key.customerId = checkCustomerId(input.customerId);
       if (mask.has('name')) key.name = checkName(input.name);
@@ -311,11 +318,11 @@ export class Keys {
         for (const g of grants) em.create(ApiKeyGrant, { apiKeyId: key.id, scopeId: g.scope.id, actions: g.actions });
       }
       if (mask.has('rate_limits')) {
-        key.rateLimits = checkRateLimits('key.rate_limits', input.rateLimits).map((l) => ({ name: l.name, limit: l.limit, duration_ms: l.durationMs }));
+        key.rateLimits = storedRateLimits(input.rateLimits);
       }
       if (mask.has('remaining_uses') || mask.has('refill')) {
         // What is not in the mask stays, with any refill due by now applied.
-        const current = key.remainingUses === null ? null : usageAt({ remainingUses: Number(key.remainingUses), lastRefillTime: key.lastRefillTime ?? null }, refillOf(key), now);
+        const current = usageOf(key, now);
         const uses = mask.has('remaining_uses') ? checkRemainingUses('key.remaining_uses', input.remainingUses) : (current?.remainingUses ?? null);
         const refill = mask.has('refill') ? checkRefill('key.refill', input.refill) : refillOf(key);
         setUsage(key, uses, refill, now);
@@ -337,7 +344,7 @@ export class Keys {
     if (!Number.isFinite(graceMs) || graceMs < 0) throw invalidArgument('grace_period', 'must not be negative');
     if (graceMs > MAX_GRACE_PERIOD_MS) throw invalidArgument('grace_period', 'must be at most 30 days');
     return this.changes.transaction(this.orm.em.fork(), async (em, report) => {
-      const { key, ws } = await this.findVisible(em, p, id, { lock: true });
+      const { key, ws } = await findVisibleKey(em, p, id, { lock: true });
       if (key.revokeTime) throw failedPrecondition('the key is revoked; a revoked key cannot be rotated');
       const now = new Date();
       const until = new Date(now.getTime() + graceMs);
@@ -348,7 +355,7 @@ export class Keys {
       } else {
         await em.nativeUpdate(ApiKeySecret, { apiKeyId: id, $or: [{ expireTime: null }, { expireTime: { $gt: until } }] }, { expireTime: until });
       }
-      const secret = this.addSecret(em, key, ws);
+      const secret = this.addSecret(em, key, issueApiKey(ws.keyPrefix));
       key.updateTime = now;
       audit(em, p, 'key.rotate', { type: 'key', id, workspaceId: key.workspaceId });
       await enqueueKeyEvent(em, 'key.rotated', key, { previous_secret_expire_time: until.toISOString() });
@@ -361,7 +368,7 @@ export class Keys {
   async revoke(p: Principal, id: string): Promise<KeyView> {
     p.requireScope('api_keys:write');
     return this.changes.transaction(this.orm.em.fork(), async (em, report) => {
-      const { key } = await this.findVisible(em, p, id, { lock: true });
+      const { key } = await findVisibleKey(em, p, id, { lock: true });
       if (!key.revokeTime) {
         key.revokeTime = new Date();
         key.updateTime = key.revokeTime;
@@ -377,7 +384,7 @@ export class Keys {
   async delete(p: Principal, id: string): Promise<void> {
     p.requireScope('api_keys:write');
     await this.changes.transaction(this.orm.em.fork(), async (em, report) => {
-      const { key } = await this.findVisible(em, p, id, { lock: true });
+      const { key } = await findVisibleKey(em, p, id, { lock: true });
       em.remove(key);
       audit(em, p, 'key.delete', { type: 'key', id, workspaceId: key.workspaceId });
       report({ keys: [id] });

@@ -1,6 +1,6 @@
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
-import { ApiKey } from '../db/entities.js';
-import { invalidArgument, notFound } from './errors.js';
+import { invalidArgument } from './errors.js';
+import { findVisibleKey } from './keys.js';
 import type { Principal } from './principal.js';
 import { requireId } from './validate.js';
 import { findVisibleWorkspace } from './workspaces.js';
@@ -83,11 +83,7 @@ export class UsageReports {
     requireId('key_id', keyId);
     const { from, to } = checkRange(range);
     const em = this.orm.em.fork() as SqlEntityManager;
-    const key = await em.findOne(ApiKey, { id: keyId });
-    if (!key || !p.canSee(key.workspaceId)) throw notFound('key', keyId);
-    await findVisibleWorkspace(em, p, key.workspaceId).catch(() => {
-      throw notFound('key', keyId);
-    });
+    const { key } = await findVisibleKey(em, p, keyId, { field: 'key_id' });
     const rows = await em.execute<UsageRow[]>(`${SELECT} where workspace_id = ? and key_id = ? and hour >= ? and hour < ? ${GROUP}`, [
       key.workspaceId,
       keyId,
