@@ -3,6 +3,7 @@ import { SdkKey } from '../db/entities.js';
 import { checkSdkKeySecret, parseSdkKey, sdkKeyFingerprint } from '../credentials/sdk-key.js';
 import { resourceExhausted, unauthenticated } from '../domain/errors.js';
 import { Principal } from '../domain/principal.js';
+import { bearerTokenOf } from './bearer.js';
 
 /** A verified SDK key as remembered; see SdkKeyAuthenticator. */
 export interface Remembered {
@@ -57,7 +58,6 @@ interface Bucket {
 export class SdkKeyAuthenticator {
   private readonly remembered = new Map<string, Remembered>();
   private readonly pending = new Map<string, Promise<Remembered>>();
-  /** Fingerprints of tokens whose secret was wrong → when that was learned. */
   /** Fingerprints of tokens that failed: when, and the subject their failures are recorded under. */
   private readonly failed = new Map<string, { at: number; subject: string }>();
   private readonly buckets = new Map<string, Bucket>();
@@ -111,8 +111,12 @@ export class SdkKeyAuthenticator {
    * The principal of the SDK key in `authorization`. `source` identifies the
    * caller's network origin (its remote address) for throttling failed checks.
    */
-  async authenticate(authorization: string | null | undefined, source = ''): Promise<Principal> {
-    const token = this.token(authorization);
+  authenticate(authorization: string | null | undefined, source = ''): Promise<Principal> {
+    return this.authenticateToken(this.token(authorization), source);
+  }
+
+  /** authenticate() for an SDK key sent elsewhere than in an authorization header (forward auth's own header). */
+  async authenticateToken(token: string, source = ''): Promise<Principal> {
     const fp = sdkKeyFingerprint(token);
     const hit = this.remembered.get(fp);
     if (hit && this.isFresh(hit)) return hit.principal;
@@ -232,7 +236,7 @@ function invalidKey() {
 
 function bearerToken(authorization: string | null | undefined): string {
   if (!authorization) throw unauthenticated('missing SDK key: send "authorization: Bearer <sdk key>"');
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-  if (!m) throw unauthenticated('the authorization header must be "Bearer <sdk key>"');
-  return m[1]!;
+  const token = bearerTokenOf(authorization);
+  if (token === undefined) throw unauthenticated('the authorization header must be "Bearer <sdk key>"');
+  return token;
 }

@@ -31,9 +31,10 @@
 //   400  a malformed X-Keyward-Permissions, X-Keyward-Require-Workspace-Id or X-Keyward-Cost
 //   503  the database is unreachable (fail closed)
 import type { IncomingHttpHeaders } from 'node:http';
+import { bearerTokenOf } from '../auth/bearer.js';
+import { isConnectionError } from '../db/errors.js';
 import { DomainError } from '../domain/errors.js';
 import type { App } from '../app.js';
-import { isConnectionError } from '../db/errors.js';
 import type { VerifyResult } from '../verify/verifier.js';
 import type { LimitOutcome } from '../verify/limits.js';
 import type { RateLimitOutcome } from '../verify/rate-limits.js';
@@ -118,10 +119,7 @@ function header(h: IncomingHttpHeaders, name: string): string | undefined {
 
 /** The caller's API key: X-API-Key, else `Authorization: Bearer`. */
 export function apiKeyOf(h: IncomingHttpHeaders): string | undefined {
-  const direct = header(h, HEADER.apiKey)?.trim();
-  if (direct) return direct;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header(h, 'authorization') ?? '');
-  return m?.[1];
+  return header(h, HEADER.apiKey)?.trim() || bearerTokenOf(header(h, 'authorization'));
 }
 
 /** `a:read, b:write` → ['a:read', 'b:write']; empty entries are dropped. */
@@ -211,7 +209,8 @@ export function resultAnswer(r: VerifyResult): ForwardAuthAnswer {
 
 /**
  * Decides one forward-auth request. `source` is the gateway's remote address,
- * for throttling failed SDK-key checks. Never throws.
+ * for throttling failed SDK-key checks. Never throws: every answer, failures
+ * included, carries X-Keyward-Code.
  */
 export async function forwardAuth(app: App, h: IncomingHttpHeaders, source: string): Promise<ForwardAuthAnswer> {
   try {
@@ -221,7 +220,7 @@ export async function forwardAuth(app: App, h: IncomingHttpHeaders, source: stri
         'www-authenticate': `KeywardSDK realm="${GATEWAY_REALM}"`,
       });
     }
-    const principal = await app.auth.authenticate(`Bearer ${sdkKey}`, source);
+    const principal = await app.auth.authenticateToken(sdkKey, source);
     const key = apiKeyOf(h);
     if (!key) {
       principal.requireScope('api_keys:verify');
@@ -237,30 +236,30 @@ export async function forwardAuth(app: App, h: IncomingHttpHeaders, source: stri
 }
 
 function failureAnswer(app: App, e: unknown): ForwardAuthAnswer {
-  if (e instanceof DomainError) {
-    switch (e.kind) {
-      case 'unauthenticated':
-        return answer(401, 'gateway_unauthenticated', `the gateway's SDK key: ${e.message}`, {
-          'www-authenticate': `KeywardSDK realm="${GATEWAY_REALM}", error="invalid_token"`,
-        });
-      case 'permission_denied':
-        return answer(403, 'gateway_permission_denied', `the gateway's SDK key: ${e.message}`);
-      case 'invalid_argument':
-        // Name the header, not the RPC field: it is the gateway's configuration that is wrong.
-        return answer(400, 'invalid_argument', e.message.replace(/^required_permissions(\[\d+\])?/, HEADER.permissions).replace(/^workspace_id/, HEADER.requireWorkspace).replace(/^cost\b/, HEADER.cost));
-      case 'unavailable':
-        return answer(503, 'unavailable', e.message);
-      case 'resource_exhausted':
-        // Too many failed SDK-key checks from this gateway's address (SECURITY.md).
-        return answer(429, 'gateway_throttled', `the gateway's SDK key: ${e.message}`, { 'retry-after': '1' });
-      default:
-        return answer(403, e.kind, e.message);
-    }
-  }
   if (isConnectionError(e)) {
     app.log.warn('database unavailable', { rpc: 'forward-auth' });
     return answer(503, 'unavailable', 'the database is unavailable; try again');
   }
-  app.log.error('forward auth failed', { error: (e as Error)?.message ?? String(e) });
-  return answer(500, 'internal', 'internal error');
+  if (!(e instanceof DomainError)) {
+    app.log.error('forward auth failed', { error: (e as Error)?.message ?? String(e) });
+    return answer(500, 'internal', 'internal error');
+  }
+  switch (e.kind) {
+    case 'unauthenticated':
+      return answer(401, 'gateway_unauthenticated', `the gateway's SDK key: ${e.message}`, {
+        'www-authenticate': `KeywardSDK realm="${GATEWAY_REALM}", error="invalid_token"`,
+      });
+    case 'permission_denied':
+      return answer(403, 'gateway_permission_denied', `the gateway's SDK key: ${e.message}`);
+    case 'invalid_argument':
+      // Name the header, not the RPC field: it is the gateway's configuration that is wrong.
+      return answer(400, 'invalid_argument', e.message.replace(/^required_permissions(\[\d+\])?/, HEADER.permissions).replace(/^workspace_id/, HEADER.requireWorkspace).replace(/^cost\b/, HEADER.cost));
+    case 'unavailable':
+      return answer(503, 'unavailable', e.message);
+    case 'resource_exhausted':
+      // Too many failed SDK-key checks from this gateway's address (SECURITY.md).
+      return answer(429, 'gateway_throttled', `the gateway's SDK key: ${e.message}`, { 'retry-after': '1' });
+    default:
+      return answer(403, e.kind, e.message);
+  }
 }
