@@ -64,8 +64,8 @@ export type AppOptions = Pick<
   | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
   | 'tokenTtlSeconds' | 'tokenIssuer' | 'tokenAudience'
   | 'sdkKeyFailureBurst' | 'sdkKeyFailuresPerSecond'
-> &
-  Partial<Pick<Config, 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs'>>;
+  | 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs'
+>;
 
 /** Keyward's own services: every call needs an SDK key. */
 export const KEYWARD_SERVICES: readonly DescService[] = [WorkspaceService, ScopeService, KeyService, TokenService, UsageService, AuditService, WebhookService];
@@ -147,7 +147,7 @@ export class App {
     this.rateLimiter =
       opts.redisUrl === undefined
         ? new LocalRateLimiter()
-        : new RedisRateLimiter(opts.redisUrl, opts.redisPrefix ?? 'keyward:', log, this.rateLimitStats, opts.redisTimeoutMs ?? 1000);
+        : new RedisRateLimiter(opts.redisUrl, opts.redisPrefix, log, this.rateLimitStats, opts.redisTimeoutMs);
     const limits = new LimitEnforcer(this.rateLimiter, new UsageLimits(orm));
     this.verifier = new KeyVerifier(orm, this.keyCache, this.usage, limits, this.analytics);
     const tokenTtlMs = opts.tokenTtlSeconds * 1000;

@@ -1,5 +1,5 @@
-import { isLevel, type Level } from './log.js';
 import { secretsKeyOf } from './credentials/secret-box.js';
+import { isLevel, type Level } from './log.js';
 
 export interface Config {
   /** Port for gRPC, gRPC-Web and Connect (h2c and HTTP/1.1). */

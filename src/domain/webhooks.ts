@@ -1,9 +1,9 @@
-import { inTransaction } from '../db/transaction.js';
-import type { SecretBox } from '../credentials/secret-box.js';
 import { randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/core';
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
+import type { SecretBox } from '../credentials/secret-box.js';
 import { Webhook, type ApiKey } from '../db/entities.js';
+import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
 import { invalidArgument, notFound } from './errors.js';
 import { newId } from './ids.js';
@@ -52,10 +52,19 @@ function checkNoticeDays(days: number): number {
 /** A new signing secret: 32 random bytes. */
 const newSigningSecret = () => `whsec_${randomBytes(32).toString('base64url')}`;
 
+/** The webhook of a workspace the caller may see, or NOT_FOUND. */
+async function findWebhook(em: EntityManager, p: Principal, workspaceId: string): Promise<Webhook> {
+  await findVisibleWorkspace(em, p, workspaceId, 'workspace_id');
+  const webhook = await em.findOne(Webhook, { workspaceId });
+  if (!webhook) throw notFound('webhook of workspace', workspaceId);
+  return webhook;
+}
+
 /**
- * A workspace's webhook. The signing secret is stored as is, since signing
- * needs it (a hash could only check a signature, not make one); it is shown
- * once, when it is made.
+ * A workspace's webhook. The signing secret must stay usable, since signing
+ * needs it (a hash could only check a signature, not make one): it is stored
+ * sealed with KEYWARD_SECRETS_KEY if set (SecretBox), and shown once, when
+ * it is made.
  */
 export class Webhooks {
   constructor(
@@ -95,11 +104,7 @@ export class Webhooks {
     p.requireScope('workspace:read');
     requireId('workspace_id', workspaceId);
     p.requireWorkspace(workspaceId);
-    const em = this.orm.em.fork();
-    await findVisibleWorkspace(em, p, workspaceId, 'workspace_id');
-    const webhook = await em.findOne(Webhook, { workspaceId });
-    if (!webhook) throw notFound('webhook of workspace', workspaceId);
-    return webhook;
+    return findWebhook(this.orm.em.fork(), p, workspaceId);
   }
 
   /** Removes the webhook and drops its undelivered events. */
@@ -108,10 +113,7 @@ export class Webhooks {
     requireId('workspace_id', workspaceId);
     p.requireWorkspace(workspaceId);
     await inTransaction(this.orm.em, async (em) => {
-      await findVisibleWorkspace(em, p, workspaceId, 'workspace_id');
-      const webhook = await em.findOne(Webhook, { workspaceId });
-      if (!webhook) throw notFound('webhook of workspace', workspaceId);
-      em.remove(webhook);
+      em.remove(await findWebhook(em, p, workspaceId));
       await (em as SqlEntityManager).execute(`delete from webhook_outbox where workspace_id = ? and delivered_time is null`, [workspaceId]);
       audit(em, p, 'webhook.delete', { type: 'webhook', id: workspaceId, workspaceId });
       await em.flush();

@@ -1,6 +1,7 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import type { SecretBox } from '../credentials/secret-box.js';
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
+import type { SecretBox } from '../credentials/secret-box.js';
+import { jsonColumn } from '../db/json.js';
 import { audit } from '../domain/audit.js';
 import type { ChangeBus } from '../domain/changes.js';
 import { newId } from '../domain/ids.js';
@@ -149,7 +150,7 @@ export class SigningKeys {
       [keepMs],
     );
     return rows.map((r) => {
-      const jwk = typeof r.public_jwk === 'string' ? JSON.parse(r.public_jwk) : r.public_jwk;
+      const jwk = jsonColumn(r.public_jwk);
       return { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid: r.id, alg: SIGNING_ALGORITHM, use: 'sig' };
     });
   }

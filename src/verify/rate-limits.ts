@@ -92,19 +92,18 @@ export class LocalRateLimiter implements RateLimiter {
 
   takeNow(keyId: string, limits: readonly RateLimitSpec[], cost: number, now: number): RateOutcome {
     if (now >= this.nextSweep) this.sweep(now);
-    const used = limits.map((l) => {
-      const c = this.counters.get(LocalRateLimiter.id(keyId, l));
-      return c !== undefined && c.window === windowOf(now, l.durationMs) ? c.used : 0;
+    const ids = limits.map((l) => LocalRateLimiter.id(keyId, l));
+    const current = limits.map((l, i) => {
+      const c = this.counters.get(ids[i]!);
+      return c !== undefined && c.window === windowOf(now, l.durationMs) ? c : undefined;
     });
-    const outcome = outcomeOf(limits, used, cost, now);
+    const outcome = outcomeOf(limits, current.map((c) => c?.used ?? 0), cost, now);
     if (outcome.admitted && cost > 0) {
-      for (const l of limits) {
-        const id = LocalRateLimiter.id(keyId, l);
-        const window = windowOf(now, l.durationMs);
-        const c = this.counters.get(id);
-        if (c !== undefined && c.window === window) c.used += cost;
-        else this.counters.set(id, { window, used: cost });
-      }
+      limits.forEach((l, i) => {
+        const c = current[i];
+        if (c !== undefined) c.used += cost;
+        else this.counters.set(ids[i]!, { window: windowOf(now, l.durationMs), used: cost });
+      });
     }
     return outcome;
   }

@@ -14,7 +14,7 @@
 // checked only after the event loop has read what arrived meanwhile, so that
 // a busy process does not mistake its own lag for Redis's.
 import { Redis } from 'ioredis';
-import type { RateLimitSpec } from '../domain/limits.js';
+import { needOf, type RateLimitSpec } from '../domain/limits.js';
 import type { Logger } from '../log.js';
 import { LocalRateLimiter, outcomeOf, windowEnd, windowOf, type RateLimiter, type RateOutcome } from './rate-limits.js';
 
@@ -151,7 +151,7 @@ export class RedisRateLimiter implements RateLimiter {
     const local = this.takeNow(keyId, limits, cost, now);
     if (local !== undefined) return local;
     const args: (string | number)[] = this.counters(keyId, limits, now);
-    args.push(cost, cost > 0 ? cost : 1);
+    args.push(cost, needOf(cost));
     for (const l of limits) args.push(l.limit, windowEnd(now, l.durationMs) + EXPIRY_SLACK_MS);
     let reply: number[] | undefined;
     try {

@@ -10,6 +10,7 @@ import type { LastUsedRecorder } from './usage.js';
 import { checkCost, type RefillSpec } from '../domain/limits.js';
 import { rateLimitsOf, refillOf } from '../domain/keys.js';
 import type { StoredRateLimit } from '../db/entities.js';
+import { jsonColumn } from '../db/json.js';
 import type { KeyLimits, LimitEnforcer, LimitOutcome } from './limits.js';
 
 export type VerifyCode =
@@ -114,7 +115,7 @@ export interface KeyRecord {
 }
 
 function limitsOf(row: LookupRow): KeyLimits | null {
-  const stored: StoredRateLimit[] = typeof row.rate_limits === 'string' ? JSON.parse(row.rate_limits) : row.rate_limits;
+  const stored = jsonColumn(row.rate_limits);
   if (stored.length === 0 && !row.usage_limited) return null;
   return {
     rateLimits: rateLimitsOf({ rateLimits: stored }),
@@ -151,7 +152,7 @@ function toRecord(row: LookupRow): KeyRecord {
     customerId: row.customer_id,
     name: row.name,
     enabled: row.enabled,
-    metadata: typeof row.metadata === 'string' ? JSON.parse(row.metadata) : row.metadata,
+    metadata: jsonColumn(row.metadata),
     expireTime: row.expire_ms === null ? null : new Date(row.expire_ms),
     revokeTime: row.revoke_ms === null ? null : new Date(row.revoke_ms),
     secretExpireMs: row.secret_expire_ms,

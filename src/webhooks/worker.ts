@@ -1,10 +1,10 @@
-import { inTransaction } from '../db/transaction.js';
-import type { SecretBox } from '../credentials/secret-box.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
+import type { SecretBox } from '../credentials/secret-box.js';
+import { inTransaction } from '../db/transaction.js';
 import { enqueueKeyEvent } from '../domain/webhooks.js';
-import { refusedDestination } from './address-guard.js';
 import type { Logger } from '../log.js';
+import { refusedDestination } from './address-guard.js';
 
 export const SIGNATURE_HEADER = 'keyward-signature';
 export const EVENT_ID_HEADER = 'keyward-event-id';
