@@ -10,11 +10,7 @@ import type { ApiKeySchema } from '../../gen/keyward/v1/key_pb.js';
 type ApiKey = MessageInitShape<typeof ApiKeySchema>;
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
-import { openDatabase } from '../../src/db/database.js';
-import { ChangeBus } from '../../src/domain/changes.js';
-import { SdkKeys } from '../../src/domain/sdk-keys.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { freePort, spawnServer, type ServerProcess } from '../support/process.js';
+import { freePort, startReplicas, type Replicas, type ServerProcess } from '../support/process.js';
 import { awayFromWindowEnd, currentWindowEnd, redisAnswers, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/redis.js';
 import { expectError } from '../support/rpc.js';
 import { client, startTestServer, transport, type TestServer } from '../support/server.js';
@@ -175,26 +171,17 @@ describe('when Redis cannot be reached', () => {
 
 // Two server processes sharing Redis and Postgres (embedded PGlite is single-process).
 describe.skipIf(!haveRedis || !process.env.DATABASE_URL)('two replicas sharing Redis', () => {
-  let db: TestDatabase;
+  let replicas: Replicas;
   let a: ServerProcess;
   let b: ServerProcess;
   let token: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const env = { DATABASE_URL: db.databaseUrl, REDIS_URL: TEST_REDIS_URL, KEYWARD_REDIS_PREFIX: uniqueRedisPrefix('replicas') };
-    [a, b] = await Promise.all([spawnServer(env), spawnServer(env)]);
-    const conn = await openDatabase({ databaseUrl: db.databaseUrl, dataDir: '', poolSize: 1 });
-    try {
-      token = (await new SdkKeys(conn.orm, new ChangeBus(true)).create({ name: 't', scopes: ['*'], workspaceIds: [] })).token;
-    } finally {
-      await conn.close();
-    }
+    replicas = await startReplicas({ REDIS_URL: TEST_REDIS_URL, KEYWARD_REDIS_PREFIX: uniqueRedisPrefix('replicas') });
+    ({ a, b, token } = replicas);
   }, 90_000);
   afterAll(async () => {
-    await a?.stop();
-    await b?.stop();
-    await db?.drop();
+    await replicas?.stop();
   });
 
   it('admit no more than the limit together (over-admission under 1 %)', async () => {

@@ -5,11 +5,8 @@ import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { Action } from '../../gen/keyward/v1/key_pb.js';
-import { openDatabase } from '../../src/db/database.js';
-import { SdkKeys } from '../../src/domain/sdk-keys.js';
-import { ChangeBus } from '../../src/domain/changes.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { spawnServer, type ServerProcess } from '../support/process.js';
+import type { TestDatabase } from '../support/database.js';
+import { startReplicas, type Replicas, type ServerProcess } from '../support/process.js';
 import { transport } from '../support/server.js';
 
 // Two server processes on one Postgres: a change made through one must be
@@ -17,28 +14,19 @@ import { transport } from '../support/server.js';
 // also after its LISTEN connection was killed. Needs a real Postgres
 // (embedded PGlite is single-process).
 describe.skipIf(!process.env.DATABASE_URL)('replicas share revocations through LISTEN/NOTIFY', () => {
+  let replicas: Replicas;
   let db: TestDatabase;
   let a: ServerProcess;
   let b: ServerProcess;
   let token: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const env = { DATABASE_URL: db.databaseUrl, KEYWARD_VERIFY_CACHE_TTL_MS: '600000' };
-    a = await spawnServer(env);
-    b = await spawnServer(env);
-    const conn = await openDatabase({ databaseUrl: db.databaseUrl, dataDir: '', poolSize: 1 });
-    try {
-      token = (await new SdkKeys(conn.orm, new ChangeBus(true)).create({ name: 't', scopes: ['*'], workspaceIds: [] })).token;
-    } finally {
-      await conn.close();
-    }
+    replicas = await startReplicas({ KEYWARD_VERIFY_CACHE_TTL_MS: '600000' });
+    ({ db, a, b, token } = replicas);
   }, 90_000);
 
   afterAll(async () => {
-    await a?.stop();
-    await b?.stop();
-    await db?.drop();
+    await replicas?.stop();
   });
 
   const clients = (url: string) => ({

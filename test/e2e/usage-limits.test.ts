@@ -10,11 +10,7 @@ import { RefillInterval, type ApiKeySchema } from '../../gen/keyward/v1/key_pb.j
 type ApiKey = MessageInitShape<typeof ApiKeySchema>;
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
-import { openDatabase } from '../../src/db/database.js';
-import { ChangeBus } from '../../src/domain/changes.js';
-import { SdkKeys } from '../../src/domain/sdk-keys.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { spawnServer, type ServerProcess } from '../support/process.js';
+import { startReplicas, type Replicas, type ServerProcess } from '../support/process.js';
 import { expectError } from '../support/rpc.js';
 import { client, startTestServer, transport, type TestServer } from '../support/server.js';
 
@@ -209,26 +205,17 @@ describe('concurrency', () => {
 
 // Two server processes on one Postgres (embedded PGlite is single-process).
 describe.skipIf(!process.env.DATABASE_URL)('two replicas', () => {
-  let db: TestDatabase;
+  let replicas: Replicas;
   let a: ServerProcess;
   let b: ServerProcess;
   let token: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const env = { DATABASE_URL: db.databaseUrl, REDIS_URL: '' };
-    [a, b] = await Promise.all([spawnServer(env), spawnServer(env)]);
-    const conn = await openDatabase({ databaseUrl: db.databaseUrl, dataDir: '', poolSize: 1 });
-    try {
-      token = (await new SdkKeys(conn.orm, new ChangeBus(true)).create({ name: 't', scopes: ['*'], workspaceIds: [] })).token;
-    } finally {
-      await conn.close();
-    }
+    replicas = await startReplicas({ REDIS_URL: '' });
+    ({ a, b, token } = replicas);
   }, 90_000);
   afterAll(async () => {
-    await a?.stop();
-    await b?.stop();
-    await db?.drop();
+    await replicas?.stop();
   });
 
   it('1,000 concurrent verifications through both of a key with 100 uses: exactly 100 VALID', async () => {

@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { openDatabase } from '../../src/db/database.js';
+import { ChangeBus } from '../../src/domain/changes.js';
+import { SdkKeys } from '../../src/domain/sdk-keys.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
 import { recordSecret, recordText } from './hygiene.js';
 
 export async function freePort(): Promise<number> {
@@ -62,4 +66,43 @@ export async function spawnServer(env: Record<string, string | undefined>): Prom
       return exited;
     },
   };
+}
+
+export interface Replicas {
+  db: TestDatabase;
+  a: ServerProcess;
+  b: ServerProcess;
+  /** An admin SDK key (every scope), made directly in the database. */
+  token: string;
+  /** Stops both servers and drops the database. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Two `keyward serve` processes on one fresh Postgres database, as two
+ * replicas run (embedded PGlite is single-process); `env` is added to both.
+ */
+export async function startReplicas(env: Record<string, string | undefined> = {}): Promise<Replicas> {
+  const db = await createTestDatabase();
+  const serverEnv = { DATABASE_URL: db.databaseUrl, ...env };
+  const started = await Promise.allSettled([spawnServer(serverEnv), spawnServer(serverEnv)]);
+  const servers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const stop = async () => {
+    for (const s of servers) await s.stop();
+    await db.drop();
+  };
+  try {
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const conn = await openDatabase({ databaseUrl: db.databaseUrl, dataDir: '', poolSize: 1 });
+    try {
+      const { token } = await new SdkKeys(conn.orm, new ChangeBus(true)).create({ name: 't', scopes: ['*'], workspaceIds: [] });
+      return { db, a: servers[0]!, b: servers[1]!, token, stop };
+    } finally {
+      await conn.close();
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 }
