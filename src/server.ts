@@ -133,16 +133,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     poolSize: config.dbPoolSize,
     statementTimeoutMs: config.maxRequestTimeoutMs,
   });
-  let app: App | undefined;
+  // Builds objects only (a Redis client connects in the background); stopBackground() undoes it.
+  const app = new App(db.orm, log, config, db.shared);
   let listener: ChangeListener | undefined;
-  let background = false;
   try {
-    app = new App(db.orm, log, config, db.shared);
     if (db.shared) {
       // Until other replicas' changes can be heard, nothing is cached.
       app.keyCache.setEnabled(false);
-      const a = app;
-      listener = new ChangeListener(db.url, (c) => a.changes.deliver(c), (on) => a.keyCache.setEnabled(on), log);
+      listener = new ChangeListener(db.url, (c) => app.changes.deliver(c), (on) => app.keyCache.setEnabled(on), log);
       await listener.start();
     }
     if (config.bootstrapAdmin) {
@@ -154,28 +152,26 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         );
       }
     }
-    background = true;
     await app.startBackground();
     const server = await listen(app, config.host, config.port, config.shutdownGraceMs, { verifyFastPath: config.verifyFastPath });
     log.info('keyward listening', { host: config.host, port: server.port, database: db.description });
-    const running = app;
     return {
       port: server.port,
-      app: running,
+      app,
       db,
       async close() {
         // Health checks and /readyz answer NOT_SERVING while in-flight requests finish.
-        running.probe.drain();
+        app.probe.drain();
         await server.close();
         await listener?.stop();
-        await running.stopBackground();
+        await app.stopBackground();
         await db.close();
       },
     };
   } catch (e) {
     // E.g. the port is taken: stop what started, or its timers and connections keep the process alive.
     await listener?.stop();
-    if (background) await app?.stopBackground();
+    await app.stopBackground();
     await db.close();
     throw e;
   }
