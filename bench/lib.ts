@@ -1,9 +1,14 @@
 // Helpers shared by the bench runner and its load generator.
 import { readFileSync } from 'node:fs';
 
-/** The gRPC length-prefixed message: flag byte 0, 4-byte big-endian length, message. */
-export function grpcFrame(message: Uint8Array): Buffer {
+/**
+ * The gRPC length-prefixed message (also gRPC-Web's and Connect streaming's
+ * envelope): flag byte (0 unless given; 1 marks a compressed message),
+ * 4-byte big-endian length, message.
+ */
+export function grpcFrame(message: Uint8Array, flags = 0): Buffer {
   const out = Buffer.alloc(5 + message.length);
+  out[0] = flags;
   out.writeUInt32BE(message.length, 1);
   out.set(message, 5);
   return out;

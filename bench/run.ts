@@ -13,6 +13,7 @@
 //          --no-install --wait-quiet S (0: before each scenario, wait up to S seconds
 //          for other processes to use less than 25% CPU)
 //          --only ID,ID (measure only these rows, e.g. bare-http2,verify-hit-grpc)
+//          --cpu-prof DIR (run every server under `node --cpu-prof`, profiles written to DIR)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -57,6 +58,7 @@ const { values: argv } = parseArgs({
     'no-install': { type: 'boolean', default: false },
     'wait-quiet': { type: 'string', default: '0' },
     only: { type: 'string' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const DURATION_S = Number(argv.duration);
@@ -67,7 +69,12 @@ const COLD_KEYS = Number(argv['cold-keys']);
 const UNKNOWN_KEYS = Number(argv['unknown-keys']);
 const WAIT_QUIET_S = Number(argv['wait-quiet']);
 const ONLY = argv.only ? new Set(argv.only.split(',')) : null;
+// The paced rows run at half of verify-hit-grpc's peak: they need that row.
+if (ONLY?.has('verify-hit-grpc-half-peak') || ONLY?.has('bare-http2-same-rate')) ONLY.add('verify-hit-grpc');
+/** Whether any of these rows is to be measured (a server none of whose rows is, is not started). */
+const wanted = (...ids: string[]) => ONLY === null || ids.some((id) => ONLY.has(id));
 const LOADGEN_CHOICE = argv.loadgen as 'auto' | 'h2load' | 'node';
+const SERVER_NODE_ARGS = argv['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(argv['cpu-prof'])}`] : [];
 
 const progress = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
@@ -184,7 +191,7 @@ function startServer(
   portOf: (out: string, err: string) => number | undefined,
   timeoutMs = 60_000,
 ): Promise<Server> {
-  const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...SERVER_NODE_ARGS, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
   const server: Server = { name, proc, port: 0, problems: [], stdout: '' };
   let out = '';
@@ -362,44 +369,71 @@ function childCpuFromTimes(stderr: string): number {
 
 let tmpDir = '';
 
+/**
+ * Paced load for h2load: a timing script of warm-up plus duration at `rate`,
+ * one request every 1/rate s. h2load's --rps releases each connection's due
+ * requests on a timer of at least 10 ms, so load paced that way arrives in
+ * bursts; a timing script is replayed by each connection on its own, so a
+ * paced run uses one connection (with up to `streams` requests in flight).
+ */
+function writeTimingScript(spec: LoadSpec, tag: string): string {
+  const file = path.join(tmpDir, `${tag}.timing`);
+  const uri = `http://127.0.0.1:${spec.port}${spec.path}`;
+  const n = Math.round(spec.rate! * (spec.warmupS + spec.durationS));
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) lines.push(`${((i * 1000) / spec.rate!).toFixed(3)}\t${uri}`);
+  writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}
+
 async function runH2load(spec: LoadSpec, tag: string): Promise<LoadResult> {
   const logFile = path.join(tmpDir, `${tag}.h2load.log`);
-  const args = [
-    '-t', '1',
-    '-c', String(spec.connections),
-    '-m', String(spec.streams),
-    '-D', String(spec.durationS),
-    '--warm-up-time', String(spec.warmupS),
-    '-d', spec.bodyFile!,
-    `--log-file=${logFile}`,
-  ];
-  if (spec.rate) args.push(`--rps=${Math.max(1, Math.round(spec.rate / spec.connections))}`);
+  const paced = Boolean(spec.rate);
+  const args = ['-t', '1', '-m', String(spec.streams), '-d', spec.bodyFile!, `--log-file=${logFile}`];
+  if (paced && spec.connections !== 1) throw new Error('a paced h2load run uses one connection');
+  if (paced) args.push('-c', '1', `--timing-script-file=${writeTimingScript(spec, tag)}`);
+  else args.push('-c', String(spec.connections), '-D', String(spec.durationS), '--warm-up-time', String(spec.warmupS));
   for (const [k, v] of Object.entries(spec.headers)) args.push('-H', `${k}: ${v}`);
-  args.push(`http://127.0.0.1:${spec.port}${spec.path}`);
+  if (!paced) args.push(`http://127.0.0.1:${spec.port}${spec.path}`);
   const r = await runCommand('h2load', args, spec.durationS + spec.warmupS + 30);
   const fin = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(r.stdout);
   const reqs = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(r.stdout);
   if (r.code !== 0 || !fin || !reqs) {
     throw new Error(`h2load failed (exit ${r.code}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
   }
-  // Per-request log (measurement phase only): start µs, HTTP status, µs to end of response.
-  const lat: number[] = [];
-  let bad = 0;
+  // Per-request log: start (µs since the epoch), HTTP status, µs to the end
+  // of the response. h2load logs only the measurement phase of a timed run;
+  // of a paced run, the requests started after the warm-up are kept.
+  const entries: { start: number; status: string; us: number }[] = [];
   if (existsSync(logFile)) {
     for (const line of readFileSync(logFile, 'utf8').split('\n')) {
       if (!line) continue;
-      const [, status, us] = line.split('\t');
-      if (status === '200') lat.push(Number(us) / 1000);
-      else if (status !== '0') bad++; // 0: still in flight when the run stopped
+      const [start, status, us] = line.split('\t');
+      entries.push({ start: Number(start), status: status!, us: Number(us) });
     }
     rmSync(logFile, { force: true });
+  }
+  let measured = entries;
+  let rps = Number(fin[2]);
+  if (paced && entries.length > 0) {
+    const first = entries.reduce((m, e) => Math.min(m, e.start), Infinity);
+    const from = first + spec.warmupS * 1e6;
+    measured = entries.filter((e) => e.start >= from);
+    const last = measured.reduce((m, e) => Math.max(m, e.start), from);
+    rps = last > from ? measured.length / ((last - from) / 1e6) : NaN;
+  }
+  const lat: number[] = [];
+  let bad = 0;
+  for (const e of measured) {
+    if (e.status === '200') lat.push(e.us / 1000);
+    else if (e.status !== '0') bad++; // 0: still in flight when the run stopped
   }
   const sorted = Float64Array.from(lat).sort();
   const statusLine = /status codes: .*/.exec(r.stdout)?.[0] ?? '';
   return {
     generator: 'h2load',
-    rps: Number(fin[2]),
-    requests: Number(reqs[4]),
+    rps,
+    requests: paced ? lat.length : Number(reqs[4]),
     failed: Number(reqs[5]) + Number(reqs[6]) + Number(reqs[7]) + bad,
     p50Ms: quantile(sorted, 0.5),
     p99Ms: quantile(sorted, 0.99),
@@ -518,7 +552,7 @@ const noMeasurement = () => ({
 async function measure(sc: Scenario): Promise<Row> {
   const spec = sc.spec;
   const load = spec.rate
-    ? `${spec.connections} conns, paced ${Math.round(spec.rate)} req/s`
+    ? `${spec.connections} conn${spec.connections === 1 ? '' : 's'}, paced ${Math.round(spec.rate)} req/s`
     : spec.connections === 1 && spec.streams === 1
       ? '1x1, one at a time'
       : `${spec.connections}x${spec.streams}${spec.bodiesFile ? ', each body once' : ''}`;
@@ -820,6 +854,7 @@ async function main(): Promise<void> {
     ['grpc-js-empty', '@grpc/grpc-js, empty VerifyKey', 'bench/servers/grpc-js-empty.ts'],
     ['connect-node-empty', 'connect-node, empty VerifyKey', 'bench/servers/connect-empty.ts'],
   ] as const) {
+    if (!wanted(id, `${id}-1x1`)) continue;
     let server: Server | undefined;
     try {
       server = await startServer(id, [RUN_TS, path.join(ROOT, file)], BASE_ENV, listeningLine);
@@ -843,7 +878,7 @@ async function main(): Promise<void> {
 
   // (d) Keyward as configured by default (KEYWARD_VERIFY_FAST_PATH unset).
   let peak: number | null = null;
-  {
+  if (wanted('verify-hit-grpc', 'verify-hit-grpc-1x1', 'verify-hit-connect', 'verify-miss-unknown', 'verify-miss-distinct', 'verify-cold', 'create-key')) {
     let kw: (Keyward & { database: string }) | undefined;
     try {
       progress('starting Keyward (KEYWARD_VERIFY_FAST_PATH unset)');
@@ -868,7 +903,7 @@ async function main(): Promise<void> {
           id: 'verify-hit-grpc-half-peak',
           title: 'Keyward VerifyKey, cache hit, at half of peak',
           server: kw,
-          spec: { ...grpcSpec(hitBody), rate, durationS: halfPeakDurationS },
+          spec: { ...grpcSpec(hitBody), rate, connections: 1, durationS: halfPeakDurationS },
           check: hitCheck,
           notes: [`target rate ${Math.round(rate)} req/s = half of the measured peak ${Math.round(peak)}`],
         });
@@ -954,7 +989,7 @@ async function main(): Promise<void> {
   }
 
   // (e) Keyward on the stock connect-node path.
-  {
+  if (wanted('verify-hit-grpc-stock')) {
     let kw: (Keyward & { database: string }) | undefined;
     try {
       progress('starting Keyward (KEYWARD_VERIFY_FAST_PATH=false)');
@@ -985,7 +1020,7 @@ async function main(): Promise<void> {
         id: 'bare-http2-same-rate',
         title: 'bare node:http2 at the rate of the half-peak row',
         server,
-        spec: { ...baselineSpec(server.port), rate: peak / 2, durationS: halfPeakDurationS },
+        spec: { ...baselineSpec(server.port), rate: peak / 2, connections: 1, durationS: halfPeakDurationS },
         check: baselineCheck(server.port),
         notes: ['the latency floor of this load generator and runtime at that rate'],
       });
@@ -1019,7 +1054,7 @@ async function main(): Promise<void> {
       pass: half?.p99Ms != null ? half.p99Ms <= 1 : null,
       value:
         half?.p99Ms != null
-          ? `p99 ${fmtMs(half.p99Ms)} ms at ${fmtNum(half.rps)} req/s, client-side; floor (bare http2, same generator and rate): p99 ${fmtMs(get('bare-http2-same-rate')?.p99Ms ?? null)} ms; one request at a time: p99 ${fmtMs(get('verify-hit-grpc-1x1')?.p99Ms ?? null)} ms (bare ${fmtMs(get('bare-http2-1x1')?.p99Ms ?? null)} ms)`
+          ? `p99 ${fmtMs(half.p99Ms)} ms at ${fmtNum(half.rps)} req/s (paced at ${fmtNum(peak! / 2)}, half of the peak; the generator sent ${Math.round((100 * half.rps!) / (peak! / 2))}% of that), client-side; floor (bare http2, same generator and rate): p99 ${fmtMs(get('bare-http2-same-rate')?.p99Ms ?? null)} ms; one request at a time: p99 ${fmtMs(get('verify-hit-grpc-1x1')?.p99Ms ?? null)} ms (bare ${fmtMs(get('bare-http2-1x1')?.p99Ms ?? null)} ms)`
           : 'not measured',
     },
   ];
@@ -1029,7 +1064,7 @@ async function main(): Promise<void> {
     `2 cores: the load generator and the server share them; cpu% columns say who used what (100 = one core; "other" = database, kernel and anything else running).`,
     `srv us/req = server process CPU per request${process.env.DATABASE_URL ? ' (the PostgreSQL server\'s CPU is in "other")' : ' (embedded PGlite runs inside the server process, so it is included)'}.`,
     loadgen === 'h2load'
-      ? `paced rows: h2load --rps releases each connection's due requests on a timer of at least 10 ms, so paced load arrives in bursts of about rate/100 requests; the bare-http2-same-rate row shows what that (and the runtime) costs on its own.`
+      ? `paced rows: one connection, requests sent one every 1/rate s from an h2load timing script (open loop; a request h2load sends late is timed from when it was sent); the bare-http2-same-rate row shows what the generator and the runtime cost on their own at that rate.`
       : `paced rows: bench/loadgen.ts releases due requests every 1 ms; the bare-http2-same-rate row shows what the generator and the runtime cost on their own.`,
     `p50/p99 are client-side (h2load --log-file or bench/loadgen.ts), from request start to end of response; at full load they are queueing times of ${CONNS * STREAMS} requests in flight.`,
   ];

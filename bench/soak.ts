@@ -8,32 +8,25 @@
 // Uses DATABASE_URL's server (a fresh database, dropped at the end) when set;
 // otherwise one embedded database, so the second process is left out (an
 // embedded database has one owner).
-import { readFileSync } from 'node:fs';
 import { createClient } from '@connectrpc/connect';
 import { Action } from '../gen/keyward/v1/key_pb.js';
 import { KeyService, VerifyCode } from '../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../gen/keyward/v1/workspace_service_pb.js';
 import { createTestDatabase } from '../test/support/database.js';
-import { spawnServer, type ServerProcess } from '../test/support/process.js';
+import { adminTokenOf, rssMb, spawnServer, type ServerProcess } from '../test/support/process.js';
 import { transport } from '../test/support/server.js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 
 const SECONDS = Number(process.env.KEYWARD_SOAK_SECONDS || 180);
 const CONCURRENCY = Number(process.env.KEYWARD_SOAK_CONCURRENCY || 16);
 
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-
-const db = await createTestDatabase();
-const dataDir = mkdtempSync(path.join(os.tmpdir(), 'keyward-soak-'));
+const db = await createTestDatabase({ persistent: true });
 const servers: ServerProcess[] = [];
 try {
-  const env = { DATABASE_URL: db.databaseUrl ?? '', KEYWARD_DATA_DIR: dataDir };
+  const env = { DATABASE_URL: db.databaseUrl ?? '', KEYWARD_DATA_DIR: db.dataDir };
   servers.push(await spawnServer({ ...env, KEYWARD_BOOTSTRAP_ADMIN: 'true' }));
   if (db.databaseUrl) servers.push(await spawnServer(env));
-  const token = /kws_\S+/.exec(servers[0]!.stdout())![0];
+  const token = adminTokenOf(servers[0]!);
   const clients = servers.map((s) => {
     const t = transport(s.baseUrl, 'grpc', token);
     return { W: createClient(WorkspaceService, t), S: createClient(ScopeService, t), K: createClient(KeyService, t) };
@@ -97,5 +90,4 @@ try {
 } finally {
   for (const s of servers) await s.stop();
   await db.drop();
-  rmSync(dataDir, { recursive: true, force: true });
 }

@@ -32,8 +32,26 @@ export function base62EncodeUint32(value: number, width: number): string {
   return out.padStart(width, '0');
 }
 
-const BASE62_RE = /^[0-9A-Za-z]*$/;
+/** Digit value of each ASCII character code, -1 for characters outside the alphabet. */
+const DIGIT = new Int8Array(128).fill(-1);
+for (let i = 0; i < ALPHABET.length; i++) DIGIT[ALPHABET.charCodeAt(i)] = i;
 
-export function isBase62(s: string): boolean {
-  return BASE62_RE.test(s);
+/** The value of base62 digit `charCode`, or -1 if it is not one. */
+export function base62Digit(charCode: number): number {
+  return charCode < 128 ? DIGIT[charCode]! : -1;
 }
+
+/**
+ * The number the characters of `s` from `start` to `end` encode, or -1 if
+ * one is not a base62 digit. Exact for up to 8 digits (62^8 < 2^53).
+ */
+export function base62DecodeNumber(s: string, start: number, end: number): number {
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const d = base62Digit(s.charCodeAt(i));
+    if (d < 0) return -1;
+    n = n * 62 + d;
+  }
+  return n;
+}
+

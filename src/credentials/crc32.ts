@@ -9,9 +9,9 @@ const TABLE = (() => {
   return t;
 })();
 
-/** CRC-32 of the string's characters, which must be ASCII. */
-export function crc32Ascii(s: string): number {
+/** CRC-32 of the string's characters from `start` to `end` (exclusive), which must be ASCII. */
+export function crc32Ascii(s: string, start = 0, end = s.length): number {
   let crc = 0xffffffff;
-  for (let i = 0; i < s.length; i++) crc = TABLE[(crc ^ s.charCodeAt(i)) & 0xff]! ^ (crc >>> 8);
+  for (let i = start; i < end; i++) crc = TABLE[(crc ^ s.charCodeAt(i)) & 0xff]! ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }

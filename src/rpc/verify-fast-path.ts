@@ -25,7 +25,8 @@
 // to the same answers.
 //
 // A cached verification runs synchronously from the request's 'end' event to
-// stream.respond(): no promise, no closure, one small object per call.
+// stream.respond(): no promise; one small object per call, with its three
+// stream listeners.
 import type { Http2ServerRequest, Http2Session, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { ConnectError } from '@connectrpc/connect';
 import {
@@ -72,8 +73,6 @@ interface Kind {
   timeoutHeader: string;
   encodingHeader: string;
   acceptEncodingHeader: string;
-  /** Response headers of a successful call; stream.respond() copies them, so one object serves every call. */
-  okHeaders: OutgoingHttpHeaders;
 }
 
 function kind(protocol: Kind['protocol'], binary: boolean, contentType: string): Kind {
@@ -85,7 +84,6 @@ function kind(protocol: Kind['protocol'], binary: boolean, contentType: string):
     timeoutHeader: grpcLike ? 'grpc-timeout' : 'connect-timeout-ms',
     encodingHeader: grpcLike ? 'grpc-encoding' : 'content-encoding',
     acceptEncodingHeader: grpcLike ? 'grpc-accept-encoding' : 'accept-encoding',
-    okHeaders: { ':status': 200, 'content-type': contentType },
   };
 }
 
@@ -95,6 +93,42 @@ const GRPC_WEB_PROTO = kind(GRPC_WEB, true, 'application/grpc-web+proto');
 const GRPC_WEB_JSON = kind(GRPC_WEB, false, 'application/grpc-web+json');
 const CONNECT_PROTO = kind(CONNECT, true, 'application/proto');
 const CONNECT_JSON = kind(CONNECT, false, 'application/json');
+
+let date = '';
+let dateUntil = 0;
+
+/** The date header Node would add: the current second, as toUTCString() writes it. */
+function currentDate(): string {
+  const now = Date.now();
+  if (now >= dateUntil) {
+    date = new Date(now).toUTCString();
+    dateUntil = now - (now % 1000) + 1000;
+  }
+  return date;
+}
+
+/**
+ * The headers of a successful call. Each is one object literal of a fixed
+ * shape, with undefined for a header not sent (Node skips those): stream.
+ * respond() copies the headers and adds a date unless there is one, and with
+ * objects of varying shapes (spread copies, an added property) that code
+ * misses V8's inline caches on every call once the process has also served
+ * other routes.
+ */
+function okHeadersOf(k: Kind, encoding: string | undefined, requestId: string | undefined, contentLength = 0): OutgoingHttpHeaders {
+  // Literal keys (x-request-id is REQUEST_ID_HEADER): a computed key would make V8 build the object slowly.
+  if (k.protocol === CONNECT) {
+    return {
+      ':status': 200,
+      'content-type': k.contentType,
+      date: currentDate(),
+      'content-encoding': encoding,
+      'x-request-id': requestId,
+      'content-length': String(contentLength),
+    };
+  }
+  return { ':status': 200, 'content-type': k.contentType, date: currentDate(), 'grpc-encoding': encoding, 'x-request-id': requestId };
+}
 
 /** The protocol connect-node's router would pick for this content type, if this path serves it. */
 function kindOf(contentType: string | undefined): Kind | undefined {
@@ -144,9 +178,6 @@ interface Negotiated {
 }
 const IDENTITY: Negotiated = { request: null, response: null };
 
-const kCall = Symbol('keyward.verifyCall');
-const kAuth = Symbol('keyward.auth');
-
 /** What a connection's last authorization header resolved to. */
 interface AuthMemo {
   authorization: string;
@@ -160,14 +191,24 @@ interface Replay {
   /** Whether the body had ended (its 'end' event is gone). */
   ended: boolean;
 }
-type FastStream = ServerHttp2Stream & { [kCall]?: Call; [kReplay]?: Replay };
+type FastStream = ServerHttp2Stream & { [kReplay]?: Replay };
 
-/** One VerifyKey call in progress. */
+/**
+ * One VerifyKey call in progress, with its stream's listeners. Nothing is
+ * added to the stream or its session: Node's HTTP/2 code handles every
+ * stream of the process, and stream objects of yet another shape would make
+ * that code slower for all of them.
+ */
 class Call {
   chunks: Buffer[] = [];
   size = 0;
   /** Trailers to send when the stream asks for them (gRPC). */
-  trailers: OutgoingHttpHeaders | undefined;
+  trailers: OutgoingHttpHeaders = OK_TRAILERS;
+  // Assigned in the constructor, not as class fields: tsx keeps function
+  // names, and a named field would cost an Object.defineProperty per call.
+  readonly onData: (chunk: Buffer) => void;
+  readonly onEnd: () => void;
+  readonly onWantTrailers: () => void;
 
   constructor(
     readonly fp: VerifyFastPath,
@@ -182,33 +223,24 @@ class Call {
     readonly limit: number,
     /** Connect: the declared content-length, else -1. */
     readonly lengthHint: number,
-  ) {}
-}
-
-// Stream listeners: shared functions (`this` is the stream), no closure per call.
-
-function onData(this: FastStream, chunk: Buffer): void {
-  const call = this[kCall];
-  if (call === undefined) return;
-  call.chunks.push(chunk);
-  call.size += chunk.length;
-  if (call.size > call.limit) call.fp.handOver(call, false);
-}
-
-function onEnd(this: FastStream): void {
-  const call = this[kCall];
-  if (call !== undefined) call.fp.run(call);
-}
-
-function onWantTrailers(this: FastStream): void {
-  const trailers = this[kCall]?.trailers ?? OK_TRAILERS;
-  this[kCall] = undefined;
-  try {
-    this.sendTrailers(trailers);
-  } catch {
-    // The client went away.
+  ) {
+    this.onData = (chunk) => {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+      if (this.size > this.limit) this.fp.handOver(this, false);
+    };
+    this.onEnd = () => this.fp.run(this);
+    this.onWantTrailers = () => {
+      try {
+        this.stream.sendTrailers(this.trailers);
+      } catch {
+        // The client went away.
+      }
+    };
   }
 }
+
+const OK_TRAILERS: OutgoingHttpHeaders = { 'grpc-status': '0' };
 
 function ignore(): void {
   // Stream errors (a reset by the client) end the call; there is no one to answer.
@@ -230,8 +262,12 @@ function resumeStream(stream: FastStream): void {
   stream.resume();
 }
 
-const OK_TRAILERS: OutgoingHttpHeaders = { 'grpc-status': '0' };
-const WAIT_FOR_TRAILERS = { waitForTrailers: true };
+// Options for stream.respond() in the shape Node's compat layer passes them
+// (the same properties, in the same order): respond() copies its options and
+// sets endStream, which stays a cheap store only while every caller's options
+// look alike.
+const RESPOND_THEN_TRAILERS = { endStream: false, waitForTrailers: true, sendDate: true };
+const RESPOND = { endStream: false, waitForTrailers: false, sendDate: true };
 const GRPC_WEB_OK_TRAILER = encodeEnvelope(trailerFlag, trailerSerialize(new Headers(OK_TRAILERS as Record<string, string>)));
 
 /** One enveloped message (flags, length, data), followed by `tail` (the gRPC-Web trailer). */
@@ -259,6 +295,8 @@ export class VerifyFastPath {
   private readonly serialization;
   private readonly negotiated = new Map<string, Negotiated>();
   private readonly encodings = new WeakMap<VerifyResult, { binary?: Uint8Array; json?: Uint8Array }>();
+  /** Per HTTP/2 connection, see rememberedPrincipal. */
+  private readonly authMemos = new WeakMap<Http2Session, AuthMemo>();
   private readonly stats;
 
   constructor(
@@ -284,10 +322,9 @@ export class VerifyFastPath {
       return;
     }
     const s = call.stream;
-    s[kCall] = call;
     s.on('error', ignore);
-    s.on('data', onData);
-    s.on('end', onEnd);
+    s.on('data', call.onData);
+    s.on('end', call.onEnd);
   };
 
   /** A call if everything the headers say is served here, else undefined. */
@@ -354,10 +391,9 @@ export class VerifyFastPath {
    */
   handOver(call: Call, ended: boolean): undefined {
     const s = call.stream;
-    s.removeListener('data', onData);
-    s.removeListener('end', onEnd);
+    s.removeListener('data', call.onData);
+    s.removeListener('end', call.onEnd);
     s.removeListener('error', ignore);
-    s[kCall] = undefined;
     if (s.destroyed) return undefined;
     if (!ended) {
       s.pause();
@@ -467,14 +503,14 @@ export class VerifyFastPath {
    * HPACK table already holds the header; nothing is kept beyond it.)
    */
   private rememberedPrincipal(stream: ServerHttp2Stream, authorization: string | null): Principal | undefined {
-    const session = stream.session as (Http2Session & { [kAuth]?: AuthMemo }) | undefined;
-    const memo = session?.[kAuth];
+    const session = stream.session;
+    const memo = session === undefined ? undefined : this.authMemos.get(session);
     if (memo !== undefined && memo.authorization === authorization) {
       const p = this.app.auth.principalOf(memo.entry);
       if (p !== undefined) return p;
     }
     const entry = this.app.auth.rememberedEntry(authorization);
-    if (entry !== undefined && session !== undefined && authorization !== null) session[kAuth] = { authorization, entry };
+    if (entry !== undefined && session !== undefined && authorization !== null) this.authMemos.set(session, { authorization, entry });
     return entry?.principal;
   }
 
@@ -562,15 +598,14 @@ export class VerifyFastPath {
   private sendOk(call: Call, requestId: string | null, message: Uint8Array, compressed: boolean): void {
     const k = call.kind;
     const response = call.compression.response;
-    let headers = k.okHeaders;
     // gRPC names the response encoding whenever one was negotiated; Connect
     // only when the body is compressed (from compressMinBytes on).
-    if (response !== null && (compressed || k.protocol !== CONNECT)) headers = { ...headers, [k.encodingHeader]: response.name };
-    if (requestId !== null) headers = { ...headers, [REQUEST_ID_HEADER]: requestIdOf(requestId) };
+    const encoding = response !== null && (compressed || k.protocol !== CONNECT) ? response.name : undefined;
+    const id = requestId === null ? undefined : requestIdOf(requestId);
     if (k.protocol === CONNECT) {
-      this.write(call, { ...headers, 'content-length': String(message.byteLength) }, message);
+      this.write(call, okHeadersOf(k, encoding, id, message.byteLength), message);
     } else {
-      this.write(call, headers, envelope(compressed ? 1 : 0, message, k.protocol === GRPC_WEB ? GRPC_WEB_OK_TRAILER : undefined));
+      this.write(call, okHeadersOf(k, encoding, id), envelope(compressed ? 1 : 0, message, k.protocol === GRPC_WEB ? GRPC_WEB_OK_TRAILER : undefined));
     }
   }
 
@@ -606,11 +641,10 @@ export class VerifyFastPath {
     if (s.destroyed || s.closed) return;
     try {
       if (call.kind.protocol === GRPC) {
-        s.on('wantTrailers', onWantTrailers);
-        s.respond(headers, WAIT_FOR_TRAILERS);
+        s.on('wantTrailers', call.onWantTrailers);
+        s.respond(headers, RESPOND_THEN_TRAILERS);
       } else {
-        s[kCall] = undefined;
-        s.respond(headers);
+        s.respond(headers, RESPOND);
       }
       s.end(body);
     } catch (e) {

@@ -492,7 +492,15 @@ const HEADERS_COMPARED = [
   'grpc-status-details-bin',
   'x-request-id',
   'content-length',
+  'date',
 ];
+
+/** A date header as Node writes it (toUTCString of the current second), or what it is instead. */
+function dateOf(v: string | string[] | undefined): string {
+  const ms = Date.parse(String(v));
+  const ok = typeof v === 'string' && new Date(ms).toUTCString() === v && Math.abs(Date.now() - ms) < 5_000;
+  return ok ? '<now>' : `not the current HTTP date: ${String(v)}`;
+}
 
 function pickHeaders(h: http2.IncomingHttpHeaders, body: Buffer | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -501,6 +509,7 @@ function pickHeaders(h: http2.IncomingHttpHeaders, body: Buffer | undefined): Re
     if (v === undefined) continue;
     if (name === 'x-request-id') out[name] = /^[0-9a-f-]{36}$/.test(String(v)) ? '<generated>' : v;
     else if (name === 'content-length') out[name] = body && Number(v) === body.length ? '<body length>' : v;
+    else if (name === 'date') out[name] = dateOf(v);
     else out[name] = v;
   }
   return out;
@@ -580,7 +589,7 @@ const RAW_CASES: RawCase[] = [
     request: (s) => ({ headers: { ...GRPC, ...auth(s), 'x-request-id': 'conformance-1' }, body: envelope(encode(s)) }),
     fastPath: 'serves',
     check: (r) => {
-      expect(r.headers).toEqual({ 'content-type': 'application/grpc+proto', 'x-request-id': 'conformance-1' });
+      expect(r.headers).toEqual({ 'content-type': 'application/grpc+proto', 'x-request-id': 'conformance-1', date: '<now>' });
       expect(r.trailers).toEqual({ 'grpc-status': '0' });
     },
   },
@@ -764,7 +773,7 @@ const RAW_CASES: RawCase[] = [
     check: (r) => {
       expect(r.status).toBe(200);
       // A successful VerifyKey carries a request id only if the caller sent one (errorInterceptor).
-      expect(r.headers).toEqual({ 'content-type': 'application/proto', 'content-length': '<body length>' });
+      expect(r.headers).toEqual({ 'content-type': 'application/proto', 'content-length': '<body length>', date: '<now>' });
     },
   },
   {
