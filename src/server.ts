@@ -124,9 +124,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (!ormContextsAreSynchronous) {
     log.warn('MikroORM was loaded before src/db/load-orm.ts: async hooks stay on and every request costs more');
   }
-  if (!config.secretsKey) {
-    log.info('KEYWARD_SECRETS_KEY is not set: JWT signing keys and webhook secrets are stored unsealed');
-  }
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -135,6 +132,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   // Builds objects only (a Redis client connects in the background); stopBackground() undoes it.
   const app = new App(db.orm, log, config, db.shared);
+  if (!app.secrets.sealing) log.info('KEYWARD_SECRETS_KEY is not set: JWT signing keys and webhook secrets are stored unsealed');
   let listener: ChangeListener | undefined;
   try {
     if (db.shared) {

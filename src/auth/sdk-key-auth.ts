@@ -27,12 +27,11 @@ export interface SdkKeyAuthOptions {
   failuresPerSecond: number;
 }
 
-export const DEFAULT_SDK_KEY_AUTH: SdkKeyAuthOptions = {
+/** The options that are not configuration (the failure budget is: see config.ts). */
+export const DEFAULT_SDK_KEY_AUTH: Omit<SdkKeyAuthOptions, 'failureBurst' | 'failuresPerSecond'> = {
   recheckMs: 1000,
   maxEntries: 10_000,
   failureTtlMs: 10 * 60_000,
-  failureBurst: 20,
-  failuresPerSecond: 2,
 };
 
 interface Bucket {
@@ -65,21 +64,26 @@ export class SdkKeyAuthenticator {
 
   constructor(
     private readonly orm: MikroORM,
-    private readonly opts: SdkKeyAuthOptions = DEFAULT_SDK_KEY_AUTH,
+    private readonly opts: SdkKeyAuthOptions,
     /**
      * Told of every refusal, with the SDK key id if it names one that exists,
      * else `missing`, `malformed` or `unknown` (never the token).
      */
-    private readonly onFailure: (subject: string) => void = () => {},
+    private readonly onFailure: (subject: string) => void,
   ) {}
 
+  /** The SDK key of an authorization header. */
   private token(authorization: string | null | undefined): string {
-    try {
-      return bearerToken(authorization);
-    } catch (e) {
-      this.onFailure(authorization ? 'malformed' : 'missing');
-      throw e;
+    if (!authorization) {
+      this.onFailure('missing');
+      throw unauthenticated('missing SDK key: send "authorization: Bearer <sdk key>"');
     }
+    const token = bearerTokenOf(authorization);
+    if (token === undefined) {
+      this.onFailure('malformed');
+      throw unauthenticated('the authorization header must be "Bearer <sdk key>"');
+    }
+    return token;
   }
 
   /**
@@ -111,12 +115,12 @@ export class SdkKeyAuthenticator {
    * The principal of the SDK key in `authorization`. `source` identifies the
    * caller's network origin (its remote address) for throttling failed checks.
    */
-  authenticate(authorization: string | null | undefined, source = ''): Promise<Principal> {
+  authenticate(authorization: string | null | undefined, source: string): Promise<Principal> {
     return this.authenticateToken(this.token(authorization), source);
   }
 
   /** authenticate() for an SDK key sent elsewhere than in an authorization header (forward auth's own header). */
-  async authenticateToken(token: string, source = ''): Promise<Principal> {
+  async authenticateToken(token: string, source: string): Promise<Principal> {
     const fp = sdkKeyFingerprint(token);
     const hit = this.remembered.get(fp);
     if (hit && this.isFresh(hit)) return hit.principal;
@@ -166,24 +170,24 @@ export class SdkKeyAuthenticator {
       // No bcrypt, so nothing taken from the bucket (which would let anyone at
       // a shared address lock out keys not yet checked); the token is
       // remembered, so repeating it costs no second read.
-      const subject = row ? row.id : 'unknown';
-      boundedSet(this.failed, fp, { at: Date.now(), subject }, this.opts.maxEntries);
-      this.onFailure(subject);
-      throw invalidKey();
+      this.refuse(fp, row ? row.id : 'unknown');
     }
     const bucket = this.bucketOf(source, Date.now());
     if (bucket.tokens < 1) throw this.throttled();
     bucket.tokens -= 1;
     boundedSet(this.buckets, source, bucket, this.opts.maxEntries);
     this.stats.bcryptChecks++;
-    if (!(await checkSdkKeySecret(parsed.secret, row.secretHash))) {
-      boundedSet(this.failed, fp, { at: Date.now(), subject: row.id }, this.opts.maxEntries);
-      this.onFailure(row.id);
-      throw invalidKey();
-    }
+    if (!(await checkSdkKeySecret(parsed.secret, row.secretHash))) this.refuse(fp, row.id);
     const refund = this.buckets.get(source);
     if (refund) refund.tokens = Math.min(this.opts.failureBurst, refund.tokens + 1);
     return this.remember(fp, row);
+  }
+
+  /** Refuses a token that failed its check, and remembers it so that it fails again without one. */
+  private refuse(fp: string, subject: string): never {
+    boundedSet(this.failed, fp, { at: Date.now(), subject }, this.opts.maxEntries);
+    this.onFailure(subject);
+    throw invalidKey();
   }
 
   private throttled() {
@@ -232,11 +236,4 @@ function boundedSet<K, V>(m: Map<K, V>, k: K, v: V, max: number): void {
 
 function invalidKey() {
   return unauthenticated('the SDK key is invalid or revoked');
-}
-
-function bearerToken(authorization: string | null | undefined): string {
-  if (!authorization) throw unauthenticated('missing SDK key: send "authorization: Bearer <sdk key>"');
-  const token = bearerTokenOf(authorization);
-  if (token === undefined) throw unauthenticated('the authorization header must be "Bearer <sdk key>"');
-  return token;
 }

@@ -1,11 +1,10 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { AuditEvent } from '../db/entities.js';
-import { invalidArgument } from './errors.js';
 import { isId } from './ids.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
-import { checkLength, requireId } from './validate.js';
+import { checkLength, checkTimeOrder, requireId } from './validate.js';
 
 /**
  * Adds an audit record to the unit of work, so it commits in the same
@@ -67,9 +66,7 @@ export class AuditLog {
     checkLength('resource_id', filter.resourceId, AUDIT_FILTER_MAX);
     checkLength('actor', filter.actor, AUDIT_FILTER_MAX);
     checkLength('action', filter.action, AUDIT_FILTER_MAX);
-    if (filter.startTime && filter.endTime && filter.endTime.getTime() <= filter.startTime.getTime()) {
-      throw invalidArgument('end_time', 'must be after start_time');
-    }
+    checkTimeOrder(filter.startTime, filter.endTime);
     const visible = p.visibleWorkspaces();
     const bound = { ...filter, visible };
     const cursor = openCursor(page, bound, isId);

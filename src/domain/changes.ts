@@ -40,8 +40,10 @@ export class ChangeBus {
   }
 
   /**
-   * Runs `work` in a transaction; the changes it reports are announced to
-   * other replicas within that transaction and to this process after commit.
+   * Runs `work` in a transaction on a fork of `em` (inTransaction makes the
+   * fork, so callers pass their `em` as is); the changes it reports are
+   * announced to other replicas within that transaction and to this process
+   * after commit.
    */
   async transaction<R>(em: EntityManager, work: (em: EntityManager, report: (c: Change) => void) => Promise<R>): Promise<R> {
     const changes: Change[] = [];

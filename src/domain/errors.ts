@@ -14,6 +14,8 @@ export class DomainError extends Error {
   constructor(
     readonly kind: ErrorKind,
     message: string,
+    /** The request field an invalid_argument is about (its message starts with it). */
+    readonly field?: string,
   ) {
     super(message);
     this.name = 'DomainError';
@@ -21,7 +23,7 @@ export class DomainError extends Error {
 }
 
 export const invalidArgument = (field: string, problem: string) =>
-  new DomainError('invalid_argument', `${field}: ${problem}`);
+  new DomainError('invalid_argument', `${field}: ${problem}`, field);
 export const notFound = (what: string, id: string) =>
   new DomainError('not_found', `${what} ${JSON.stringify(id)} not found`);
 export const alreadyExists = (message: string) => new DomainError('already_exists', message);

@@ -25,7 +25,7 @@ import {
   type UsageState,
 } from './limits.js';
 
-export const MAX_GRACE_PERIOD_MS = 30 * 24 * 3600 * 1000;
+const MAX_GRACE_PERIOD_MS = 30 * 24 * 3600 * 1000;
 const KEY_MASK = [
   'customer_id',
   'name',
@@ -102,14 +102,16 @@ function limitsDetails(key: ApiKey) {
   };
 }
 
-/** Sets remaining uses and refill together; a refill needs remaining uses. Starts a new refill period. */
-function setUsage(key: ApiKey, remainingUses: number | null, refill: RefillSpec | null, now: number): void {
+/** A key's remaining uses and refill columns, set together; a refill needs remaining uses. Starts a new refill period. */
+function usageColumns(remainingUses: number | null, refill: RefillSpec | null, now: number) {
   if (refill !== null && remainingUses === null) throw invalidArgument('key.refill', 'needs remaining_uses: a key without remaining_uses has unlimited uses');
-  key.remainingUses = remainingUses;
-  key.refillAmount = refill?.amount ?? null;
-  key.refillInterval = refill?.interval ?? null;
-  key.refillDay = refill?.dayOfMonth ?? null;
-  key.lastRefillTime = remainingUses === null ? null : new Date(now);
+  return {
+    remainingUses,
+    refillAmount: refill?.amount ?? null,
+    refillInterval: refill?.interval ?? null,
+    refillDay: refill?.dayOfMonth ?? null,
+    lastRefillTime: remainingUses === null ? null : new Date(now),
+  };
 }
 
 export interface IssuedKey {
@@ -253,13 +255,8 @@ export class Keys {
         start: issued.start,
         lastUsedTime: null,
         revokeTime: null,
-        remainingUses: null,
-        refillAmount: null,
-        refillInterval: null,
-        refillDay: null,
-        lastRefillTime: null,
+        ...usageColumns(remainingUses, refill, now),
       });
-      setUsage(key, remainingUses, refill, now);
       // The entities carry plain id columns, not relations, so the unit of work
       // cannot order inserts by foreign key: write the key before its secret
       // and grants.
@@ -300,7 +297,7 @@ export class Keys {
     p.requireScope('api_keys:write');
     const mask = checkUpdateMask(maskPaths, KEY_MASK);
     const now = Date.now();
-    return this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+    return this.changes.transaction(this.orm.em, async (em, report) => {
       const { key } = await findVisibleKey(em, p, id, { field: 'key.id', lock: true });
       if (key.revokeTime) throw failedPrecondition('the key is revoked; a revoked key cannot be changed');
       if (mask.has('customer_id')) key.customerId = checkCustomerId(input.customerId);
@@ -325,7 +322,7 @@ export class Keys {
         const current = usageOf(key, now);
         const uses = mask.has('remaining_uses') ? checkRemainingUses('key.remaining_uses', input.remainingUses) : (current?.remainingUses ?? null);
         const refill = mask.has('refill') ? checkRefill('key.refill', input.refill) : refillOf(key);
-        setUsage(key, uses, refill, now);
+        Object.assign(key, usageColumns(uses, refill, now));
       }
       key.updateTime = new Date();
       audit(em, p, 'key.update', { type: 'key', id, workspaceId: key.workspaceId }, { update_mask: [...mask], ...limitsDetails(key) });
@@ -343,7 +340,7 @@ export class Keys {
     p.requireScope('api_keys:write');
     if (!Number.isFinite(graceMs) || graceMs < 0) throw invalidArgument('grace_period', 'must not be negative');
     if (graceMs > MAX_GRACE_PERIOD_MS) throw invalidArgument('grace_period', 'must be at most 30 days');
-    return this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+    return this.changes.transaction(this.orm.em, async (em, report) => {
       const { key, ws } = await findVisibleKey(em, p, id, { lock: true });
       if (key.revokeTime) throw failedPrecondition('the key is revoked; a revoked key cannot be rotated');
       const now = new Date();
@@ -367,7 +364,7 @@ export class Keys {
 
   async revoke(p: Principal, id: string): Promise<KeyView> {
     p.requireScope('api_keys:write');
-    return this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+    return this.changes.transaction(this.orm.em, async (em, report) => {
       const { key } = await findVisibleKey(em, p, id, { lock: true });
       if (!key.revokeTime) {
         key.revokeTime = new Date();
@@ -383,7 +380,7 @@ export class Keys {
 
   async delete(p: Principal, id: string): Promise<void> {
     p.requireScope('api_keys:write');
-    await this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+    await this.changes.transaction(this.orm.em, async (em, report) => {
       const { key } = await findVisibleKey(em, p, id, { lock: true });
       em.remove(key);
       audit(em, p, 'key.delete', { type: 'key', id, workspaceId: key.workspaceId });

@@ -1,13 +1,14 @@
 // Rate limits and usage limits of keys: their rules, shared by management
 // (create, update, read) and verification. No protobuf here.
 import { invalidArgument } from './errors.js';
+import { checkPattern } from './validate.js';
 
-export const MAX_RATE_LIMITS = 5;
-export const MAX_RATE_LIMIT = 1e12;
-export const MIN_WINDOW_MS = 1000;
-export const MAX_WINDOW_MS = 31 * 24 * 3600 * 1000;
-export const MAX_USES = 1e15;
-export const MAX_COST = 1e9;
+const MAX_RATE_LIMITS = 5;
+const MAX_RATE_LIMIT = 1e12;
+const MIN_WINDOW_MS = 1000;
+const MAX_WINDOW_MS = 31 * 24 * 3600 * 1000;
+const MAX_USES = 1e15;
+const MAX_COST = 1e9;
 
 const LIMIT_NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 
@@ -56,8 +57,7 @@ export function checkRateLimits(field: string, limits: readonly RateLimitInput[]
   const names = new Set<string>();
   return limits.map((l, i) => {
     const f = `${field}[${i}]`;
-    if (l.name === '') throw invalidArgument(`${f}.name`, 'is required');
-    if (!LIMIT_NAME_RE.test(l.name)) throw invalidArgument(`${f}.name`, 'must match [a-z0-9][a-z0-9_.-]{0,63}');
+    checkPattern(`${f}.name`, l.name, LIMIT_NAME_RE, '[a-z0-9][a-z0-9_.-]{0,63}');
     if (names.has(l.name)) throw invalidArgument(`${f}.name`, `duplicates another limit named ${JSON.stringify(l.name)}`);
     names.add(l.name);
     checkCount(`${f}.limit`, l.limit, 1, MAX_RATE_LIMIT);

@@ -27,19 +27,21 @@ export class Principal {
   constructor(
     /** SDK key id, or `cli` for the operator. */
     readonly actor: string,
-    scopes: readonly string[],
-    /** Workspaces the key is restricted to; empty means all. */
-    workspaceIds: readonly string[],
+    /** Scopes held (a set is kept as is: inRequest() shares them). */
+    scopes: readonly string[] | ReadonlySet<string>,
+    /** Workspaces the key is restricted to; none means all. */
+    workspaceIds: readonly string[] | ReadonlySet<string>,
     /** The request (its x-request-id) this principal acts in, for audit records; null outside an RPC. */
     readonly requestId: string | null = null,
   ) {
-    this.scopeSet = new Set(scopes);
-    this.workspaceSet = workspaceIds.length > 0 ? new Set(workspaceIds) : undefined;
+    this.scopeSet = scopes instanceof Set ? scopes : new Set(scopes);
+    const workspaces = workspaceIds instanceof Set ? workspaceIds : new Set(workspaceIds);
+    this.workspaceSet = workspaces.size > 0 ? workspaces : undefined;
   }
 
   /** The same rights, acting in one request. */
   inRequest(requestId: string | null): Principal {
-    return new Principal(this.actor, [...this.scopeSet], this.visibleWorkspaces() ?? [], requestId);
+    return new Principal(this.actor, this.scopeSet, this.workspaceSet ?? [], requestId);
   }
 
   get restricted(): boolean {

@@ -87,7 +87,7 @@ export class Scopes {
     const name = mask.has('name') ? checkName(input.name) : undefined;
     const description = mask.has('description') ? checkDescription(input.description) : undefined;
     try {
-      return await this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+      return await this.changes.transaction(this.orm.em, async (em, report) => {
         const scope = await this.findVisible(em, p, id, 'scope.id');
         // A rename changes the permission strings of every key granted the scope.
         if (name !== undefined && name !== scope.name) report({ workspace: scope.workspaceId });
@@ -105,7 +105,7 @@ export class Scopes {
   /** Deletes the scope; the foreign key removes it from every key's grants. */
   async delete(p: Principal, id: string): Promise<void> {
     p.requireScope('workspace_scopes:write');
-    await this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+    await this.changes.transaction(this.orm.em, async (em, report) => {
       const scope = await this.findVisible(em, p, id);
       em.remove(scope);
       audit(em, p, 'scope.delete', { type: 'scope', id, workspaceId: scope.workspaceId });

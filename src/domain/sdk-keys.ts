@@ -58,7 +58,7 @@ export class SdkKeys {
 
   async revoke(id: string): Promise<SdkKey> {
     requireId('id', id);
-    return this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+    return this.changes.transaction(this.orm.em, async (em, report) => {
       const sdkKey = await em.findOne(SdkKey, { id });
       if (!sdkKey) throw notFound('SDK key', id);
       if (!sdkKey.revokeTime) {

@@ -2,12 +2,12 @@ import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
 import { invalidArgument } from './errors.js';
 import { findVisibleKey } from './keys.js';
 import type { Principal } from './principal.js';
-import { requireId } from './validate.js';
+import { checkTimeOrder, requireId } from './validate.js';
 import { findVisibleWorkspace } from './workspaces.js';
 
 const HOUR_MS = 3_600_000;
 /** The longest range one request may ask for (hourly buckets: at most 2,208). */
-export const MAX_USAGE_RANGE_MS = 92 * 24 * HOUR_MS;
+const MAX_USAGE_RANGE_MS = 92 * 24 * HOUR_MS;
 
 export interface TimeRange {
   start: Date | undefined;
@@ -38,7 +38,7 @@ export interface UsageReport {
 function checkRange(range: TimeRange, now = Date.now()): { from: Date; to: Date } {
   if (!range.start) throw invalidArgument('start_time', 'is required');
   const end = range.end ?? new Date(now);
-  if (end.getTime() <= range.start.getTime()) throw invalidArgument('end_time', 'must be after start_time');
+  checkTimeOrder(range.start, end);
   if (end.getTime() - range.start.getTime() > MAX_USAGE_RANGE_MS) throw invalidArgument('end_time', 'must be at most 92 days after start_time');
   return { from: new Date(Math.floor(range.start.getTime() / HOUR_MS) * HOUR_MS), to: end };
 }

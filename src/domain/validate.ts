@@ -23,7 +23,12 @@ export function checkPattern(field: string, value: string, re: RegExp, shape: st
   return value;
 }
 
-export const METADATA_LIMITS = { entries: 64, keyLength: 128, valueLength: 1024 };
+/** A time range's end, if both ends are set, must come after its start. */
+export function checkTimeOrder(start: Date | undefined, end: Date | undefined): void {
+  if (start && end && end.getTime() <= start.getTime()) throw invalidArgument('end_time', 'must be after start_time');
+}
+
+const METADATA_LIMITS = { entries: 64, keyLength: 128, valueLength: 1024 };
 
 export function checkMetadata(field: string, metadata: Record<string, string>): Record<string, string> {
   const entries = Object.entries(metadata);

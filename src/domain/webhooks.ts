@@ -8,13 +8,13 @@ import { audit } from './audit.js';
 import { invalidArgument, notFound } from './errors.js';
 import { newId } from './ids.js';
 import type { Principal } from './principal.js';
-import { requireId } from './validate.js';
+import { checkLength, requireId } from './validate.js';
 import { findVisibleWorkspace } from './workspaces.js';
 
 /** Events a workspace's webhook receives. */
 export type WebhookEventType = 'key.expiring' | 'key.revoked' | 'key.rotated' | 'key.usage_exhausted';
 
-export const DEFAULT_EXPIRING_NOTICE_DAYS = 7;
+const DEFAULT_EXPIRING_NOTICE_DAYS = 7;
 const MAX_URL_LENGTH = 2048;
 
 export interface WebhookInput {
@@ -33,7 +33,7 @@ export interface SetWebhookResult {
 function checkUrl(url: string): string {
   const field = 'webhook.url';
   if (url === '') throw invalidArgument(field, 'is required');
-  if (url.length > MAX_URL_LENGTH) throw invalidArgument(field, `must be at most ${MAX_URL_LENGTH} characters`);
+  checkLength(field, url, MAX_URL_LENGTH);
   let u: URL;
   try {
     u = new URL(url);
@@ -179,7 +179,7 @@ const KEY_EVENT_FIELDS: readonly { column: string; prop: keyof KeyEventKey; time
 ];
 
 /** What an event tells about a key: never its secret. */
-export function keyEventData(key: KeyEventKey): Record<string, unknown> {
+function keyEventData(key: KeyEventKey): Record<string, unknown> {
   const data: Record<string, unknown> = {};
   for (const f of KEY_EVENT_FIELDS) {
     const v = key[f.prop];

@@ -11,7 +11,7 @@ import { closePage, openCursor, type Page, type PageRequest } from './paging.js'
 import type { Principal } from './principal.js';
 import { checkLength, checkPattern, checkUpdateMask, requireId } from './validate.js';
 
-export const DEFAULT_KEY_PREFIX = 'kw';
+const DEFAULT_KEY_PREFIX = 'kw';
 const WORKSPACE_MASK = ['name', 'key_prefix'] as const;
 
 export interface WorkspaceInput {
@@ -106,7 +106,7 @@ export class Workspaces {
   /** Marks the workspace deleted and revokes all its keys in one transaction. */
   async delete(p: Principal, id: string): Promise<void> {
     p.requireScope('workspace:write');
-    await this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+    await this.changes.transaction(this.orm.em, async (em, report) => {
       const ws = await findVisibleWorkspace(em, p, id);
       const now = new Date();
       ws.deleteTime = now;

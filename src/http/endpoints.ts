@@ -7,7 +7,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
 import type { App } from '../app.js';
-import { isConnectionError } from '../db/errors.js';
+import { httpFailureOf } from './failure.js';
 import { AUTHORIZE_PATH, forwardAuth } from './forward-auth.js';
 
 /** What connect-node's adapter hands its fallback: an HTTP/1.1 or HTTP/2 (compat) request and response. */
@@ -15,7 +15,7 @@ type Fallback = NonNullable<ConnectNodeAdapterOptions['fallback']>;
 type Req = Parameters<Fallback>[0];
 type Res = Parameters<Fallback>[1];
 
-export const JWKS_PATH = '/.well-known/jwks.json';
+const JWKS_PATH = '/.well-known/jwks.json';
 
 function send(req: Req, res: Res, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
   const text = JSON.stringify(body);
@@ -35,13 +35,8 @@ export function httpEndpoints(app: App) {
     req.resume();
     const path = (req.url ?? '/').split('?')[0]!;
     void route(app, req, res, path).catch((e: unknown) => {
-      if (isConnectionError(e)) {
-        app.log.warn('database unavailable', { path, error: (e as Error).message });
-        send(req, res, 503, { code: 'unavailable', message: 'the database is unavailable; try again' });
-        return;
-      }
-      app.log.error('http endpoint failed', { path, error: (e as Error)?.message ?? String(e) });
-      send(req, res, 500, { code: 'internal', message: 'internal error' });
+      const f = httpFailureOf(e, app.log, { path });
+      send(req, res, f.status, { code: f.code, message: f.message });
     });
   };
 }

@@ -32,16 +32,16 @@
 //   503  the database is unreachable (fail closed)
 import type { IncomingHttpHeaders } from 'node:http';
 import { bearerTokenOf } from '../auth/bearer.js';
-import { isConnectionError } from '../db/errors.js';
 import { DomainError } from '../domain/errors.js';
 import type { App } from '../app.js';
+import { httpFailureOf } from './failure.js';
 import type { VerifyResult } from '../verify/verifier.js';
 import type { LimitOutcome } from '../verify/limits.js';
 import type { RateLimitOutcome } from '../verify/rate-limits.js';
 
 export const AUTHORIZE_PATH = '/v1/authorize';
 
-export const HEADER = {
+const HEADER = {
   sdkKey: 'x-keyward-sdk-key',
   apiKey: 'x-api-key',
   permissions: 'x-keyward-permissions',
@@ -60,10 +60,10 @@ export const HEADER = {
   retryAfter: 'retry-after',
 } as const;
 
-export const REALM = 'keyward';
-export const GATEWAY_REALM = 'keyward-gateway';
+const REALM = 'keyward';
+const GATEWAY_REALM = 'keyward-gateway';
 
-export interface ForwardAuthAnswer {
+interface ForwardAuthAnswer {
   status: number;
   headers: Record<string, string>;
   body: { code: string; message: string };
@@ -118,12 +118,12 @@ function header(h: IncomingHttpHeaders, name: string): string | undefined {
 }
 
 /** The caller's API key: X-API-Key, else `Authorization: Bearer`. */
-export function apiKeyOf(h: IncomingHttpHeaders): string | undefined {
+function apiKeyOf(h: IncomingHttpHeaders): string | undefined {
   return header(h, HEADER.apiKey)?.trim() || bearerTokenOf(header(h, 'authorization'));
 }
 
 /** `a:read, b:write` → ['a:read', 'b:write']; empty entries are dropped. */
-export function permissionsOf(h: IncomingHttpHeaders): string[] {
+function permissionsOf(h: IncomingHttpHeaders): string[] {
   const raw = h[HEADER.permissions];
   const joined = Array.isArray(raw) ? raw.join(',') : (raw ?? '');
   return joined
@@ -136,7 +136,7 @@ export function permissionsOf(h: IncomingHttpHeaders): string[] {
  * X-Keyward-Cost as a number: undefined when absent, NaN when not a plain
  * decimal integer (which the verifier's cost check then rejects).
  */
-export function costOf(h: IncomingHttpHeaders): number | undefined {
+function costOf(h: IncomingHttpHeaders): number | undefined {
   const raw = header(h, HEADER.cost);
   if (raw === undefined) return undefined;
   const t = raw.trim();
@@ -181,7 +181,7 @@ function addLimitHeaders(headers: Record<string, string>, o: LimitOutcome, code:
 }
 
 /** Header values must be visible ASCII; anything else (a customer id is any string) is percent-encoded. */
-export function headerSafe(s: string): string {
+function headerSafe(s: string): string {
   return /^[\x20-\x7e]*$/.test(s) ? s : encodeURIComponent(s);
 }
 
@@ -189,7 +189,23 @@ function invalidTokenChallenge(description: string): string {
   return `Bearer realm="${REALM}", error="invalid_token", error_description="${description}"`;
 }
 
-export function resultAnswer(r: VerifyResult): ForwardAuthAnswer {
+/**
+ * Answers of verdicts without limits, kept as long as the verdict: the
+ * verifier gives one shared object per cached key and code (and one
+ * NOT_FOUND), so a gateway's repeated checks of a key are answered with the
+ * answer made the first time. An answer is never changed once made.
+ */
+const answers = new WeakMap<VerifyResult, ForwardAuthAnswer>();
+
+function resultAnswer(r: VerifyResult): ForwardAuthAnswer {
+  // A key with limits: the outcome differs from call to call.
+  if (r.limits !== undefined) return makeResultAnswer(r);
+  let a = answers.get(r);
+  if (a === undefined) answers.set(r, (a = makeResultAnswer(r)));
+  return a;
+}
+
+function makeResultAnswer(r: VerifyResult): ForwardAuthAnswer {
   const status = forwardAuthStatus(r.code);
   const message = DESCRIPTIONS[r.code] ?? `the API key did not verify (${r.code})`;
   const identity: Record<string, string> = r.key
@@ -235,14 +251,23 @@ export async function forwardAuth(app: App, h: IncomingHttpHeaders, source: stri
   }
 }
 
+/** VerifyKey's request fields, as forward auth receives them. */
+const FIELD_HEADERS: Record<string, string> = {
+  required_permissions: HEADER.permissions,
+  workspace_id: HEADER.requireWorkspace,
+  cost: HEADER.cost,
+};
+
+/** The message of an invalid argument, naming the header, not the RPC field: it is the gateway's configuration that is wrong. */
+function invalidHeaderMessage(e: DomainError): string {
+  const header = e.field === undefined ? undefined : FIELD_HEADERS[e.field.replace(/\[\d+\]$/, '')];
+  return header === undefined ? e.message : header + e.message.slice(e.field!.length);
+}
+
 function failureAnswer(app: App, e: unknown): ForwardAuthAnswer {
-  if (isConnectionError(e)) {
-    app.log.warn('database unavailable', { rpc: 'forward-auth' });
-    return answer(503, 'unavailable', 'the database is unavailable; try again');
-  }
   if (!(e instanceof DomainError)) {
-    app.log.error('forward auth failed', { error: (e as Error)?.message ?? String(e) });
-    return answer(500, 'internal', 'internal error');
+    const f = httpFailureOf(e, app.log, { path: AUTHORIZE_PATH });
+    return answer(f.status, f.code, f.message);
   }
   switch (e.kind) {
     case 'unauthenticated':
@@ -252,8 +277,7 @@ function failureAnswer(app: App, e: unknown): ForwardAuthAnswer {
     case 'permission_denied':
       return answer(403, 'gateway_permission_denied', `the gateway's SDK key: ${e.message}`);
     case 'invalid_argument':
-      // Name the header, not the RPC field: it is the gateway's configuration that is wrong.
-      return answer(400, 'invalid_argument', e.message.replace(/^required_permissions(\[\d+\])?/, HEADER.permissions).replace(/^workspace_id/, HEADER.requireWorkspace).replace(/^cost\b/, HEADER.cost));
+      return answer(400, 'invalid_argument', invalidHeaderMessage(e));
     case 'unavailable':
       return answer(503, 'unavailable', e.message);
     case 'resource_exhausted':

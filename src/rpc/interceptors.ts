@@ -41,11 +41,21 @@ export interface RpcFailure {
 export function rpcFailureOf(e: unknown, log: Logger, rpc: string, requestId: string): RpcFailure {
   if (e instanceof DomainError) return { code: CODES[e.kind], message: e.message };
   if (e instanceof ConnectError) return { code: e.code, message: e.rawMessage };
+  return serverFailureOf(e, log, { rpc, requestId });
+}
+
+/**
+ * A failure that is not the caller's doing: a lost database is UNAVAILABLE
+ * (logged as a warning), anything else INTERNAL with a generic message
+ * (logged as an error; the client sees no cause and no stack). Also what the
+ * plain HTTP endpoints answer with (503 and 500). `where` goes into the log.
+ */
+export function serverFailureOf(e: unknown, log: Logger, where: Record<string, unknown>): RpcFailure {
   if (isConnectionError(e)) {
-    log.warn('database unavailable', { rpc, requestId, error: (e as Error).message });
+    log.warn('database unavailable', { ...where, error: (e as Error).message });
     return { code: Code.Unavailable, message: 'the database is unavailable; try again' };
   }
-  log.error('request failed', { rpc, requestId, error: (e as Error)?.message ?? String(e) });
+  log.error('request failed', { ...where, error: (e as Error)?.message ?? String(e) });
   return { code: Code.Internal, message: 'internal error' };
 }
 

@@ -43,6 +43,9 @@ export interface SigningKeysOptions {
  */
 const PUBLISH_MARGIN_MS = 60_000;
 
+/** Inserts one row of newKeyRow's values as the active key. */
+const INSERT_KEY_SQL = `insert into signing_keys (id, algorithm, public_jwk, private_pkcs8, create_time) values (?, ?, ?::jsonb, ?, now())`;
+
 interface ActiveRow {
   id: string;
   private_pkcs8: string;
@@ -92,11 +95,7 @@ export class SigningKeys {
     if (!row) {
       // Another replica may insert first; then this insert does nothing and
       // both use that one.
-      await em.execute(
-        `insert into signing_keys (id, algorithm, public_jwk, private_pkcs8, create_time)
-         values (?, ?, ?::jsonb, ?, now()) on conflict do nothing`,
-        newKeyRow(this.opts.secrets),
-      );
+      await em.execute(`${INSERT_KEY_SQL} on conflict do nothing`, newKeyRow(this.opts.secrets));
       row = await this.findActive(em);
       if (!row) throw new Error('no active signing key after creating one');
     }
@@ -116,16 +115,15 @@ export class SigningKeys {
    * until they have expired. Returns the new key's id and the retired ones'.
    */
   async rotate(p: Principal): Promise<{ id: string; retired: string[] }> {
-    const result = await this.changes.transaction(this.orm.em.fork(), async (em, report) => {
+    const result = await this.changes.transaction(this.orm.em, async (em, report) => {
       const sql = em as SqlEntityManager;
       const retired = await sql.execute<{ id: string }[]>(
         'update signing_keys set retire_time = now() where retire_time is null returning id',
       );
       const values = newKeyRow(this.opts.secrets);
-      await sql.execute(
-        `insert into signing_keys (id, algorithm, public_jwk, private_pkcs8, create_time) values (?, ?, ?::jsonb, ?, now())`,
-        values,
-      );
+      // No `on conflict`: a rotation that raced another fails rather than
+      // reporting a key it did not make.
+      await sql.execute(INSERT_KEY_SQL, values);
       const id = values[0]!;
       audit(em, p, 'signing_key.rotate', { type: 'signing_key', id });
       for (const r of retired) audit(em, p, 'signing_key.retire', { type: 'signing_key', id: r.id });

@@ -25,9 +25,9 @@ for (const [net, bits] of [
   PRIVATE.addSubnet(net, bits, 'ipv6');
 }
 
+// An IPv4-mapped IPv6 address (::ffff:127.0.0.1, ::ffff:7f00:1) matches the
+// IPv4 rules: BlockList.check(address, 'ipv6') maps it itself.
 function isPrivate(address: string): boolean {
-  const v4mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (v4mapped) return PRIVATE.check(v4mapped[1]!, 'ipv4');
   return PRIVATE.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
 }
 

@@ -1,8 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
 import type { SecretBox } from '../credentials/secret-box.js';
+import { jsonColumn } from '../db/json.js';
 import { inTransaction } from '../db/transaction.js';
-import { enqueueKeyEvent } from '../domain/webhooks.js';
+import { enqueueWebhookEvent, keyEventDataSql } from '../domain/webhooks.js';
 import type { Logger } from '../log.js';
 import { refusedDestination } from './address-guard.js';
 
@@ -10,7 +11,7 @@ export const SIGNATURE_HEADER = 'keyward-signature';
 export const EVENT_ID_HEADER = 'keyward-event-id';
 
 /** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as Stripe signs its webhooks. */
-export function signWebhook(secret: string, body: string, timestampSeconds: number): string {
+function signWebhook(secret: string, body: string, timestampSeconds: number): string {
   const v1 = createHmac('sha256', secret).update(`${timestampSeconds}.${body}`).digest('hex');
   return `t=${timestampSeconds},v1=${v1}`;
 }
@@ -213,11 +214,9 @@ export class WebhookWorker {
       // Recording the notice and queueing the event commit together; a key
       // already noticed for this expire_time conflicts and is skipped, also
       // when replicas scan at once.
-      const rows = await (em as SqlEntityManager).execute<
-        { id: string; workspace_id: string; customer_id: string; name: string; start: string; masked_key: string; expire_ms: number }[]
-      >(
+      const rows = await (em as SqlEntityManager).execute<{ workspace_id: string; key_data: Record<string, unknown> | string }[]>(
         `with due as (
-           select k.id, k.workspace_id, k.customer_id, k.name, k.start, k.masked_key, k.expire_time
+           select k.id, k.workspace_id, k.expire_time, ${keyEventDataSql('k')} as key_data
              from api_keys k
              join webhooks w on w.workspace_id = k.workspace_id
              join workspaces ws on ws.id = k.workspace_id and ws.delete_time is null
@@ -230,21 +229,11 @@ export class WebhookWorker {
            select id, expire_time, now() from due
            on conflict do nothing
            returning key_id)
-         select due.id, due.workspace_id, due.customer_id, due.name, due.start, due.masked_key,
-                (extract(epoch from due.expire_time) * 1000)::float8 as expire_ms
+         select due.workspace_id, due.key_data
            from due join noticed on noticed.key_id = due.id`,
       );
       for (const r of rows) {
-        await enqueueKeyEvent(em, 'key.expiring', {
-          id: r.id,
-          workspaceId: r.workspace_id,
-          customerId: r.customer_id,
-          name: r.name,
-          start: r.start,
-          maskedKey: r.masked_key,
-          expireTime: new Date(Number(r.expire_ms)),
-          revokeTime: null,
-        });
+        await enqueueWebhookEvent(em, r.workspace_id, 'key.expiring', { key: jsonColumn(r.key_data) });
       }
       return rows.length;
     });
