@@ -4,7 +4,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,13 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyService } from '../gen/keyward/v1/key_service_pb.js';
 import { WorkspaceService } from '../gen/keyward/v1/workspace_service_pb.js';
 import { createTestDatabase } from './support/database.js';
-import { recordSecret, recordText } from './support/hygiene.js';
-
-/** For the suite's secret-hygiene scan: tokens shown on stdout are issued secrets, stderr is logs. */
-function recordOutput(stdout: string, stderr: string): void {
-  for (const token of stdout.match(/kws_\S+/g) ?? []) recordSecret(token);
-  for (const line of stderr.split('\n')) recordText('cli-stderr', line);
-}
+import { recordProcessOutput } from './support/hygiene.js';
+import { freePort } from './support/process.js';
 import { codeOf } from './support/rpc.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -74,20 +68,11 @@ function run(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promis
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       children.delete(child);
-      recordOutput(stdout, stderr);
+      recordProcessOutput(stdout, stderr, 'cli-stderr');
       if (signal === 'SIGKILL') reject(new Error(`keyward ${args.join(' ')} timed out; stderr:\n${stderr}`));
       else resolve({ code, signal, stdout, stderr });
     });
   });
-}
-
-/** A port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** `keyward serve` running in a child process. */
@@ -111,7 +96,7 @@ class Serve {
     this.exited = new Promise((resolve) =>
       this.child.once('exit', (code, signal) => {
         children.delete(this.child);
-        recordOutput(this.stdout, this.stderr);
+        recordProcessOutput(this.stdout, this.stderr, 'cli-stderr');
         resolve({ code, signal });
       }),
     );

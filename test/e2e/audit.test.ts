@@ -10,6 +10,7 @@ import type { AuditEvent } from '../../gen/keyward/v1/audit_event_pb.js';
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
+import { parseSdkKey } from '../../src/credentials/sdk-key.js';
 import { expectError } from '../support/rpc.js';
 import { client, startTestServer, transport, type TestServer } from '../support/server.js';
 import { createClient } from '@connectrpc/connect';
@@ -22,7 +23,7 @@ afterAll(async () => {
   await ts?.close();
 });
 
-const sdkKeyId = (token: string) => /^kws_([0-9a-f-]{36})_/.exec(token)![1]!;
+const sdkKeyId = (token: string) => parseSdkKey(token)!.id;
 const uniq = (s: string) => `${s}-${randomBytes(4).toString('hex')}`;
 
 async function workspaceWithKey() {

@@ -3,8 +3,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { clone, toJsonString, type DescMethod, type DescService } from '@bufbuild/protobuf';
+import { clone, toJsonString, type DescService } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient, type CallOptions } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Action, KeyState } from '../../gen/keyward/v1/key_pb.js';
@@ -16,38 +15,14 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Health, HealthCheckResponse_ServingStatus } from '../../gen/grpc/health/v1/health_pb.js';
 import { ServerReflection } from '../../gen/grpc/reflection/v1/reflection_pb.js';
 import { KEYWARD_SERVICES, STANDARD_SERVICES } from '../../src/app.js';
+import { formatSdkKey, newSdkKeySecret, parseSdkKey } from '../../src/credentials/sdk-key.js';
 import { SDK_SCOPES, type SdkScope } from '../../src/domain/principal.js';
+import { ALL_GENERATED, RPCS, SERVICES, type Rpc } from '../support/descriptors.js';
 import { client, startTestServer, transport, type ProtocolName, type TestServer } from '../support/server.js';
 import { AUTHZ_MATRIX, EXPECTED, OPEN_SERVICES, type AuthzRow, type Expected, type RpcName } from './authz-matrix.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const GEN_DIR = path.join(ROOT, 'gen/keyward/v1');
 const PROTO_DIR = path.join(ROOT, 'proto/keyward/v1');
-
-// ---------------------------------------------------------------------------
-// Every service of every generated *_service_pb.ts file, found at load time,
-// so a new service or RPC is enumerated without touching this file.
-async function servicesIn(dir: string, recursive: boolean): Promise<DescService[]> {
-  const out: DescService[] = [];
-  const files = (readdirSync(dir, { recursive }) as string[]).filter((f) => f.endsWith('_pb.ts')).sort();
-  for (const f of files) {
-    const mod = (await import(pathToFileURL(path.join(dir, f.replace(/\.ts$/, '.js'))).href)) as Record<string, unknown>;
-    for (const v of Object.values(mod)) {
-      if ((v as { kind?: unknown })?.kind === 'service') out.push(v as DescService);
-    }
-  }
-  return out;
-}
-const SERVICES: DescService[] = await servicesIn(GEN_DIR, false);
-/** Every service generated anywhere in gen/, Keyward's or not. */
-const ALL_GENERATED: DescService[] = await servicesIn(path.join(ROOT, 'gen'), true);
-
-interface Rpc {
-  name: string;
-  service: DescService;
-  method: DescMethod;
-}
-const RPCS: Rpc[] = SERVICES.flatMap((service) => service.methods.map((method) => ({ name: `${service.name}/${method.name}`, service, method })));
 
 function rowOf(name: string): AuthzRow {
   const row = (AUTHZ_MATRIX as Record<string, AuthzRow>)[name];
@@ -98,7 +73,7 @@ const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const base62 = (n: number) => Array.from(randomBytes(n), (b) => BASE62[b % 62]).join('');
 let counter = 0;
 const uniq = (label: string) => `${label}-${++counter}-${randomBytes(3).toString('hex')}`;
-const sdkKeyId = (token: string) => /^kws_([0-9a-f-]{36})_/.exec(token)![1]!;
+const sdkKeyId = (token: string) => parseSdkKey(token)!.id;
 
 /** Every SDK key and API key plaintext seen; none may appear in an error, a log line or a read response. */
 const SECRETS = new Set<string>();
@@ -546,8 +521,8 @@ describe('the authorization matrix', () => {
 const CREDENTIALS: { name: string; header: () => string | undefined; bcrypt?: boolean }[] = [
   { name: 'no authorization header', header: () => undefined },
   { name: 'malformed SDK key ("Bearer nope")', header: () => 'Bearer nope' },
-  { name: 'well-formed unknown SDK key', header: () => bearer(`kws_${randomUUID()}_${base62(43)}`) },
-  { name: 'real SDK key id with a wrong secret', header: () => bearer(`kws_${sdkKeyId(ts.adminToken)}_${base62(43)}`), bcrypt: true },
+  { name: 'well-formed unknown SDK key', header: () => bearer(formatSdkKey(randomUUID(), newSdkKeySecret())) },
+  { name: 'real SDK key id with a wrong secret', header: () => bearer(formatSdkKey(sdkKeyId(ts.adminToken), newSdkKeySecret())), bcrypt: true },
   { name: 'valid SDK key without the Bearer scheme', header: () => `Basic ${ts.adminToken}` },
   { name: 'revoked SDK key', header: () => bearer(tokens.revoked) },
 ];

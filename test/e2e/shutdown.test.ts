@@ -1,50 +1,42 @@
 // SIGTERM during load: every write the server acknowledged is in the
 // database afterwards, and buffered usage (last_used_time) is flushed.
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { createClient } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { recordSecret } from '../support/hygiene.js';
-import { spawnServer, type ServerProcess } from '../support/process.js';
+import { adminTokenOf, spawnServer, type ServerProcess } from '../support/process.js';
 import { transport } from '../support/server.js';
 
 let db: TestDatabase;
-let dataDir: string;
 const servers: ServerProcess[] = [];
 
 const env = () => ({
   DATABASE_URL: db.databaseUrl ?? '',
-  KEYWARD_DATA_DIR: dataDir,
+  KEYWARD_DATA_DIR: db.dataDir,
   KEYWARD_BOOTSTRAP_ADMIN: 'true',
   // Usage is only written by the shutdown flush.
   KEYWARD_USAGE_FLUSH_MS: '600000',
 });
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  dataDir = mkdtempSync(path.join(os.tmpdir(), 'keyward-shutdown-'));
+  db = await createTestDatabase({ persistent: true });
 });
 afterAll(async () => {
   for (const s of servers) await s.stop();
   await db?.drop();
-  rmSync(dataDir, { recursive: true, force: true });
 });
 
 describe('SIGTERM under load', () => {
   it('loses no acknowledged write and no buffered usage', { timeout: 90_000 }, async () => {
     const first = await spawnServer(env());
     servers.push(first);
-    const token = /kws_\S+/.exec(first.stdout())![0];
+    const token = adminTokenOf(first);
     const t = transport(first.baseUrl, 'grpc', token);
     const W = createClient(WorkspaceService, t);
     const K = createClient(KeyService, t);
     const ws = (await W.createWorkspace({ workspace: { name: 'sigterm' } })).workspace!.id;
     const used = await K.createKey({ key: { workspaceId: ws, name: 'used' } });
-    recordSecret(used.secret);
 
     const acknowledged: string[] = [];
     const verified = new Set<string>();
@@ -53,7 +45,6 @@ describe('SIGTERM under load', () => {
       while (!stop) {
         try {
           const r = await K.createKey({ key: { workspaceId: ws, name: 'under load' } });
-          recordSecret(r.secret);
           acknowledged.push(r.key!.id);
           if ((await K.verifyKey({ key: r.secret })).code === VerifyCode.VALID) verified.add(r.key!.id);
         } catch {
@@ -96,7 +87,7 @@ async function readBack(server: ServerProcess) {
     }
   }
   const { openDatabase } = await import('../../src/db/database.js');
-  const d = await openDatabase({ databaseUrl: undefined, dataDir, poolSize: 1 });
+  const d = await openDatabase({ databaseUrl: undefined, dataDir: db.dataDir, poolSize: 1 });
   try {
     const r = await d.orm.em.fork().execute<{ id: string; last_used_time: Date | null }[]>('select id, last_used_time from api_keys');
     return { rows: r.map((x) => x.id), lastUsed: new Map(r.map((x) => [x.id, x.last_used_time])) };

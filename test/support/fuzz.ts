@@ -165,7 +165,7 @@ function fieldArb(field: DescField, fx: FuzzFixtures, depth: number): fc.Arbitra
 }
 
 /** A message init object: any subset of the fields, each any value of its type. */
-export function messageArb(m: DescMessage, fx: FuzzFixtures, depth = 0, field?: DescField): fc.Arbitrary<Record<string, unknown>> {
+function messageArb(m: DescMessage, fx: FuzzFixtures, depth = 0, field?: DescField): fc.Arbitrary<Record<string, unknown>> {
   if (field) {
     const wkt = wktArb(m, field, fx);
     if (wkt) return wkt as fc.Arbitrary<Record<string, unknown>>;

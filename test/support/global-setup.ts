@@ -11,11 +11,11 @@ const WINDOW = 16;
 const RUN_RE = new RegExp(`[0-9A-Za-z]{${WINDOW},}`, 'g');
 
 /** The random part of an issued plaintext: an API key's body and checksum, an SDK key's secret. */
-export function secretCore(plaintext: string): string {
+function secretCore(plaintext: string): string {
   return plaintext.slice(plaintext.lastIndexOf('_') + 1);
 }
 
-export interface Leak {
+interface Leak {
   where: string;
   /** The first characters of the leaked secret, to find it without printing it. */
   secretStart: string;
@@ -44,7 +44,7 @@ export function findLeaks(secrets: Iterable<string>, texts: Iterable<{ where: st
   return leaks;
 }
 
-export function readSink(dir: string) {
+function readSink(dir: string) {
   const secrets = new Set<string>();
   const texts: { where: string; text: string }[] = [];
   let bytes = 0;

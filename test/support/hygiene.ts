@@ -41,6 +41,16 @@ export function recordText(where: string, text: string): void {
   push(JSON.stringify({ where, text }) + '\n');
 }
 
+/**
+ * What a child process wrote: SDK key tokens on stdout (where a bootstrap
+ * admin key or a CLI-issued token is meant to be shown) are issued secrets;
+ * stderr is logs, recorded line by line under `where`.
+ */
+export function recordProcessOutput(stdout: string, stderr: string, where: string): void {
+  for (const token of stdout.match(/kws_\S+/g) ?? []) recordSecret(token);
+  for (const line of stderr.split('\n')) recordText(where, line);
+}
+
 /** Records every `secret` field of a response message (CreateKey, RotateKey, ...). */
 export function recordSecretsOf(message: unknown): void {
   if (!file || message === null || typeof message !== 'object') return;
@@ -57,13 +67,13 @@ export function flushHygiene(): void {
 process.on('exit', flushHygiene);
 
 /** Every text-like column of every table: what a `pg_dump` of the data would show. */
-export const DUMP_COLUMNS_SQL = `
+const DUMP_COLUMNS_SQL = `
   select table_name, column_name from information_schema.columns
    where table_schema = 'public'
      and (data_type in ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea', 'ARRAY', 'USER-DEFINED'))
    order by table_name, ordinal_position`;
 
-export const dumpColumnSql = (table: string, column: string) =>
+const dumpColumnSql = (table: string, column: string) =>
   `select string_agg(${pg.escapeIdentifier(column)}::text, E'\\n') as v from ${pg.escapeIdentifier(table)}`;
 
 /** Records the database's contents through `query` (any client of it). */

@@ -1,11 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { openDatabase } from '../../src/db/database.js';
 import { ChangeBus } from '../../src/domain/changes.js';
 import { SdkKeys } from '../../src/domain/sdk-keys.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
-import { recordSecret, recordText } from './hygiene.js';
+import { recordProcessOutput } from './hygiene.js';
 
+/** A port nobody listens on right now. */
 export async function freePort(): Promise<number> {
   const srv = net.createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
@@ -37,8 +39,7 @@ export async function spawnServer(env: Record<string, string | undefined>): Prom
   const exited = new Promise<number | null>((r) =>
     child.once('exit', (code) => {
       // stdout is where a bootstrap admin key is meant to be shown; the logs are not.
-      for (const token of out.match(/kws_\S+/g) ?? []) recordSecret(token);
-      for (const line of err.split('\n')) recordText('server-log', line);
+      recordProcessOutput(out, err, 'server-log');
       r(code);
     }),
   );
@@ -66,6 +67,17 @@ export async function spawnServer(env: Record<string, string | undefined>): Prom
       return exited;
     },
   };
+}
+
+/** The admin SDK key a server spawned with KEYWARD_BOOTSTRAP_ADMIN=true printed on stdout. */
+export function adminTokenOf(server: ServerProcess): string {
+  return /kws_\S+/.exec(server.stdout())![0];
+}
+
+/** Resident memory of process `pid` in MB, from /proc (Linux); 0 if its status has no VmRSS line. */
+export function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
 }
 
 export interface Replicas {

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { expect } from 'vitest';
+import { grpcFrame } from '../../bench/lib.js';
 import { recordText } from './hygiene.js';
 
 function seen(err: ConnectError): ConnectError {
@@ -38,10 +39,4 @@ export async function expectError(p: Promise<unknown>, code: Code, field?: strin
 }
 
 /** One gRPC / gRPC-Web / Connect-streaming frame: flags, 32-bit length, data. */
-export function envelope(data: Uint8Array, flags = 0): Buffer {
-  const out = Buffer.alloc(5 + data.length);
-  out[0] = flags;
-  out.writeUInt32BE(data.length, 1);
-  out.set(data, 5);
-  return out;
-}
+export const envelope = grpcFrame;

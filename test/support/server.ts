@@ -101,7 +101,7 @@ const hygieneInterceptor: Interceptor = (next) => async (req) => {
   }
 };
 
-export function recordError(e: unknown): void {
+function recordError(e: unknown): void {
   const err = ConnectError.from(e);
   recordText('client-error', err.rawMessage);
   for (const [k, v] of err.metadata) recordText('client-error-metadata', `${k}: ${v}`);
