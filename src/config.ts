@@ -60,6 +60,15 @@ function int(env: NodeJS.ProcessEnv, name: string, dflt: number, min = 0): numbe
   return n;
 }
 
+/** A positive number, fractions allowed (a rate such as 0.1 a second). */
+function rate(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a number > 0, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = env.KEYWARD_LOG_LEVEL || 'info';
   if (!isLevel(logLevel)) throw new Error('KEYWARD_LOG_LEVEL must be debug, info, warn or error');
@@ -85,7 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secretsKey: secretsKeyOf(env.KEYWARD_SECRETS_KEY),
     expiryScanMs: int(env, 'KEYWARD_EXPIRY_SCAN_MS', 60_000, 10),
     sdkKeyFailureBurst: int(env, 'KEYWARD_SDK_KEY_FAILURE_BURST', 20, 1),
-    sdkKeyFailuresPerSecond: int(env, 'KEYWARD_SDK_KEY_FAILURES_PER_SECOND', 2, 1),
+    sdkKeyFailuresPerSecond: rate(env, 'KEYWARD_SDK_KEY_FAILURES_PER_SECOND', 2),
     bootstrapAdmin: env.KEYWARD_BOOTSTRAP_ADMIN !== 'false',
     verifyFastPath: env.KEYWARD_VERIFY_FAST_PATH !== 'false',
     redisUrl: env.REDIS_URL || undefined,

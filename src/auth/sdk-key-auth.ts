@@ -72,6 +72,11 @@ export class SdkKeyAuthenticator {
     private readonly onFailure: (subject: string) => void,
   ) {}
 
+  /** How long a throttled source waits, at most, for its next check (a Retry-After). */
+  get throttledRetryAfterSeconds(): number {
+    return Math.ceil(1 / this.opts.failuresPerSecond);
+  }
+
   /** The SDK key of an authorization header. */
   private token(authorization: string | null | undefined): string {
     if (!authorization) {

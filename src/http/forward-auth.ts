@@ -282,7 +282,9 @@ function failureAnswer(app: App, e: unknown): ForwardAuthAnswer {
       return answer(503, 'unavailable', e.message);
     case 'resource_exhausted':
       // Too many failed SDK-key checks from this gateway's address (SECURITY.md).
-      return answer(429, 'gateway_throttled', `the gateway's SDK key: ${e.message}`, { 'retry-after': '1' });
+      return answer(429, 'gateway_throttled', `the gateway's SDK key: ${e.message}`, {
+        'retry-after': String(app.auth.throttledRetryAfterSeconds),
+      });
     default:
       return answer(403, e.kind, e.message);
   }
