@@ -3,7 +3,7 @@
 // and what happens when Redis cannot be reached.
 import { Code, createClient } from '@connectrpc/connect';
 import { durationFromMs, timestampDate } from '@bufbuild/protobuf/wkt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { ApiKeySchema } from '../../gen/keyward/v1/key_pb.js';
 
@@ -37,8 +37,9 @@ describe.each(MODES)('rate limits $mode', ({ env, skip }) => {
     ts = await startTestServer(env);
     ws = (await client(WorkspaceService, ts).createWorkspace({ workspace: { name: 'rl' } })).workspace!.id;
     keys = client(KeyService, ts);
-    await awayFromWindowEnd(HOUR_MS);
   });
+  // Each test's windows (hourly, daily) stay the same from its first request to its last.
+  beforeEach(() => awayFromWindowEnd(HOUR_MS));
   afterAll(async () => {
     await ts?.close();
   });
