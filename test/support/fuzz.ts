@@ -348,9 +348,21 @@ function contentType(input: FuzzInput): string {
   }
 }
 
+/**
+ * Streams a client resets on one connection before it opens another. Node's
+ * HTTP/2 server (nghttp2) ends a connection whose client resets streams
+ * faster than its rapid-reset limit allows (a burst of 1,000, then 33 a
+ * second; CVE-2023-44487) with GOAWAY INTERNAL_ERROR; `npm run fuzz` sends
+ * thousands of oversized bodies per RPC, each answered before it was sent and
+ * so reset by the client. That limit is Node's defence, not what is tested.
+ */
+const RESETS_PER_SESSION = 500;
+
 /** Sends hostile inputs to one server over a few HTTP/2 connections and a keep-alive HTTP/1.1 agent. */
 export class FuzzClient {
   private sessions: http2.ClientHttp2Session[] = [];
+  /** Streams each session has reset (see RESETS_PER_SESSION). */
+  private readonly resets = new WeakMap<http2.Http2Session, number>();
   private next = 0;
   private readonly agent: http.Agent;
   /** Why HTTP/2 connections ended, if they did (a GOAWAY or an error). */
@@ -378,7 +390,11 @@ export class FuzzClient {
   private session(): http2.ClientHttp2Session {
     const i = this.next++ % this.sessions.length;
     let s = this.sessions[i]!;
-    if (s.closed || s.destroyed) s = this.sessions[i] = this.connect();
+    if (s.closed || s.destroyed || (this.resets.get(s) ?? 0) >= RESETS_PER_SESSION) {
+      s.removeAllListeners('goaway'); // the server's answer to our own GOAWAY
+      s.close(); // its streams in flight finish first
+      s = this.sessions[i] = this.connect();
+    }
     return s;
   }
 
@@ -474,7 +490,10 @@ export class FuzzClient {
       // which ends the whole connection with GOAWAY INTERNAL_ERROR.
       stream.on('end', () => {
         judge();
-        if (!stream.closed && !stream.writableFinished) stream.close(http2.constants.NGHTTP2_CANCEL);
+        if (!stream.closed && !stream.writableFinished) {
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          this.resets.set(stream.session!, (this.resets.get(stream.session!) ?? 0) + 1);
+        }
       });
       stream.on('close', judge);
       stream.end(body);
