@@ -52,22 +52,21 @@ export interface Config {
   tokenAudience: string;
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, dflt: number, min = 0): number {
+/** The number in `env[name]`, or `dflt` when unset or empty; throws naming the variable and `shape` when `ok` refuses it. */
+function numberSetting(env: NodeJS.ProcessEnv, name: string, dflt: number, ok: (n: number) => boolean, shape: string): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return dflt;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  if (!ok(n)) throw new Error(`${name} must be ${shape}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
+const int = (env: NodeJS.ProcessEnv, name: string, dflt: number, min = 0) =>
+  numberSetting(env, name, dflt, (n) => Number.isInteger(n) && n >= min, `an integer >= ${min}`);
+
 /** A positive number, fractions allowed (a rate such as 0.1 a second). */
-function rate(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return dflt;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a number > 0, got ${JSON.stringify(raw)}`);
-  return n;
-}
+const rate = (env: NodeJS.ProcessEnv, name: string, dflt: number) =>
+  numberSetting(env, name, dflt, (n) => Number.isFinite(n) && n > 0, 'a number > 0');
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = env.KEYWARD_LOG_LEVEL || 'info';
