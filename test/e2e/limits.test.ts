@@ -13,7 +13,8 @@ import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { client, PROTOCOLS, startTestServer, type TestServer } from '../support/server.js';
-import { envelope, rpcError } from '../support/rpc.js';
+import { grpcFrame } from '../../bench/lib.js';
+import { rpcError } from '../support/rpc.js';
 
 const MAX_BYTES = 65_536;
 const MAX_TIMEOUT_MS = 30_000; // KEYWARD_MAX_REQUEST_TIMEOUT_MS default
@@ -193,7 +194,7 @@ describe(`request bodies over KEYWARD_MAX_REQUEST_BYTES (${MAX_BYTES})`, () => {
   });
 
   it('a gRPC message larger than the limit, sent by hand: grpc-status RESOURCE_EXHAUSTED', async () => {
-    const r = await grpcRaw(path('KeyService', 'VerifyKey'), envelope(Buffer.alloc(MAX_BYTES + 1)));
+    const r = await grpcRaw(path('KeyService', 'VerifyKey'), grpcFrame(Buffer.alloc(MAX_BYTES + 1)));
     expect(r.status).toBe(String(Code.ResourceExhausted));
     await stillServing();
   });
@@ -241,7 +242,7 @@ describe('malformed requests', () => {
   it('invalid protobuf bytes, gRPC: INVALID_ARGUMENT', async () => {
     for (const rpc of BINARY_RPCS) {
       for (const bytes of NOT_PROTOBUF) {
-        const r = await grpcRaw(rpc, envelope(bytes));
+        const r = await grpcRaw(rpc, grpcFrame(bytes));
         expect(r.status, `${rpc} ${bytes.toString('hex')}: ${r.message}`).toBe(String(Code.InvalidArgument));
       }
     }
@@ -251,7 +252,7 @@ describe('malformed requests', () => {
   it('invalid protobuf bytes, gRPC-Web: INVALID_ARGUMENT', async () => {
     for (const rpc of BINARY_RPCS) {
       for (const bytes of NOT_PROTOBUF) {
-        const r = await grpcWebRaw(rpc, envelope(bytes));
+        const r = await grpcWebRaw(rpc, grpcFrame(bytes));
         expect(r.status, `${rpc} ${bytes.toString('hex')}: ${r.message}`).toBe(String(Code.InvalidArgument));
       }
     }
@@ -294,7 +295,7 @@ describe(`deadlines over maxTimeoutMs (${MAX_TIMEOUT_MS} ms)`, () => {
   });
 
   it('a gRPC grpc-timeout of 1 hour (by hand) is INVALID_ARGUMENT', async () => {
-    const r = await grpcRaw(path('WorkspaceService', 'ListWorkspaces'), envelope(new Uint8Array()), { 'grpc-timeout': '1H' });
+    const r = await grpcRaw(path('WorkspaceService', 'ListWorkspaces'), grpcFrame(new Uint8Array()), { 'grpc-timeout': '1H' });
     expect(r.status).toBe(String(Code.InvalidArgument));
   });
 });

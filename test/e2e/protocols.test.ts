@@ -16,7 +16,7 @@ import { KeyService, VerifyCode, VerifyKeyRequestSchema, VerifyKeyResponseSchema
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { issueApiKey } from '../../src/credentials/api-key.js';
-import { envelope } from '../support/rpc.js';
+import { grpcFrame } from '../../bench/lib.js';
 import { client, PROTOCOLS, startTestServer, type ProtocolName, type TestServer } from '../support/server.js';
 
 const PROTO_ROOT = path.resolve(import.meta.dirname, '../../proto');
@@ -488,7 +488,7 @@ describe('one port, HTTP/1.1 and h2c', () => {
 
       // gRPC by hand: a 5-byte envelope (flag, big-endian length) around the binary message.
       const msg = toBinary(VerifyKeyRequestSchema, create(VerifyKeyRequestSchema, { key: secret, requiredPermissions: ['reports:delete'] }));
-      const env = envelope(msg);
+      const env = grpcFrame(msg);
       const g = await h2Request(
         session,
         { ':path': '/keyward.v1.KeyService/VerifyKey', 'content-type': 'application/grpc', te: 'trailers', authorization: `Bearer ${ts.adminToken}` },

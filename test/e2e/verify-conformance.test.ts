@@ -25,7 +25,7 @@ import { KeyService, VerifyKeyRequestSchema, VerifyKeyResponseSchema } from '../
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { client, startTestServer, type TestServer } from '../support/server.js';
-import { envelope } from '../support/rpc.js';
+import { grpcFrame } from '../../bench/lib.js';
 
 const VERIFY_PATH = '/keyward.v1.KeyService/VerifyKey';
 const MAX_REQUEST_BYTES = 65536;
@@ -586,7 +586,7 @@ const grpcStatusOf = (r: RawResponse) => (r.trailers['grpc-status'] ?? r.headers
 const RAW_CASES: RawCase[] = [
   {
     name: 'gRPC, application/grpc, with a request id',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'x-request-id': 'conformance-1' }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'x-request-id': 'conformance-1' }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
     check: (r) => {
       expect(r.headers).toEqual({ 'content-type': 'application/grpc+proto', 'x-request-id': 'conformance-1', date: '<now>' });
@@ -595,24 +595,24 @@ const RAW_CASES: RawCase[] = [
   },
   {
     name: 'gRPC, application/grpc+proto',
-    request: (s) => ({ headers: { ...GRPC, 'content-type': 'application/grpc+proto', ...auth(s) }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC, 'content-type': 'application/grpc+proto', ...auth(s) }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
   },
   {
     name: 'gRPC, a request id over 128 characters is cut',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'x-request-id': 'r'.repeat(200) }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'x-request-id': 'r'.repeat(200) }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
     check: (r) => expect(r.headers['x-request-id']).toBe('r'.repeat(128)),
   },
   {
     name: 'gRPC, unknown field in the message is ignored',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s) }, body: envelope(Buffer.concat([encode(s), UNKNOWN_FIELD])) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s) }, body: grpcFrame(Buffer.concat([encode(s), UNKNOWN_FIELD])) }),
     fastPath: 'serves',
     check: (r) => expect(r.body).toMatchObject([{ message: { valid: true } }]),
   },
   {
     name: 'gRPC, unauthenticated',
-    request: (s) => ({ headers: { ...GRPC }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
     check: (r) => {
       expect(r.trailers).toMatchObject({ 'grpc-status': String(Code.Unauthenticated), 'x-request-id': '<generated>' });
@@ -621,13 +621,13 @@ const RAW_CASES: RawCase[] = [
   },
   {
     name: 'gRPC, permission denied',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s, 'noVerify') }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s, 'noVerify') }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
     check: (r) => expect(grpcStatusOf(r)).toBe(String(Code.PermissionDenied)),
   },
   {
     name: 'gRPC, grpc-timeout of 1 ns: deadline exceeded',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-timeout': '1n' }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-timeout': '1n' }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
     check: (r) => {
       expect(grpcStatusOf(r)).toBe(String(Code.DeadlineExceeded));
@@ -636,52 +636,52 @@ const RAW_CASES: RawCase[] = [
   },
   {
     name: 'gRPC, grpc-timeout of 5 s',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-timeout': '5S' }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-timeout': '5S' }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
     check: (r) => expect(grpcStatusOf(r)).toBe('0'),
   },
   {
     name: 'gRPC, grpc-timeout over KEYWARD_MAX_REQUEST_TIMEOUT_MS',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-timeout': '1H' }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-timeout': '1H' }, body: grpcFrame(encode(s)) }),
     fastPath: 'hands over',
     check: (r) => expect(grpcStatusOf(r)).toBe(String(Code.InvalidArgument)),
   },
   {
     name: 'gRPC, malformed grpc-timeout',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-timeout': 'soon' }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-timeout': 'soon' }, body: grpcFrame(encode(s)) }),
     fastPath: 'hands over',
     check: (r) => expect(grpcStatusOf(r)).toBe(String(Code.InvalidArgument)),
   },
   {
     name: 'gRPC, gzip-compressed request',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-encoding': 'gzip' }, body: envelope(zlib.gzipSync(encode(s)), 1) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-encoding': 'gzip' }, body: grpcFrame(zlib.gzipSync(encode(s)), 1) }),
     fastPath: 'serves',
     check: (r) => expect(r.body).toMatchObject([{ message: { valid: true } }]),
   },
   {
     name: 'gRPC, grpc-encoding gzip on an uncompressed message',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-encoding': 'gzip' }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-encoding': 'gzip' }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
   },
   {
     name: 'gRPC, compressed flag without grpc-encoding',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s) }, body: envelope(zlib.gzipSync(encode(s)), 1) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s) }, body: grpcFrame(zlib.gzipSync(encode(s)), 1) }),
     fastPath: 'hands over',
   },
   {
     name: 'gRPC, corrupt gzip',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-encoding': 'gzip' }, body: envelope(Buffer.from('not gzip at all'), 1) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-encoding': 'gzip' }, body: grpcFrame(Buffer.from('not gzip at all'), 1) }),
     fastPath: 'hands over',
   },
   {
     name: 'gRPC, unsupported grpc-encoding',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-encoding': 'snappy' }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-encoding': 'snappy' }, body: grpcFrame(encode(s)) }),
     fastPath: 'hands over',
     check: (r) => expect(grpcStatusOf(r)).toBe(String(Code.Unimplemented)),
   },
   {
     name: 'gRPC, gzip accepted, small answer (not compressed, encoding announced)',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-accept-encoding': 'identity, gzip' }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-accept-encoding': 'identity, gzip' }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
     check: (r) => {
       expect(r.headers['grpc-encoding']).toBe('gzip');
@@ -690,13 +690,13 @@ const RAW_CASES: RawCase[] = [
   },
   {
     name: 'gRPC, gzip accepted, big answer (compressed)',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-accept-encoding': 'gzip' }, body: envelope(encode(s, { name: '', key: 'big' })) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s), 'grpc-accept-encoding': 'gzip' }, body: grpcFrame(encode(s, { name: '', key: 'big' })) }),
     fastPath: 'serves',
     check: (r) => expect(r.body).toMatchObject([{ flags: 1, message: { valid: true } }]),
   },
   {
     name: 'gRPC, oversized message',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s) }, body: envelope(encode(s, { name: '', key: { literal: OVERSIZED_KEY } })) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s) }, body: grpcFrame(encode(s, { name: '', key: { literal: OVERSIZED_KEY } })) }),
     fastPath: 'hands over',
     check: (r) => expect(grpcStatusOf(r)).toBe(String(Code.ResourceExhausted)),
   },
@@ -712,12 +712,12 @@ const RAW_CASES: RawCase[] = [
   },
   {
     name: 'gRPC, truncated envelope',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s) }, body: envelope(encode(s)).subarray(0, 20) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s) }, body: grpcFrame(encode(s)).subarray(0, 20) }),
     fastPath: 'hands over',
   },
   {
     name: 'gRPC, two messages',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s) }, body: Buffer.concat([envelope(encode(s)), envelope(encode(s))]) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s) }, body: Buffer.concat([grpcFrame(encode(s)), grpcFrame(encode(s))]) }),
     fastPath: 'hands over',
   },
   {
@@ -725,7 +725,7 @@ const RAW_CASES: RawCase[] = [
     name: 'gRPC, a small message followed by a large one, together over the size limit',
     request: (s) => ({
       headers: { ...GRPC, ...auth(s) },
-      body: Buffer.concat([envelope(encode(s)), envelope(encode(s, { name: '', key: { literal: 'x'.repeat(MAX_REQUEST_BYTES - 100) } }))]),
+      body: Buffer.concat([grpcFrame(encode(s)), grpcFrame(encode(s, { name: '', key: { literal: 'x'.repeat(MAX_REQUEST_BYTES - 100) } }))]),
     }),
     fastPath: 'hands over',
     check: (r) => expect(grpcStatusOf(r)).toBe(String(Code.Unimplemented)),
@@ -737,33 +737,33 @@ const RAW_CASES: RawCase[] = [
   },
   {
     name: 'gRPC, invalid protobuf',
-    request: (s) => ({ headers: { ...GRPC, ...auth(s) }, body: envelope(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])) }),
+    request: (s) => ({ headers: { ...GRPC, ...auth(s) }, body: grpcFrame(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])) }),
     fastPath: 'hands over',
   },
   {
     name: 'gRPC with JSON (application/grpc+json)',
-    request: (s) => ({ headers: { ...GRPC, 'content-type': 'application/grpc+json', ...auth(s) }, body: envelope(jsonOf(s)) }),
+    request: (s) => ({ headers: { ...GRPC, 'content-type': 'application/grpc+json', ...auth(s) }, body: grpcFrame(jsonOf(s)) }),
     fastPath: 'serves',
   },
   {
     name: 'gRPC, content type in upper case',
-    request: (s) => ({ headers: { ...GRPC, 'content-type': 'Application/GRPC+Proto', ...auth(s) }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { ...GRPC, 'content-type': 'Application/GRPC+Proto', ...auth(s) }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
   },
   {
     name: 'gRPC-Web, valid',
-    request: (s) => ({ headers: { 'content-type': 'application/grpc-web+proto', ...auth(s) }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { 'content-type': 'application/grpc-web+proto', ...auth(s) }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
     check: (r) => expect(r.body).toMatchObject([{ flags: 0, message: { valid: true } }, { flags: 0x80, trailer: 'grpc-status: 0\r\n' }]),
   },
   {
     name: 'gRPC-Web, unauthenticated',
-    request: (s) => ({ headers: { 'content-type': 'application/grpc-web+proto', ...auth(s, 'unknown') }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { 'content-type': 'application/grpc-web+proto', ...auth(s, 'unknown') }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
   },
   {
     name: 'gRPC-Web text',
-    request: (s) => ({ headers: { 'content-type': 'application/grpc-web-text', ...auth(s) }, body: Buffer.from(envelope(encode(s)).toString('base64')) }),
+    request: (s) => ({ headers: { 'content-type': 'application/grpc-web-text', ...auth(s) }, body: Buffer.from(grpcFrame(encode(s)).toString('base64')) }),
     fastPath: 'hands over',
   },
   {
@@ -937,12 +937,12 @@ const RAW_CASES: RawCase[] = [
   },
   {
     name: 'Connect streaming content type on a unary method',
-    request: (s) => ({ headers: { 'content-type': 'application/connect+proto', ...auth(s) }, body: envelope(encode(s)) }),
+    request: (s) => ({ headers: { 'content-type': 'application/connect+proto', ...auth(s) }, body: grpcFrame(encode(s)) }),
     fastPath: 'hands over',
   },
   {
     name: 'path with a query string',
-    request: (s) => ({ path: `${VERIFY_PATH}?x=1`, headers: { ...GRPC, ...auth(s) }, body: envelope(encode(s)) }),
+    request: (s) => ({ path: `${VERIFY_PATH}?x=1`, headers: { ...GRPC, ...auth(s) }, body: grpcFrame(encode(s)) }),
     fastPath: 'not reached',
   },
   {
@@ -965,7 +965,7 @@ describe('raw HTTP/2', () => {
   it('a request whose body arrives in pieces', async () => {
     const send = (side: Side) =>
       new Promise<string>((resolve, reject) => {
-        const body = envelope(encode(side));
+        const body = grpcFrame(encode(side));
         const stream = sessionOf(side).request({ ':method': 'POST', ':path': VERIFY_PATH, ...GRPC, ...auth(side) });
         let status = '';
         stream.on('trailers', (t) => (status = String(t['grpc-status'])));
@@ -987,7 +987,7 @@ describe('raw HTTP/2', () => {
     const send = (side: Side) =>
       new Promise<Record<string, unknown>>((resolve, reject) => {
         const second = encode(side, { name: '', key: { literal: 'x'.repeat(MAX_REQUEST_BYTES - 10) } });
-        const body = Buffer.concat([envelope(encode(side)), envelope(second)]);
+        const body = Buffer.concat([grpcFrame(encode(side)), grpcFrame(second)]);
         const split = MAX_REQUEST_BYTES + 10;
         expect(body.length).toBeGreaterThan(split);
         const stream = sessionOf(side).request({ ':method': 'POST', ':path': VERIFY_PATH, ...GRPC, ...auth(side) });

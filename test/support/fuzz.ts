@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { create, toBinary, toJsonString, ScalarType, type DescField, type DescMessage } from '@bufbuild/protobuf';
 import fc from 'fast-check';
 import type { Rpc } from './descriptors.js';
-import { envelope } from './rpc.js';
+import { grpcFrame } from '../../bench/lib.js';
 
 /** Real ids and names of the server under test, so some requests reach real rows. */
 export interface FuzzFixtures {
@@ -362,7 +362,7 @@ const RESETS_PER_SESSION = 500;
 export class FuzzClient {
   private sessions: http2.ClientHttp2Session[] = [];
   /** Streams each session has reset (see RESETS_PER_SESSION). */
-  private readonly resets = new WeakMap<http2.Http2Session, number>();
+  private readonly resets = new WeakMap<http2.ClientHttp2Session, number>();
   private next = 0;
   private readonly agent: http.Agent;
   /** Why HTTP/2 connections ended, if they did (a GOAWAY or an error). */
@@ -411,7 +411,7 @@ export class FuzzClient {
 
   send(rpc: Rpc, input: FuzzInput): Promise<Outcome> {
     const grpcLike = input.wire === 'grpc' || input.wire === 'grpc-web';
-    const body = grpcLike && input.kind !== 'wrong-content-type' ? envelope(input.body) : Buffer.from(input.body);
+    const body = grpcLike && input.kind !== 'wrong-content-type' ? grpcFrame(input.body) : Buffer.from(input.body);
     return input.wire === 'connect-json-h1' ? this.sendH1(rpc, input, body) : this.sendH2(rpc, input, body);
   }
 
@@ -447,9 +447,10 @@ export class FuzzClient {
 
   private sendH2(rpc: Rpc, input: FuzzInput, body: Buffer): Promise<Outcome> {
     return new Promise((resolve) => {
+      const session = this.session();
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = this.session().request({ ':method': 'POST', ':path': rpc.path, ...this.headersOf(rpc, input) });
+        stream = session.request({ ':method': 'POST', ':path': rpc.path, ...this.headersOf(rpc, input) });
       } catch (e) {
         resolve(networkOutcome(input, e as Error, this.maxRequestBytes));
         return;
@@ -492,7 +493,7 @@ export class FuzzClient {
         judge();
         if (!stream.closed && !stream.writableFinished) {
           stream.close(http2.constants.NGHTTP2_CANCEL);
-          this.resets.set(stream.session!, (this.resets.get(stream.session!) ?? 0) + 1);
+          this.resets.set(session, (this.resets.get(session) ?? 0) + 1);
         }
       });
       stream.on('close', judge);

@@ -1,6 +1,5 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { expect } from 'vitest';
-import { grpcFrame } from '../../bench/lib.js';
 import { recordText } from './hygiene.js';
 
 function seen(err: ConnectError): ConnectError {
@@ -37,6 +36,3 @@ export async function expectError(p: Promise<unknown>, code: Code, field?: strin
   }
   return err;
 }
-
-/** One gRPC / gRPC-Web / Connect-streaming frame: flags, 32-bit length, data. */
-export const envelope = grpcFrame;
