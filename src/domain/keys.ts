@@ -139,7 +139,12 @@ function checkExpireTime(t: Date | undefined, now: number): Date | null {
   return t;
 }
 
-/** Resolves grants by scope name to rows, rejecting unknown scopes and actions. */
+/**
+ * Resolves grants by scope name to rows, rejecting unknown scopes and actions.
+ * The scopes stay share-locked until the transaction ends, so a concurrent
+ * DeleteScope either waits (and its cascade removes the new grants) or has
+ * committed (and the scope is unknown here).
+ */
 async function resolveGrants(em: EntityManager, workspaceId: string, grants: KeyInput['grants']) {
   const names = new Map<string, Set<Action>>();
   grants.forEach((g, i) => {
@@ -153,7 +158,7 @@ async function resolveGrants(em: EntityManager, workspaceId: string, grants: Key
     names.set(g.scope, set);
   });
   if (names.size === 0) return [];
-  const scopes = await em.find(Scope, { workspaceId, name: { $in: [...names.keys()] } });
+  const scopes = await em.find(Scope, { workspaceId, name: { $in: [...names.keys()] } }, { lockMode: LockMode.PESSIMISTIC_READ });
   const byName = new Map(scopes.map((s) => [s.name, s]));
   return [...names].map(([name, actions]) => {
     const scope = byName.get(name);
@@ -245,7 +250,7 @@ export class Keys {
     const remainingUses = checkRemainingUses('key.remaining_uses', input.remainingUses);
     const refill = checkRefill('key.refill', input.refill);
     return inTransaction(this.orm.em, async (em) => {
-      const ws = await findVisibleWorkspace(em, p, input.workspaceId, 'key.workspace_id');
+      const ws = await findVisibleWorkspace(em, p, input.workspaceId, 'key.workspace_id', 'share');
       const grants = await resolveGrants(em, ws.id, input.grants);
       const issued = issueApiKey(ws.keyPrefix);
       const key = em.create(ApiKey, {

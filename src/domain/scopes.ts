@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { Scope, Workspace } from '../db/entities.js';
 import { violatedUnique } from '../db/errors.js';
+import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
 import type { ChangeBus } from './changes.js';
 import { alreadyExists, notFound } from './errors.js';
@@ -40,16 +41,18 @@ export class Scopes {
     p.requireWorkspace(input.workspaceId);
     const name = checkName(input.name);
     const description = checkDescription(input.description);
-    const em = this.orm.em.fork();
-    await findVisibleWorkspace(em, p, input.workspaceId, 'scope.workspace_id');
-    const scope = em.create(Scope, { workspaceId: input.workspaceId, name, description });
-    audit(em, p, 'scope.create', { type: 'scope', id: scope.id, workspaceId: scope.workspaceId });
     try {
-      await em.flush();
+      return await inTransaction(this.orm.em, async (em) => {
+        // Held until commit: a concurrent DeleteWorkspace waits, or has committed and this finds no workspace.
+        await findVisibleWorkspace(em, p, input.workspaceId, 'scope.workspace_id', 'share');
+        const scope = em.create(Scope, { workspaceId: input.workspaceId, name, description });
+        audit(em, p, 'scope.create', { type: 'scope', id: scope.id, workspaceId: scope.workspaceId });
+        await em.flush();
+        return scope;
+      });
     } catch (e) {
       throw nameTaken(e, name);
     }
-    return scope;
   }
 
   private async findVisible(em: EntityManager, p: Principal, id: string, field = 'id'): Promise<Scope> {

@@ -79,7 +79,10 @@ export class Webhooks {
     const url = checkUrl(input.url);
     const expiringNoticeDays = checkNoticeDays(input.expiringNoticeDays);
     return inTransaction(this.orm.em, async (em) => {
-      const ws = await findVisibleWorkspace(em, p, input.workspaceId, 'webhook.workspace_id');
+      // Locked for update: concurrent sets of one workspace's webhook take turns
+      // (the first makes it, the next replace it), and a concurrent
+      // DeleteWorkspace waits for them or makes them NOT_FOUND.
+      const ws = await findVisibleWorkspace(em, p, input.workspaceId, 'webhook.workspace_id', 'update');
       let webhook = await em.findOne(Webhook, { workspaceId: ws.id });
       let signingSecret = '';
       if (!webhook) {

@@ -1,4 +1,4 @@
-import type { EntityManager } from '@mikro-orm/core';
+import { LockMode, type EntityManager } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKey, Workspace } from '../db/entities.js';
 import { violatedUnique } from '../db/errors.js';
@@ -34,12 +34,24 @@ function nameTaken(e: unknown, name: string): Error {
 }
 
 /**
- * Loads a live workspace the caller may see, or throws NOT_FOUND: one that
- * does not exist and one the caller may not see are indistinguishable.
+ * How a transaction holds the workspace it loaded until it ends: `share` for a
+ * write of something inside the workspace (a key, a scope, a webhook), so a
+ * delete waits for it; `update` for the delete itself, which waits for those
+ * writes and makes later ones find no workspace (Postgres re-reads the locked
+ * row, and its delete_time, once the lock is granted).
  */
-export async function findVisibleWorkspace(em: EntityManager, p: Principal, id: string, field = 'id'): Promise<Workspace> {
+export type WorkspaceLock = 'share' | 'update';
+
+const LOCK_MODES = { share: LockMode.PESSIMISTIC_READ, update: LockMode.PESSIMISTIC_WRITE } as const;
+
+/**
+ * Loads a live workspace the caller may see, or throws NOT_FOUND: one that
+ * does not exist and one the caller may not see are indistinguishable. With
+ * `lock`, `em` must be in a transaction.
+ */
+export async function findVisibleWorkspace(em: EntityManager, p: Principal, id: string, field = 'id', lock?: WorkspaceLock): Promise<Workspace> {
   requireId(field, id);
-  const ws = p.canSee(id) ? await em.findOne(Workspace, { id, deleteTime: null }) : null;
+  const ws = p.canSee(id) ? await em.findOne(Workspace, { id, deleteTime: null }, lock ? { lockMode: LOCK_MODES[lock] } : {}) : null;
   if (!ws) throw notFound('workspace', id);
   return ws;
 }
@@ -103,11 +115,16 @@ export class Workspaces {
     return ws;
   }
 
-  /** Marks the workspace deleted and revokes all its keys in one transaction. */
+  /**
+   * Marks the workspace deleted and revokes all its keys in one transaction.
+   * The workspace row is locked first: writes inside the workspace that hold
+   * it (share) commit before, and their keys are revoked here; writes that
+   * come after find no workspace.
+   */
   async delete(p: Principal, id: string): Promise<void> {
     p.requireScope('workspace:write');
     await this.changes.transaction(this.orm.em, async (em, report) => {
-      const ws = await findVisibleWorkspace(em, p, id);
+      const ws = await findVisibleWorkspace(em, p, id, 'id', 'update');
       const now = new Date();
       ws.deleteTime = now;
       await em.nativeUpdate(ApiKey, { workspaceId: id, revokeTime: null }, { revokeTime: now, updateTime: now });

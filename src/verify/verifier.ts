@@ -72,6 +72,8 @@ const LOOKUP_SQL = `
          k.refill_amount, k.refill_interval, k.refill_day
     from api_key_secrets s
     join api_keys k on k.id = s.api_key_id
+    -- A deleted workspace's keys are revoked with it; refused here regardless.
+    join workspaces w on w.id = k.workspace_id and w.delete_time is null
    where s.hash = ?`;
 
 interface LookupRow {
