@@ -61,7 +61,8 @@ const MAX_REQUIRED_PERMISSIONS = 100;
 const LOOKUP_SQL = `
   select k.id, k.workspace_id, k.customer_id, k.name, k.enabled, k.metadata,
          (extract(epoch from k.expire_time) * 1000)::float8 as expire_ms,
-         (extract(epoch from k.revoke_time) * 1000)::float8 as revoke_ms,
+         -- A deleted workspace's keys are revoked with it; revoked here regardless.
+         (extract(epoch from coalesce(k.revoke_time, w.delete_time)) * 1000)::float8 as revoke_ms,
          (extract(epoch from s.expire_time) * 1000)::float8 as secret_expire_ms,
          coalesce((select array_agg(sc.name || ':' || a.action order by sc.name, a.action)
                      from api_key_grants g
@@ -72,8 +73,7 @@ const LOOKUP_SQL = `
          k.refill_amount, k.refill_interval, k.refill_day
     from api_key_secrets s
     join api_keys k on k.id = s.api_key_id
-    -- A deleted workspace's keys are revoked with it; refused here regardless.
-    join workspaces w on w.id = k.workspace_id and w.delete_time is null
+    join workspaces w on w.id = k.workspace_id
    where s.hash = ?`;
 
 interface LookupRow {
