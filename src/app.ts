@@ -17,6 +17,12 @@ import { webhookService } from './rpc/webhook-service.js';
 import { UsageAnalytics } from './verify/analytics.js';
 import { WebhookWorker } from './webhooks/worker.js';
 import { TokenService } from '../gen/keyward/v1/token_service_pb.js';
+import { SdkKeyService } from '../gen/keyward/v1/sdk_key_service_pb.js';
+import { PortalService } from '../gen/keyward/v1/portal_service_pb.js';
+import { PortalAuthenticator } from './auth/portal-auth.js';
+import { PortalSessions } from './domain/portal-sessions.js';
+import { portalService } from './rpc/portal-service.js';
+import { sdkKeyService } from './rpc/sdk-key-service.js';
 import { Health } from '../gen/grpc/health/v1/health_pb.js';
 import { ServerReflection as ReflectionV1 } from '../gen/grpc/reflection/v1/reflection_pb.js';
 import { ServerReflection as ReflectionV1Alpha } from '../gen/grpc/reflection/v1alpha/reflection_pb.js';
@@ -36,7 +42,9 @@ import { SdkKeys } from './domain/sdk-keys.js';
 import { Workspaces } from './domain/workspaces.js';
 import type { Logger } from './log.js';
 import { peerKey } from './rpc/context.js';
-import { authInterceptor, errorInterceptor } from './rpc/interceptors.js';
+import { authInterceptor, errorInterceptor, PORTAL_METHODS } from './rpc/interceptors.js';
+import { withPortalCors } from './http/cors.js';
+import { browserApps, type StaticApp } from './http/static-assets.js';
 import { binaryParseErrorIsInvalidArgument } from './rpc/parse-errors.js';
 import { keyService } from './rpc/key-service.js';
 import { scopeService } from './rpc/scope-service.js';
@@ -65,10 +73,21 @@ export type AppOptions = Pick<
   | 'tokenTtlSeconds' | 'tokenIssuer' | 'tokenAudience'
   | 'sdkKeyFailureBurst' | 'sdkKeyFailuresPerSecond'
   | 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs'
+  | 'portalOrigins'
 >;
 
 /** Keyward's own services: every call needs an SDK key. */
-export const KEYWARD_SERVICES: readonly DescService[] = [WorkspaceService, ScopeService, KeyService, TokenService, UsageService, AuditService, WebhookService];
+export const KEYWARD_SERVICES: readonly DescService[] = [
+  WorkspaceService,
+  ScopeService,
+  KeyService,
+  TokenService,
+  UsageService,
+  AuditService,
+  WebhookService,
+  SdkKeyService,
+  PortalService,
+];
 
 /**
  * gRPC's standard services, served without an SDK key: health checking (for
@@ -77,6 +96,9 @@ export const KEYWARD_SERVICES: readonly DescService[] = [WorkspaceService, Scope
  */
 export const STANDARD_SERVICES: readonly DescService[] = [Health, ReflectionV1, ReflectionV1Alpha];
 
+/** URL paths of the RPCs a portal token may call: the only ones answered cross-origin. */
+const PORTAL_PATHS: ReadonlySet<string> = new Set([...PORTAL_METHODS].map((m) => `/${m.parent.typeName}/${m.name}`));
+
 /** Everything a request can reach, built once per process. */
 export class App {
   readonly workspaces: Workspaces;
@@ -84,6 +106,8 @@ export class App {
   readonly keys: Keys;
   readonly sdkKeys: SdkKeys;
   readonly auth: SdkKeyAuthenticator;
+  readonly portalSessions: PortalSessions;
+  readonly portalAuth: PortalAuthenticator;
   readonly usage: LastUsedRecorder;
   readonly analytics: UsageAnalytics;
   readonly securityEvents: SecurityEventRecorder;
@@ -103,6 +127,8 @@ export class App {
   /** Where rate limits were decided, and Redis outages. */
   readonly rateLimitStats: RateLimitStats;
   readonly rateLimiter: RateLimiter;
+  /** The console and the portal, served on the RPC port. */
+  readonly browserApps: StaticApp[];
 
   constructor(
     readonly orm: MikroORM,
@@ -122,6 +148,12 @@ export class App {
       { ...DEFAULT_SDK_KEY_AUTH, failureBurst: opts.sdkKeyFailureBurst, failuresPerSecond: opts.sdkKeyFailuresPerSecond },
       (subject) =>
         this.securityEvents.note({ kind: 'sdk_key.auth_failed', actor: 'unauthenticated', resourceType: 'sdk_key', resourceId: subject, workspaceId: null }),
+    );
+    this.portalSessions = new PortalSessions(orm);
+    this.portalAuth = new PortalAuthenticator(
+      (token) => this.portalSessions.find(token),
+      () =>
+        this.securityEvents.note({ kind: 'portal_session.auth_failed', actor: 'unauthenticated', resourceType: 'portal_session', resourceId: 'unknown', workspaceId: null }),
     );
     this.usage = new LastUsedRecorder(orm, log, opts.usageFlushMs);
     this.analytics = new UsageAnalytics(orm, log, opts.usageFlushMs, this.securityEvents);
@@ -154,6 +186,7 @@ export class App {
     this.signingKeys = new SigningKeys(orm, this.changes, { tokenTtlMs, secrets: this.secrets });
     this.tokens = new TokenIssuer(this.verifier, this.signingKeys, { ttlMs: tokenTtlMs, issuer: opts.tokenIssuer, audience: opts.tokenAudience });
     this.probe = new DatabaseProbe(orm);
+    this.browserApps = browserApps(opts.portalOrigins);
     this.changes.subscribe((c) => {
       if (c.keys) this.keyCache.evictKeys(c.keys);
       if (c.workspace) this.keyCache.evictWorkspace(c.workspace);
@@ -170,6 +203,8 @@ export class App {
     router.service(AuditService, auditService(this.auditLog));
     router.service(WebhookService, webhookService(this.webhooks));
     router.service(TokenService, tokenService(this.tokens));
+    router.service(SdkKeyService, sdkKeyService(this.sdkKeys));
+    router.service(PortalService, portalService(this.portalSessions));
     const served = [...KEYWARD_SERVICES, ...STANDARD_SERVICES];
     router.service(Health, healthService(this.probe, served.map((s) => s.typeName)));
     const index = new DescriptorIndex(served);
@@ -197,9 +232,9 @@ export class App {
 
   /** The request handler for both the HTTP/2 and the HTTP/1.1 server. */
   handler(shutdownSignal?: AbortSignal) {
-    return connectNodeAdapter({
+    const rpc = connectNodeAdapter({
       routes: this.routes,
-      interceptors: [errorInterceptor(this.log), authInterceptor(this.auth, new Set(STANDARD_SERVICES.map((s) => s.typeName)))],
+      interceptors: [errorInterceptor(this.log), authInterceptor(this.auth, this.portalAuth, new Set(STANDARD_SERVICES.map((s) => s.typeName)))],
       // Paths that are no RPC: forward auth, JWKS, /healthz, /readyz.
       fallback: httpEndpoints(this),
       // Invalid protobuf bytes are the caller's mistake, not INTERNAL.
@@ -209,6 +244,7 @@ export class App {
       ...this.protocolOptions(),
       shutdownSignal,
     });
+    return withPortalCors(this.opts.portalOrigins, PORTAL_PATHS, rpc);
   }
 
   /** Limits and encodings of every protocol handler; the VerifyKey fast path uses the same. */

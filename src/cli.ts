@@ -23,7 +23,7 @@ Commands:
                                          one stays in the JWKS until its tokens have expired
 
 Scopes: * workspace:read workspace:write workspace_scopes:read workspace_scopes:write
-        api_keys:read api_keys:write api_keys:verify audit:read
+        api_keys:read api_keys:write api_keys:verify audit:read sdk_keys:write
 
 Environment: PORT, HOST, DATABASE_URL, KEYWARD_DATA_DIR, KEYWARD_LOG_LEVEL, KEYWARD_TOKEN_TTL_SECONDS (see README).`;
 

@@ -50,6 +50,19 @@ export interface Config {
   tokenTtlSeconds: number;
   tokenIssuer: string;
   tokenAudience: string;
+  /** Origins (`https://app.example.com`) whose pages may embed the customer portal and call its RPCs (CORS). */
+  portalOrigins: string[];
+}
+
+const ORIGIN_RE = /^https?:\/\/[^/\s?#]+$/;
+
+/** A comma-separated list of origins, each `scheme://host[:port]` without a path. */
+function origins(env: NodeJS.ProcessEnv, name: string): string[] {
+  const list = (env[name] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const o of list) {
+    if (!ORIGIN_RE.test(o)) throw new Error(`${name} must be a comma-separated list of origins such as https://app.example.com (no path), got ${JSON.stringify(o)}`);
+  }
+  return list;
 }
 
 /** The number in `env[name]`, or `dflt` when unset or empty; throws naming the variable and `shape` when `ok` refuses it. */
@@ -102,5 +115,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tokenTtlSeconds: int(env, 'KEYWARD_TOKEN_TTL_SECONDS', 300, 1),
     tokenIssuer: env.KEYWARD_TOKEN_ISSUER || 'keyward',
     tokenAudience: env.KEYWARD_TOKEN_AUDIENCE || '',
+    portalOrigins: origins(env, 'KEYWARD_PORTAL_ORIGINS'),
   };
 }

@@ -19,7 +19,10 @@ export interface RunningServer {
 }
 
 // The HTTP/2 connection preface starts with "PRI "; no HTTP/1.1 method does.
-const H2_PREFACE_START = Buffer.from('PRI ');
+/** What every HTTP/2 cleartext connection starts with (RFC 9113 §3.4). */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+/** How long a connection may take to send enough bytes to tell its protocol. */
+const SNIFF_TIMEOUT_MS = 10_000;
 
 /**
  * One port for gRPC, gRPC-Web and Connect over both h2c and HTTP/1.1: each
@@ -65,10 +68,19 @@ export async function listen(app: App, host: string, port: number, shutdownGrace
   const tcp = net.createServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    socket.once('data', (chunk) => {
+    // The protocol is decided on the whole 24-byte preface, or on the first
+    // byte that differs from it: however the client splits its first bytes
+    // (a lone `P` of `POST`, say), it is answered in its own protocol.
+    let head: Buffer = Buffer.alloc(0);
+    const sniff = (chunk: Buffer) => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, H2_PREFACE.length);
+      const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (isH2 && head.length < H2_PREFACE.length) return;
+      socket.off('data', sniff);
+      socket.setTimeout(0);
       socket.pause();
-      socket.unshift(chunk);
-      const isH2 = H2_PREFACE_START.subarray(0, chunk.length).equals(chunk.subarray(0, H2_PREFACE_START.length));
+      socket.unshift(head);
       if (isH2) {
         // The HTTP/2 session reads the bytes given back with unshift() itself.
         h2.emit('connection', socket);
@@ -76,7 +88,9 @@ export async function listen(app: App, host: string, port: number, shutdownGrace
         h1.emit('connection', socket);
         socket.resume();
       }
-    });
+    };
+    socket.on('data', sniff);
+    socket.setTimeout(SNIFF_TIMEOUT_MS, () => socket.destroy());
     socket.on('error', () => socket.destroy());
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,9 +1,11 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { SdkKey } from '../db/entities.js';
 import { checkSdkKeySecret, parseSdkKey, sdkKeyFingerprint } from '../credentials/sdk-key.js';
-import { resourceExhausted, unauthenticated } from '../domain/errors.js';
+import { looksLikePortalToken } from '../credentials/portal-token.js';
+import { permissionDenied, resourceExhausted, unauthenticated } from '../domain/errors.js';
 import { Principal } from '../domain/principal.js';
 import { bearerTokenOf } from './bearer.js';
+import { PORTAL_TOKEN_REFUSED } from './portal-auth.js';
 
 /** A verified SDK key as remembered; see SdkKeyAuthenticator. */
 export interface Remembered {
@@ -33,6 +35,8 @@ export const DEFAULT_SDK_KEY_AUTH: Omit<SdkKeyAuthOptions, 'failureBurst' | 'fai
   maxEntries: 10_000,
   failureTtlMs: 10 * 60_000,
 };
+
+const LAST_USED_RESOLUTION_MS = 60_000;
 
 interface Bucket {
   tokens: number;
@@ -126,6 +130,7 @@ export class SdkKeyAuthenticator {
 
   /** authenticate() for an SDK key sent elsewhere than in an authorization header (forward auth's own header). */
   async authenticateToken(token: string, source: string): Promise<Principal> {
+    if (looksLikePortalToken(token)) throw permissionDenied(PORTAL_TOKEN_REFUSED);
     const fp = sdkKeyFingerprint(token);
     const hit = this.remembered.get(fp);
     if (hit && this.isFresh(hit)) return hit.principal;
@@ -210,6 +215,7 @@ export class SdkKeyAuthenticator {
   }
 
   private remember(fp: string, row: SdkKey): Remembered {
+    this.touch(row);
     const entry: Remembered = {
       principal: new Principal(row.id, row.scopes, row.workspaceIds),
       sdkKeyId: row.id,
@@ -224,6 +230,20 @@ export class SdkKeyAuthenticator {
     }
     this.remembered.set(fp, entry);
     return entry;
+  }
+
+  /**
+   * Records that the key was used, at most once a minute (the row was just
+   * read, so every process sees the others' writes). Best effort: a lost
+   * write only leaves last_used_time a little older.
+   */
+  private touch(row: SdkKey): void {
+    const now = Date.now();
+    if (row.lastUsedTime && now - row.lastUsedTime.getTime() < LAST_USED_RESOLUTION_MS) return;
+    this.orm.em
+      .fork()
+      .nativeUpdate(SdkKey, { id: row.id }, { lastUsedTime: new Date(now) })
+      .catch(() => {});
   }
 
   private drop(fp: string, entry: Remembered): void {

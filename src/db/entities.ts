@@ -117,10 +117,37 @@ export const SdkKeySchema = defineEntity({
     workspaceIds: p.json<string[]>(),
     createTime: createTime(),
     revokeTime: p.datetime().nullable(),
+    /** Written at most once a minute per process (src/auth/sdk-key-auth.ts). */
+    lastUsedTime: p.datetime().nullable(),
   },
 });
 export class SdkKey extends SdkKeySchema.class {}
 SdkKeySchema.setClass(SdkKey);
+
+/** A grant as portal_sessions.allowed_grants keeps it. */
+export interface StoredGrant {
+  scope: string;
+  actions: string[];
+}
+
+/** A customer's browser session of the portal; the token is kept only as SHA-256. */
+export const PortalSessionSchema = defineEntity({
+  name: 'PortalSession',
+  tableName: 'portal_sessions',
+  properties: {
+    id: id(),
+    tokenHash: p.text(),
+    workspaceId: p.uuid(),
+    customerId: p.text(),
+    allowedGrants: p.json<StoredGrant[]>(),
+    /** The SDK key that minted it. */
+    createdBy: p.text(),
+    createTime: createTime(),
+    expireTime: p.datetime(),
+  },
+});
+export class PortalSession extends PortalSessionSchema.class {}
+PortalSessionSchema.setClass(PortalSession);
 
 export const AuditEventSchema = defineEntity({
   name: 'AuditEvent',
@@ -167,6 +194,7 @@ export const entities = [
   ApiKeySchema,
   ApiKeySecretSchema,
   ApiKeyGrantSchema,
+  PortalSessionSchema,
   SdkKeySchema,
   AuditEventSchema,
   WebhookSchema,

@@ -5,7 +5,7 @@ import { issueApiKey, type IssuedApiKey } from '../credentials/api-key.js';
 import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
 import type { ChangeBus } from './changes.js';
-import { failedPrecondition, invalidArgument, notFound } from './errors.js';
+import { failedPrecondition, invalidArgument, notFound, permissionDenied } from './errors.js';
 import { ACTIONS, keyState, type Action, type KeyState } from './key-state.js';
 import { isId } from './ids.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
@@ -145,14 +145,14 @@ function checkExpireTime(t: Date | undefined, now: number): Date | null {
  * DeleteScope either waits (and its cascade removes the new grants) or has
  * committed (and the scope is unknown here).
  */
-async function resolveGrants(em: EntityManager, workspaceId: string, grants: KeyInput['grants']) {
+export async function resolveGrants(em: EntityManager, workspaceId: string, grants: KeyInput['grants'], field = 'key.grants') {
   const names = new Map<string, Set<Action>>();
   grants.forEach((g, i) => {
-    if (g.scope === '') throw invalidArgument(`key.grants[${i}].scope`, 'is required');
-    if (g.actions.length === 0) throw invalidArgument(`key.grants[${i}].actions`, 'must name at least one action');
+    if (g.scope === '') throw invalidArgument(`${field}[${i}].scope`, 'is required');
+    if (g.actions.length === 0) throw invalidArgument(`${field}[${i}].actions`, 'must name at least one action');
     const set = names.get(g.scope) ?? new Set<Action>();
     for (const a of g.actions) {
-      if (!(ACTIONS as readonly string[]).includes(a)) throw invalidArgument(`key.grants[${i}].actions`, `unknown action ${a}`);
+      if (!(ACTIONS as readonly string[]).includes(a)) throw invalidArgument(`${field}[${i}].actions`, `unknown action ${a}`);
       set.add(a as Action);
     }
     names.set(g.scope, set);
@@ -164,7 +164,7 @@ async function resolveGrants(em: EntityManager, workspaceId: string, grants: Key
     const scope = byName.get(name);
     if (!scope) {
       const i = grants.findIndex((g) => g.scope === name);
-      throw invalidArgument(`key.grants[${i}].scope`, `the workspace has no scope named ${JSON.stringify(name.slice(0, 64))}`);
+      throw invalidArgument(`${field}[${i}].scope`, `the workspace has no scope named ${JSON.stringify(name.slice(0, 64))}`);
     }
     return { scope, actions: ACTIONS.filter((a) => actions.has(a)) };
   });
@@ -188,11 +188,56 @@ function stateFilter(state: KeyState, now: Date): FilterQuery<ApiKey> {
 export async function findVisibleKey(em: EntityManager, p: Principal, id: string, opts: { field?: string; lock?: boolean } = {}) {
   requireId(opts.field ?? 'id', id);
   const key = await em.findOne(ApiKey, { id }, opts.lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
-  if (!key || !p.canSee(key.workspaceId)) throw notFound('key', id);
+  if (!key || !p.canSeeKey(key)) throw notFound('key', id);
   // A deleted workspace hides its keys.
   const ws = await em.findOne(Workspace, { id: key.workspaceId, deleteTime: null });
   if (!ws) throw notFound('key', id);
   return { key, ws };
+}
+
+/** What a customer portal session may change of a key (UpdateKey's mask). */
+const PORTAL_MASK: ReadonlySet<string> = new Set(['name', 'description', 'enabled']);
+
+/**
+ * A portal session writes keys only for its own customer, granted within its
+ * allowed grants, and leaves limits and metadata to the company: returns the
+ * customer id the key gets.
+ */
+function checkPortalCreate(p: Principal, input: KeyInput): string {
+  const portal = p.portal;
+  if (!portal) return input.customerId;
+  if (input.customerId !== '' && input.customerId !== portal.customerId) {
+    throw permissionDenied('key.customer_id: a portal session creates keys only for its own customer');
+  }
+  input.grants.forEach((g, i) => {
+    const allowed = portal.allowedGrants.get(g.scope);
+    const outside = allowed ? g.actions.find((a) => !allowed.has(a)) : g.actions[0];
+    if (!allowed || outside !== undefined) {
+      throw permissionDenied(`key.grants[${i}]: the portal session may not grant ${g.scope}${outside === undefined ? '' : `:${outside}`}`);
+    }
+  });
+  const set: [string, boolean][] = [
+    ['key.metadata', Object.keys(input.metadata).length > 0],
+    ['key.rate_limits', input.rateLimits.length > 0],
+    ['key.remaining_uses', input.remainingUses !== undefined],
+    ['key.refill', input.refill !== undefined],
+  ];
+  const field = set.find(([, isSet]) => isSet)?.[0];
+  if (field) throw permissionDenied(`${field}: a portal session may not set it`);
+  return portal.customerId;
+}
+
+function checkPortalMask(p: Principal, mask: ReadonlySet<string>): void {
+  if (!p.portal) return;
+  const field = [...mask].find((f) => !PORTAL_MASK.has(f));
+  if (field) throw permissionDenied(`update_mask: a portal session may change only name, description and enabled, not ${field}`);
+}
+
+/** The customer a list is of: a portal session sees only its own. */
+function listedCustomer(p: Principal, customerId: string): string {
+  if (!p.portal) return customerId;
+  if (customerId !== '' && customerId !== p.portal.customerId) throw permissionDenied('customer_id: a portal session sees only its own customer\'s keys');
+  return p.portal.customerId;
 }
 
 export class Keys {
@@ -239,7 +284,7 @@ export class Keys {
     p.requireWorkspace(input.workspaceId);
     const now = Date.now();
     const fields = {
-      customerId: checkCustomerId(input.customerId),
+      customerId: checkCustomerId(checkPortalCreate(p, input)),
       name: checkName(input.name),
       description: checkDescription(input.description),
       metadata: checkMetadata('key.metadata', input.metadata),
@@ -285,6 +330,7 @@ export class Keys {
     p.requireScope('api_keys:read');
     requireId('workspace_id', filter.workspaceId);
     p.requireWorkspace(filter.workspaceId);
+    filter = { ...filter, customerId: listedCustomer(p, checkLength('customer_id', filter.customerId, 255)) };
     const cursor = openCursor(page, filter, isId);
     const em = this.orm.em.fork();
     await findVisibleWorkspace(em, p, filter.workspaceId, 'workspace_id');
@@ -301,6 +347,7 @@ export class Keys {
   async update(p: Principal, id: string, input: KeyInput, maskPaths: readonly string[]): Promise<KeyView> {
     p.requireScope('api_keys:write');
     const mask = checkUpdateMask(maskPaths, KEY_MASK);
+    checkPortalMask(p, mask);
     const now = Date.now();
     return this.changes.transaction(this.orm.em, async (em, report) => {
       const { key } = await findVisibleKey(em, p, id, { field: 'key.id', lock: true });

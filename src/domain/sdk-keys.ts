@@ -1,11 +1,12 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
+import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
 import { SdkKey, Workspace } from '../db/entities.js';
 import { formatSdkKey, hashSdkKeySecret, newSdkKeySecret } from '../credentials/sdk-key.js';
-import { newId } from './ids.js';
+import { isId, newId } from './ids.js';
 import { audit } from './audit.js';
 import type { ChangeBus } from './changes.js';
-import { invalidArgument, notFound } from './errors.js';
-import { ALL_SCOPES, CLI_PRINCIPAL, isSdkScope, SDK_SCOPES } from './principal.js';
+import { invalidArgument, notFound, permissionDenied } from './errors.js';
+import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
+import { ALL_SCOPES, CLI_PRINCIPAL, isSdkScope, SDK_SCOPES, type Principal } from './principal.js';
 import { checkLength, requireId } from './validate.js';
 
 export interface SdkKeyInput {
@@ -20,22 +21,39 @@ export interface IssuedSdkKey {
   token: string;
 }
 
-/** SDK keys are the operator's: they are managed from the CLI, not over RPC. */
+/** Whether the caller may see an SDK key: any, unless restricted; then only keys restricted to its own workspaces. */
+function visible(p: Principal, k: SdkKey): boolean {
+  return !p.restricted || (k.workspaceIds.length > 0 && k.workspaceIds.every((w) => p.canSee(w)));
+}
+
+/**
+ * SDK keys: made by the operator with the CLI (as CLI_PRINCIPAL), or over RPC
+ * by an SDK key with `sdk_keys:write`, which can hand out no more than it
+ * holds: none of its scopes it lacks, and, if it is restricted to workspaces,
+ * only keys restricted to some of them.
+ */
 export class SdkKeys {
   constructor(
     private readonly orm: MikroORM,
     private readonly changes: ChangeBus,
   ) {}
 
-  async create(input: SdkKeyInput): Promise<IssuedSdkKey> {
-    const name = checkLength('name', input.name, 120, { required: true });
-    if (input.scopes.length === 0) throw invalidArgument('scope', 'at least one is required');
+  async create(input: SdkKeyInput, p: Principal = CLI_PRINCIPAL): Promise<IssuedSdkKey> {
+    p.requireScope('sdk_keys:write');
+    const name = checkLength('sdk_key.name', input.name, 120, { required: true });
+    if (input.scopes.length === 0) throw invalidArgument('sdk_key.scopes', 'at least one is required');
     for (const s of input.scopes) {
-      if (!isSdkScope(s)) throw invalidArgument('scope', `unknown scope ${JSON.stringify(s)}; use ${ALL_SCOPES} or ${SDK_SCOPES.join(', ')}`);
+      if (!isSdkScope(s)) throw invalidArgument('sdk_key.scopes', `unknown scope ${JSON.stringify(s.slice(0, 64))}; use ${ALL_SCOPES} or ${SDK_SCOPES.join(', ')}`);
+      if (!p.scopes.has(ALL_SCOPES) && !p.scopes.has(s)) throw permissionDenied(`sdk_key.scopes: the caller may not grant ${s}, which it does not hold`);
+    }
+    const workspaceIds = [...new Set(input.workspaceIds)];
+    if (p.restricted && workspaceIds.length === 0) {
+      throw permissionDenied('sdk_key.workspace_ids: an SDK key restricted to workspaces may only create keys restricted to some of them');
     }
     const em = this.orm.em.fork();
-    for (const w of input.workspaceIds) {
-      requireId('workspace', w);
+    for (const w of workspaceIds) {
+      requireId('sdk_key.workspace_ids', w);
+      p.requireWorkspace(w);
       if (!(await em.findOne(Workspace, { id: w, deleteTime: null }))) throw notFound('workspace', w);
     }
     const secret = newSdkKeySecret();
@@ -44,26 +62,59 @@ export class SdkKeys {
       name,
       secretHash: await hashSdkKeySecret(secret),
       scopes: [...new Set(input.scopes)],
-      workspaceIds: [...new Set(input.workspaceIds)],
+      workspaceIds,
       revokeTime: null,
+      lastUsedTime: null,
     });
-    audit(em, CLI_PRINCIPAL, 'sdk_key.create', { type: 'sdk_key', id: sdkKey.id });
+    audit(em, p, 'sdk_key.create', { type: 'sdk_key', id: sdkKey.id }, { scopes: sdkKey.scopes, workspace_ids: workspaceIds });
     await em.flush();
     return { sdkKey, token: formatSdkKey(sdkKey.id, secret) };
   }
 
+  /** Every SDK key, for the operator's CLI. */
   async list(): Promise<SdkKey[]> {
     return this.orm.em.fork().find(SdkKey, {}, { orderBy: { id: 'asc' } });
   }
 
-  async revoke(id: string): Promise<SdkKey> {
+  /** The SDK keys the caller may see (see visible()), a page at a time. */
+  async listVisible(p: Principal, page: PageRequest): Promise<Page<SdkKey>> {
+    p.requireScope('sdk_keys:write');
+    const visible = p.visibleWorkspaces() ?? null;
+    const cursor = openCursor(page, { visible }, isId);
+    const em = this.orm.em.fork() as SqlEntityManager;
+    const where = ['true'];
+    const params: unknown[] = [];
+    if (cursor.after) {
+      where.push('id > ?');
+      params.push(cursor.after);
+    }
+    if (visible) {
+      // Restricted keys whose workspaces are all the caller's (jsonb containment).
+      where.push('jsonb_array_length(workspace_ids) > 0 and workspace_ids <@ ?::jsonb');
+      params.push(JSON.stringify(visible));
+    }
+    const ids = await em.execute<{ id: string }[]>(`select id from sdk_keys where ${where.join(' and ')} order by id limit ?`, [...params, cursor.limit]);
+    const rows = ids.length ? await em.find(SdkKey, { id: { $in: ids.map((r) => r.id) } }, { orderBy: { id: 'asc' } }) : [];
+    return closePage(rows, cursor, { visible }, (k) => k.id);
+  }
+
+  /** The caller's own SDK key. */
+  async current(p: Principal): Promise<SdkKey> {
+    if (p.portal || p === CLI_PRINCIPAL) throw permissionDenied('only an SDK key can describe itself');
+    const row = await this.orm.em.fork().findOne(SdkKey, { id: p.actor });
+    if (!row) throw notFound('SDK key', p.actor);
+    return row;
+  }
+
+  async revoke(id: string, p: Principal = CLI_PRINCIPAL): Promise<SdkKey> {
+    p.requireScope('sdk_keys:write');
     requireId('id', id);
     return this.changes.transaction(this.orm.em, async (em, report) => {
       const sdkKey = await em.findOne(SdkKey, { id });
-      if (!sdkKey) throw notFound('SDK key', id);
+      if (!sdkKey || !visible(p, sdkKey)) throw notFound('SDK key', id);
       if (!sdkKey.revokeTime) {
         sdkKey.revokeTime = new Date();
-        audit(em, CLI_PRINCIPAL, 'sdk_key.revoke', { type: 'sdk_key', id });
+        audit(em, p, 'sdk_key.revoke', { type: 'sdk_key', id });
         report({ sdkKey: id });
         await em.flush();
       }

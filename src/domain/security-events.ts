@@ -5,6 +5,8 @@ import { newId } from './ids.js';
 export type SecurityEventKind =
   /** An SDK key was refused: missing, malformed, unknown, revoked, or a wrong secret. */
   | 'sdk_key.auth_failed'
+  /** A portal token was refused: unknown or expired. */
+  | 'portal_session.auth_failed'
   /** A revoked API key was presented to VerifyKey. */
   | 'key.used_revoked'
   /** An expired API key was presented to VerifyKey. */
@@ -14,7 +16,7 @@ export interface SecurityEvent {
   kind: SecurityEventKind;
   /** The SDK key that presented an API key, or `unauthenticated` for a refused SDK key. */
   actor: string;
-  resourceType: 'sdk_key' | 'key';
+  resourceType: 'sdk_key' | 'key' | 'portal_session';
   /** The key concerned; for SDK keys only an id that exists, else `unknown`, `malformed` or `missing`. Never a secret. */
   resourceId: string;
   workspaceId: string | null;

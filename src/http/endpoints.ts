@@ -4,11 +4,14 @@
 //   /.well-known/jwks.json  public keys of exchanged tokens (TokenService)
 //   /healthz                the process is alive: always 200
 //   /readyz                 200 when the database answers and every migration is applied, else 503
+//   /console/, /portal/     the operator console and the customer portal (src/http/static-assets.ts)
+//   /                       redirects to /console/
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
 import type { App } from '../app.js';
 import { httpFailureOf } from './failure.js';
 import { AUTHORIZE_PATH, forwardAuth } from './forward-auth.js';
+import { serveStatic, staticAppOf } from './static-assets.js';
 
 /** What connect-node's adapter hands its fallback: an HTTP/1.1 or HTTP/2 (compat) request and response. */
 type Fallback = NonNullable<ConnectNodeAdapterOptions['fallback']>;
@@ -66,6 +69,18 @@ async function route(app: App, req: Req, res: Res, path: string): Promise<void> 
     // Verifiers may cache it briefly: a new key appears at most a minute late,
     // and a verifier that meets an unknown kid fetches again (jose does).
     send(req, res, 200, { keys }, { 'cache-control': 'public, max-age=60' });
+    return;
+  }
+  const ui = staticAppOf(app.browserApps, path);
+  if (ui && readOnly) {
+    const a = await serveStatic(ui, path);
+    res.writeHead(a.status, { ...a.headers, 'content-length': Buffer.byteLength(a.body) });
+    if (req.method === 'HEAD') res.end();
+    else res.end(a.body);
+    return;
+  }
+  if (path === '/' && readOnly) {
+    send(req, res, 302, { code: 'found', message: 'the console is at /console/' }, { location: '/console/' });
     return;
   }
   send(req, res, 404, { code: 'not_found', message: `no such path: ${path}` });

@@ -14,7 +14,8 @@ import { WorkspaceSchema } from '../../gen/keyward/v1/workspace_pb.js';
 import { VerifyCode, VerifyKeyResponseSchema, type VerifyKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
 import { AuditEventSchema } from '../../gen/keyward/v1/audit_event_pb.js';
 import { WebhookSchema } from '../../gen/keyward/v1/webhook_pb.js';
-import type { AuditEvent, Scope, Webhook, Workspace } from '../db/entities.js';
+import type { AuditEvent, Scope, SdkKey, Webhook, Workspace } from '../db/entities.js';
+import { SdkKeySchema as SdkKeyMsgSchema } from '../../gen/keyward/v1/sdk_key_service_pb.js';
 import type { UsageCount, UsageReport } from '../domain/usage.js';
 import { invalidArgument } from '../domain/errors.js';
 import type { KeyInput, KeyView } from '../domain/keys.js';
@@ -28,11 +29,17 @@ import type { LimitOutcome } from '../verify/limits.js';
 
 const ts = (d: Date | null | undefined) => (d ? timestampFromDate(d) : undefined);
 
+/** The range google.protobuf.Timestamp allows, and PostgreSQL's timestamptz stores: years 1 to 9999 (UTC). */
+const MIN_TIMESTAMP_SECONDS = -62_135_596_800n; // 0001-01-01T00:00:00Z
+const MAX_TIMESTAMP_SECONDS = 253_402_300_799n; // 9999-12-31T23:59:59Z
+
+/** The one conversion of every request Timestamp: outside years 1..9999 or with bad nanos it is INVALID_ARGUMENT naming the field. */
 export function toTime(field: string, t: Timestamp | undefined): Date | undefined {
   if (!t) return undefined;
-  const d = timestampDate(t);
-  if (Number.isNaN(d.getTime()) || t.nanos < 0 || t.nanos > 999_999_999) throw invalidArgument(field, 'is not a valid timestamp');
-  return d;
+  if (t.seconds < MIN_TIMESTAMP_SECONDS || t.seconds > MAX_TIMESTAMP_SECONDS || t.nanos < 0 || t.nanos > 999_999_999) {
+    throw invalidArgument(field, 'is not a valid timestamp (years 1 to 9999, nanos 0 to 999999999)');
+  }
+  return timestampDate(t);
 }
 
 export const workspaceToProto = (w: Workspace) =>
@@ -75,6 +82,14 @@ export function keyStateFromProto(s: KeyState): DomainKeyState | undefined {
   return found;
 }
 
+export function grantsFromProto(grants: readonly GrantMsg[]): KeyInput['grants'] {
+  return grants.map((g) => ({ scope: g.scope, actions: g.actions.map(actionFromProto) }));
+}
+
+export function grantsToProto(grants: readonly { scope: string; actions: readonly string[] }[]) {
+  return grants.map((g) => ({ scope: g.scope, actions: g.actions.map((a) => ACTION_TO_PROTO[a as DomainAction]) }));
+}
+
 function actionFromProto(a: Action): string {
   const found = (Object.keys(ACTION_TO_PROTO) as DomainAction[]).find((k) => ACTION_TO_PROTO[k] === a);
   // Unknown and UNSPECIFIED values are passed on as-is for the domain to reject.
@@ -85,7 +100,7 @@ function actionFromProto(a: Action): string {
 const int = (n: bigint) => Number(n);
 
 /** A duration in whole milliseconds; NaN if it has a fraction of a millisecond or mixed signs. */
-function durationToMs(d: Duration | undefined): number | undefined {
+export function durationToMs(d: Duration | undefined): number | undefined {
   if (!d) return undefined;
   if (d.nanos % 1_000_000 !== 0 || (d.seconds > 0n && d.nanos < 0) || (d.seconds < 0n && d.nanos > 0)) return NaN;
   return Number(d.seconds) * 1000 + d.nanos / 1_000_000;
@@ -111,7 +126,7 @@ export function keyToProto(v: KeyView): ApiKeyMsg {
     customerId: k.customerId,
     name: k.name,
     description: k.description,
-    grants: v.grants.map((g) => ({ scope: g.scope, actions: g.actions.map((a) => ACTION_TO_PROTO[a]) })),
+    grants: grantsToProto(v.grants),
     enabled: k.enabled,
     state: STATE_TO_PROTO[v.state],
     maskedKey: k.maskedKey,
@@ -141,7 +156,7 @@ export function keyInputFromProto(k: ApiKeyMsg | undefined): KeyInput {
     customerId: k?.customerId ?? '',
     name: k?.name ?? '',
     description: k?.description ?? '',
-    grants: (k?.grants ?? []).map((g: GrantMsg) => ({ scope: g.scope, actions: g.actions.map(actionFromProto) })),
+    grants: grantsFromProto(k?.grants ?? []),
     enabled: k?.enabled,
     metadata: k?.metadata ?? {},
     expireTime: toTime('key.expire_time', k?.expireTime),
@@ -237,4 +252,15 @@ export const webhookToProto = (w: Webhook) =>
     expiringNoticeDays: w.expiringNoticeDays,
     createTime: ts(w.createTime),
     updateTime: ts(w.updateTime),
+  });
+
+export const sdkKeyToProto = (k: SdkKey) =>
+  create(SdkKeyMsgSchema, {
+    id: k.id,
+    name: k.name,
+    scopes: k.scopes,
+    workspaceIds: k.workspaceIds,
+    createTime: ts(k.createTime),
+    lastUsedTime: ts(k.lastUsedTime),
+    revokeTime: ts(k.revokeTime),
   });

@@ -1,9 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
+import type { DescMethod } from '@bufbuild/protobuf';
 import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
+import { PortalService } from '../../gen/keyward/v1/portal_service_pb.js';
+import { UsageService } from '../../gen/keyward/v1/usage_service_pb.js';
+import { bearerTokenOf } from '../auth/bearer.js';
+import { PORTAL_TOKEN_REFUSED, type PortalAuthenticator } from '../auth/portal-auth.js';
 import type { SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
+import { looksLikePortalToken } from '../credentials/portal-token.js';
 import { isConnectionError } from '../db/errors.js';
-import { DomainError, type ErrorKind } from '../domain/errors.js';
+import { DomainError, permissionDenied, type ErrorKind } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import { peerKey, principalKey, requestIdKey } from './context.js';
 
@@ -83,17 +89,39 @@ export function errorInterceptor(log: Logger): Interceptor {
   };
 }
 
+/** The RPCs a customer portal token may call; the domain narrows them to the session's customer. */
+export const PORTAL_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
+  KeyService.method.listKeys,
+  KeyService.method.getKey,
+  KeyService.method.createKey,
+  KeyService.method.updateKey,
+  KeyService.method.rotateKey,
+  KeyService.method.revokeKey,
+  KeyService.method.deleteKey,
+  UsageService.method.getKeyUsage,
+  PortalService.method.getPortalSession,
+]);
+
 /**
- * Authenticates the SDK key of every request and hands the principal, acting
- * in this request (its id goes into audit records), to the handler. Only the
- * services named in `open` (gRPC health checking and server reflection: they
- * reveal nothing a client generated from proto/ does not know) take calls
- * without one.
+ * Authenticates the credential of every request, an SDK key or a customer
+ * portal token (`kwp_…`, only for PORTAL_METHODS), and hands the principal,
+ * acting in this request (its id goes into audit records), to the handler.
+ * Only the services named in `open` (gRPC health checking and server
+ * reflection: they reveal nothing a client generated from proto/ does not
+ * know) take calls without one.
  */
-export function authInterceptor(auth: SdkKeyAuthenticator, open: ReadonlySet<string> = new Set()): Interceptor {
+export function authInterceptor(auth: SdkKeyAuthenticator, portal: PortalAuthenticator, open: ReadonlySet<string> = new Set()): Interceptor {
   return (next) => async (req) => {
     if (open.has(req.service.typeName)) return next(req);
-    const principal = await auth.authenticate(req.header.get('authorization'), req.contextValues.get(peerKey));
+    const authorization = req.header.get('authorization');
+    const token = bearerTokenOf(authorization);
+    let principal;
+    if (token !== undefined && looksLikePortalToken(token)) {
+      if (!PORTAL_METHODS.has(req.method)) throw permissionDenied(PORTAL_TOKEN_REFUSED);
+      principal = await portal.authenticate(token);
+    } else {
+      principal = await auth.authenticate(authorization, req.contextValues.get(peerKey));
+    }
     req.contextValues.set(principalKey, principal.inRequest(req.contextValues.get(requestIdKey)));
     return next(req);
   };

@@ -7,9 +7,14 @@ import type { SdkScope } from '../../src/domain/principal.js';
  * - `by-id`: addresses a resource by id; another workspace's is NOT_FOUND, as
  *   if it did not exist;
  * - `names-workspace`: the request itself names the workspace; another one is
- *   PERMISSION_DENIED (nothing about it is revealed).
+ *   PERMISSION_DENIED (nothing about it is revealed);
+ * - `list-sdk-keys`: answers, a restricted key seeing only SDK keys restricted
+ *   to some of its own workspaces;
+ * - `self`: about the calling SDK key itself: any valid SDK key may call it;
+ * - `portal-only`: only a customer portal token may call it; every SDK key is
+ *   PERMISSION_DENIED (portal tokens: test/e2e/portal-auth.test.ts).
  */
-export type Access = 'create-workspace' | 'list-workspaces' | 'by-id' | 'names-workspace';
+export type Access = 'create-workspace' | 'list-workspaces' | 'list-sdk-keys' | 'by-id' | 'names-workspace' | 'self' | 'portal-only';
 
 /** What a call answers: a gRPC code, or `OK` (`OK_OWN`: succeeds, showing only the key's own workspaces). */
 export type Expected = 'UNAUTHENTICATED' | 'PERMISSION_DENIED' | 'NOT_FOUND' | 'OK' | 'OK_OWN';
@@ -37,11 +42,14 @@ export const EXPECTED: Record<Access, ExpectedByCredential> = {
   'list-workspaces': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'OK_OWN', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
   'by-id': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'NOT_FOUND', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
   'names-workspace': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'PERMISSION_DENIED', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
+  'list-sdk-keys': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'OK_OWN', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
+  self: { unauthenticated: 'UNAUTHENTICATED', missingScope: 'OK', otherWorkspace: 'OK', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
+  'portal-only': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'PERMISSION_DENIED', rightKey: 'PERMISSION_DENIED', restrictedToThisWorkspace: 'PERMISSION_DENIED' },
 };
 
 export interface AuthzRow {
-  /** The SDK scope the RPC requires (src/domain/* requireScope). */
-  scope: SdkScope;
+  /** The SDK scope the RPC requires (src/domain/* requireScope); none for `self` and `portal-only`. */
+  scope?: SdkScope;
   access: Access;
 }
 
@@ -89,6 +97,16 @@ export const AUTHZ_MATRIX = {
   'WebhookService/DeleteWebhook': { scope: 'workspace:write', access: 'names-workspace' },
   // Verifies like VerifyKey (same request shape), then signs a token.
   'TokenService/ExchangeKey': { scope: 'api_keys:verify', access: 'names-workspace' },
+
+  // SDK keys hand out no more than their own scopes and workspaces.
+  'SdkKeyService/GetCurrentSdkKey': { access: 'self' },
+  'SdkKeyService/CreateSdkKey': { scope: 'sdk_keys:write', access: 'names-workspace' },
+  'SdkKeyService/ListSdkKeys': { scope: 'sdk_keys:write', access: 'list-sdk-keys' },
+  'SdkKeyService/RevokeSdkKey': { scope: 'sdk_keys:write', access: 'by-id' },
+
+  // A portal session is minted by whoever may write the workspace's keys.
+  'PortalService/CreatePortalSession': { scope: 'api_keys:write', access: 'names-workspace' },
+  'PortalService/GetPortalSession': { access: 'portal-only' },
 } satisfies Record<string, AuthzRow>;
 
 export type RpcName = keyof typeof AUTHZ_MATRIX;

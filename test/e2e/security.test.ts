@@ -222,6 +222,8 @@ async function call(rpc: Rpc, authorization: string | undefined, req: unknown): 
     const shown = clone(rpc.method.output, res) as any;
     if (typeof shown.secret === 'string') shown.secret = '';
     if (typeof shown.signingSecret === 'string') shown.signingSecret = '';
+    // The once-only credentials CreateSdkKey and CreatePortalSession return (and ExchangeKey's JWT).
+    if (typeof shown.token === 'string') shown.token = '';
     RESPONSES.push({ rpc: rpc.name, json: toJsonString(rpc.method.output, shown) });
     return { ok: true, res };
   } catch (e) {
@@ -459,7 +461,64 @@ const BUILDERS = {
       expect(r.token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
     },
   }),
+  'SdkKeyService/GetCurrentSdkKey': async () => ({
+    req: {},
+    check: (r) => {
+      expect(r.sdkKey.id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(r.sdkKey.scopes.length).toBeGreaterThan(0);
+    },
+  }),
+  'SdkKeyService/CreateSdkKey': async (p) => {
+    const name = uniq('sdk');
+    return {
+      // The one scope every caller that may create SDK keys holds.
+      req: { sdkKey: { name, scopes: ['sdk_keys:write'], workspaceIds: [p.ws] } },
+      check: (r) => {
+        addSdkToken(r.token);
+        expect(r.token).toMatch(/^kws_/);
+        expect(r.sdkKey).toMatchObject({ name, scopes: ['sdk_keys:write'], workspaceIds: [p.ws] });
+      },
+      intact: async () => expect((await ts.server.app.sdkKeys.list()).map((k) => k.name)).not.toContain(name),
+    };
+  },
+  'SdkKeyService/ListSdkKeys': async (p) => {
+    const id = await sdkKeyIn(p);
+    return {
+      req: { pageSize: 1000 },
+      check: (r) => expect(r.sdkKeys.map((k: { id: string }) => k.id)).toContain(id),
+    };
+  },
+  'SdkKeyService/RevokeSdkKey': async (p) => {
+    const id = await sdkKeyIn(p);
+    return {
+      req: { id },
+      check: (r) => expect(r.sdkKey.revokeTime).toBeDefined(),
+      intact: async () => expect((await ts.server.app.sdkKeys.list()).find((k) => k.id === id)?.revokeTime).toBeNull(),
+    };
+  },
+  'PortalService/CreatePortalSession': async (p) => ({
+    req: { workspaceId: p.ws, customerId: 'cust-portal', allowedGrants: [{ scope: p.scope.name, actions: [Action.READ] }], ttl: { seconds: 120n } },
+    check: (r) => {
+      SECRETS.add(r.token);
+      expect(r.token).toMatch(/^kwp_[0-9A-Za-z]{43}$/);
+      expect(r.expireTime).toBeDefined();
+    },
+  }),
+  'PortalService/GetPortalSession': async () => ({
+    req: {},
+    check: () => {
+      throw new Error('no SDK key may read a portal session');
+    },
+  }),
 } satisfies Record<RpcName, Builder>;
+
+/** A new SDK key restricted to the place's workspace (a random id for the ghost place). */
+async function sdkKeyIn(p: Place): Promise<string> {
+  if (p === ghost) return randomUUID();
+  const token = await ts.sdkKey(['workspace:read'], [p.ws]);
+  addSdkToken(token);
+  return sdkKeyId(token);
+}
 
 function builderOf(name: string): Builder {
   const b = (BUILDERS as Record<string, Builder>)[name];
@@ -470,17 +529,19 @@ function builderOf(name: string): Builder {
 // ---------------------------------------------------------------------------
 
 describe('the authorization matrix', () => {
-  it('enumerates the seven services and their 25 RPCs', () => {
+  it('enumerates the nine services and their 31 RPCs', () => {
     expect(SERVICES.map((s) => s.typeName).sort()).toEqual([
       'keyward.v1.AuditService',
       'keyward.v1.KeyService',
+      'keyward.v1.PortalService',
       'keyward.v1.ScopeService',
+      'keyward.v1.SdkKeyService',
       'keyward.v1.TokenService',
       'keyward.v1.UsageService',
       'keyward.v1.WebhookService',
       'keyward.v1.WorkspaceService',
     ]);
-    expect(RPCS.length).toBeGreaterThanOrEqual(25);
+    expect(RPCS.length).toBeGreaterThanOrEqual(31);
     for (const r of RPCS) expect(r.method.methodKind, r.name).toBe('unary');
   });
 
@@ -561,8 +622,14 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
     it(`SDK key with every scope but ${scope} → PERMISSION_DENIED`, async () => {
       const row = rowOf(rpc.name);
       const built = await builderOf(rpc.name)(A);
-      const e = expectCode(await call(rpc, bearer(tokens.lacking[row.scope]), built.req), codeOf(EXPECTED[row.access].missingScope));
-      expect(e.rawMessage).toContain(row.scope);
+      const o = await call(rpc, bearer(tokens.lacking[row.scope ?? 'sdk_keys:write']), built.req);
+      const expected = EXPECTED[row.access].missingScope;
+      if (expected === 'OK') {
+        await built.check(expectOk(o));
+        return;
+      }
+      const e = expectCode(o, codeOf(expected));
+      if (row.scope) expect(e.rawMessage).toContain(row.scope);
       await built.intact?.();
     });
 
@@ -573,8 +640,20 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
       const expected = EXPECTED[row.access].otherWorkspace;
       switch (row.access) {
         case 'create-workspace':
+        case 'portal-only':
           expectCode(o, codeOf(expected));
           break;
+        case 'self':
+          await built.check(expectOk(o));
+          break;
+        case 'list-sdk-keys': {
+          expect(expected).toBe('OK_OWN');
+          const own = new Set([B.ws, ...bSpares]);
+          const listed: { workspaceIds: string[] }[] = expectOk(o).sdkKeys;
+          expect(listed.length).toBeGreaterThan(0);
+          for (const k of listed) expect(k.workspaceIds.length > 0 && k.workspaceIds.every((w) => own.has(w)), JSON.stringify(k.workspaceIds)).toBe(true);
+          break;
+        }
         case 'list-workspaces': {
           expect(expected).toBe('OK_OWN');
           const ids: string[] = expectOk(o).workspaces.map((w: { id: string }) => w.id);
@@ -609,11 +688,13 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
       await built.intact?.();
     });
 
-    it(`SDK key with only ${scope} → success`, async () => {
+    it(`SDK key with only ${scope} → success (GetPortalSession: PERMISSION_DENIED)`, async () => {
       const row = rowOf(rpc.name);
-      expect(EXPECTED[row.access].rightKey).toBe('OK');
       const built = await builderOf(rpc.name)(A);
-      await built.check(expectOk(await call(rpc, bearer(tokens.only[row.scope]), built.req)));
+      const o = await call(rpc, bearer(tokens.only[row.scope ?? 'workspace:read']), built.req);
+      const expected = EXPECTED[row.access].rightKey;
+      if (expected === 'OK') await built.check(expectOk(o));
+      else expectCode(o, codeOf(expected));
     });
 
     it('SDK key restricted to the workspace it addresses → success (CreateWorkspace: PERMISSION_DENIED)', async () => {

@@ -226,14 +226,15 @@ export function inputArb(rpc: Rpc, fx: FuzzFixtures): fc.Arbitrary<FuzzInput> {
     .map(([body, w]): FuzzInput => ({ kind: 'random-bytes', wire: w, body, headers: {} }));
   const invalidUtf8 = fc
     .tuple(
-      fc.constantFrom(...(stringFields.length ? stringFields : rpc.method.input.fields)),
+      // A message without fields (GetCurrentSdkKeyRequest) still gets junk in an unknown field 1.
+      fc.constantFrom(...(stringFields.length ? stringFields : rpc.method.input.fields).map((f) => f.number), ...(rpc.method.input.fields.length ? [] : [1])),
       fc.uint8Array({ minLength: 1, maxLength: 40 }),
       msg,
       fc.constantFrom<Wire>('connect-proto-h2', 'grpc', 'grpc-web'),
     )
-    .map(([f, junk, init, w]): FuzzInput => {
+    .map(([number, junk, init, w]): FuzzInput => {
       const bad = Buffer.concat([Buffer.from(junk), Buffer.from([0xc3, 0x28, 0xff, 0xfe, 0xed, 0xa0, 0x80])]);
-      const field = Buffer.from([...varint((f.number << 3) | 2), ...varint(bad.length), ...bad]);
+      const field = Buffer.from([...varint((number << 3) | 2), ...varint(bad.length), ...bad]);
       return { kind: 'invalid-utf8', wire: w, body: Buffer.concat([Buffer.from(encode(rpc, init, false) ?? fallback), field]), headers: {} };
     });
   const jsonJunk = fc
@@ -297,8 +298,8 @@ export function oversizedArb(rpc: Rpc, fx: FuzzFixtures): fc.Arbitrary<FuzzInput
   return fc.tuple(fc.integer({ min: 1, max: 4096 }), fc.constantFrom(...WIRES)).map(([extra, w]): FuzzInput => {
     const n = fx.maxRequestBytes + extra;
     const body = isJson(w)
-      ? Buffer.from(JSON.stringify({ [rpc.method.input.fields[0]!.jsonName]: 'x'.repeat(n) }))
-      : Buffer.concat([Buffer.from([(rpc.method.input.fields[0]!.number << 3) | 2, ...varint(n)]), Buffer.alloc(n, 0x78)]);
+      ? Buffer.from(JSON.stringify({ [rpc.method.input.fields[0]?.jsonName ?? 'padding']: 'x'.repeat(n) }))
+      : Buffer.concat([Buffer.from([((rpc.method.input.fields[0]?.number ?? 1) << 3) | 2, ...varint(n)]), Buffer.alloc(n, 0x78)]);
     return { kind: 'oversized', wire: w, body, headers: {} };
   });
 }
