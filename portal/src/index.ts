@@ -1,0 +1,1 @@
+export { KeywardKeys, type KeywardKeysProps } from './KeywardKeys.js';
