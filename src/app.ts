@@ -44,6 +44,7 @@ import type { Logger } from './log.js';
 import { peerKey } from './rpc/context.js';
 import { authInterceptor, errorInterceptor, PORTAL_METHODS } from './rpc/interceptors.js';
 import { withPortalCors } from './http/cors.js';
+import { openApiDocument } from './http/openapi.js';
 import { browserApps, type StaticApp } from './http/static-assets.js';
 import { binaryParseErrorIsInvalidArgument } from './rpc/parse-errors.js';
 import { keyService } from './rpc/key-service.js';
@@ -228,6 +229,14 @@ export class App {
     // After analytics: uses of revoked keys it counted are security events too.
     await this.securityEvents.stop();
     await this.rateLimiter.close();
+  }
+
+  private openApi: string | undefined;
+
+  /** The OpenAPI document of the Connect JSON API (GET /openapi.json), made once. */
+  openApiJson(): string {
+    this.openApi ??= JSON.stringify(openApiDocument(KEYWARD_SERVICES), null, 2);
+    return this.openApi;
   }
 
   /** The request handler for both the HTTP/2 and the HTTP/1.1 server. */

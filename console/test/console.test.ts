@@ -1,25 +1,23 @@
 // The operator console in a real browser (Debian's chromium driven by
 // playwright-core) against a real Keyward server: what an operator does,
 // from sign-in to revocation, and the once-only secret dialog.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { Action } from '../../gen/keyward/v1/key_pb.js';
 import { client, startTestServer, type TestServer } from '../../test/support/server.js';
 import { recordSecret, recordText } from '../../test/support/hygiene.js';
-import { announceSkip, ensureDebianPackages } from '../../test/support/debian.js';
+import { chromiumMissing, launchChromium } from '../../test/support/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const consoleDir = fileURLToPath(new URL('..', import.meta.url));
 const shots = path.join(consoleDir, 'test', 'screenshots');
 
-const missing = ensureDebianPackages(['chromium'], () => existsSync(CHROMIUM));
-if (missing) announceSkip('console browser tests', `${missing}; install Debian's chromium to run them`);
+const missing = chromiumMissing('console browser tests');
 
 /** A screenshot for people to look at: without the passing toasts. */
 async function shot(page: Page, name: string, fullPage = false): Promise<void> {
@@ -31,7 +29,6 @@ async function shot(page: Page, name: string, fullPage = false): Promise<void> {
   await toasts('');
 }
 
-const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 describe.skipIf(!!missing)('operator console', () => {
   let ts: TestServer;
@@ -41,7 +38,7 @@ describe.skipIf(!!missing)('operator console', () => {
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
     ts = await startTestServer({ KEYWARD_USAGE_FLUSH_MS: '100' });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

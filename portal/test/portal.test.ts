@@ -2,13 +2,14 @@
 // page on a portal token, and the @keyward/portal component embedded in a
 // host app on another origin (directly, and as an iframe of /portal).
 import { once } from 'node:events';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createClient, type Client } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { durationFromMs } from '@bufbuild/protobuf/wkt';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { chromiumMissing, launchChromium } from '../../test/support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Action } from '../../gen/keyward/v1/key_pb.js';
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
@@ -20,12 +21,10 @@ import { startTestServer, type TestServer } from '../../test/support/server.js';
 import { createHostServer, type HostConfig } from '../example/server.mjs';
 import { ensurePortalBuilds, PORTAL_DIR } from './support/build.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 /** Waits for what the page shows; generous for a loaded 2-core CI machine. */
 const poll = <T,>(fn: () => Promise<T> | T) => expect.poll(fn, { timeout: 10_000, interval: 50 });
 const SHOTS = path.join(PORTAL_DIR, 'test/screenshots');
-const missing = !existsSync(CHROMIUM);
-if (missing) process.stderr.write(`*** SKIPPING portal browser tests: ${CHROMIUM} is missing (apt-get install chromium) ***\n`);
+const missing = !!chromiumMissing('portal browser tests');
 
 describe.skipIf(missing)('customer portal in a browser', () => {
   let ts: TestServer;
@@ -140,10 +139,7 @@ describe.skipIf(missing)('customer portal in a browser', () => {
     });
     for (let i = 0; i < 12; i++) await keys.verifyKey({ key: a.secret, workspaceId, requiredPermissions: i % 4 === 3 ? ['admin:read'] : [] });
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {

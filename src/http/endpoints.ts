@@ -2,6 +2,7 @@
 // Connect (connect-node hands every path it has no RPC for to `httpEndpoints`):
 //   /v1/authorize[/...]     forward auth for gateways (src/http/forward-auth.ts)
 //   /.well-known/jwks.json  public keys of exchanged tokens (TokenService)
+//   /openapi.json           the OpenAPI 3.1 document of the Connect JSON API (src/http/openapi.ts)
 //   /healthz                the process is alive: always 200
 //   /readyz                 200 when the database answers and every migration is applied, else 503
 //   /console/, /portal/     the operator console and the customer portal (src/http/static-assets.ts)
@@ -69,6 +70,13 @@ async function route(app: App, req: Req, res: Res, path: string): Promise<void> 
     // Verifiers may cache it briefly: a new key appears at most a minute late,
     // and a verifier that meets an unknown kid fetches again (jose does).
     send(req, res, 200, { keys }, { 'cache-control': 'public, max-age=60' });
+    return;
+  }
+  if (path === '/openapi.json' && readOnly) {
+    const text = app.openApiJson();
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=300', 'content-length': Buffer.byteLength(text) });
+    if (req.method === 'HEAD') res.end();
+    else res.end(text);
     return;
   }
   const ui = staticAppOf(app.browserApps, path);
