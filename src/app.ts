@@ -199,7 +199,7 @@ export class App {
   routes = (router: ConnectRouter): void => {
     router.service(WorkspaceService, workspaceService(this.workspaces));
     router.service(ScopeService, scopeService(this.scopes));
-    router.service(KeyService, keyService(this.keys, this.verifier));
+    router.service(KeyService, keyService(this.keys, this.verifier, this.opts.maxRequestTimeoutMs));
     router.service(UsageService, usageService(this.usageReports));
     router.service(AuditService, auditService(this.auditLog));
     router.service(WebhookService, webhookService(this.webhooks));
@@ -263,7 +263,9 @@ export class App {
       acceptCompression: [compressionGzip, compressionBrotli],
       // connect-node reads up to 4 GiB by default.
       readMaxBytes: this.opts.maxRequestBytes,
-      maxTimeoutMs: this.opts.maxRequestTimeoutMs,
+      // No maxTimeoutMs: a deadline longer than KEYWARD_MAX_REQUEST_TIMEOUT_MS is
+      // served (VerifyKey honours at most that; the database statement timeout
+      // bounds every other RPC), not refused as connect-node would.
       // A misspelled field must not pass silently: `{"requiredPermission": [...]}`
       // would otherwise verify with no permission check at all.
       jsonOptions: { ignoreUnknownFields: false },

@@ -164,6 +164,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         );
       }
     }
+    // The signing key exists before the first ExchangeKey, so verifiers that
+    // fetch the JWKS once at their start find it there.
+    await app.signingKeys.current();
     await app.startBackground();
     const server = await listen(app, config.host, config.port, config.shutdownGraceMs, { verifyFastPath: config.verifyFastPath });
     log.info('keyward listening', { host: config.host, port: server.port, database: db.description });

@@ -19,6 +19,15 @@ export function deadlineAt(timeoutMs: number, now = Date.now()): number {
 }
 
 /**
+ * The deadline honoured for a client's `timeoutMs`: at most `capMs`
+ * (KEYWARD_MAX_REQUEST_TIMEOUT_MS). A longer one is served, not refused:
+ * gRPC clients routinely send long deadlines.
+ */
+export function cappedTimeoutMs(timeoutMs: number | undefined, capMs: number): number | undefined {
+  return timeoutMs === undefined ? undefined : Math.min(timeoutMs, capMs);
+}
+
+/**
  * `work`'s outcome, or DEADLINE_EXCEEDED if it is not settled within
  * `remainingMs`. Callers check `remainingMs <= 0` before starting the work.
  */

@@ -5,10 +5,11 @@ import { invalidArgument } from '../domain/errors.js';
 import type { Keys } from '../domain/keys.js';
 import type { KeyVerifier } from '../verify/verifier.js';
 import { principalOf } from './context.js';
-import { beforeDeadline, deadlineExceeded } from './deadline.js';
+import { beforeDeadline, cappedTimeoutMs, deadlineExceeded } from './deadline.js';
 import { keyInputFromProto, keyStateFromProto, keyToProto, toTime, verifyInputFromProto, verifyResultToProto } from './convert.js';
 
-export function keyService(keys: Keys, verifier: KeyVerifier): ServiceImpl<typeof KeyService> {
+/** `deadlineCapMs`: the longest deadline VerifyKey honours (KEYWARD_MAX_REQUEST_TIMEOUT_MS). */
+export function keyService(keys: Keys, verifier: KeyVerifier, deadlineCapMs: number): ServiceImpl<typeof KeyService> {
   return {
     async createKey(req, ctx) {
       const { view, secret } = await keys.create(principalOf(ctx), keyInputFromProto(req.key));
@@ -49,7 +50,7 @@ export function keyService(keys: Keys, verifier: KeyVerifier): ServiceImpl<typeo
     async verifyKey(req, ctx) {
       // The same steps as the HTTP/2 fast path (src/rpc/verify-fast-path.ts).
       const principal = principalOf(ctx);
-      const remainingMs = ctx.timeoutMs();
+      const remainingMs = cappedTimeoutMs(ctx.timeoutMs(), deadlineCapMs);
       if (remainingMs !== undefined && remainingMs <= 0) throw deadlineExceeded();
       return verifyResultToProto(await beforeDeadline(verifier.verify(principal, verifyInputFromProto(req)), remainingMs));
     },

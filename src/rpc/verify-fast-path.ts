@@ -51,7 +51,7 @@ import type { Principal } from '../domain/principal.js';
 import type { VerifyInput, VerifyResult } from '../verify/verifier.js';
 import { verifyInputFromProto, verifyResultToProto } from './convert.js';
 import { decodeVerifyKeyRequest } from './verify-request.js';
-import { beforeDeadline, deadlineAt, deadlineExceeded } from './deadline.js';
+import { beforeDeadline, cappedTimeoutMs, deadlineAt, deadlineExceeded } from './deadline.js';
 import { REQUEST_ID_HEADER, requestIdOf, rpcFailureOf } from './interceptors.js';
 
 /** A listener of Http2Server's 'stream' event. */
@@ -298,6 +298,7 @@ export class VerifyFastPath {
   /** Per HTTP/2 connection, see rememberedPrincipal. */
   private readonly authMemos = new WeakMap<Http2Session, AuthMemo>();
   private readonly stats;
+  private readonly deadlineCapMs: number;
 
   constructor(
     private readonly app: App,
@@ -305,6 +306,7 @@ export class VerifyFastPath {
     private readonly fallback: StreamListener,
   ) {
     this.stats = app.fastPathStats;
+    this.deadlineCapMs = app.opts.maxRequestTimeoutMs;
     this.opt = validateUniversalHandlerOptions(app.protocolOptions());
     this.serialization = createMethodSerializationLookup(KeyService.method.verifyKey, this.opt.binaryOptions, this.opt.jsonOptions, this.opt);
   }
@@ -340,9 +342,9 @@ export class VerifyFastPath {
     const timeoutHeader = headers[k.timeoutHeader] as string | string[] | undefined;
     if (timeoutHeader !== undefined) {
       const value = headerValue(timeoutHeader);
-      const t = k.protocol === CONNECT ? parseConnectTimeout(value, opt.maxTimeoutMs) : parseGrpcTimeout(value, opt.maxTimeoutMs);
+      const t = k.protocol === CONNECT ? parseConnectTimeout(value, Number.MAX_SAFE_INTEGER) : parseGrpcTimeout(value, Number.MAX_SAFE_INTEGER);
       if (t.error || t.timeoutMs === undefined) return undefined;
-      deadline = deadlineAt(t.timeoutMs);
+      deadline = deadlineAt(cappedTimeoutMs(t.timeoutMs, this.deadlineCapMs)!);
     }
 
     const compression = this.negotiate(

@@ -278,13 +278,12 @@ describe('malformed requests', () => {
   });
 });
 
-describe(`deadlines over maxTimeoutMs (${MAX_TIMEOUT_MS} ms)`, () => {
+describe(`deadlines over KEYWARD_MAX_REQUEST_TIMEOUT_MS (${MAX_TIMEOUT_MS} ms)`, () => {
   for (const protocol of PROTOCOLS) {
-    it(`${protocol}: a ${MAX_TIMEOUT_MS * 2} ms deadline is INVALID_ARGUMENT; ${MAX_TIMEOUT_MS} ms is served`, async () => {
+    it(`${protocol}: a ${MAX_TIMEOUT_MS * 2} ms deadline is served (honoured up to ${MAX_TIMEOUT_MS} ms), as is ${MAX_TIMEOUT_MS} ms`, async () => {
       const c = client(KeyService, ts, { protocol });
-      const e = await rpcError(c.verifyKey({ key: secret }, { timeoutMs: MAX_TIMEOUT_MS * 2 }));
-      expectCode(e, Code.InvalidArgument);
-      expect(e.rawMessage).toContain(String(MAX_TIMEOUT_MS));
+      expect((await c.verifyKey({ key: secret }, { timeoutMs: MAX_TIMEOUT_MS * 2 })).valid).toBe(true);
+      expect((await client(WorkspaceService, ts, { protocol }).listWorkspaces({}, { timeoutMs: MAX_TIMEOUT_MS * 2 })).workspaces).toBeDefined();
       expect((await c.verifyKey({ key: secret }, { timeoutMs: MAX_TIMEOUT_MS })).valid).toBe(true);
     });
   }
@@ -294,9 +293,9 @@ describe(`deadlines over maxTimeoutMs (${MAX_TIMEOUT_MS} ms)`, () => {
     expect([r.status, r.json?.code], r.text).toEqual([400, 'invalid_argument']);
   });
 
-  it('a gRPC grpc-timeout of 1 hour (by hand) is INVALID_ARGUMENT', async () => {
+  it('a gRPC grpc-timeout of 1 hour (by hand) is served', async () => {
     const r = await grpcRaw(path('WorkspaceService', 'ListWorkspaces'), grpcFrame(new Uint8Array()), { 'grpc-timeout': '1H' });
-    expect(r.status).toBe(String(Code.InvalidArgument));
+    expect(r.status).toBe('0');
   });
 });
 

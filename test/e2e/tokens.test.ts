@@ -130,6 +130,16 @@ describe('signing keys', () => {
     for (const r of rows) expect(r.private_pkcs8).toMatch(/^sealed:v1:[A-Za-z0-9_-]+$/);
   });
 
+  it('a fresh server publishes its signing key before any exchange', async () => {
+    const fresh = await startTestServer();
+    try {
+      const { keys } = (await (await fetch(`${fresh.baseUrl}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
+      expect(keys).toHaveLength(1);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('the JWKS publishes public halves only, and is served without credentials', async () => {
     await tokens().exchangeKey({ key: (await newKey()).secret });
     const res = await fetch(jwksUrl());
