@@ -199,7 +199,7 @@ describe('delivery', () => {
       // The claim counts the attempt first; its outcome is written after.
       for (const end = Date.now() + 10_000; !outbox?.last_error && Date.now() < end; outbox = await outboxRow()) await new Promise((r) => setTimeout(r, 25));
       expect(outbox).toMatchObject({ delivered_time: null });
-      expect(outbox.last_error).toMatch(/^refused: 127\.0\.0\.1 resolves to a private address/);
+      expect(outbox.last_error).toMatch(/^refused: 127\.0\.0\.1 resolves to a private or non-public address/);
       expect(rx.of('key.revoked', keyId)).toHaveLength(0);
     } finally {
       await guarded.close();
