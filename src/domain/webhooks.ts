@@ -6,7 +6,8 @@ import { Webhook, type ApiKey } from '../db/entities.js';
 import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
 import { invalidArgument, notFound } from './errors.js';
-import { newId } from './ids.js';
+import { isId, newId } from './ids.js';
+import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
 import { checkLength, requireId } from './validate.js';
 import { findVisibleWorkspace } from './workspaces.js';
@@ -47,6 +48,52 @@ function checkUrl(url: string): string {
 function checkNoticeDays(days: number): number {
   if (!Number.isInteger(days) || days < 0 || days > 365) throw invalidArgument('webhook.expiring_notice_days', 'must be between 0 and 365');
   return days === 0 ? DEFAULT_EXPIRING_NOTICE_DAYS : days;
+}
+
+/** A webhook event and where it is in its delivery. */
+export interface Delivery {
+  eventId: string;
+  eventType: string;
+  /** The key the event is about ('' if none). */
+  keyId: string;
+  state: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  lastError: string;
+  nextAttemptTime: Date | null;
+  deliveredTime: Date | null;
+  failedTime: Date | null;
+  createTime: Date;
+}
+
+interface DeliveryRow {
+  id: string;
+  event_type: string;
+  key_id: string | null;
+  attempts: number;
+  last_error: string | null;
+  next_attempt_time: Date;
+  delivered_time: Date | null;
+  failed_time: Date | null;
+  create_time: Date;
+}
+
+const DELIVERY_SQL = `select id, event_type, payload::jsonb #>> '{data,key,id}' as key_id, attempts, last_error,
+  next_attempt_time, delivered_time, failed_time, create_time from webhook_outbox`;
+
+function deliveryOf(r: DeliveryRow): Delivery {
+  const state = r.delivered_time ? 'delivered' : r.failed_time ? 'failed' : 'pending';
+  return {
+    eventId: r.id,
+    eventType: r.event_type,
+    keyId: r.key_id ?? '',
+    state,
+    attempts: r.attempts,
+    lastError: r.last_error ?? '',
+    nextAttemptTime: state === 'pending' ? new Date(r.next_attempt_time) : null,
+    deliveredTime: r.delivered_time && new Date(r.delivered_time),
+    failedTime: r.failed_time && new Date(r.failed_time),
+    createTime: new Date(r.create_time),
+  };
 }
 
 /** A new signing secret: 32 random bytes. */
@@ -108,6 +155,43 @@ export class Webhooks {
     requireId('workspace_id', workspaceId);
     p.requireWorkspace(workspaceId);
     return findWebhook(this.orm.em.fork(), p, workspaceId);
+  }
+
+  /** The workspace's events with their delivery state, newest first. */
+  async deliveries(p: Principal, workspaceId: string, page: PageRequest): Promise<Page<Delivery>> {
+    p.requireScope('workspace:read');
+    requireId('workspace_id', workspaceId);
+    p.requireWorkspace(workspaceId);
+    const cursor = openCursor(page, { workspaceId }, isId);
+    const em = this.orm.em.fork() as SqlEntityManager;
+    await findVisibleWorkspace(em, p, workspaceId, 'workspace_id');
+    const rows = await em.execute<DeliveryRow[]>(
+      `${DELIVERY_SQL} where workspace_id = ? ${cursor.after ? 'and id < ?' : ''} order by id desc limit ?`,
+      [workspaceId, ...(cursor.after ? [cursor.after] : []), cursor.limit],
+    );
+    const out = closePage(rows, cursor, { workspaceId }, (r) => r.id);
+    return { items: out.items.map(deliveryOf), nextPageToken: out.nextPageToken };
+  }
+
+  /** Sends an event again from its first attempt, now. */
+  async redeliver(p: Principal, workspaceId: string, eventId: string): Promise<Delivery> {
+    p.requireScope('workspace:write');
+    requireId('workspace_id', workspaceId);
+    p.requireWorkspace(workspaceId);
+    requireId('event_id', eventId);
+    return inTransaction(this.orm.em, async (em) => {
+      await findVisibleWorkspace(em, p, workspaceId, 'workspace_id');
+      const sql = em as SqlEntityManager;
+      const updated = await sql.execute<{ id: string }[]>(
+        `update webhook_outbox set attempts = 0, next_attempt_time = now(), delivered_time = null, failed_time = null, last_error = null
+          where workspace_id = ? and id = ? returning id`,
+        [workspaceId, eventId],
+      );
+      if (updated.length === 0) throw notFound('webhook event', eventId);
+      audit(em, p, 'webhook.redeliver', { type: 'webhook_event', id: eventId, workspaceId });
+      const [row] = await sql.execute<DeliveryRow[]>(`${DELIVERY_SQL} where id = ?`, [eventId]);
+      return deliveryOf(row!);
+    });
   }
 
   /** Removes the webhook and drops its undelivered events. */

@@ -14,6 +14,8 @@ import { WorkspaceSchema } from '../../gen/keyward/v1/workspace_pb.js';
 import { VerifyCode, VerifyKeyResponseSchema, type VerifyKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
 import { AuditEventSchema } from '../../gen/keyward/v1/audit_event_pb.js';
 import { WebhookSchema } from '../../gen/keyward/v1/webhook_pb.js';
+import { DeliveryState, WebhookDeliverySchema } from '../../gen/keyward/v1/webhook_service_pb.js';
+import type { Delivery } from '../domain/webhooks.js';
 import type { AuditEvent, Scope, SdkKey, Webhook, Workspace } from '../db/entities.js';
 import { SdkKeySchema as SdkKeyMsgSchema } from '../../gen/keyward/v1/sdk_key_service_pb.js';
 import type { UsageCount, UsageReport } from '../domain/usage.js';
@@ -263,4 +265,24 @@ export const sdkKeyToProto = (k: SdkKey) =>
     createTime: ts(k.createTime),
     lastUsedTime: ts(k.lastUsedTime),
     revokeTime: ts(k.revokeTime),
+  });
+
+const DELIVERY_STATE_TO_PROTO: Record<Delivery['state'], DeliveryState> = {
+  pending: DeliveryState.PENDING,
+  delivered: DeliveryState.DELIVERED,
+  failed: DeliveryState.FAILED,
+};
+
+export const deliveryToProto = (d: Delivery) =>
+  create(WebhookDeliverySchema, {
+    eventId: d.eventId,
+    eventType: d.eventType,
+    keyId: d.keyId,
+    state: DELIVERY_STATE_TO_PROTO[d.state],
+    attempts: d.attempts,
+    lastError: d.lastError,
+    nextAttemptTime: ts(d.nextAttemptTime),
+    deliveredTime: ts(d.deliveredTime),
+    failedTime: ts(d.failedTime),
+    createTime: ts(d.createTime),
   });

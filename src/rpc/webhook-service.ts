@@ -2,7 +2,7 @@ import type { ServiceImpl } from '@connectrpc/connect';
 import { WebhookService } from '../../gen/keyward/v1/webhook_service_pb.js';
 import type { Webhooks } from '../domain/webhooks.js';
 import { principalOf } from './context.js';
-import { webhookToProto } from './convert.js';
+import { deliveryToProto, webhookToProto } from './convert.js';
 
 export function webhookService(webhooks: Webhooks): ServiceImpl<typeof WebhookService> {
   return {
@@ -18,6 +18,13 @@ export function webhookService(webhooks: Webhooks): ServiceImpl<typeof WebhookSe
     async deleteWebhook(req, ctx) {
       await webhooks.delete(principalOf(ctx), req.workspaceId);
       return {};
+    },
+    async listWebhookDeliveries(req, ctx) {
+      const page = await webhooks.deliveries(principalOf(ctx), req.workspaceId, req);
+      return { deliveries: page.items.map(deliveryToProto), nextPageToken: page.nextPageToken };
+    },
+    async redeliverWebhookEvent(req, ctx) {
+      return { delivery: deliveryToProto(await webhooks.redeliver(principalOf(ctx), req.workspaceId, req.eventId)) };
     },
   };
 }

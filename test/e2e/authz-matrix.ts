@@ -95,6 +95,8 @@ export const AUTHZ_MATRIX = {
   'WebhookService/SetWebhook': { scope: 'workspace:write', access: 'names-workspace' },
   'WebhookService/GetWebhook': { scope: 'workspace:read', access: 'names-workspace' },
   'WebhookService/DeleteWebhook': { scope: 'workspace:write', access: 'names-workspace' },
+  'WebhookService/ListWebhookDeliveries': { scope: 'workspace:read', access: 'names-workspace' },
+  'WebhookService/RedeliverWebhookEvent': { scope: 'workspace:write', access: 'names-workspace' },
   // Verifies like VerifyKey (same request shape), then signs a token.
   'TokenService/ExchangeKey': { scope: 'api_keys:verify', access: 'names-workspace' },
 

@@ -454,6 +454,20 @@ const BUILDERS = {
       intact: async () => expect(await webhookUrl(p.ws)).toBe(url),
     };
   },
+  'WebhookService/ListWebhookDeliveries': async (p) => {
+    const eventId = await webhookEventIn(p);
+    return {
+      req: { workspaceId: p.ws, pageSize: 1000 },
+      check: (r) => expect(r.deliveries.map((d: { eventId: string }) => d.eventId)).toContain(eventId),
+    };
+  },
+  'WebhookService/RedeliverWebhookEvent': async (p) => {
+    const eventId = await webhookEventIn(p);
+    return {
+      req: { workspaceId: p.ws, eventId },
+      check: (r) => expect(r.delivery).toMatchObject({ eventId, attempts: 0 }),
+    };
+  },
   'TokenService/ExchangeKey': async (p) => ({
     req: { key: p.key.secret, requiredPermissions: [`${p.scope.name}:read`], workspaceId: p.ws },
     check: (r) => {
@@ -512,6 +526,16 @@ const BUILDERS = {
   }),
 } satisfies Record<RpcName, Builder>;
 
+/** A webhook event in the place's workspace (a key.revoked of a new key); a random id for the ghost place. */
+async function webhookEventIn(p: Place): Promise<string> {
+  if (p === ghost) return randomUUID();
+  await withWebhook(p);
+  const k = await p.newKey();
+  await K.revokeKey({ id: k.id });
+  const { deliveries } = await WH.listWebhookDeliveries({ workspaceId: p.ws, pageSize: 1000 });
+  return deliveries.find((d) => d.keyId === k.id)!.eventId;
+}
+
 /** A new SDK key restricted to the place's workspace (a random id for the ghost place). */
 async function sdkKeyIn(p: Place): Promise<string> {
   if (p === ghost) return randomUUID();
@@ -529,7 +553,7 @@ function builderOf(name: string): Builder {
 // ---------------------------------------------------------------------------
 
 describe('the authorization matrix', () => {
-  it('enumerates the nine services and their 31 RPCs', () => {
+  it('enumerates the nine services and their 33 RPCs', () => {
     expect(SERVICES.map((s) => s.typeName).sort()).toEqual([
       'keyward.v1.AuditService',
       'keyward.v1.KeyService',
@@ -541,7 +565,7 @@ describe('the authorization matrix', () => {
       'keyward.v1.WebhookService',
       'keyward.v1.WorkspaceService',
     ]);
-    expect(RPCS.length).toBeGreaterThanOrEqual(31);
+    expect(RPCS.length).toBeGreaterThanOrEqual(33);
     for (const r of RPCS) expect(r.method.methodKind, r.name).toBe('unary');
   });
 

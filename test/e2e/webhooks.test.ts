@@ -17,6 +17,7 @@ import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifyWebhookSignature } from '../..
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { expectError } from '../support/rpc.js';
 import { client, startTestServer, type TestServer } from '../support/server.js';
+import { DeliveryState } from '../../gen/keyward/v1/webhook_service_pb.js';
 
 const FAST = {
   // The receivers here listen on 127.0.0.1.
@@ -201,6 +202,17 @@ describe('delivery', () => {
       expect(outbox).toMatchObject({ delivered_time: null });
       expect(outbox.last_error).toMatch(/^refused: 127\.0\.0\.1 resolves to a private or non-public address/);
       expect(rx.of('key.revoked', keyId)).toHaveLength(0);
+
+      // ListWebhookDeliveries shows it, and RedeliverWebhookEvent starts it over.
+      const H = client(WebhookService, guarded);
+      const [d] = (await H.listWebhookDeliveries({ workspaceId: ws })).deliveries;
+      expect(d).toMatchObject({ eventType: 'key.revoked', keyId, state: DeliveryState.PENDING, lastError: expect.stringMatching(/^refused: /) });
+      expect(d!.attempts).toBeGreaterThanOrEqual(1);
+      expect(d!.nextAttemptTime).toBeDefined();
+      const again = (await H.redeliverWebhookEvent({ workspaceId: ws, eventId: d!.eventId })).delivery!;
+      expect(again).toMatchObject({ eventId: d!.eventId, attempts: 0, lastError: '', state: DeliveryState.PENDING });
+      const missing = await H.redeliverWebhookEvent({ workspaceId: ws, eventId: '00000000-0000-4000-8000-000000000000' }).catch((e: unknown) => e);
+      expect(String(missing)).toMatch(/not_found|NotFound|not found/i);
     } finally {
       await guarded.close();
     }

@@ -2,8 +2,10 @@
 // @generated from file keyward/v1/webhook_service.proto (package keyward.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Webhook } from "./webhook_pb.js";
 import { file_keyward_v1_webhook } from "./webhook_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,175 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/webhook_service.proto.
  */
 export const file_keyward_v1_webhook_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBrZXl3YXJkL3YxL3dlYmhvb2tfc2VydmljZS5wcm90bxIKa2V5d2FyZC52MSJQChFTZXRXZWJob29rUmVxdWVzdBIkCgd3ZWJob29rGAEgASgLMhMua2V5d2FyZC52MS5XZWJob29rEhUKDXJvdGF0ZV9zZWNyZXQYAiABKAgiUgoSU2V0V2ViaG9va1Jlc3BvbnNlEiQKB3dlYmhvb2sYASABKAsyEy5rZXl3YXJkLnYxLldlYmhvb2sSFgoOc2lnbmluZ19zZWNyZXQYAiABKAkiKQoRR2V0V2ViaG9va1JlcXVlc3QSFAoMd29ya3NwYWNlX2lkGAEgASgJIjoKEkdldFdlYmhvb2tSZXNwb25zZRIkCgd3ZWJob29rGAEgASgLMhMua2V5d2FyZC52MS5XZWJob29rIiwKFERlbGV0ZVdlYmhvb2tSZXF1ZXN0EhQKDHdvcmtzcGFjZV9pZBgBIAEoCSIXChVEZWxldGVXZWJob29rUmVzcG9uc2UygAIKDldlYmhvb2tTZXJ2aWNlEksKClNldFdlYmhvb2sSHS5rZXl3YXJkLnYxLlNldFdlYmhvb2tSZXF1ZXN0Gh4ua2V5d2FyZC52MS5TZXRXZWJob29rUmVzcG9uc2USSwoKR2V0V2ViaG9vaxIdLmtleXdhcmQudjEuR2V0V2ViaG9va1JlcXVlc3QaHi5rZXl3YXJkLnYxLkdldFdlYmhvb2tSZXNwb25zZRJUCg1EZWxldGVXZWJob29rEiAua2V5d2FyZC52MS5EZWxldGVXZWJob29rUmVxdWVzdBohLmtleXdhcmQudjEuRGVsZXRlV2ViaG9va1Jlc3BvbnNlYgZwcm90bzM", [file_keyward_v1_webhook]);
+  fileDesc("CiBrZXl3YXJkL3YxL3dlYmhvb2tfc2VydmljZS5wcm90bxIKa2V5d2FyZC52MSLkAgoPV2ViaG9va0RlbGl2ZXJ5EhAKCGV2ZW50X2lkGAEgASgJEhIKCmV2ZW50X3R5cGUYAiABKAkSDgoGa2V5X2lkGAMgASgJEigKBXN0YXRlGAQgASgOMhkua2V5d2FyZC52MS5EZWxpdmVyeVN0YXRlEhAKCGF0dGVtcHRzGAUgASgFEhIKCmxhc3RfZXJyb3IYBiABKAkSNQoRbmV4dF9hdHRlbXB0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmRlbGl2ZXJlZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmYWlsZWRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlsKHExpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QSFAoMd29ya3NwYWNlX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImkKHUxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEi8KCmRlbGl2ZXJpZXMYASADKAsyGy5rZXl3YXJkLnYxLldlYmhvb2tEZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRgocUmVkZWxpdmVyV2ViaG9va0V2ZW50UmVxdWVzdBIUCgx3b3Jrc3BhY2VfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkiTgodUmVkZWxpdmVyV2ViaG9va0V2ZW50UmVzcG9uc2USLQoIZGVsaXZlcnkYASABKAsyGy5rZXl3YXJkLnYxLldlYmhvb2tEZWxpdmVyeSJQChFTZXRXZWJob29rUmVxdWVzdBIkCgd3ZWJob29rGAEgASgLMhMua2V5d2FyZC52MS5XZWJob29rEhUKDXJvdGF0ZV9zZWNyZXQYAiABKAgiUgoSU2V0V2ViaG9va1Jlc3BvbnNlEiQKB3dlYmhvb2sYASABKAsyEy5rZXl3YXJkLnYxLldlYmhvb2sSFgoOc2lnbmluZ19zZWNyZXQYAiABKAkiKQoRR2V0V2ViaG9va1JlcXVlc3QSFAoMd29ya3NwYWNlX2lkGAEgASgJIjoKEkdldFdlYmhvb2tSZXNwb25zZRIkCgd3ZWJob29rGAEgASgLMhMua2V5d2FyZC52MS5XZWJob29rIiwKFERlbGV0ZVdlYmhvb2tSZXF1ZXN0EhQKDHdvcmtzcGFjZV9pZBgBIAEoCSIXChVEZWxldGVXZWJob29rUmVzcG9uc2UqhAEKDURlbGl2ZXJ5U3RhdGUSHgoaREVMSVZFUllfU1RBVEVfVU5TUEVDSUZJRUQQABIaChZERUxJVkVSWV9TVEFURV9QRU5ESU5HEAESHAoYREVMSVZFUllfU1RBVEVfREVMSVZFUkVEEAISGQoVREVMSVZFUllfU1RBVEVfRkFJTEVEEAMy3AMKDldlYmhvb2tTZXJ2aWNlEksKClNldFdlYmhvb2sSHS5rZXl3YXJkLnYxLlNldFdlYmhvb2tSZXF1ZXN0Gh4ua2V5d2FyZC52MS5TZXRXZWJob29rUmVzcG9uc2USSwoKR2V0V2ViaG9vaxIdLmtleXdhcmQudjEuR2V0V2ViaG9va1JlcXVlc3QaHi5rZXl3YXJkLnYxLkdldFdlYmhvb2tSZXNwb25zZRJUCg1EZWxldGVXZWJob29rEiAua2V5d2FyZC52MS5EZWxldGVXZWJob29rUmVxdWVzdBohLmtleXdhcmQudjEuRGVsZXRlV2ViaG9va1Jlc3BvbnNlEmwKFUxpc3RXZWJob29rRGVsaXZlcmllcxIoLmtleXdhcmQudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBopLmtleXdhcmQudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2USbAoVUmVkZWxpdmVyV2ViaG9va0V2ZW50Eigua2V5d2FyZC52MS5SZWRlbGl2ZXJXZWJob29rRXZlbnRSZXF1ZXN0Gikua2V5d2FyZC52MS5SZWRlbGl2ZXJXZWJob29rRXZlbnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_keyward_v1_webhook]);
+
+/**
+ * One webhook event and its delivery.
+ *
+ * @generated from message keyward.v1.WebhookDelivery
+ */
+export type WebhookDelivery = Message<"keyward.v1.WebhookDelivery"> & {
+  /**
+   * The event id, also sent as `keyward-event-id`.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * `key.expiring`, `key.revoked`, `key.rotated`, `key.usage_exhausted`.
+   *
+   * @generated from field: string event_type = 2;
+   */
+  eventType: string;
+
+  /**
+   * The key the event is about.
+   *
+   * @generated from field: string key_id = 3;
+   */
+  keyId: string;
+
+  /**
+   * @generated from field: keyward.v1.DeliveryState state = 4;
+   */
+  state: DeliveryState;
+
+  /**
+   * @generated from field: int32 attempts = 5;
+   */
+  attempts: number;
+
+  /**
+   * Why the last attempt failed (`HTTP 500`, `refused: ...`, a network error); empty once delivered.
+   *
+   * @generated from field: string last_error = 6;
+   */
+  lastError: string;
+
+  /**
+   * When the next attempt is due; unset once delivered or given up.
+   *
+   * @generated from field: google.protobuf.Timestamp next_attempt_time = 7;
+   */
+  nextAttemptTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp delivered_time = 8;
+   */
+  deliveredTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp failed_time = 9;
+   */
+  failedTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 10;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyward.v1.WebhookDelivery.
+ * Use `create(WebhookDeliverySchema)` to create a new message.
+ */
+export const WebhookDeliverySchema: GenMessage<WebhookDelivery> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_webhook_service, 0);
+
+/**
+ * @generated from message keyward.v1.ListWebhookDeliveriesRequest
+ */
+export type ListWebhookDeliveriesRequest = Message<"keyward.v1.ListWebhookDeliveriesRequest"> & {
+  /**
+   * @generated from field: string workspace_id = 1;
+   */
+  workspaceId: string;
+
+  /**
+   * Maximum number of results; 0 means 50, larger than 1000 is clamped to 1000.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of a previous call with the same workspace_id, or empty.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message keyward.v1.ListWebhookDeliveriesRequest.
+ * Use `create(ListWebhookDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListWebhookDeliveriesRequestSchema: GenMessage<ListWebhookDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_webhook_service, 1);
+
+/**
+ * @generated from message keyward.v1.ListWebhookDeliveriesResponse
+ */
+export type ListWebhookDeliveriesResponse = Message<"keyward.v1.ListWebhookDeliveriesResponse"> & {
+  /**
+   * @generated from field: repeated keyward.v1.WebhookDelivery deliveries = 1;
+   */
+  deliveries: WebhookDelivery[];
+
+  /**
+   * Empty when there are no more results.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message keyward.v1.ListWebhookDeliveriesResponse.
+ * Use `create(ListWebhookDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListWebhookDeliveriesResponseSchema: GenMessage<ListWebhookDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_webhook_service, 2);
+
+/**
+ * @generated from message keyward.v1.RedeliverWebhookEventRequest
+ */
+export type RedeliverWebhookEventRequest = Message<"keyward.v1.RedeliverWebhookEventRequest"> & {
+  /**
+   * @generated from field: string workspace_id = 1;
+   */
+  workspaceId: string;
+
+  /**
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+};
+
+/**
+ * Describes the message keyward.v1.RedeliverWebhookEventRequest.
+ * Use `create(RedeliverWebhookEventRequestSchema)` to create a new message.
+ */
+export const RedeliverWebhookEventRequestSchema: GenMessage<RedeliverWebhookEventRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_webhook_service, 3);
+
+/**
+ * @generated from message keyward.v1.RedeliverWebhookEventResponse
+ */
+export type RedeliverWebhookEventResponse = Message<"keyward.v1.RedeliverWebhookEventResponse"> & {
+  /**
+   * @generated from field: keyward.v1.WebhookDelivery delivery = 1;
+   */
+  delivery?: WebhookDelivery | undefined;
+};
+
+/**
+ * Describes the message keyward.v1.RedeliverWebhookEventResponse.
+ * Use `create(RedeliverWebhookEventResponseSchema)` to create a new message.
+ */
+export const RedeliverWebhookEventResponseSchema: GenMessage<RedeliverWebhookEventResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_webhook_service, 4);
 
 /**
  * @generated from message keyward.v1.SetWebhookRequest
@@ -38,7 +208,7 @@ export type SetWebhookRequest = Message<"keyward.v1.SetWebhookRequest"> & {
  * Use `create(SetWebhookRequestSchema)` to create a new message.
  */
 export const SetWebhookRequestSchema: GenMessage<SetWebhookRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_webhook_service, 0);
+  messageDesc(file_keyward_v1_webhook_service, 5);
 
 /**
  * @generated from message keyward.v1.SetWebhookResponse
@@ -63,7 +233,7 @@ export type SetWebhookResponse = Message<"keyward.v1.SetWebhookResponse"> & {
  * Use `create(SetWebhookResponseSchema)` to create a new message.
  */
 export const SetWebhookResponseSchema: GenMessage<SetWebhookResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_webhook_service, 1);
+  messageDesc(file_keyward_v1_webhook_service, 6);
 
 /**
  * @generated from message keyward.v1.GetWebhookRequest
@@ -80,7 +250,7 @@ export type GetWebhookRequest = Message<"keyward.v1.GetWebhookRequest"> & {
  * Use `create(GetWebhookRequestSchema)` to create a new message.
  */
 export const GetWebhookRequestSchema: GenMessage<GetWebhookRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_webhook_service, 2);
+  messageDesc(file_keyward_v1_webhook_service, 7);
 
 /**
  * @generated from message keyward.v1.GetWebhookResponse
@@ -97,7 +267,7 @@ export type GetWebhookResponse = Message<"keyward.v1.GetWebhookResponse"> & {
  * Use `create(GetWebhookResponseSchema)` to create a new message.
  */
 export const GetWebhookResponseSchema: GenMessage<GetWebhookResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_webhook_service, 3);
+  messageDesc(file_keyward_v1_webhook_service, 8);
 
 /**
  * @generated from message keyward.v1.DeleteWebhookRequest
@@ -114,7 +284,7 @@ export type DeleteWebhookRequest = Message<"keyward.v1.DeleteWebhookRequest"> & 
  * Use `create(DeleteWebhookRequestSchema)` to create a new message.
  */
 export const DeleteWebhookRequestSchema: GenMessage<DeleteWebhookRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_webhook_service, 4);
+  messageDesc(file_keyward_v1_webhook_service, 9);
 
 /**
  * @generated from message keyward.v1.DeleteWebhookResponse
@@ -127,7 +297,46 @@ export type DeleteWebhookResponse = Message<"keyward.v1.DeleteWebhookResponse"> 
  * Use `create(DeleteWebhookResponseSchema)` to create a new message.
  */
 export const DeleteWebhookResponseSchema: GenMessage<DeleteWebhookResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_webhook_service, 5);
+  messageDesc(file_keyward_v1_webhook_service, 10);
+
+/**
+ * Where an event is in its delivery.
+ *
+ * @generated from enum keyward.v1.DeliveryState
+ */
+export enum DeliveryState {
+  /**
+   * @generated from enum value: DELIVERY_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Not delivered yet; retried with backoff.
+   *
+   * @generated from enum value: DELIVERY_STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * A 2xx answer was received.
+   *
+   * @generated from enum value: DELIVERY_STATE_DELIVERED = 2;
+   */
+  DELIVERED = 2,
+
+  /**
+   * Every attempt failed; given up.
+   *
+   * @generated from enum value: DELIVERY_STATE_FAILED = 3;
+   */
+  FAILED = 3,
+}
+
+/**
+ * Describes the enum keyward.v1.DeliveryState.
+ */
+export const DeliveryStateSchema: GenEnum<DeliveryState> = /*@__PURE__*/
+  enumDesc(file_keyward_v1_webhook_service, 0);
 
 /**
  * Manages a workspace's webhook (see Webhook for the events and their
@@ -178,6 +387,34 @@ export const WebhookService: GenService<{
     methodKind: "unary";
     input: typeof DeleteWebhookRequestSchema;
     output: typeof DeleteWebhookResponseSchema;
+  },
+  /**
+   * Lists the workspace's webhook events, newest first, with their delivery
+   * state: how many attempts, the last error (the receiver's HTTP status or
+   * why it could not be reached), the next attempt, and when it was
+   * delivered or given up. Delivered events are kept 7 days, given-up ones
+   * 30 days. Requires `workspace:read`. Returns PERMISSION_DENIED as
+   * SetWebhook does, NOT_FOUND if the workspace does not exist.
+   *
+   * @generated from rpc keyward.v1.WebhookService.ListWebhookDeliveries
+   */
+  listWebhookDeliveries: {
+    methodKind: "unary";
+    input: typeof ListWebhookDeliveriesRequestSchema;
+    output: typeof ListWebhookDeliveriesResponseSchema;
+  },
+  /**
+   * Sends an event again: its attempts start anew and the next one is due
+   * now, whether it was delivered, given up or still pending. Requires
+   * `workspace:write`. Returns PERMISSION_DENIED as SetWebhook does,
+   * NOT_FOUND if the workspace or the event does not exist.
+   *
+   * @generated from rpc keyward.v1.WebhookService.RedeliverWebhookEvent
+   */
+  redeliverWebhookEvent: {
+    methodKind: "unary";
+    input: typeof RedeliverWebhookEventRequestSchema;
+    output: typeof RedeliverWebhookEventResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keyward_v1_webhook_service, 0);
