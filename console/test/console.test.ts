@@ -10,6 +10,7 @@ import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { Action } from '../../gen/keyward/v1/key_pb.js';
+import { WebhookService } from '../../gen/keyward/v1/webhook_service_pb.js';
 import { client, startTestServer, type TestServer } from '../../test/support/server.js';
 import { recordSecret, recordText } from '../../test/support/hygiene.js';
 import { chromiumMissing, launchChromium } from '../../test/support/browser.js';
@@ -268,6 +269,31 @@ describe.skipIf(!!missing)('operator console', () => {
       expect(await page.getByRole('button', { name: 'New workspace' }).count()).toBe(0);
       expect(await page.getByRole('link', { name: 'SDK keys' }).count()).toBe(0);
     }
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 30_000);
+
+  it('shows the delivery state of a workspace’s webhook events and sends one again', async () => {
+    const W = client(WorkspaceService, ts);
+    const workspaceId = (await W.createWorkspace({ workspace: { name: 'Hooks' } })).workspace!.id;
+    // A receiver on loopback is refused by the address guard: the event stays pending with the reason.
+    await client(WebhookService, ts).setWebhook({ webhook: { workspaceId, url: 'http://127.0.0.1:9/keyward' } });
+    const keys = client(KeyService, ts);
+    const key = await keys.createKey({ key: { workspaceId, name: 'soon revoked' } });
+    recordSecret(key.secret);
+    await keys.revokeKey({ id: key.key!.id });
+
+    const { context, page } = await newPage(1280);
+    await signIn(page, ts.adminToken);
+    await page.goto(`/console/#/workspaces/${workspaceId}/webhook`);
+    const row = page.getByRole('row', { name: /key\.revoked/ });
+    await row.waitFor();
+    await expect.poll(async () => (await row.textContent()) ?? '', { timeout: 10_000 }).toMatch(/Retrying/);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await expect.poll(async () => (await row.textContent()) ?? '', { timeout: 10_000 }).toMatch(/refused: 127\.0\.0\.1/);
+    await shot(page, 'webhook-deliveries.png', true);
+    await row.getByRole('button', { name: /again/ }).click();
+    await page.getByText('Sending key.revoked again').waitFor();
     expect(errors).toEqual([]);
     await context.close();
   }, 30_000);

@@ -6,6 +6,7 @@ import { Code, isCode } from '../api.js';
 import { formatTime } from '../format.js';
 import { useToast } from '../toast.js';
 import { Badge, Button, Card, ConfirmDialog, ErrorBanner, Field, Loading, SecretDialog } from '../components/ui.js';
+import { WebhookDeliveries } from './WebhookDeliveries.js';
 
 export function Webhook({ workspaceId }: { workspaceId: string }) {
   const { api, can } = useSession();
@@ -97,6 +98,7 @@ export function Webhook({ workspaceId }: { workspaceId: string }) {
           </p>
         ) : null}
       </Card>
+      {hook ? <WebhookDeliveries workspaceId={workspaceId} /> : null}
       {secret !== null ? (
         <SecretDialog title="Webhook signing secret" secret={secret} hashed={false} onClose={() => setSecret(null)}>
           <p>Use it to check the HMAC-SHA256 in each event's <code>keyward-signature</code> header.</p>

@@ -1,0 +1,26 @@
+export { Keyward } from './client.js';
+export type {
+  CreateKeyInput,
+  KeyFields,
+  KeyStateName,
+  KeywardOptions,
+  ListAuditInput,
+  ListKeysInput,
+  Page,
+  PageRequest,
+  RateLimitInput,
+  RateLimitStatus,
+  RefillInput,
+  TimeRange,
+  VerifyCodeName,
+  VerifyOptions,
+  VerifyResult,
+} from './client.js';
+export { KeywardError } from './errors.js';
+export { grantStrings, toGrants } from './grants.js';
+export type { ActionName, GrantInput, Permission } from './grants.js';
+export { isIdempotent } from './retry.js';
+export { tokenSource, verifyToken } from './tokens.js';
+export type { KeywardTokenPayload, TokenSource, TokenSourceOptions, VerifyTokenOptions } from './tokens.js';
+export { KeyVerifier, apiKeyOf, decisionOf, statusOf, verifyKey } from './middleware/core.js';
+export type { Decision, GuardOptions, KeywardIdentity, VerifierOptions } from './middleware/core.js';
