@@ -74,21 +74,54 @@ async function sdkKey(config: Config, args: string[]): Promise<void> {
     process.stderr.write(`Created SDK key ${issued.sdkKey.id} (${issued.sdkKey.scopes.join(' ')}). The token is shown only now:\n`);
     process.stdout.write(issued.token + '\n');
   } else if (sub === 'list') {
+    const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' } } });
     const keys = await withDatabase(config, (k) => k.list());
-    for (const k of keys) {
-      const state = k.revokeTime ? `revoked ${k.revokeTime.toISOString()}` : 'active';
-      const where = k.workspaceIds.length ? k.workspaceIds.join(',') : 'all workspaces';
-      process.stdout.write(`${k.id}\t${k.name}\t${k.scopes.join(' ')}\t${where}\t${state}\n`);
+    const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+    if (values.json) {
+      const rows = keys.map((k) => ({
+        id: k.id,
+        name: k.name,
+        scopes: k.scopes,
+        workspace_ids: k.workspaceIds,
+        create_time: iso(k.createTime),
+        last_used_time: iso(k.lastUsedTime),
+        revoke_time: iso(k.revokeTime),
+      }));
+      process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      return;
     }
+    const day = (d: Date | null | undefined) => (d ? d.toISOString().slice(0, 16).replace('T', ' ') : '-');
+    process.stdout.write(
+      table(
+        ['ID', 'NAME', 'SCOPES', 'WORKSPACES', 'CREATED', 'LAST USED', 'STATE'],
+        keys.map((k) => [
+          k.id,
+          k.name,
+          k.scopes.join(' '),
+          k.workspaceIds.length ? k.workspaceIds.join(',') : 'all',
+          day(k.createTime),
+          day(k.lastUsedTime),
+          k.revokeTime ? `revoked ${day(k.revokeTime)}` : 'active',
+        ]),
+      ),
+    );
   } else if (sub === 'revoke' && rest.length === 1) {
     const k = await withDatabase(config, (sdk) => sdk.revoke(rest[0]!));
     process.stdout.write(`revoked ${k.id}\n`);
   } else {
-    throw new UsageError();
+    throw new UsageError(sub === undefined ? 'sdk-key needs a subcommand' : `unknown sdk-key subcommand or arguments: ${[sub, ...rest].join(' ')}`);
   }
 }
 
+/** A command line that means nothing: says why, then prints the usage. */
 class UsageError extends Error {}
+
+/** Rows as aligned columns under a header, for people (`--json` is for scripts). */
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ') + '\n';
+  return [header, ...rows].map(line).join('');
+}
 
 async function main(argv: string[]): Promise<void> {
   const [command = 'serve', ...args] = argv;
@@ -103,7 +136,7 @@ async function main(argv: string[]): Promise<void> {
     case 'sdk-key':
       return sdkKey(config, args);
     case 'signing-key': {
-      if (args.length !== 1 || args[0] !== 'rotate') throw new UsageError();
+      if (args.length !== 1 || args[0] !== 'rotate') throw new UsageError(`unknown signing-key subcommand or arguments: ${args.join(' ') || '(none)'}`);
       const r = await withDatabase(config, (_sdk, signing) => signing.rotate(CLI_PRINCIPAL));
       process.stdout.write(`active signing key ${r.id}${r.retired.length ? `; retired ${r.retired.join(', ')}` : ''}\n`);
       return;
@@ -114,13 +147,14 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(USAGE + '\n');
       return;
     default:
-      throw new UsageError();
+      throw new UsageError(`unknown command: ${command}`);
   }
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {
   if (e instanceof UsageError || (e as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) {
-    process.stderr.write(`${e instanceof UsageError ? '' : (e as Error).message + '\n'}${USAGE}\n`);
+    const why = (e as Error).message;
+    process.stderr.write(`${why ? `keyward: ${why}\n\n` : ''}${USAGE}\n`);
     process.exit(2);
   }
   process.stderr.write(`keyward: ${e instanceof DomainError ? e.message : (e as Error)?.message ?? String(e)}\n`);

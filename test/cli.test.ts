@@ -218,21 +218,27 @@ describe.concurrent('keyward CLI', { timeout: 120_000 }, () => {
     }
   });
 
-  it.sequential('sdk-key list shows id, name and scopes, never the token or the secret', async () => {
+  it.sequential('sdk-key list shows a table with a header, and --json for scripts; never the token or the secret', async () => {
     const r = await run(['sdk-key', 'list'], t.env);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    // Only the one key created above: the failed creations left nothing.
-    expect(lines).toHaveLength(1);
-    const cols = lines[0]!.split('\t');
-    expect(cols[0]).toBe(id);
-    expect(cols[1]).toBe('ci');
-    expect(cols[2]!.split(' ').sort()).toEqual(['api_keys:read', 'api_keys:verify']);
-    expect(lines[0]).toContain('active');
+    // The header and only the one key created above: the failed creations left nothing.
+    expect(lines).toHaveLength(2);
+    expect(lines[0]!.split(/\s{2,}/)).toEqual(['ID', 'NAME', 'SCOPES', 'WORKSPACES', 'CREATED', 'LAST USED', 'STATE']);
+    expect(lines[1]!.startsWith(`${id}  ci  `)).toBe(true);
+    expect(lines[1]).toMatch(/api_keys:(read|verify) api_keys:(read|verify)\s+all\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+-\s+active$/);
+    const json = await run(['sdk-key', 'list', '--json'], t.env);
+    expect(json.code, json.stderr).toBe(0);
+    const rows = JSON.parse(json.stdout) as { id: string; name: string; scopes: string[]; workspace_ids: string[]; create_time: string; last_used_time: null; revoke_time: null }[];
+    expect(rows).toEqual([
+      { id, name: 'ci', scopes: expect.arrayContaining(['api_keys:read', 'api_keys:verify']), workspace_ids: [], create_time: expect.stringMatching(/^\d{4}-/), last_used_time: null, revoke_time: null },
+    ]);
     const secret = token.slice(41);
-    expect(r.stdout + r.stderr).not.toContain(secret);
-    expect(r.stdout + r.stderr).not.toContain('kws_');
-    expect(r.stdout).not.toMatch(/\$2[aby]\$/);
+    for (const out of [r, json]) {
+      expect(out.stdout + out.stderr).not.toContain(secret);
+      expect(out.stdout + out.stderr).not.toContain('kws_');
+      expect(out.stdout).not.toMatch(/\$2[aby]\$/);
+    }
   });
 
   it.sequential('sdk-key revoke ID revokes; list then shows it revoked', async () => {
@@ -242,7 +248,7 @@ describe.concurrent('keyward CLI', { timeout: 120_000 }, () => {
     const list = await run(['sdk-key', 'list'], t.env);
     expect(list.code).toBe(0);
     const line = list.stdout.split('\n').find((l) => l.startsWith(id));
-    expect(line).toMatch(/\trevoked \d{4}-\d\d-\d\dT/);
+    expect(line).toMatch(/  revoked \d{4}-\d\d-\d\d \d\d:\d\d$/);
   });
 
   it.sequential('sdk-key revoke of an unknown or malformed id fails cleanly', async () => {
@@ -275,6 +281,8 @@ describe.concurrent('keyward CLI', { timeout: 120_000 }, () => {
     results.forEach((r, i) => {
       expect(r!.code, cases[i]!.join(' ')).toBe(2);
       expect(r!.stderr).toContain('Usage: keyward');
+      // It says what was wrong before the usage.
+      expect(r!.stderr).toMatch(/^keyward: (unknown command: frobnicate|unknown sdk-key subcommand or arguments: |Unknown option '--nmae')/);
       expect(r!.stderr).not.toMatch(STACK_RE);
       expect(r!.stdout).toBe('');
     });
@@ -340,8 +348,8 @@ describe.concurrent('keyward serve', { timeout: 120_000 }, () => {
 
     const list = await run(['sdk-key', 'list'], t.env);
     expect(list.code, list.stderr).toBe(0);
-    expect(list.stdout).toMatch(/\tadmin\t\*\t/);
-    expect(list.stdout).toMatch(/\tgateway\tworkspace:read api_keys:verify\t/);
+    expect(list.stdout).toMatch(/  admin\s+\*\s+all  /);
+    expect(list.stdout).toMatch(/  gateway\s+workspace:read api_keys:verify\s+all  /);
   });
 
   it.sequential('rejects missing, malformed and wrong SDK keys as UNAUTHENTICATED, never INTERNAL', async () => {
