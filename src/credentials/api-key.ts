@@ -9,8 +9,16 @@ import { crc32Ascii } from './crc32.js';
 const SECRET_BYTES = 32;
 const BODY_LENGTH = 43;
 const CHECKSUM_LENGTH = 6;
-export const KEY_PREFIX_RE = /^[a-z][a-z0-9]{0,15}$/;
-const MAX_KEY_LENGTH = 16 + 1 + BODY_LENGTH + CHECKSUM_LENGTH;
+// A workspace's key prefix: a lowercase letter, then letters, digits and
+// hyphens. One ending in a hyphen carries its own separator (Openlayer's
+// `sk-ol-` gives `sk-ol-<body>`); any other is followed by `_` (`kw_<body>`).
+export const KEY_PREFIX_RE = /^[a-z][a-z0-9-]{0,15}$/;
+export const KEY_PREFIX_SHAPE = '[a-z][a-z0-9-]{0,15}';
+const MAX_PREFIX_LENGTH = 16;
+const SECRET_LENGTH = BODY_LENGTH + CHECKSUM_LENGTH;
+
+/** The prefix with its separator, as keys start: `kw_`, `sk-ol-`. */
+const lead = (prefix: string) => (prefix.endsWith('-') ? prefix : `${prefix}_`);
 
 export interface IssuedApiKey {
   /** The full key, returned to the caller once and never stored. */
@@ -34,32 +42,39 @@ export function hashApiKey(plaintext: string): string {
 
 export function issueApiKey(prefix: string): IssuedApiKey {
   const body = base62Encode(randomBytes(SECRET_BYTES), BODY_LENGTH);
-  const plaintext = `${prefix}_${body}${checksum(body)}`;
+  const plaintext = `${lead(prefix)}${body}${checksum(body)}`;
   return {
     plaintext,
     hash: hashApiKey(plaintext),
-    masked: `${prefix}_****${plaintext.slice(-4)}`,
-    start: `${prefix}_${body.slice(0, 4)}`,
+    masked: `${lead(prefix)}****${plaintext.slice(-4)}`,
+    start: `${lead(prefix)}${body.slice(0, 4)}`,
   };
 }
 
-const isLowerOrDigit = (c: number) => (c >= 97 && c <= 122) || (c >= 48 && c <= 57);
+const HYPHEN = 45;
+const UNDERSCORE = 95;
+const isPrefixChar = (c: number) => (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === HYPHEN;
 
 /**
- * True if the string has the shape of a Keyward API key (KEY_PREFIX_RE, '_',
- * a base62 body and checksum of the right lengths) and its checksum matches.
- * One pass over the characters, no string made: it runs on every VerifyKey
- * and touches no cache or database.
+ * True if the string has the shape of a Keyward API key (a KEY_PREFIX_RE
+ * prefix and its separator, then a base62 body and checksum of fixed
+ * lengths) and its checksum matches. One pass over the characters, no string
+ * made: it runs on every VerifyKey and touches no cache or database.
  */
 export function isWellFormedApiKey(s: string): boolean {
   const n = s.length;
-  if (n > MAX_KEY_LENGTH) return false;
-  const sep = s.indexOf('_');
-  if (sep < 1 || n - sep - 1 !== BODY_LENGTH + CHECKSUM_LENGTH) return false;
+  // The body and checksum have fixed lengths, so the prefix and separator are what comes before them.
+  const bodyStart = n - SECRET_LENGTH;
+  const sep = bodyStart - 1;
+  if (sep < 1 || sep > MAX_PREFIX_LENGTH) return false;
+  const sepChar = s.charCodeAt(sep);
+  // `_` follows a prefix that does not end in a hyphen; a hyphen ends a prefix of at most 16 characters itself.
+  if (sepChar === UNDERSCORE) {
+    if (s.charCodeAt(sep - 1) === HYPHEN) return false;
+  } else if (sepChar !== HYPHEN || sep === MAX_PREFIX_LENGTH) return false;
   const first = s.charCodeAt(0);
   if (first < 97 || first > 122) return false;
-  for (let i = 1; i < sep; i++) if (!isLowerOrDigit(s.charCodeAt(i))) return false;
-  const bodyStart = sep + 1;
+  for (let i = 1; i < sep; i++) if (!isPrefixChar(s.charCodeAt(i))) return false;
   const bodyEnd = bodyStart + BODY_LENGTH;
   for (let i = bodyStart; i < bodyEnd; i++) if (base62Digit(s.charCodeAt(i)) < 0) return false;
   return base62DecodeNumber(s, bodyEnd, n) === crc32Ascii(s, bodyStart, bodyEnd);

@@ -2,7 +2,7 @@ import { LockMode, type EntityManager } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKey, Workspace } from '../db/entities.js';
 import { violatedUnique } from '../db/errors.js';
-import { KEY_PREFIX_RE } from '../credentials/api-key.js';
+import { KEY_PREFIX_RE, KEY_PREFIX_SHAPE } from '../credentials/api-key.js';
 import { audit } from './audit.js';
 import type { ChangeBus } from './changes.js';
 import { alreadyExists, notFound, permissionDenied } from './errors.js';
@@ -24,7 +24,7 @@ function checkName(name: string): string {
 }
 
 function checkKeyPrefix(prefix: string): string {
-  return checkPattern('workspace.key_prefix', prefix, KEY_PREFIX_RE, '[a-z][a-z0-9]{0,15}');
+  return checkPattern('workspace.key_prefix', prefix, KEY_PREFIX_RE, KEY_PREFIX_SHAPE);
 }
 
 function nameTaken(e: unknown, name: string): Error {

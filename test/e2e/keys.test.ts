@@ -258,6 +258,19 @@ describe('CreateKey', () => {
     expect((await getKey(first.key.id)).maskedKey).toBe(first.key.maskedKey);
   });
 
+  it('issues Openlayer-style keys for a prefix ending in a hyphen (sk-ol-), masked with it', async () => {
+    const ws = await newWorkspace({ keyPrefix: 'sk-ol-' });
+    const k = await newKey({ workspaceId: ws });
+    expect(k.secret).toMatch(/^sk-ol-[0-9A-Za-z]{49}$/);
+    expect(k.key.maskedKey).toBe(`sk-ol-****${k.secret.slice(-4)}`);
+    expect(k.key.start).toBe(k.secret.slice(0, 10));
+    await expectVerify(k.secret, VerifyCode.VALID);
+    // A typo in the checksum is refused before any lookup, as for any key.
+    await expectVerify(k.secret.slice(0, -1) + (k.secret.endsWith('A') ? 'B' : 'A'), VerifyCode.NOT_FOUND);
+    const bad = await workspaces.createWorkspace({ workspace: { name: 'bad-prefix', keyPrefix: '-sk' } }).catch((e: unknown) => e);
+    expect(String(bad)).toMatch(/workspace\.key_prefix: must match \[a-z\]\[a-z0-9-\]\{0,15\}/);
+  });
+
   it('merges duplicate actions and duplicate grants of one scope', async () => {
     const ws = await newWorkspace({ scopes: ['orders', 'billing'] });
     const { key, secret } = await newKey({

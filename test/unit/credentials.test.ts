@@ -33,13 +33,13 @@ function base62Decode(s: string): bigint {
 
 /** Splits a key into prefix, body and checksum, checking the overall shape. */
 function parts(key: string): { prefix: string; body: string; checksum: string } {
-  const m = /^([a-z][a-z0-9]{0,15})_([0-9A-Za-z]{43})([0-9A-Za-z]{6})$/.exec(key);
+  const m = /^([a-z][a-z0-9-]{0,15})_([0-9A-Za-z]{43})([0-9A-Za-z]{6})$/.exec(key);
   if (!m) throw new Error(`not a key: ${key}`);
   return { prefix: m[1]!, body: m[2]!, checksum: m[3]! };
 }
 
 describe('issueApiKey', () => {
-  const prefixes = ['kw', 'a', 'acme', 'sk1', 'abcdefghijklmnop'];
+  const prefixes = ['kw', 'a', 'acme', 'sk1', 'abcdefghijklmnop', 'k-w'];
 
   it.each(prefixes)('issues {prefix}_{43 base62 body}{6 base62 checksum} for prefix %s', (prefix) => {
     for (let i = 0; i < 50; i++) {
@@ -74,6 +74,17 @@ describe('issueApiKey', () => {
   });
 });
 
+describe('prefixes ending in a hyphen (Openlayer-style sk-ol- keys)', () => {
+  it('issue {prefix}{body}{checksum} with the prefix as their own separator, masked and started alike', () => {
+    const k = issueApiKey('sk-ol-');
+    expect(k.plaintext).toMatch(/^sk-ol-[0-9A-Za-z]{49}$/);
+    expect(k.masked).toBe(`sk-ol-****${k.plaintext.slice(-4)}`);
+    expect(k.start).toBe(k.plaintext.slice(0, 'sk-ol-'.length + 4));
+    expect(isWellFormedApiKey(k.plaintext)).toBe(true);
+    expect(isWellFormedApiKey(k.plaintext.slice(0, -1) + (k.plaintext.endsWith('A') ? 'B' : 'A'))).toBe(false);
+  });
+});
+
 describe('isWellFormedApiKey', () => {
   it('accepts thousands of freshly issued keys', () => {
     const keys = Array.from({ length: 5000 }, (_, i) => issueApiKey(['kw', 'acme', 'x9', 'a'.repeat(16)][i % 4]!).plaintext);
@@ -83,10 +94,14 @@ describe('isWellFormedApiKey', () => {
   it('answers as the definition does (prefix pattern, base62 parts, checksum of the body) for keys and near-keys', () => {
     // The definition, written with regular expressions and strings.
     const reference = (s: string): boolean => {
-      const m = /^([^_]*)_([0-9A-Za-z]{43})([0-9A-Za-z]{6})$/.exec(s);
-      return m !== null && KEY_PREFIX_RE.test(m[1]!) && base62EncodeUint32(crc32Ascii(m[2]!), 6) === m[3];
+      const m = /^(.*)([0-9A-Za-z]{43})([0-9A-Za-z]{6})$/s.exec(s);
+      if (!m) return false;
+      // The prefix ends in its own hyphen (sk-ol-), or is followed by `_` and does not end in one (kw_).
+      const lead = m[1]!;
+      const prefix = lead.endsWith('-') ? lead : lead.endsWith('_') && !lead.endsWith('-_') ? lead.slice(0, -1) : undefined;
+      return prefix !== undefined && KEY_PREFIX_RE.test(prefix) && base62EncodeUint32(crc32Ascii(m[2]!), 6) === m[3];
     };
-    const key = fc.constantFrom('kw', 'acme', 'a'.repeat(16), 'x9').map((p) => issueApiKey(p).plaintext);
+    const key = fc.constantFrom('kw', 'acme', 'a'.repeat(16), 'x9', 'sk-ol-', 'sk-ol', 'a-', 'b'.repeat(15) + '-').map((p) => issueApiKey(p).plaintext);
     const nearKey = fc
       .tuple(key, fc.nat(70), fc.string({ unit: 'binary', maxLength: 3 }), fc.nat(3))
       .map(([k, at, insert, drop]) => k.slice(0, at) + insert + k.slice(at + drop));
@@ -117,7 +132,9 @@ describe('isWellFormedApiKey', () => {
 
   it('rejects a substituted separator and non-lowercase prefix characters', () => {
     const key = issueApiKey('kw').plaintext;
-    for (const c of ['A', 'Z', '0', 'x', '-', '.']) expect(isWellFormedApiKey(`kw${c}${key.slice(3)}`)).toBe(false);
+    for (const c of ['A', 'Z', '0', 'x', '.']) expect(isWellFormedApiKey(`kw${c}${key.slice(3)}`)).toBe(false);
+    // A hyphen there is the separator of a prefix `kw-` (keys `kw-...`): the same body is well formed.
+    expect(isWellFormedApiKey(`kw-${key.slice(3)}`)).toBe(true);
     for (const c of ['K', '_', '-', ' ']) expect(isWellFormedApiKey(`${c}w${key.slice(2)}`)).toBe(false);
     // A leading digit is not a valid prefix.
     expect(isWellFormedApiKey(`1w${key.slice(2)}`)).toBe(false);
@@ -139,9 +156,14 @@ describe('isWellFormedApiKey', () => {
   it('rejects a bad prefix even with a valid body and checksum', () => {
     const { body, checksum } = parts(issueApiKey('kw').plaintext);
     const rest = body + checksum;
-    for (const prefix of ['', 'KW', 'Kw', '9kw', 'k-w', 'k.w', 'abcdefghijklmnopq', 'kw kw', 'kw_kw', 'ké']) {
+    for (const prefix of ['', 'KW', 'Kw', '9kw', '-kw', 'kw-', 'k.w', 'abcdefghijklmnopq', 'kw kw', 'kw_kw', 'ké']) {
       expect(isWellFormedApiKey(`${prefix}_${rest}`), prefix).toBe(false);
     }
+    // Hyphens inside a prefix, and one ending it in place of `_` (at most 16 characters with it).
+    expect(isWellFormedApiKey(`k-w_${rest}`)).toBe(true);
+    expect(isWellFormedApiKey(`sk-ol-${rest}`)).toBe(true);
+    expect(isWellFormedApiKey(`${'a'.repeat(15)}-${rest}`)).toBe(true);
+    expect(isWellFormedApiKey(`${'a'.repeat(16)}-${rest}`)).toBe(false);
     // The same body is accepted under any valid prefix (the checksum covers the body).
     expect(isWellFormedApiKey(`abcdefghijklmnop_${rest}`)).toBe(true);
   });
@@ -150,7 +172,7 @@ describe('isWellFormedApiKey', () => {
     const key = issueApiKey('kw').plaintext;
     const { body, checksum } = parts(key);
     expect(isWellFormedApiKey(key.replace('_', ''))).toBe(false);
-    expect(isWellFormedApiKey(key.replace('_', '-'))).toBe(false);
+    expect(isWellFormedApiKey(key.replace('_', '.'))).toBe(false);
     expect(isWellFormedApiKey(`_${body}${checksum}`)).toBe(false);
     expect(isWellFormedApiKey(body + checksum)).toBe(false);
     for (const c of ['-', '_', '+', '/', '=', ' ', '\n', 'é', '\u0000']) {

@@ -36,8 +36,10 @@ export type Workspace = Message<"keyward.v1.Workspace"> & {
   name: string;
 
   /**
-   * Prefix of every API key issued in this workspace: `[a-z][a-z0-9]{0,15}`.
-   * Defaults to `kw`. Changing it only affects keys issued afterwards.
+   * Prefix of every API key issued in this workspace: `[a-z][a-z0-9-]{0,15}`.
+   * Keys are `{prefix}_{secret}`, or `{prefix}{secret}` for a prefix ending
+   * in a hyphen (`sk-ol-` issues Openlayer-style `sk-ol-...` keys). Defaults
+   * to `kw`. Changing it only affects keys issued afterwards.
    *
    * @generated from field: string key_prefix = 3;
    */
