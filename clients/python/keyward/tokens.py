@@ -4,12 +4,16 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Protocol, Tuple
 
 from .errors import KeywardError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .client import Keyward
+
+class _Client(Protocol):
+    """What a TokenSource needs of a :class:`keyward.Keyward`: its ``tokens`` helper."""
+
+    @property
+    def tokens(self) -> Any: ...
 
 __all__ = ["TokenSource"]
 
@@ -46,7 +50,7 @@ class TokenSource:
 
     def __init__(
         self,
-        client: "Keyward",
+        client: _Client,
         key: str,
         refresh_buffer_seconds: float = 30,
         permissions: Optional[Iterable[str]] = None,

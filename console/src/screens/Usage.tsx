@@ -1,7 +1,7 @@
 // Hourly verification counts by outcome, as stacked bars.
 import { lazy, Suspense, useState, type ReactNode } from 'react';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import type { UsageBucket, UsageCount } from '../../../gen/keyward/v1/usage_service_pb.js';
+import type { Report } from './UsageChart.js';
 import { useSession } from '../session.js';
 import { useLoad } from '../hooks.js';
 import { Button, Card, Empty, ErrorBanner, Field, Loading } from '../components/ui.js';
@@ -15,12 +15,6 @@ const RANGES = [
   { id: '7d', label: 'Last 7 days', hours: 7 * 24 },
   { id: '30d', label: 'Last 30 days', hours: 30 * 24 },
 ];
-
-export interface Report {
-  buckets: UsageBucket[];
-  totals: UsageCount[];
-  total: bigint;
-}
 
 function useRange() {
   const [range, setRange] = useState(RANGES[0]!);

@@ -1,9 +1,15 @@
 // Stacked hourly bars by verification outcome (recharts), loaded lazily.
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import type { UsageBucket } from '../../../gen/keyward/v1/usage_service_pb.js';
+import type { UsageBucket, UsageCount } from '../../../gen/keyward/v1/usage_service_pb.js';
 import type { VerifyCode } from '../../../gen/keyward/v1/key_service_pb.js';
 import { formatCount, formatHour, toDate, verifyCodeInfo } from '../format.js';
-import type { Report } from './Usage.js';
+
+/** What the chart draws: hourly buckets and totals by outcome (GetKeyUsage, GetWorkspaceUsage). */
+export interface Report {
+  buckets: UsageBucket[];
+  totals: UsageCount[];
+  total: bigint;
+}
 
 const HOUR = 3_600_000;
 
