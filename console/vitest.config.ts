@@ -3,8 +3,10 @@
 //   npx vitest run --config console/vitest.config.ts
 import { fileURLToPath } from 'node:url';
 import { defineConfig, mergeConfig } from 'vitest/config';
-import base from '../vitest.config.js';
+import root from '../vitest.config.js';
 
+// mergeConfig appends arrays: start from the root config without its include.
+const base = { ...root, test: { ...root.test, include: [] as string[] } };
 export default mergeConfig(
   base,
   defineConfig({

@@ -3,7 +3,7 @@ import { WriteBehind } from '../db/write-behind.js';
 import type { Logger } from '../log.js';
 import type { Principal } from '../domain/principal.js';
 import type { SecurityEventRecorder } from '../domain/security-events.js';
-import type { VerifyResult } from './verifier.js';
+import type { VerifyResult } from './contract.js';
 
 export const HOUR_MS = 3_600_000;
 const MAX_RETRY_ROWS = 100_000;

@@ -4,7 +4,7 @@
 import type { RateLimitSpec, RefillSpec } from '../domain/limits.js';
 import type { RateLimiter, RateLimitOutcome, RateOutcome } from './rate-limits.js';
 import type { UsageLimits } from './usage-limits.js';
-import { NOT_FOUND, type VerifiedKey, type VerifyResult } from './verifier.js';
+import { NOT_FOUND, type LimitOutcome, type VerifiedKey, type VerifyResult } from './contract.js';
 
 /** The limits of a key as the verify cache keeps them: never the count of remaining uses. */
 export interface KeyLimits {
@@ -15,10 +15,7 @@ export interface KeyLimits {
 }
 
 /** What VerifyKeyResponse reports of the limits, when they were checked. */
-export interface LimitOutcome {
-  rateLimits: RateLimitOutcome[];
-  remainingUses?: number;
-}
+export type { LimitOutcome } from './contract.js';
 
 const NO_RATE_LIMITS: RateOutcome = Object.freeze({ admitted: true, limits: [], at: 0, shared: false });
 

@@ -11,48 +11,10 @@ import { checkCost, type RefillSpec } from '../domain/limits.js';
 import { rateLimitsOf, refillOf } from '../domain/keys.js';
 import type { StoredRateLimit } from '../db/entities.js';
 import { jsonColumn } from '../db/json.js';
-import type { KeyLimits, LimitEnforcer, LimitOutcome } from './limits.js';
+import type { KeyLimits, LimitEnforcer } from './limits.js';
+import { NOT_FOUND, type VerifiedKey, type VerifyCode, type VerifyInput, type VerifyResult } from './contract.js';
 
-export type VerifyCode =
-  | 'valid'
-  | 'not_found'
-  | 'disabled'
-  | 'expired'
-  | 'revoked'
-  | 'insufficient_permissions'
-  | 'rate_limited'
-  | 'usage_exceeded';
-
-export interface VerifyInput {
-  key: string;
-  requiredPermissions: string[];
-  workspaceId: string;
-  /** What the request costs a key with limits; undefined means 1. */
-  cost?: number;
-}
-
-/**
- * What is known of a found key; absent when the code is not_found. One object
- * per cached record and state, shared by every verification that answers
- * with it: read it, never change it.
- */
-export interface VerifiedKey {
-  id: string;
-  workspaceId: string;
-  customerId: string;
-  name: string;
-  permissions: string[];
-  metadata: Record<string, string>;
-  expireTime: Date | null;
-  state: KeyState;
-}
-
-export interface VerifyResult {
-  code: VerifyCode;
-  key?: VerifiedKey;
-  /** For a key with limits, once they were checked: differs from call to call. */
-  limits?: LimitOutcome;
-}
+export type { VerifyCode, VerifyInput, VerifiedKey, VerifyResult } from './contract.js';
 
 const MAX_REQUIRED_PERMISSIONS = 100;
 
@@ -184,8 +146,6 @@ export function checkVerifyInput(input: VerifyInput): void {
   if (input.cost !== undefined) checkCost(input.cost);
 }
 
-/** The answer for every key that is not there; shared, never changed. */
-export const NOT_FOUND: VerifyResult = Object.freeze({ code: 'not_found' });
 
 function hasAll(granted: ReadonlySet<string>, required: readonly string[]): boolean {
   for (let i = 0; i < required.length; i++) if (!granted.has(required[i]!)) return false;
