@@ -104,6 +104,10 @@ def main():
         except grpc.RpcError as e:
             print(json.dumps({"step": "without_sdk_key", "code": e.code().name}), flush=True)
 
+        # Clean up: deleting the workspace revokes its keys.
+        workspaces.DeleteWorkspace(workspace_service_pb2.DeleteWorkspaceRequest(id=ws.id), metadata=auth, timeout=10)
+        print(json.dumps({"step": "delete_workspace", "id": ws.id}), flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -63,3 +63,7 @@ try {
 } catch (e) {
   process.stdout.write(JSON.stringify({ step: 'without_sdk_key', code: Code[ConnectError.from(e).code] }) + '\n');
 }
+
+// Clean up: deleting the workspace revokes its keys.
+await workspaces.deleteWorkspace({ id: ws.id });
+process.stdout.write(JSON.stringify({ step: 'delete_workspace', id: ws.id }) + '\n');

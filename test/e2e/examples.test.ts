@@ -8,7 +8,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
+import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { announceSkip, ensureDebianPackages } from '../support/debian.js';
 import { client, startTestServer, type TestServer } from '../support/server.js';
 
@@ -52,9 +54,11 @@ async function expectWalkthrough(stdout: string, prefix: string) {
   const { payload } = await jwtVerify(steps.exchange_key.token, createRemoteJWKSet(new URL(`${ts.baseUrl}/.well-known/jwks.json`)));
   expect(payload).toMatchObject({ sub: key.id, permissions: ['balance_transfers:read'] });
   expect(steps.without_sdk_key.code).toMatch(/^(UNAUTHENTICATED|Unauthenticated)$/);
-  // The server agrees: the key exists and was used.
-  const got = (await client(KeyService, ts).getKey({ id: key.id })).key!;
-  expect(got.customerId).toBe('cus_42');
+  // It cleaned up: the workspace is gone and its key revoked with it.
+  expect(steps.delete_workspace.id).toBe(steps.create_workspace.id);
+  expect((await client(KeyService, ts).getKey({ id: key.id }).catch((e: unknown) => ConnectError.from(e))) instanceof ConnectError).toBe(true);
+  const ws = await client(WorkspaceService, ts).getWorkspace({ id: steps.create_workspace.id }).catch((e: unknown) => ConnectError.from(e));
+  expect(ws instanceof ConnectError && ws.code === Code.NotFound).toBe(true);
   // The secret is never printed.
   expect(stdout).not.toMatch(new RegExp(`${prefix}_[0-9A-Za-z]{40,}`));
 }

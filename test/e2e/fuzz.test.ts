@@ -28,11 +28,14 @@ const CONCURRENCY = 48;
 const MAX_REQUEST_BYTES = 64 * 1024;
 /**
  * Allowed growth of the server's resident memory from after warm-up to the
- * end. The end is steady (347-353 MB in three runs on the CI machine); the
- * after-warm-up figure moves with when V8 last collected (247-291 MB), so
- * the growth read 56-106 MB for the same code.
+ * end. The end is steady; the after-warm-up figure moves with when V8 last
+ * collected. With 25 RPCs: end 347-353 MB, after warm-up 247-291 MB, growth
+ * 56-106 MB. With 33 RPCs: end 369-405 MB in four runs, after warm-up 195-339
+ * MB, growth 66-199 MB; at 4,000 inputs per RPC the end was no higher than
+ * at 2,000 (405 vs 394 MB), so it is a plateau, not growth per input (a leak
+ * would roughly double). The bound catches a leak of a few KB per request.
  */
-const MAX_RSS_GROWTH_MB = 128;
+const MAX_RSS_GROWTH_MB = 224;
 
 let db: TestDatabase;
 let srv: ServerProcess;

@@ -116,6 +116,9 @@ function wktArb(m: DescMessage, field: DescField, fx: FuzzFixtures): fc.Arbitrar
         seconds: fc.oneof(
           fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
           fc.bigInt({ min: -100_000n, max: 10n ** 11n }),
+          // Just outside what a Timestamp (and PostgreSQL) holds: years 0 and 10000.
+          fc.bigInt({ min: 253_402_300_800n, max: 253_402_400_000n }),
+          fc.bigInt({ min: -62_135_700_000n, max: -62_135_596_801n }),
           fc.constant(BigInt(Math.floor(Date.now() / 1000) + 3600)),
         ),
         nanos: fc.oneof(fc.integer(), fc.integer({ min: 0, max: 999_999_999 })),
@@ -314,8 +317,10 @@ export interface Outcome {
   problem?: string;
 }
 
-const GRPC_BAD = new Set(['2', '13', '15']); // UNKNOWN, INTERNAL, DATA_LOSS
-const CONNECT_BAD = new Set(['unknown', 'internal', 'data_loss']);
+// UNKNOWN, INTERNAL, DATA_LOSS, and UNAVAILABLE: the database is up
+// throughout, so UNAVAILABLE would mean a request was taken for an outage.
+const GRPC_BAD = new Set(['2', '13', '14', '15']);
+const CONNECT_BAD = new Set(['unknown', 'internal', 'unavailable', 'data_loss']);
 
 function judgeConnect(status: number, body: Buffer): Outcome {
   if (status === 200) return { code: 'ok' };
