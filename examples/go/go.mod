@@ -1,0 +1,3 @@
+module keyward.example/walkthrough
+
+go 1.19
