@@ -84,6 +84,22 @@ describe('a NUL in a list filter', () => {
     expect(serverTroubles()).toEqual([]);
   });
 
+  it('in any string field of any request it is INVALID_ARGUMENT naming the field (checked from the descriptors)', async () => {
+    const nul = 'x\u0000y';
+    const calls: [string, () => Promise<unknown>][] = [
+      ['action', () => client(AuditService, ts, { protocol: 'grpc' }).listAuditEvents({ action: nul })],
+      ['key.metadata["plan"]', () => client(KeyService, ts, { protocol: 'grpc' }).createKey({ key: { workspaceId: ws, name: 'n', metadata: { plan: nul } } })],
+      ['key.grants[0].scope', () => client(KeyService, ts, { protocol: 'connect-binary' }).createKey({ key: { workspaceId: ws, grants: [{ scope: nul, actions: [1] }] } })],
+      ['page_token', () => client(WorkspaceService, ts, { protocol: 'grpc-web' }).listWorkspaces({ pageToken: nul })],
+    ];
+    for (const [field, call] of calls) {
+      const e = await refusal(call());
+      expect(e.code, `${field}: ${e.rawMessage}`).toBe(Code.InvalidArgument);
+      expect(e.rawMessage).toBe(`${field}: must not contain NUL characters`);
+    }
+    expect(serverTroubles()).toEqual([]);
+  });
+
   it('a protocol violation reported by PostgreSQL is not an outage; a lost connection is', () => {
     expect(isConnectionError({ code: '08P01', message: 'invalid message format' })).toBe(false);
     expect(isConnectionError({ code: '08006', message: 'connection failure' })).toBe(true);
