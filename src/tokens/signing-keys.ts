@@ -43,8 +43,8 @@ export interface SigningKeysOptions {
  */
 const PUBLISH_MARGIN_MS = 60_000;
 
-/** Inserts one row of newKeyRow's values as the active key. */
-const INSERT_KEY_SQL = `insert into signing_keys (id, algorithm, public_jwk, private_pkcs8, create_time) values (?, ?, ?::jsonb, ?, now())`;
+/** Inserts one row of newKeyRow's values, as the active key or (next = true) the next one. */
+const INSERT_KEY_SQL = `insert into signing_keys (id, algorithm, public_jwk, private_pkcs8, create_time, next) values (?, ?, ?::jsonb, ?, now(), ?)`;
 
 interface ActiveRow {
   id: string;
@@ -58,10 +58,12 @@ interface PublicRow {
 
 /**
  * The Ed25519 keys that sign exchanged tokens, kept in `signing_keys`. The
- * first exchange creates one; `rotate` retires it and creates the next. At
- * most one key is active (a partial unique index), so replicas racing to
- * create the first agree on it. Private keys are read only to sign: they
- * are never logged, returned or published.
+ * first use (at start) creates the active key and the next one; both are
+ * published in the JWKS. `rotate` retires the active key, makes the next one
+ * active (verifiers that fetched the JWKS before already know it) and makes
+ * a new next. At most one key is active and one next (partial unique
+ * indexes), so replicas racing to create them agree. Private keys are read
+ * only to sign: they are never logged, returned or published.
  */
 export class SigningKeys {
   private active: { key: ActiveSigningKey; loadedAt: number } | undefined;
@@ -95,9 +97,13 @@ export class SigningKeys {
     if (!row) {
       // Another replica may insert first; then this insert does nothing and
       // both use that one.
-      await em.execute(`${INSERT_KEY_SQL} on conflict do nothing`, newKeyRow(this.opts.secrets));
+      await em.execute(`${INSERT_KEY_SQL} on conflict do nothing`, [...newKeyRow(this.opts.secrets), false]);
       row = await this.findActive(em);
       if (!row) throw new Error('no active signing key after creating one');
+    }
+    // Published ahead of the next rotation (a database from before 0007 has none yet).
+    if ((await em.execute('select 1 from signing_keys where next')).length === 0) {
+      await em.execute(`${INSERT_KEY_SQL} on conflict do nothing`, [...newKeyRow(this.opts.secrets), true]);
     }
     const key = { id: row.id, privateKey: createPrivateKey(this.opts.secrets.open(row.private_pkcs8)) };
     this.active = { key, loadedAt: Date.now() };
@@ -105,7 +111,7 @@ export class SigningKeys {
   }
 
   private async findActive(em: SqlEntityManager): Promise<ActiveRow | undefined> {
-    const rows = await em.execute<ActiveRow[]>('select id, private_pkcs8 from signing_keys where retire_time is null');
+    const rows = await em.execute<ActiveRow[]>('select id, private_pkcs8 from signing_keys where retire_time is null and not next');
     return rows[0];
   }
 
@@ -118,13 +124,19 @@ export class SigningKeys {
     const result = await this.changes.transaction(this.orm.em, async (em, report) => {
       const sql = em as SqlEntityManager;
       const retired = await sql.execute<{ id: string }[]>(
-        'update signing_keys set retire_time = now() where retire_time is null returning id',
+        'update signing_keys set retire_time = now() where retire_time is null and not next returning id',
       );
-      const values = newKeyRow(this.opts.secrets);
-      // No `on conflict`: a rotation that raced another fails rather than
-      // reporting a key it did not make.
-      await sql.execute(INSERT_KEY_SQL, values);
-      const id = values[0]!;
+      // The published next key becomes active; without one (never started since 0007), a new key.
+      const promoted = await sql.execute<{ id: string }[]>('update signing_keys set next = false where next returning id');
+      let id = promoted[0]?.id;
+      if (id === undefined) {
+        // No `on conflict`: a rotation that raced another fails rather than
+        // reporting a key it did not make.
+        const values = newKeyRow(this.opts.secrets);
+        await sql.execute(INSERT_KEY_SQL, [...values, false]);
+        id = values[0];
+      }
+      await sql.execute(INSERT_KEY_SQL, [...newKeyRow(this.opts.secrets), true]);
       audit(em, p, 'signing_key.rotate', { type: 'signing_key', id });
       for (const r of retired) audit(em, p, 'signing_key.retire', { type: 'signing_key', id: r.id });
       report({ signingKey: id });
@@ -136,8 +148,9 @@ export class SigningKeys {
   }
 
   /**
-   * Public keys whose tokens may still be live: the active key and every key
-   * retired less than a token lifetime (plus a margin) ago. Newest first.
+   * Public keys whose tokens may still be live or soon will be: the next key,
+   * the active key and every key retired less than a token lifetime (plus a
+   * margin) ago. Newest first.
    */
   async publicKeys(): Promise<PublicJwk[]> {
     const keepMs = this.opts.tokenTtlMs + this.reloadMs + PUBLISH_MARGIN_MS;

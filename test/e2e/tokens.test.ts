@@ -130,11 +130,11 @@ describe('signing keys', () => {
     for (const r of rows) expect(r.private_pkcs8).toMatch(/^sealed:v1:[A-Za-z0-9_-]+$/);
   });
 
-  it('a fresh server publishes its signing key before any exchange', async () => {
+  it('a fresh server publishes its signing key, and the next one, before any exchange', async () => {
     const fresh = await startTestServer();
     try {
       const { keys } = (await (await fetch(`${fresh.baseUrl}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
-      expect(keys).toHaveLength(1);
+      expect(keys).toHaveLength(2);
     } finally {
       await fresh.close();
     }
@@ -156,7 +156,10 @@ describe('signing keys', () => {
   it('rotation: new tokens use the new key, tokens of the old one keep verifying, the old one leaves the JWKS once its tokens expired', async () => {
     const k = await newKey();
     const old = await tokens().exchangeKey({ key: k.secret });
+    // A verifier that fetched the JWKS before the rotation already has the key that signs after it.
+    const before = (await (await fetch(jwksUrl())).json()) as { keys: { kid: string }[] };
     const rotated = await ts.server.app.signingKeys.rotate(CLI_PRINCIPAL);
+    expect(before.keys.map((x) => x.kid)).toContain(rotated.id);
     expect(rotated.retired).toEqual([old.signingKeyId]);
     const fresh = await tokens().exchangeKey({ key: k.secret });
     expect(fresh.signingKeyId).toBe(rotated.id);

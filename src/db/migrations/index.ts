@@ -4,6 +4,7 @@ import { Migration0003Insight } from './0003_insight.js';
 import { Migration0004SigningKeys } from './0004_signing_keys.js';
 import { Migration0005RevokeOrphanedKeys } from './0005_revoke_orphaned_keys.js';
 import { Migration0006ConsoleAndPortal } from './0006_console_and_portal.js';
+import { Migration0007NextSigningKey } from './0007_next_signing_key.js';
 
 /** Every migration, in order. Applied at start and by `keyward migrate`. */
 export const migrationsList = [
@@ -13,4 +14,5 @@ export const migrationsList = [
   { name: '0004_signing_keys', class: Migration0004SigningKeys },
   { name: '0005_revoke_orphaned_keys', class: Migration0005RevokeOrphanedKeys },
   { name: '0006_console_and_portal', class: Migration0006ConsoleAndPortal },
+  { name: '0007_next_signing_key', class: Migration0007NextSigningKey },
 ];
