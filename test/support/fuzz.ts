@@ -451,7 +451,7 @@ export class FuzzClient {
     });
   }
 
-  private sendH2(rpc: Rpc, input: FuzzInput, body: Buffer): Promise<Outcome> {
+  private sendH2(rpc: Rpc, input: FuzzInput, body: Buffer, refusals = 0): Promise<Outcome> {
     return new Promise((resolve) => {
       const session = this.session();
       let stream: http2.ClientHttp2Stream;
@@ -479,6 +479,14 @@ export class FuzzClient {
         judged = true;
         clearTimeout(timer);
         const data = Buffer.concat(chunks);
+        // REFUSED_STREAM guarantees the request was not processed (RFC 9113
+        // §8.7): the server had as many streams open as its SETTINGS allow,
+        // which a loaded machine reaches while earlier streams close. Sent
+        // again, as gRPC clients do.
+        if (status === 0 && stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM && refusals < 5) {
+          setTimeout(() => resolve(this.sendH2(rpc, input, body, refusals + 1)), 20 * (refusals + 1));
+          return;
+        }
         if (status === 0) return resolve(networkOutcome(input, new Error(`stream closed without a response (rst ${stream.rstCode})`), this.maxRequestBytes));
         if (input.wire === 'grpc') {
           const s = (trailers['grpc-status'] ?? headers['grpc-status']) as string | undefined;
