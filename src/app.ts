@@ -43,7 +43,10 @@ import { Workspaces } from './domain/workspaces.js';
 import type { Logger } from './log.js';
 import { peerKey } from './rpc/context.js';
 import { authInterceptor, errorInterceptor, PORTAL_METHODS } from './rpc/interceptors.js';
+import { fieldRulesInterceptor } from './rpc/field-rules.js';
 import { withPortalCors } from './http/cors.js';
+import { RestTranscoder } from './http/rest.js';
+import { withRpcMisuseAnswers } from './http/rpc-misuse.js';
 import { openApiDocument } from './http/openapi.js';
 import { browserApps, type StaticApp } from './http/static-assets.js';
 import { binaryParseErrorIsInvalidArgument } from './rpc/parse-errors.js';
@@ -97,7 +100,10 @@ export const KEYWARD_SERVICES: readonly DescService[] = [
  */
 export const STANDARD_SERVICES: readonly DescService[] = [Health, ReflectionV1, ReflectionV1Alpha];
 
-/** URL paths of the RPCs a portal token may call: the only ones answered cross-origin. */
+/** URL paths of every RPC served (Keyward's and gRPC's standard services). */
+const RPC_PATHS: ReadonlySet<string> = new Set([...KEYWARD_SERVICES, ...STANDARD_SERVICES].flatMap((s) => s.methods.map((m) => `/${s.typeName}/${m.name}`)));
+
+/** URL paths of the RPCs a portal token may call: the only ones answered cross-origin (with their REST paths). */
 const PORTAL_PATHS: ReadonlySet<string> = new Set([...PORTAL_METHODS].map((m) => `/${m.parent.typeName}/${m.name}`));
 
 /** Everything a request can reach, built once per process. */
@@ -241,11 +247,29 @@ export class App {
 
   /** The request handler for both the HTTP/2 and the HTTP/1.1 server. */
   handler(shutdownSignal?: AbortSignal) {
+    const interceptors = [
+      errorInterceptor(this.log),
+      authInterceptor(this.auth, this.portalAuth, new Set(STANDARD_SERVICES.map((s) => s.typeName))),
+      // After auth: an unauthenticated caller learns nothing about its fields.
+      fieldRulesInterceptor(),
+    ];
+    // REST paths (google.api.http in proto/) reach the same handlers through the same interceptors.
+    const { jsonOptions, readMaxBytes } = this.protocolOptions();
+    const rest = new RestTranscoder({
+      services: KEYWARD_SERVICES,
+      routes: this.routes,
+      interceptors,
+      requestGate: binaryParseErrorIsInvalidArgument,
+      readMaxBytes,
+      jsonOptions,
+      shutdownSignal,
+      retryAfterSeconds: () => this.auth.throttledRetryAfterSeconds,
+    });
     const rpc = connectNodeAdapter({
       routes: this.routes,
-      interceptors: [errorInterceptor(this.log), authInterceptor(this.auth, this.portalAuth, new Set(STANDARD_SERVICES.map((s) => s.typeName)))],
-      // Paths that are no RPC: forward auth, JWKS, /healthz, /readyz.
-      fallback: httpEndpoints(this),
+      interceptors,
+      // Paths that are no RPC: REST paths, forward auth, JWKS, /healthz, /readyz.
+      fallback: httpEndpoints(this, rest),
       // Invalid protobuf bytes are the caller's mistake, not INTERNAL.
       requestGate: binaryParseErrorIsInvalidArgument,
       // Failed SDK key checks are throttled per remote address.
@@ -253,7 +277,8 @@ export class App {
       ...this.protocolOptions(),
       shutdownSignal,
     });
-    return withPortalCors(this.opts.portalOrigins, PORTAL_PATHS, rpc);
+    const isPortalPath = (path: string) => PORTAL_PATHS.has(path) || rest.router.has(path, (r) => PORTAL_METHODS.has(r.method));
+    return withPortalCors(this.opts.portalOrigins, isPortalPath, withRpcMisuseAnswers(RPC_PATHS, rpc));
   }
 
   /** Limits and encodings of every protocol handler; the VerifyKey fast path uses the same. */

@@ -16,4 +16,6 @@ protoc -I . -I "$WKT_INCLUDE" \
   --grpc_python_out="$OUT" \
   --plugin=protoc-gen-grpc_python="$(command -v grpc_python_plugin)" \
   $(find keyward -name '*.proto' | sort)
+# The google.api.http annotations Keyward's services import (vendored in proto/google/api).
+protoc -I . -I "$WKT_INCLUDE" --python_out="$OUT" google/api/annotations.proto google/api/http.proto
 echo "generated Python stubs in $OUT"

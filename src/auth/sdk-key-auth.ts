@@ -161,7 +161,7 @@ export class SdkKeyAuthenticator {
     const parsed = parseSdkKey(token);
     if (!parsed) {
       this.onFailure('malformed');
-      throw unauthenticated('the SDK key is malformed');
+      throw unauthenticated(malformedMessage(token));
     }
     const now = Date.now();
     const failed = this.failed.get(fp);
@@ -261,4 +261,16 @@ function boundedSet<K, V>(m: Map<K, V>, k: K, v: V, max: number): void {
 
 function invalidKey() {
   return unauthenticated('the SDK key is invalid or revoked');
+}
+
+/**
+ * Why a token is no SDK key. An API key (`kw_…`, or a workspace's own prefix)
+ * sent as the management credential is a common mix-up: say what belongs there.
+ */
+function malformedMessage(token: string): string {
+  if (token.startsWith('kws_')) return 'the SDK key is malformed';
+  return (
+    'this is not an SDK key: management calls take an SDK key ("Bearer kws_..."); ' +
+    'an API key issued to a customer is checked with KeyService/VerifyKey (POST /v1/api-keys:verify) by a caller holding an SDK key'
+  );
 }

@@ -132,6 +132,36 @@ const checkCustomerId = (v: string) => checkLength('key.customer_id', v, 255);
 const checkName = (v: string) => checkLength('key.name', v, 120);
 const checkDescription = (v: string) => checkLength('key.description', v, 1000);
 
+/** The longest relative expiry accepted on create: 100 years (36,500 days). */
+const MAX_EXPIRES_IN_MS = 36_500 * 86_400_000;
+
+/** An expiry relative to creation: `expires_in_days` or `expires_in` on CreateKey, named by `field`. */
+export interface RelativeExpiry {
+  field: string;
+  ms: number;
+}
+
+/** When a new key expires: its expire_time, or now + a relative expiry (never both). */
+function expireTimeOnCreate(t: Date | undefined, relative: RelativeExpiry | undefined, now: number): Date | null {
+  if (!relative) return checkExpireTime(t, now);
+  if (t) throw invalidArgument(relative.field, 'must not be set together with key.expire_time (set one of them)');
+  if (!Number.isFinite(relative.ms) || relative.ms <= 0) throw invalidArgument(relative.field, 'must be positive');
+  if (relative.ms > MAX_EXPIRES_IN_MS) throw invalidArgument(relative.field, 'must be at most 36500 days');
+  return new Date(now + relative.ms);
+}
+
+/**
+ * The workspace a new key goes to: the one named, else the caller's only
+ * workspace when its SDK key (or portal session) is restricted to exactly one
+ * ("scoped to your organization").
+ */
+function workspaceOfNewKey(p: Principal, named: string): string {
+  if (named !== '') return named;
+  const visible = p.visibleWorkspaces();
+  if (visible?.length === 1) return visible[0]!;
+  throw invalidArgument('key.workspace_id', 'is required (it may be left out only by an SDK key restricted to exactly one workspace)');
+}
+
 function checkExpireTime(t: Date | undefined, now: number): Date | null {
   if (!t) return null;
   if (Number.isNaN(t.getTime())) throw invalidArgument('key.expire_time', 'is not a valid time');
@@ -278,8 +308,10 @@ export class Keys {
     return issued.plaintext;
   }
 
-  async create(p: Principal, input: KeyInput): Promise<IssuedKey> {
+  /** `expiresIn`: an expiry relative to now instead of `input.expireTime`. */
+  async create(p: Principal, keyInput: KeyInput, opts: { expiresIn?: RelativeExpiry } = {}): Promise<IssuedKey> {
     p.requireScope('api_keys:write');
+    const input = { ...keyInput, workspaceId: workspaceOfNewKey(p, keyInput.workspaceId) };
     requireId('key.workspace_id', input.workspaceId);
     p.requireWorkspace(input.workspaceId);
     const now = Date.now();
@@ -288,7 +320,7 @@ export class Keys {
       name: checkName(input.name),
       description: checkDescription(input.description),
       metadata: checkMetadata('key.metadata', input.metadata),
-      expireTime: checkExpireTime(input.expireTime, now),
+      expireTime: expireTimeOnCreate(input.expireTime, opts.expiresIn, now),
       enabled: input.enabled ?? true,
       rateLimits: storedRateLimits(input.rateLimits),
     };

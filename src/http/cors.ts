@@ -10,23 +10,25 @@ type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
 type Handler = (req: Req, res: Res) => void;
 
-const ALLOW_METHODS = cors.allowedMethods.join(', ');
+// POST and GET for the RPCs; the portal's REST paths also take PATCH and DELETE.
+const ALLOW_METHODS = [...new Set([...cors.allowedMethods, 'PATCH', 'DELETE'])].join(', ');
 const ALLOW_HEADERS = [...cors.allowedHeaders, 'Authorization', 'X-Request-Id'].join(', ');
 const EXPOSE_HEADERS = [...cors.exposedHeaders, 'X-Request-Id'].join(', ');
 /** How long a browser may reuse a preflight answer. */
 const MAX_AGE_SECONDS = 7200;
 
 /**
- * Wraps `handler`: a request to one of `paths` from one of `origins` gets the
- * CORS headers, and its preflight (OPTIONS) is answered here.
+ * Wraps `handler`: a request to a path `isPortalPath` accepts (the portal's
+ * RPCs and their REST paths) from one of `origins` gets the CORS headers, and
+ * its preflight (OPTIONS) is answered here.
  */
-export function withPortalCors(origins: readonly string[], paths: ReadonlySet<string>, handler: Handler): Handler {
+export function withPortalCors(origins: readonly string[], isPortalPath: (path: string) => boolean, handler: Handler): Handler {
   if (origins.length === 0) return handler;
   const allowed = new Set(origins);
   return (req, res) => {
     const origin = req.headers.origin;
     const path = (req.url ?? '/').split('?')[0]!;
-    if (origin === undefined || !allowed.has(origin) || !paths.has(path)) {
+    if (origin === undefined || !allowed.has(origin) || !isPortalPath(path)) {
       handler(req, res);
       return;
     }

@@ -6,12 +6,15 @@
 //   /healthz                the process is alive: always 200
 //   /readyz                 200 when the database answers and every migration is applied, else 503
 //   /console/, /portal/     the operator console and the customer portal (src/http/static-assets.ts)
-//   /                       redirects to /console/
+//   /v1/...                 REST paths of the RPCs (src/http/rest.ts), beside /v1/authorize
+//   /                       JSON links to the console, the OpenAPI document and the docs;
+//                           a browser (Accept: text/html) is redirected to /console/
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
 import type { App } from '../app.js';
 import { httpFailureOf } from './failure.js';
 import { AUTHORIZE_PATH, forwardAuth } from './forward-auth.js';
+import type { RestTranscoder } from './rest.js';
 import { serveStatic, staticAppOf } from './static-assets.js';
 
 /** What connect-node's adapter hands its fallback: an HTTP/1.1 or HTTP/2 (compat) request and response. */
@@ -33,11 +36,18 @@ function send(req: Req, res: Res, status: number, body: unknown, headers: Outgoi
   else res.end(text);
 }
 
-export function httpEndpoints(app: App) {
+/** The project has no documentation site: the docs are the source tree's files and the OpenAPI document. */
+const DOCS = 'README.md and SECURITY.md in the Keyward source; every RPC and REST path: /openapi.json';
+
+export function httpEndpoints(app: App, rest: RestTranscoder) {
   return (req: Req, res: Res): void => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (path.startsWith('/v1/') && path !== AUTHORIZE_PATH && !path.startsWith(`${AUTHORIZE_PATH}/`)) {
+      rest.serve(req, res);
+      return;
+    }
     // Bodies mean nothing here; read and drop them so a kept-alive connection stays usable.
     req.resume();
-    const path = (req.url ?? '/').split('?')[0]!;
     void route(app, req, res, path).catch((e: unknown) => {
       const f = httpFailureOf(e, app.log, { path });
       send(req, res, f.status, { code: f.code, message: f.message });
@@ -88,8 +98,23 @@ async function route(app: App, req: Req, res: Res, path: string): Promise<void> 
     return;
   }
   if (path === '/' && readOnly) {
-    send(req, res, 302, { code: 'found', message: 'the console is at /console/' }, { location: '/console/' });
+    if (/\btext\/html\b/.test(req.headers.accept ?? '')) {
+      send(req, res, 302, { code: 'found', message: 'the console is at /console/' }, { location: '/console/' });
+      return;
+    }
+    send(req, res, 200, {
+      name: 'Keyward',
+      message: 'An API-key service. Call the REST paths under /v1/ or the RPCs with an SDK key: "authorization: Bearer kws_..."',
+      links: { console: '/console/', openapi: '/openapi.json', docs: DOCS, health: '/healthz', jwks: JWKS_PATH },
+    });
     return;
   }
-  send(req, res, 404, { code: 'not_found', message: `no such path: ${path}` });
+  if (!readOnly && (path === '/' || path === '/healthz' || path === '/readyz' || path === JWKS_PATH || path === '/openapi.json' || ui)) {
+    send(req, res, 405, { code: 'unimplemented', message: `${path} takes GET, not ${req.method}` }, { allow: 'GET, HEAD' });
+    return;
+  }
+  send(req, res, 404, {
+    code: 'not_found',
+    message: `no such path: ${path}. RPCs are POST /keyward.v1.<Service>/<Method>, REST paths start with /v1/; both are listed in /openapi.json`,
+  });
 }

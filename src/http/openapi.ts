@@ -6,7 +6,8 @@
 // writes it, a test checks it is current).
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ScalarType, type DescEnum, type DescField, type DescMessage, type DescService } from '@bufbuild/protobuf';
+import { restRoutes } from './rest.js';
+import { ScalarType, type DescMethod, type DescEnum, type DescField, type DescMessage, type DescService } from '@bufbuild/protobuf';
 
 type Schema = Record<string, unknown>;
 
@@ -68,6 +69,8 @@ function protoComments(): Map<string, string> {
   };
   const read = (text: string) => {
     const pkg = /^package\s+([\w.]+);/m.exec(text)?.[1] ?? '';
+    // One entry per open brace: a message, service or enum name, or '' for
+    // other blocks (an rpc's options, oneofs), which add nothing to names.
     const scope: string[] = [];
     let comment: string[] = [];
     for (const raw of text.split('\n')) {
@@ -80,14 +83,47 @@ function protoComments(): Map<string, string> {
       const rpc = /^rpc\s+(\w+)\s*\(/.exec(line);
       const field = /^(?:repeated\s+|optional\s+)?(?:map<[^>]+>|[\w.]+)\s+(\w+)\s*=\s*\d+/.exec(line);
       const name = block?.[2] ?? rpc?.[1] ?? field?.[1];
-      if (name && comment.length) out.set([pkg, ...scope, name].join('.'), comment.join(' ').trim());
-      if (block) scope.push(block[2]!);
-      if (line.startsWith('}') && scope.length) scope.pop();
+      if (name && comment.length) out.set([pkg, ...scope.filter((s) => s !== ''), name].join('.'), comment.join(' ').trim());
+      const code = line.replace(/"[^"]*"/g, '');
+      for (const ch of code) {
+        if (ch === '{') scope.push(block ? block[2]! : '');
+        else if (ch === '}') scope.pop();
+      }
       comment = [];
     }
   };
   walk(PROTO_DIR);
   return out;
+}
+
+/** The field at a path of proto field names. */
+function fieldPath(m: DescMessage, names: readonly string[]): DescField {
+  let cur: DescMessage | undefined = m;
+  let f: DescField | undefined;
+  for (const n of names) {
+    f = cur?.fields.find((x) => x.name === n);
+    cur = f?.fieldKind === 'message' ? f.message : undefined;
+  }
+  if (!f) throw new Error(`${m.typeName} has no field ${names.join('.')}`);
+  return f;
+}
+
+/** How a field is written as a query parameter, or undefined if it cannot be (a nested message). */
+function queryParamSchema(f: DescField): Schema | undefined {
+  switch (f.fieldKind) {
+    case 'scalar':
+      return scalarSchema(f.scalar);
+    case 'enum':
+      return { type: 'string', enum: f.enum.values.map((v) => v.name) };
+    case 'message':
+      return WELL_KNOWN[f.message.typeName];
+    case 'list':
+      if (f.listKind === 'scalar') return { type: 'array', items: scalarSchema(f.scalar) };
+      if (f.listKind === 'enum') return { type: 'array', items: { type: 'string', enum: f.enum.values.map((v) => v.name) } };
+      return undefined;
+    default:
+      return undefined;
+  }
 }
 
 export function openApiDocument(services: readonly DescService[], opts: { serverUrl?: string } = {}): Schema {
@@ -155,13 +191,71 @@ export function openApiDocument(services: readonly DescService[], opts: { server
       };
     }
   }
+  const bindings = new Map<DescMethod, number>();
+  for (const route of restRoutes(services)) {
+    const { service: s, method: m } = route;
+    const pathBound = new Set<string>();
+    const parameters: Schema[] = [];
+    const openApiPath =
+      '/' +
+      route.segments
+        .map((seg) => {
+          if ('literal' in seg) return seg.literal;
+          const f = fieldPath(m.input, seg.variable);
+          const name = seg.variable[seg.variable.length - 1]!;
+          pathBound.add(seg.variable.join('.'));
+          parameters.push({ name, in: 'path', required: true, description: comments.get(`${f.parent.typeName}.${f.name}`), schema: fieldSchema(f) });
+          return `{${name}}`;
+        })
+        .join('/') +
+      (route.verb === undefined ? '' : `:${route.verb}`);
+    const bodyField = route.body === undefined || route.body === '*' ? undefined : m.input.fields.find((f) => f.name === route.body);
+    // Query parameters: the request's top-level fields that neither the path nor the body binds.
+    if (route.body !== '*') {
+      for (const f of m.input.fields) {
+        if (f === bodyField || pathBound.has(f.name)) continue;
+        const schema = queryParamSchema(f);
+        if (schema) parameters.push({ name: f.name, in: 'query', required: false, description: comments.get(`${m.input.typeName}.${f.name}`), schema });
+      }
+    }
+    let requestBody: Schema | undefined;
+    if (route.body === '*') {
+      requestBody = { required: false, content: { 'application/json': { schema: messageSchema(m.input) } } };
+    } else if (bodyField?.fieldKind === 'message') {
+      // The body is the named field's message; the request's other top-level fields may sit beside its fields (flat JSON).
+      messageSchema(bodyField.message);
+      const properties: Record<string, Schema> = { ...(schemas[bodyField.message.typeName]!.properties as Record<string, Schema>) };
+      for (const f of m.input.fields) {
+        if (f !== bodyField && !pathBound.has(f.name)) properties[f.jsonName] = fieldSchema(f);
+      }
+      requestBody = {
+        required: true,
+        description: `The ${bodyField.message.name}${m.input.fields.length > 1 ? `, with ${m.input.name}'s other fields beside its own` : ''}.`,
+        content: { 'application/json': { schema: { type: 'object', properties, additionalProperties: false } } },
+      };
+    }
+    const item = (paths[openApiPath] ??= {});
+    const verb = route.httpMethod.toLowerCase();
+    // The first binding is `Service_Method_rest`, additional ones `_rest_2`, `_rest_3`...
+    const n = (bindings.get(m) ?? 0) + 1;
+    bindings.set(m, n);
+    item[verb] = {
+      operationId: `${s.name}_${m.name}_rest${n > 1 ? `_${n}` : ''}`,
+      tags: [s.name],
+      summary: `${m.name.replace(/([a-z])([A-Z])/g, '$1 $2')} (REST)`,
+      description: comments.get(`${s.typeName}.${m.name}`),
+      parameters,
+      ...(requestBody ? { requestBody } : {}),
+      responses: { '200': { description: 'OK', content: { 'application/json': { schema: messageSchema(m.output) } } }, ...errorResponses },
+    };
+  }
   schemas['connect.Error'] = {
     type: 'object',
     required: ['code'],
     properties: {
       code: {
         type: 'string',
-        enum: ['invalid_argument', 'failed_precondition', 'unauthenticated', 'permission_denied', 'not_found', 'already_exists', 'resource_exhausted', 'internal', 'unavailable', 'deadline_exceeded'],
+        enum: ['invalid_argument', 'failed_precondition', 'unauthenticated', 'permission_denied', 'not_found', 'already_exists', 'resource_exhausted', 'internal', 'unavailable', 'deadline_exceeded', 'unimplemented'],
       },
       message: { type: 'string', description: 'What went wrong; a bad field is named first: `key.name: must be at most 120 characters`' },
       details: { type: 'array', items: { type: 'object' } },
@@ -173,7 +267,7 @@ export function openApiDocument(services: readonly DescService[], opts: { server
       title: 'Keyward',
       version: (JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version,
       description:
-        'The Connect protocol with JSON: every RPC is a POST of its request message as proto3 JSON (lowerCamelCase fields, 64-bit integers as strings, enums by name, times as RFC 3339) to /<package>.<Service>/<Method>. gRPC and gRPC-Web clients generated from proto/ reach the same RPCs on the same port.',
+        'The Connect protocol with JSON: every RPC is a POST of its request message as proto3 JSON (lowerCamelCase fields, 64-bit integers as strings, enums by name, times as RFC 3339) to /<package>.<Service>/<Method>. gRPC and gRPC-Web clients generated from proto/ reach the same RPCs on the same port. The same RPCs also have REST paths under /v1/ (their google.api.http options in proto/): path variables and query parameters (snake_case or lowerCamelCase names, `a.b` for nested fields, repeated by repeating), a flat JSON body, the same answers and the same errors.',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
     servers: [{ url: opts.serverUrl ?? 'http://localhost:8080' }],

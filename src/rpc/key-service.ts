@@ -1,18 +1,29 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import { durationMs } from '@bufbuild/protobuf/wkt';
-import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
+import { KeyService, type CreateKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
 import { invalidArgument } from '../domain/errors.js';
-import type { Keys } from '../domain/keys.js';
+import type { Keys, RelativeExpiry } from '../domain/keys.js';
 import type { KeyVerifier } from '../verify/verifier.js';
 import { principalOf } from './context.js';
 import { beforeDeadline, cappedTimeoutMs, deadlineExceeded } from './deadline.js';
 import { keyInputFromProto, keyStateFromProto, keyToProto, toTime, verifyInputFromProto, verifyResultToProto } from './convert.js';
 
+/** CreateKey's relative expiry: `expires_in_days` or `expires_in`, at most one of them. */
+function relativeExpiryOf(req: CreateKeyRequest): RelativeExpiry | undefined {
+  const d = req.expiresIn;
+  if (req.expiresInDays !== 0 && d) throw invalidArgument('expires_in', 'must not be set together with expires_in_days (set one of them)');
+  if (req.expiresInDays !== 0) return { field: 'expires_in_days', ms: req.expiresInDays * 86_400_000 };
+  if (!d) return undefined;
+  if (d.nanos < -999_999_999 || d.nanos > 999_999_999) throw invalidArgument('expires_in', 'is not a valid duration');
+  // A negative duration is refused as such (durationMs would round a sub-millisecond one to 0).
+  return { field: 'expires_in', ms: d.seconds < 0n || d.nanos < 0 ? -1 : durationMs(d) };
+}
+
 /** `deadlineCapMs`: the longest deadline VerifyKey honours (KEYWARD_MAX_REQUEST_TIMEOUT_MS). */
 export function keyService(keys: Keys, verifier: KeyVerifier, deadlineCapMs: number): ServiceImpl<typeof KeyService> {
   return {
     async createKey(req, ctx) {
-      const { view, secret } = await keys.create(principalOf(ctx), keyInputFromProto(req.key));
+      const { view, secret } = await keys.create(principalOf(ctx), keyInputFromProto(req.key), { expiresIn: relativeExpiryOf(req) });
       return { key: keyToProto(view), secret };
     },
     async getKey(req, ctx) {

@@ -90,6 +90,58 @@ describe('the OpenAPI document', () => {
   });
 });
 
+/** A REST operation (any HTTP method) by its operationId: its path template, method and operation. */
+function restOperation(operationId: string): { path: string; method: string; op: Json } {
+  for (const [p, item] of Object.entries(doc.paths as Record<string, Json>)) {
+    for (const [method, op] of Object.entries(item)) if (op.operationId === operationId) return { path: p, method: method.toUpperCase(), op };
+  }
+  throw new Error(`no operation ${operationId}`);
+}
+
+describe('REST paths in the document', () => {
+  it('every RPC has one (google.api.http), with its path parameters and the error responses', () => {
+    for (const r of RPCS) {
+      const { path: p, op } = restOperation(`${r.service.name}_${r.method.name}_rest`);
+      expect(p.startsWith('/v1/'), p).toBe(true);
+      for (const name of [...p.matchAll(/\{(\w+)\}/g)].map((m) => m[1])) {
+        expect(op.parameters.find((x: Json) => x.in === 'path' && x.name === name), `${p} parameter ${name}`).toBeDefined();
+      }
+      expect(op.responses['404'].$ref).toBe('#/components/responses/Error404');
+    }
+    const create = restOperation('KeyService_CreateKey_rest');
+    expect(create).toMatchObject({ path: '/v1/workspaces/{workspace_id}/api-keys', method: 'POST' });
+    expect(Object.keys(create.op.requestBody.content['application/json'].schema.properties)).toEqual(expect.arrayContaining(['name', 'expiresInDays', 'expiresIn']));
+    expect(restOperation('KeyService_CreateKey_rest_2').path).toBe('/v1/api-keys');
+  });
+
+  it('a call made from a REST operation: path and query parameters as the document declares them', async () => {
+    const ws = await call('WorkspaceService_CreateWorkspace', { workspace: { name: 'rest-from-openapi' } });
+    const workspaceId = ws.json.workspace.id as string;
+    const create = restOperation('KeyService_CreateKey_rest');
+    const created = await fetch(`${ts.baseUrl}${create.path.replace('{workspace_id}', workspaceId)}`, {
+      method: create.method,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ts.adminToken}` },
+      body: JSON.stringify({ name: 'from the document', expiresInDays: 30 }),
+    });
+    expect(created.status).toBe(200);
+    const key = (await created.json()) as Json;
+    recordSecret(key.secret);
+    expectDeclared(key, schemaOf(create.op.responses['200'].content['application/json'].schema), 'CreateKeyResponse');
+
+    const list = restOperation('KeyService_ListKeys_rest');
+    const query = list.op.parameters.filter((x: Json) => x.in === 'query').map((x: Json) => x.name as string);
+    expect(query).toEqual(expect.arrayContaining(['customer_id', 'state', 'page_size', 'page_token', 'expire_before']));
+    const res = await fetch(`${ts.baseUrl}${list.path.replace('{workspace_id}', workspaceId)}?page_size=10&state=KEY_STATE_ACTIVE`, {
+      method: list.method,
+      headers: { authorization: `Bearer ${ts.adminToken}` },
+    });
+    expect(res.status).toBe(200);
+    const listed = (await res.json()) as Json;
+    expect(listed.keys).toHaveLength(1);
+    expectDeclared(listed, schemaOf(list.op.responses['200'].content['application/json'].schema), 'ListKeysResponse');
+  });
+});
+
 describe('calls made from the document', () => {
   it('create a workspace, a scope and a key, verify it and list it; every answered field is declared', async () => {
     const ws = await call('WorkspaceService_CreateWorkspace', { workspace: { name: 'from-openapi' } });

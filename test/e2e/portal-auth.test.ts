@@ -317,8 +317,11 @@ describe('CORS for the portal’s origins', () => {
 });
 
 describe('the console and the portal pages', () => {
-  it('/ redirects to the console; /console redirects to /console/', async () => {
-    expect(await request('/')).toMatchObject({ status: 302, headers: expect.objectContaining({ location: '/console/' }) });
+  it('/ redirects a browser to the console (and answers JSON links otherwise); /console redirects to /console/', async () => {
+    expect(await request('/', { headers: { accept: 'text/html,application/xhtml+xml' } })).toMatchObject({ status: 302, headers: expect.objectContaining({ location: '/console/' }) });
+    const json = await request('/');
+    expect(json.status).toBe(200);
+    expect(JSON.parse(json.body).links).toMatchObject({ console: '/console/', openapi: '/openapi.json' });
     expect(await request('/console')).toMatchObject({ status: 308, headers: expect.objectContaining({ location: '/console/' }) });
   });
 
@@ -348,7 +351,7 @@ describe('the console and the portal pages', () => {
       expect((await request(`${prefix}/assets/missing.js`)).status).toBe(404);
       expect((await request(`${prefix}/..%2F..%2Fpackage.json`)).status).toBe(404);
       expect((await request(`${prefix}/%2e%2e/%2e%2e/package.json`)).status).toBe(404);
-      expect((await request(`${prefix}/`, { method: 'POST' })).status).toBe(404);
+      expect((await request(`${prefix}/`, { method: 'POST' })).status).toBe(405); // a page takes GET: said in JSON
     }
   });
 });

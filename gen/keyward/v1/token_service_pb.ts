@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { VerifyCode } from "./key_service_pb.js";
@@ -14,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/token_service.proto.
  */
 export const file_keyward_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5rZXl3YXJkL3YxL3Rva2VuX3NlcnZpY2UucHJvdG8SCmtleXdhcmQudjEiVQoSRXhjaGFuZ2VLZXlSZXF1ZXN0EgsKA2tleRgBIAEoCRIcChRyZXF1aXJlZF9wZXJtaXNzaW9ucxgCIAMoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkiowEKE0V4Y2hhbmdlS2V5UmVzcG9uc2USJAoEY29kZRgBIAEoDjIWLmtleXdhcmQudjEuVmVyaWZ5Q29kZRINCgV0b2tlbhgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAQgASgJEhYKDnNpZ25pbmdfa2V5X2lkGAUgASgJMl4KDFRva2VuU2VydmljZRJOCgtFeGNoYW5nZUtleRIeLmtleXdhcmQudjEuRXhjaGFuZ2VLZXlSZXF1ZXN0Gh8ua2V5d2FyZC52MS5FeGNoYW5nZUtleVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_keyward_v1_key_service]);
+  fileDesc("Ch5rZXl3YXJkL3YxL3Rva2VuX3NlcnZpY2UucHJvdG8SCmtleXdhcmQudjEiVQoSRXhjaGFuZ2VLZXlSZXF1ZXN0EgsKA2tleRgBIAEoCRIcChRyZXF1aXJlZF9wZXJtaXNzaW9ucxgCIAMoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkiowEKE0V4Y2hhbmdlS2V5UmVzcG9uc2USJAoEY29kZRgBIAEoDjIWLmtleXdhcmQudjEuVmVyaWZ5Q29kZRINCgV0b2tlbhgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAQgASgJEhYKDnNpZ25pbmdfa2V5X2lkGAUgASgJMn4KDFRva2VuU2VydmljZRJuCgtFeGNoYW5nZUtleRIeLmtleXdhcmQudjEuRXhjaGFuZ2VLZXlSZXF1ZXN0Gh8ua2V5d2FyZC52MS5FeGNoYW5nZUtleVJlc3BvbnNlIh6C0+STAhg6ASoiEy92MS90b2tlbnM6ZXhjaGFuZ2ViBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_keyward_v1_key_service]);
 
 /**
  * @generated from message keyward.v1.ExchangeKeyRequest

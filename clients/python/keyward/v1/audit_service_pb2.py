@@ -11,21 +11,24 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from keyward.v1 import audit_event_pb2 as keyward_dot_v1_dot_audit__event__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyward/v1/audit_service.proto\x12\nkeyward.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckeyward/v1/audit_event.proto\"\xfe\x01\n\x16ListAuditEventsRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x15\n\rresource_type\x18\x02 \x01(\t\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\"Z\n\x17ListAuditEventsResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.keyward.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2j\n\x0c\x41uditService\x12Z\n\x0fListAuditEvents\x12\".keyward.v1.ListAuditEventsRequest\x1a#.keyward.v1.ListAuditEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyward/v1/audit_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckeyward/v1/audit_event.proto\"\xfe\x01\n\x16ListAuditEventsRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x15\n\rresource_type\x18\x02 \x01(\t\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\"Z\n\x17ListAuditEventsResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.keyward.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x84\x01\n\x0c\x41uditService\x12t\n\x0fListAuditEvents\x12\".keyward.v1.ListAuditEventsRequest\x1a#.keyward.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-eventsb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyward.v1.audit_service_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _LISTAUDITEVENTSREQUEST._serialized_start=110
-  _LISTAUDITEVENTSREQUEST._serialized_end=364
-  _LISTAUDITEVENTSRESPONSE._serialized_start=366
-  _LISTAUDITEVENTSRESPONSE._serialized_end=456
-  _AUDITSERVICE._serialized_start=458
-  _AUDITSERVICE._serialized_end=564
+  _AUDITSERVICE.methods_by_name['ListAuditEvents']._options = None
+  _AUDITSERVICE.methods_by_name['ListAuditEvents']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/audit-events'
+  _LISTAUDITEVENTSREQUEST._serialized_start=140
+  _LISTAUDITEVENTSREQUEST._serialized_end=394
+  _LISTAUDITEVENTSRESPONSE._serialized_start=396
+  _LISTAUDITEVENTSRESPONSE._serialized_end=486
+  _AUDITSERVICE._serialized_start=489
+  _AUDITSERVICE._serialized_end=621
 # @@protoc_insertion_point(module_scope)

@@ -11,28 +11,33 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from keyward.v1 import key_pb2 as keyward_dot_v1_dot_key__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fkeyward/v1/portal_service.proto\x12\nkeyward.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14keyward/v1/key.proto\"\xaa\x01\n\rPortalSession\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12)\n\x0e\x61llowed_grants\x18\x03 \x03(\x0b\x32\x11.keyward.v1.Grant\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nkey_prefix\x18\x05 \x01(\t\"\x9a\x01\n\x1a\x43reatePortalSessionRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12)\n\x0e\x61llowed_grants\x18\x03 \x03(\x0b\x32\x11.keyward.v1.Grant\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"]\n\x1b\x43reatePortalSessionResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x19\n\x17GetPortalSessionRequest\"F\n\x18GetPortalSessionResponse\x12*\n\x07session\x18\x01 \x01(\x0b\x32\x19.keyward.v1.PortalSession2\xd6\x01\n\rPortalService\x12\x66\n\x13\x43reatePortalSession\x12&.keyward.v1.CreatePortalSessionRequest\x1a\'.keyward.v1.CreatePortalSessionResponse\x12]\n\x10GetPortalSession\x12#.keyward.v1.GetPortalSessionRequest\x1a$.keyward.v1.GetPortalSessionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fkeyward/v1/portal_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14keyward/v1/key.proto\"\xaa\x01\n\rPortalSession\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12)\n\x0e\x61llowed_grants\x18\x03 \x03(\x0b\x32\x11.keyward.v1.Grant\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nkey_prefix\x18\x05 \x01(\t\"\x9a\x01\n\x1a\x43reatePortalSessionRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12)\n\x0e\x61llowed_grants\x18\x03 \x03(\x0b\x32\x11.keyward.v1.Grant\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"]\n\x1b\x43reatePortalSessionResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x19\n\x17GetPortalSessionRequest\"F\n\x18GetPortalSessionResponse\x12*\n\x07session\x18\x01 \x01(\x0b\x32\x19.keyward.v1.PortalSession2\x93\x02\n\rPortalService\x12\x86\x01\n\x13\x43reatePortalSession\x12&.keyward.v1.CreatePortalSessionRequest\x1a\'.keyward.v1.CreatePortalSessionResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/portal-sessions:\x01*\x12y\n\x10GetPortalSession\x12#.keyward.v1.GetPortalSessionRequest\x1a$.keyward.v1.GetPortalSessionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/portal-sessionb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyward.v1.portal_service_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _PORTALSESSION._serialized_start=135
-  _PORTALSESSION._serialized_end=305
-  _CREATEPORTALSESSIONREQUEST._serialized_start=308
-  _CREATEPORTALSESSIONREQUEST._serialized_end=462
-  _CREATEPORTALSESSIONRESPONSE._serialized_start=464
-  _CREATEPORTALSESSIONRESPONSE._serialized_end=557
-  _GETPORTALSESSIONREQUEST._serialized_start=559
-  _GETPORTALSESSIONREQUEST._serialized_end=584
-  _GETPORTALSESSIONRESPONSE._serialized_start=586
-  _GETPORTALSESSIONRESPONSE._serialized_end=656
-  _PORTALSERVICE._serialized_start=659
-  _PORTALSERVICE._serialized_end=873
+  _PORTALSERVICE.methods_by_name['CreatePortalSession']._options = None
+  _PORTALSERVICE.methods_by_name['CreatePortalSession']._serialized_options = b'\202\323\344\223\002\030\"\023/v1/portal-sessions:\001*'
+  _PORTALSERVICE.methods_by_name['GetPortalSession']._options = None
+  _PORTALSERVICE.methods_by_name['GetPortalSession']._serialized_options = b'\202\323\344\223\002\024\022\022/v1/portal-session'
+  _PORTALSESSION._serialized_start=165
+  _PORTALSESSION._serialized_end=335
+  _CREATEPORTALSESSIONREQUEST._serialized_start=338
+  _CREATEPORTALSESSIONREQUEST._serialized_end=492
+  _CREATEPORTALSESSIONRESPONSE._serialized_start=494
+  _CREATEPORTALSESSIONRESPONSE._serialized_end=587
+  _GETPORTALSESSIONREQUEST._serialized_start=589
+  _GETPORTALSESSIONREQUEST._serialized_end=614
+  _GETPORTALSESSIONRESPONSE._serialized_start=616
+  _GETPORTALSESSIONRESPONSE._serialized_end=686
+  _PORTALSERVICE._serialized_start=689
+  _PORTALSERVICE._serialized_end=964
 # @@protoc_insertion_point(module_scope)

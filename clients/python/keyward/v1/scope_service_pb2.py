@@ -11,37 +11,48 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from keyward.v1 import scope_pb2 as keyward_dot_v1_dot_scope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyward/v1/scope_service.proto\x12\nkeyward.v1\x1a google/protobuf/field_mask.proto\x1a\x16keyward/v1/scope.proto\"6\n\x12\x43reateScopeRequest\x12 \n\x05scope\x18\x01 \x01(\x0b\x32\x11.keyward.v1.Scope\"7\n\x13\x43reateScopeResponse\x12 \n\x05scope\x18\x01 \x01(\x0b\x32\x11.keyward.v1.Scope\"\x1d\n\x0fGetScopeRequest\x12\n\n\x02id\x18\x01 \x01(\t\"4\n\x10GetScopeResponse\x12 \n\x05scope\x18\x01 \x01(\x0b\x32\x11.keyward.v1.Scope\"P\n\x11ListScopesRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"P\n\x12ListScopesResponse\x12!\n\x06scopes\x18\x01 \x03(\x0b\x32\x11.keyward.v1.Scope\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"g\n\x12UpdateScopeRequest\x12 \n\x05scope\x18\x01 \x01(\x0b\x32\x11.keyward.v1.Scope\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"7\n\x13UpdateScopeResponse\x12 \n\x05scope\x18\x01 \x01(\x0b\x32\x11.keyward.v1.Scope\" \n\x12\x44\x65leteScopeRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteScopeResponse2\x92\x03\n\x0cScopeService\x12N\n\x0b\x43reateScope\x12\x1e.keyward.v1.CreateScopeRequest\x1a\x1f.keyward.v1.CreateScopeResponse\x12\x45\n\x08GetScope\x12\x1b.keyward.v1.GetScopeRequest\x1a\x1c.keyward.v1.GetScopeResponse\x12K\n\nListScopes\x12\x1d.keyward.v1.ListScopesRequest\x1a\x1e.keyward.v1.ListScopesResponse\x12N\n\x0bUpdateScope\x12\x1e.keyward.v1.UpdateScopeRequest\x1a\x1f.keyward.v1.UpdateScopeResponse\x12N\n\x0b\x44\x65leteScope\x12\x1e.keyward.v1.DeleteScopeRequest\x1a\x1f.keyward.v1.DeleteScopeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyward/v1/scope_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x16keyward/v1/scope.proto\"6\n\x12\x43reateScopeRequest\x12 \n\x05scope\x18\x01 \x01(\x0b\x32\x11.keyward.v1.Scope\"7\n\x13\x43reateScopeResponse\x12 \n\x05scope\x18\x01 \x01(\x0b\x32\x11.keyward.v1.Scope\"\x1d\n\x0fGetScopeRequest\x12\n\n\x02id\x18\x01 \x01(\t\"4\n\x10GetScopeResponse\x12 \n\x05scope\x18\x01 \x01(\x0b\x32\x11.keyward.v1.Scope\"P\n\x11ListScopesRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"P\n\x12ListScopesResponse\x12!\n\x06scopes\x18\x01 \x03(\x0b\x32\x11.keyward.v1.Scope\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"g\n\x12UpdateScopeRequest\x12 \n\x05scope\x18\x01 \x01(\x0b\x32\x11.keyward.v1.Scope\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"7\n\x13UpdateScopeResponse\x12 \n\x05scope\x18\x01 \x01(\x0b\x32\x11.keyward.v1.Scope\" \n\x12\x44\x65leteScopeRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteScopeResponse2\xd4\x04\n\x0cScopeService\x12\x89\x01\n\x0b\x43reateScope\x12\x1e.keyward.v1.CreateScopeRequest\x1a\x1f.keyward.v1.CreateScopeResponse\"9\x82\xd3\xe4\x93\x02\x33\"*/v1/workspaces/{scope.workspace_id}/scopes:\x05scope\x12^\n\x08GetScope\x12\x1b.keyward.v1.GetScopeRequest\x1a\x1c.keyward.v1.GetScopeResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/scopes/{id}\x12y\n\nListScopes\x12\x1d.keyward.v1.ListScopesRequest\x1a\x1e.keyward.v1.ListScopesResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/workspaces/{workspace_id}/scopes\x12t\n\x0bUpdateScope\x12\x1e.keyward.v1.UpdateScopeRequest\x1a\x1f.keyward.v1.UpdateScopeResponse\"$\x82\xd3\xe4\x93\x02\x1e\x32\x15/v1/scopes/{scope.id}:\x05scope\x12g\n\x0b\x44\x65leteScope\x12\x1e.keyward.v1.DeleteScopeRequest\x1a\x1f.keyward.v1.DeleteScopeResponse\"\x17\x82\xd3\xe4\x93\x02\x11*\x0f/v1/scopes/{id}b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyward.v1.scope_service_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _CREATESCOPEREQUEST._serialized_start=104
-  _CREATESCOPEREQUEST._serialized_end=158
-  _CREATESCOPERESPONSE._serialized_start=160
-  _CREATESCOPERESPONSE._serialized_end=215
-  _GETSCOPEREQUEST._serialized_start=217
-  _GETSCOPEREQUEST._serialized_end=246
-  _GETSCOPERESPONSE._serialized_start=248
-  _GETSCOPERESPONSE._serialized_end=300
-  _LISTSCOPESREQUEST._serialized_start=302
-  _LISTSCOPESREQUEST._serialized_end=382
-  _LISTSCOPESRESPONSE._serialized_start=384
-  _LISTSCOPESRESPONSE._serialized_end=464
-  _UPDATESCOPEREQUEST._serialized_start=466
-  _UPDATESCOPEREQUEST._serialized_end=569
-  _UPDATESCOPERESPONSE._serialized_start=571
-  _UPDATESCOPERESPONSE._serialized_end=626
-  _DELETESCOPEREQUEST._serialized_start=628
-  _DELETESCOPEREQUEST._serialized_end=660
-  _DELETESCOPERESPONSE._serialized_start=662
-  _DELETESCOPERESPONSE._serialized_end=683
-  _SCOPESERVICE._serialized_start=686
-  _SCOPESERVICE._serialized_end=1088
+  _SCOPESERVICE.methods_by_name['CreateScope']._options = None
+  _SCOPESERVICE.methods_by_name['CreateScope']._serialized_options = b'\202\323\344\223\0023\"*/v1/workspaces/{scope.workspace_id}/scopes:\005scope'
+  _SCOPESERVICE.methods_by_name['GetScope']._options = None
+  _SCOPESERVICE.methods_by_name['GetScope']._serialized_options = b'\202\323\344\223\002\021\022\017/v1/scopes/{id}'
+  _SCOPESERVICE.methods_by_name['ListScopes']._options = None
+  _SCOPESERVICE.methods_by_name['ListScopes']._serialized_options = b'\202\323\344\223\002&\022$/v1/workspaces/{workspace_id}/scopes'
+  _SCOPESERVICE.methods_by_name['UpdateScope']._options = None
+  _SCOPESERVICE.methods_by_name['UpdateScope']._serialized_options = b'\202\323\344\223\002\0362\025/v1/scopes/{scope.id}:\005scope'
+  _SCOPESERVICE.methods_by_name['DeleteScope']._options = None
+  _SCOPESERVICE.methods_by_name['DeleteScope']._serialized_options = b'\202\323\344\223\002\021*\017/v1/scopes/{id}'
+  _CREATESCOPEREQUEST._serialized_start=134
+  _CREATESCOPEREQUEST._serialized_end=188
+  _CREATESCOPERESPONSE._serialized_start=190
+  _CREATESCOPERESPONSE._serialized_end=245
+  _GETSCOPEREQUEST._serialized_start=247
+  _GETSCOPEREQUEST._serialized_end=276
+  _GETSCOPERESPONSE._serialized_start=278
+  _GETSCOPERESPONSE._serialized_end=330
+  _LISTSCOPESREQUEST._serialized_start=332
+  _LISTSCOPESREQUEST._serialized_end=412
+  _LISTSCOPESRESPONSE._serialized_start=414
+  _LISTSCOPESRESPONSE._serialized_end=494
+  _UPDATESCOPEREQUEST._serialized_start=496
+  _UPDATESCOPEREQUEST._serialized_end=599
+  _UPDATESCOPERESPONSE._serialized_start=601
+  _UPDATESCOPERESPONSE._serialized_end=656
+  _DELETESCOPEREQUEST._serialized_start=658
+  _DELETESCOPEREQUEST._serialized_end=690
+  _DELETESCOPERESPONSE._serialized_start=692
+  _DELETESCOPERESPONSE._serialized_end=713
+  _SCOPESERVICE._serialized_start=716
+  _SCOPESERVICE._serialized_end=1312
 # @@protoc_insertion_point(module_scope)

@@ -11,34 +11,43 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n keyward/v1/sdk_key_service.proto\x12\nkeyward.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x01\n\x06SdkKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12\x15\n\rworkspace_ids\x18\x04 \x03(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_used_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x19\n\x17GetCurrentSdkKeyRequest\"?\n\x18GetCurrentSdkKeyResponse\x12#\n\x07sdk_key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.SdkKey\":\n\x13\x43reateSdkKeyRequest\x12#\n\x07sdk_key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.SdkKey\"J\n\x14\x43reateSdkKeyResponse\x12#\n\x07sdk_key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.SdkKey\x12\r\n\x05token\x18\x02 \x01(\t\";\n\x12ListSdkKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"T\n\x13ListSdkKeysResponse\x12$\n\x08sdk_keys\x18\x01 \x03(\x0b\x32\x12.keyward.v1.SdkKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x13RevokeSdkKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\";\n\x14RevokeSdkKeyResponse\x12#\n\x07sdk_key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.SdkKey2\xe4\x02\n\rSdkKeyService\x12]\n\x10GetCurrentSdkKey\x12#.keyward.v1.GetCurrentSdkKeyRequest\x1a$.keyward.v1.GetCurrentSdkKeyResponse\x12Q\n\x0c\x43reateSdkKey\x12\x1f.keyward.v1.CreateSdkKeyRequest\x1a .keyward.v1.CreateSdkKeyResponse\x12N\n\x0bListSdkKeys\x12\x1e.keyward.v1.ListSdkKeysRequest\x1a\x1f.keyward.v1.ListSdkKeysResponse\x12Q\n\x0cRevokeSdkKey\x12\x1f.keyward.v1.RevokeSdkKeyRequest\x1a .keyward.v1.RevokeSdkKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n keyward/v1/sdk_key_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x01\n\x06SdkKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12\x15\n\rworkspace_ids\x18\x04 \x03(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_used_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x19\n\x17GetCurrentSdkKeyRequest\"?\n\x18GetCurrentSdkKeyResponse\x12#\n\x07sdk_key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.SdkKey\":\n\x13\x43reateSdkKeyRequest\x12#\n\x07sdk_key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.SdkKey\"J\n\x14\x43reateSdkKeyResponse\x12#\n\x07sdk_key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.SdkKey\x12\r\n\x05token\x18\x02 \x01(\t\";\n\x12ListSdkKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"T\n\x13ListSdkKeysResponse\x12$\n\x08sdk_keys\x18\x01 \x03(\x0b\x32\x12.keyward.v1.SdkKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x13RevokeSdkKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\";\n\x14RevokeSdkKeyResponse\x12#\n\x07sdk_key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.SdkKey2\xd7\x03\n\rSdkKeyService\x12v\n\x10GetCurrentSdkKey\x12#.keyward.v1.GetCurrentSdkKeyRequest\x1a$.keyward.v1.GetCurrentSdkKeyResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/sdk-keys/me\x12p\n\x0c\x43reateSdkKey\x12\x1f.keyward.v1.CreateSdkKeyRequest\x1a .keyward.v1.CreateSdkKeyResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/sdk-keys:\x07sdk_key\x12\x64\n\x0bListSdkKeys\x12\x1e.keyward.v1.ListSdkKeysRequest\x1a\x1f.keyward.v1.ListSdkKeysResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/sdk-keys\x12v\n\x0cRevokeSdkKey\x12\x1f.keyward.v1.RevokeSdkKeyRequest\x1a .keyward.v1.RevokeSdkKeyResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/sdk-keys/{id}:revoke:\x01*b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyward.v1.sdk_key_service_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _SDKKEY._serialized_start=82
-  _SDKKEY._serialized_end=305
-  _GETCURRENTSDKKEYREQUEST._serialized_start=307
-  _GETCURRENTSDKKEYREQUEST._serialized_end=332
-  _GETCURRENTSDKKEYRESPONSE._serialized_start=334
-  _GETCURRENTSDKKEYRESPONSE._serialized_end=397
-  _CREATESDKKEYREQUEST._serialized_start=399
-  _CREATESDKKEYREQUEST._serialized_end=457
-  _CREATESDKKEYRESPONSE._serialized_start=459
-  _CREATESDKKEYRESPONSE._serialized_end=533
-  _LISTSDKKEYSREQUEST._serialized_start=535
-  _LISTSDKKEYSREQUEST._serialized_end=594
-  _LISTSDKKEYSRESPONSE._serialized_start=596
-  _LISTSDKKEYSRESPONSE._serialized_end=680
-  _REVOKESDKKEYREQUEST._serialized_start=682
-  _REVOKESDKKEYREQUEST._serialized_end=715
-  _REVOKESDKKEYRESPONSE._serialized_start=717
-  _REVOKESDKKEYRESPONSE._serialized_end=776
-  _SDKKEYSERVICE._serialized_start=779
-  _SDKKEYSERVICE._serialized_end=1135
+  _SDKKEYSERVICE.methods_by_name['GetCurrentSdkKey']._options = None
+  _SDKKEYSERVICE.methods_by_name['GetCurrentSdkKey']._serialized_options = b'\202\323\344\223\002\021\022\017/v1/sdk-keys/me'
+  _SDKKEYSERVICE.methods_by_name['CreateSdkKey']._options = None
+  _SDKKEYSERVICE.methods_by_name['CreateSdkKey']._serialized_options = b'\202\323\344\223\002\027\"\014/v1/sdk-keys:\007sdk_key'
+  _SDKKEYSERVICE.methods_by_name['ListSdkKeys']._options = None
+  _SDKKEYSERVICE.methods_by_name['ListSdkKeys']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/sdk-keys'
+  _SDKKEYSERVICE.methods_by_name['RevokeSdkKey']._options = None
+  _SDKKEYSERVICE.methods_by_name['RevokeSdkKey']._serialized_options = b'\202\323\344\223\002\035\"\030/v1/sdk-keys/{id}:revoke:\001*'
+  _SDKKEY._serialized_start=112
+  _SDKKEY._serialized_end=335
+  _GETCURRENTSDKKEYREQUEST._serialized_start=337
+  _GETCURRENTSDKKEYREQUEST._serialized_end=362
+  _GETCURRENTSDKKEYRESPONSE._serialized_start=364
+  _GETCURRENTSDKKEYRESPONSE._serialized_end=427
+  _CREATESDKKEYREQUEST._serialized_start=429
+  _CREATESDKKEYREQUEST._serialized_end=487
+  _CREATESDKKEYRESPONSE._serialized_start=489
+  _CREATESDKKEYRESPONSE._serialized_end=563
+  _LISTSDKKEYSREQUEST._serialized_start=565
+  _LISTSDKKEYSREQUEST._serialized_end=624
+  _LISTSDKKEYSRESPONSE._serialized_start=626
+  _LISTSDKKEYSRESPONSE._serialized_end=710
+  _REVOKESDKKEYREQUEST._serialized_start=712
+  _REVOKESDKKEYREQUEST._serialized_end=745
+  _REVOKESDKKEYRESPONSE._serialized_start=747
+  _REVOKESDKKEYRESPONSE._serialized_end=806
+  _SDKKEYSERVICE._serialized_start=809
+  _SDKKEYSERVICE._serialized_end=1280
 # @@protoc_insertion_point(module_scope)

@@ -11,29 +11,34 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from keyward.v1 import key_service_pb2 as keyward_dot_v1_dot_key__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyward/v1/usage_service.proto\x12\nkeyward.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckeyward/v1/key_service.proto\"A\n\nUsageCount\x12$\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x16.keyward.v1.VerifyCode\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"t\n\x0bUsageBucket\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x16.keyward.v1.UsageCount\x12\r\n\x05total\x18\x03 \x01(\x03\"\x82\x01\n\x12GetKeyUsageRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"v\n\x13GetKeyUsageResponse\x12(\n\x07\x62uckets\x18\x01 \x03(\x0b\x32\x17.keyward.v1.UsageBucket\x12&\n\x06totals\x18\x02 \x03(\x0b\x32\x16.keyward.v1.UsageCount\x12\r\n\x05total\x18\x03 \x01(\x03\"\x8e\x01\n\x18GetWorkspaceUsageRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\x19GetWorkspaceUsageResponse\x12&\n\x06totals\x18\x01 \x03(\x0b\x32\x16.keyward.v1.UsageCount\x12\r\n\x05total\x18\x02 \x01(\x03\x12(\n\x07\x62uckets\x18\x03 \x03(\x0b\x32\x17.keyward.v1.UsageBucket2\xc0\x01\n\x0cUsageService\x12N\n\x0bGetKeyUsage\x12\x1e.keyward.v1.GetKeyUsageRequest\x1a\x1f.keyward.v1.GetKeyUsageResponse\x12`\n\x11GetWorkspaceUsage\x12$.keyward.v1.GetWorkspaceUsageRequest\x1a%.keyward.v1.GetWorkspaceUsageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyward/v1/usage_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckeyward/v1/key_service.proto\"A\n\nUsageCount\x12$\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x16.keyward.v1.VerifyCode\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"t\n\x0bUsageBucket\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x16.keyward.v1.UsageCount\x12\r\n\x05total\x18\x03 \x01(\x03\"\x82\x01\n\x12GetKeyUsageRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"v\n\x13GetKeyUsageResponse\x12(\n\x07\x62uckets\x18\x01 \x03(\x0b\x32\x17.keyward.v1.UsageBucket\x12&\n\x06totals\x18\x02 \x03(\x0b\x32\x16.keyward.v1.UsageCount\x12\r\n\x05total\x18\x03 \x01(\x03\"\x8e\x01\n\x18GetWorkspaceUsageRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\x19GetWorkspaceUsageResponse\x12&\n\x06totals\x18\x01 \x03(\x0b\x32\x16.keyward.v1.UsageCount\x12\r\n\x05total\x18\x02 \x01(\x03\x12(\n\x07\x62uckets\x18\x03 \x03(\x0b\x32\x17.keyward.v1.UsageBucket2\x93\x02\n\x0cUsageService\x12s\n\x0bGetKeyUsage\x12\x1e.keyward.v1.GetKeyUsageRequest\x1a\x1f.keyward.v1.GetKeyUsageResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/api-keys/{key_id}/usage\x12\x8d\x01\n\x11GetWorkspaceUsage\x12$.keyward.v1.GetWorkspaceUsageRequest\x1a%.keyward.v1.GetWorkspaceUsageResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/workspaces/{workspace_id}/usageb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyward.v1.usage_service_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _USAGECOUNT._serialized_start=109
-  _USAGECOUNT._serialized_end=174
-  _USAGEBUCKET._serialized_start=176
-  _USAGEBUCKET._serialized_end=292
-  _GETKEYUSAGEREQUEST._serialized_start=295
-  _GETKEYUSAGEREQUEST._serialized_end=425
-  _GETKEYUSAGERESPONSE._serialized_start=427
-  _GETKEYUSAGERESPONSE._serialized_end=545
-  _GETWORKSPACEUSAGEREQUEST._serialized_start=548
-  _GETWORKSPACEUSAGEREQUEST._serialized_end=690
-  _GETWORKSPACEUSAGERESPONSE._serialized_start=692
-  _GETWORKSPACEUSAGERESPONSE._serialized_end=816
-  _USAGESERVICE._serialized_start=819
-  _USAGESERVICE._serialized_end=1011
+  _USAGESERVICE.methods_by_name['GetKeyUsage']._options = None
+  _USAGESERVICE.methods_by_name['GetKeyUsage']._serialized_options = b'\202\323\344\223\002\035\022\033/v1/api-keys/{key_id}/usage'
+  _USAGESERVICE.methods_by_name['GetWorkspaceUsage']._options = None
+  _USAGESERVICE.methods_by_name['GetWorkspaceUsage']._serialized_options = b'\202\323\344\223\002%\022#/v1/workspaces/{workspace_id}/usage'
+  _USAGECOUNT._serialized_start=139
+  _USAGECOUNT._serialized_end=204
+  _USAGEBUCKET._serialized_start=206
+  _USAGEBUCKET._serialized_end=322
+  _GETKEYUSAGEREQUEST._serialized_start=325
+  _GETKEYUSAGEREQUEST._serialized_end=455
+  _GETKEYUSAGERESPONSE._serialized_start=457
+  _GETKEYUSAGERESPONSE._serialized_end=575
+  _GETWORKSPACEUSAGEREQUEST._serialized_start=578
+  _GETWORKSPACEUSAGEREQUEST._serialized_end=720
+  _GETWORKSPACEUSAGERESPONSE._serialized_start=722
+  _GETWORKSPACEUSAGERESPONSE._serialized_end=846
+  _USAGESERVICE._serialized_start=849
+  _USAGESERVICE._serialized_end=1124
 # @@protoc_insertion_point(module_scope)

@@ -11,41 +11,52 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from keyward.v1 import webhook_pb2 as keyward_dot_v1_dot_webhook__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n keyward/v1/webhook_service.proto\x12\nkeyward.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18keyward/v1/webhook.proto\"\xe4\x02\n\x0fWebhookDelivery\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.keyward.v1.DeliveryState\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x35\n\x11next_attempt_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x64\x65livered_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66\x61iled_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x1cListWebhookDeliveriesRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"i\n\x1dListWebhookDeliveriesResponse\x12/\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1b.keyward.v1.WebhookDelivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"F\n\x1cRedeliverWebhookEventRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\"N\n\x1dRedeliverWebhookEventResponse\x12-\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1b.keyward.v1.WebhookDelivery\"P\n\x11SetWebhookRequest\x12$\n\x07webhook\x18\x01 \x01(\x0b\x32\x13.keyward.v1.Webhook\x12\x15\n\rrotate_secret\x18\x02 \x01(\x08\"R\n\x12SetWebhookResponse\x12$\n\x07webhook\x18\x01 \x01(\x0b\x32\x13.keyward.v1.Webhook\x12\x16\n\x0esigning_secret\x18\x02 \x01(\t\")\n\x11GetWebhookRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\":\n\x12GetWebhookResponse\x12$\n\x07webhook\x18\x01 \x01(\x0b\x32\x13.keyward.v1.Webhook\",\n\x14\x44\x65leteWebhookRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteWebhookResponse*\x84\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x02\x12\x19\n\x15\x44\x45LIVERY_STATE_FAILED\x10\x03\x32\xdc\x03\n\x0eWebhookService\x12K\n\nSetWebhook\x12\x1d.keyward.v1.SetWebhookRequest\x1a\x1e.keyward.v1.SetWebhookResponse\x12K\n\nGetWebhook\x12\x1d.keyward.v1.GetWebhookRequest\x1a\x1e.keyward.v1.GetWebhookResponse\x12T\n\rDeleteWebhook\x12 .keyward.v1.DeleteWebhookRequest\x1a!.keyward.v1.DeleteWebhookResponse\x12l\n\x15ListWebhookDeliveries\x12(.keyward.v1.ListWebhookDeliveriesRequest\x1a).keyward.v1.ListWebhookDeliveriesResponse\x12l\n\x15RedeliverWebhookEvent\x12(.keyward.v1.RedeliverWebhookEventRequest\x1a).keyward.v1.RedeliverWebhookEventResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n keyward/v1/webhook_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18keyward/v1/webhook.proto\"\xe4\x02\n\x0fWebhookDelivery\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.keyward.v1.DeliveryState\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x35\n\x11next_attempt_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x64\x65livered_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66\x61iled_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x1cListWebhookDeliveriesRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"i\n\x1dListWebhookDeliveriesResponse\x12/\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1b.keyward.v1.WebhookDelivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"F\n\x1cRedeliverWebhookEventRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\"N\n\x1dRedeliverWebhookEventResponse\x12-\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1b.keyward.v1.WebhookDelivery\"P\n\x11SetWebhookRequest\x12$\n\x07webhook\x18\x01 \x01(\x0b\x32\x13.keyward.v1.Webhook\x12\x15\n\rrotate_secret\x18\x02 \x01(\x08\"R\n\x12SetWebhookResponse\x12$\n\x07webhook\x18\x01 \x01(\x0b\x32\x13.keyward.v1.Webhook\x12\x16\n\x0esigning_secret\x18\x02 \x01(\t\")\n\x11GetWebhookRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\":\n\x12GetWebhookResponse\x12$\n\x07webhook\x18\x01 \x01(\x0b\x32\x13.keyward.v1.Webhook\",\n\x14\x44\x65leteWebhookRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteWebhookResponse*\x84\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x02\x12\x19\n\x15\x44\x45LIVERY_STATE_FAILED\x10\x03\x32\x8a\x06\n\x0eWebhookService\x12\x8b\x01\n\nSetWebhook\x12\x1d.keyward.v1.SetWebhookRequest\x1a\x1e.keyward.v1.SetWebhookResponse\">\x82\xd3\xe4\x93\x02\x38\x1a-/v1/workspaces/{webhook.workspace_id}/webhook:\x07webhook\x12z\n\nGetWebhook\x12\x1d.keyward.v1.GetWebhookRequest\x1a\x1e.keyward.v1.GetWebhookResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/v1/workspaces/{workspace_id}/webhook\x12\x83\x01\n\rDeleteWebhook\x12 .keyward.v1.DeleteWebhookRequest\x1a!.keyward.v1.DeleteWebhookResponse\"-\x82\xd3\xe4\x93\x02\'*%/v1/workspaces/{workspace_id}/webhook\x12\xa6\x01\n\x15ListWebhookDeliveries\x12(.keyward.v1.ListWebhookDeliveriesRequest\x1a).keyward.v1.ListWebhookDeliveriesResponse\"8\x82\xd3\xe4\x93\x02\x32\x12\x30/v1/workspaces/{workspace_id}/webhook/deliveries\x12\xbe\x01\n\x15RedeliverWebhookEvent\x12(.keyward.v1.RedeliverWebhookEventRequest\x1a).keyward.v1.RedeliverWebhookEventResponse\"P\x82\xd3\xe4\x93\x02J\"E/v1/workspaces/{workspace_id}/webhook/deliveries/{event_id}:redeliver:\x01*b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyward.v1.webhook_service_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _DELIVERYSTATE._serialized_start=1159
-  _DELIVERYSTATE._serialized_end=1291
-  _WEBHOOKDELIVERY._serialized_start=108
-  _WEBHOOKDELIVERY._serialized_end=464
-  _LISTWEBHOOKDELIVERIESREQUEST._serialized_start=466
-  _LISTWEBHOOKDELIVERIESREQUEST._serialized_end=557
-  _LISTWEBHOOKDELIVERIESRESPONSE._serialized_start=559
-  _LISTWEBHOOKDELIVERIESRESPONSE._serialized_end=664
-  _REDELIVERWEBHOOKEVENTREQUEST._serialized_start=666
-  _REDELIVERWEBHOOKEVENTREQUEST._serialized_end=736
-  _REDELIVERWEBHOOKEVENTRESPONSE._serialized_start=738
-  _REDELIVERWEBHOOKEVENTRESPONSE._serialized_end=816
-  _SETWEBHOOKREQUEST._serialized_start=818
-  _SETWEBHOOKREQUEST._serialized_end=898
-  _SETWEBHOOKRESPONSE._serialized_start=900
-  _SETWEBHOOKRESPONSE._serialized_end=982
-  _GETWEBHOOKREQUEST._serialized_start=984
-  _GETWEBHOOKREQUEST._serialized_end=1025
-  _GETWEBHOOKRESPONSE._serialized_start=1027
-  _GETWEBHOOKRESPONSE._serialized_end=1085
-  _DELETEWEBHOOKREQUEST._serialized_start=1087
-  _DELETEWEBHOOKREQUEST._serialized_end=1131
-  _DELETEWEBHOOKRESPONSE._serialized_start=1133
-  _DELETEWEBHOOKRESPONSE._serialized_end=1156
-  _WEBHOOKSERVICE._serialized_start=1294
-  _WEBHOOKSERVICE._serialized_end=1770
+  _WEBHOOKSERVICE.methods_by_name['SetWebhook']._options = None
+  _WEBHOOKSERVICE.methods_by_name['SetWebhook']._serialized_options = b'\202\323\344\223\0028\032-/v1/workspaces/{webhook.workspace_id}/webhook:\007webhook'
+  _WEBHOOKSERVICE.methods_by_name['GetWebhook']._options = None
+  _WEBHOOKSERVICE.methods_by_name['GetWebhook']._serialized_options = b'\202\323\344\223\002\'\022%/v1/workspaces/{workspace_id}/webhook'
+  _WEBHOOKSERVICE.methods_by_name['DeleteWebhook']._options = None
+  _WEBHOOKSERVICE.methods_by_name['DeleteWebhook']._serialized_options = b'\202\323\344\223\002\'*%/v1/workspaces/{workspace_id}/webhook'
+  _WEBHOOKSERVICE.methods_by_name['ListWebhookDeliveries']._options = None
+  _WEBHOOKSERVICE.methods_by_name['ListWebhookDeliveries']._serialized_options = b'\202\323\344\223\0022\0220/v1/workspaces/{workspace_id}/webhook/deliveries'
+  _WEBHOOKSERVICE.methods_by_name['RedeliverWebhookEvent']._options = None
+  _WEBHOOKSERVICE.methods_by_name['RedeliverWebhookEvent']._serialized_options = b'\202\323\344\223\002J\"E/v1/workspaces/{workspace_id}/webhook/deliveries/{event_id}:redeliver:\001*'
+  _DELIVERYSTATE._serialized_start=1189
+  _DELIVERYSTATE._serialized_end=1321
+  _WEBHOOKDELIVERY._serialized_start=138
+  _WEBHOOKDELIVERY._serialized_end=494
+  _LISTWEBHOOKDELIVERIESREQUEST._serialized_start=496
+  _LISTWEBHOOKDELIVERIESREQUEST._serialized_end=587
+  _LISTWEBHOOKDELIVERIESRESPONSE._serialized_start=589
+  _LISTWEBHOOKDELIVERIESRESPONSE._serialized_end=694
+  _REDELIVERWEBHOOKEVENTREQUEST._serialized_start=696
+  _REDELIVERWEBHOOKEVENTREQUEST._serialized_end=766
+  _REDELIVERWEBHOOKEVENTRESPONSE._serialized_start=768
+  _REDELIVERWEBHOOKEVENTRESPONSE._serialized_end=846
+  _SETWEBHOOKREQUEST._serialized_start=848
+  _SETWEBHOOKREQUEST._serialized_end=928
+  _SETWEBHOOKRESPONSE._serialized_start=930
+  _SETWEBHOOKRESPONSE._serialized_end=1012
+  _GETWEBHOOKREQUEST._serialized_start=1014
+  _GETWEBHOOKREQUEST._serialized_end=1055
+  _GETWEBHOOKRESPONSE._serialized_start=1057
+  _GETWEBHOOKRESPONSE._serialized_end=1115
+  _DELETEWEBHOOKREQUEST._serialized_start=1117
+  _DELETEWEBHOOKREQUEST._serialized_end=1161
+  _DELETEWEBHOOKRESPONSE._serialized_start=1163
+  _DELETEWEBHOOKRESPONSE._serialized_end=1186
+  _WEBHOOKSERVICE._serialized_start=1324
+  _WEBHOOKSERVICE._serialized_end=2102
 # @@protoc_insertion_point(module_scope)

@@ -11,37 +11,48 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from keyward.v1 import workspace_pb2 as keyward_dot_v1_dot_workspace__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"keyward/v1/workspace_service.proto\x12\nkeyward.v1\x1a google/protobuf/field_mask.proto\x1a\x1akeyward/v1/workspace.proto\"B\n\x16\x43reateWorkspaceRequest\x12(\n\tworkspace\x18\x01 \x01(\x0b\x32\x15.keyward.v1.Workspace\"C\n\x17\x43reateWorkspaceResponse\x12(\n\tworkspace\x18\x01 \x01(\x0b\x32\x15.keyward.v1.Workspace\"!\n\x13GetWorkspaceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x14GetWorkspaceResponse\x12(\n\tworkspace\x18\x01 \x01(\x0b\x32\x15.keyward.v1.Workspace\">\n\x15ListWorkspacesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListWorkspacesResponse\x12)\n\nworkspaces\x18\x01 \x03(\x0b\x32\x15.keyward.v1.Workspace\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x16UpdateWorkspaceRequest\x12(\n\tworkspace\x18\x01 \x01(\x0b\x32\x15.keyward.v1.Workspace\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"C\n\x17UpdateWorkspaceResponse\x12(\n\tworkspace\x18\x01 \x01(\x0b\x32\x15.keyward.v1.Workspace\"$\n\x16\x44\x65leteWorkspaceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteWorkspaceResponse2\xd2\x03\n\x10WorkspaceService\x12Z\n\x0f\x43reateWorkspace\x12\".keyward.v1.CreateWorkspaceRequest\x1a#.keyward.v1.CreateWorkspaceResponse\x12Q\n\x0cGetWorkspace\x12\x1f.keyward.v1.GetWorkspaceRequest\x1a .keyward.v1.GetWorkspaceResponse\x12W\n\x0eListWorkspaces\x12!.keyward.v1.ListWorkspacesRequest\x1a\".keyward.v1.ListWorkspacesResponse\x12Z\n\x0fUpdateWorkspace\x12\".keyward.v1.UpdateWorkspaceRequest\x1a#.keyward.v1.UpdateWorkspaceResponse\x12Z\n\x0f\x44\x65leteWorkspace\x12\".keyward.v1.DeleteWorkspaceRequest\x1a#.keyward.v1.DeleteWorkspaceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"keyward/v1/workspace_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1akeyward/v1/workspace.proto\"B\n\x16\x43reateWorkspaceRequest\x12(\n\tworkspace\x18\x01 \x01(\x0b\x32\x15.keyward.v1.Workspace\"C\n\x17\x43reateWorkspaceResponse\x12(\n\tworkspace\x18\x01 \x01(\x0b\x32\x15.keyward.v1.Workspace\"!\n\x13GetWorkspaceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x14GetWorkspaceResponse\x12(\n\tworkspace\x18\x01 \x01(\x0b\x32\x15.keyward.v1.Workspace\">\n\x15ListWorkspacesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListWorkspacesResponse\x12)\n\nworkspaces\x18\x01 \x03(\x0b\x32\x15.keyward.v1.Workspace\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x16UpdateWorkspaceRequest\x12(\n\tworkspace\x18\x01 \x01(\x0b\x32\x15.keyward.v1.Workspace\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"C\n\x17UpdateWorkspaceResponse\x12(\n\tworkspace\x18\x01 \x01(\x0b\x32\x15.keyward.v1.Workspace\"$\n\x16\x44\x65leteWorkspaceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteWorkspaceResponse2\xfa\x04\n\x10WorkspaceService\x12}\n\x0f\x43reateWorkspace\x12\".keyward.v1.CreateWorkspaceRequest\x1a#.keyward.v1.CreateWorkspaceResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x0e/v1/workspaces:\tworkspace\x12n\n\x0cGetWorkspace\x12\x1f.keyward.v1.GetWorkspaceRequest\x1a .keyward.v1.GetWorkspaceResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/workspaces/{id}\x12o\n\x0eListWorkspaces\x12!.keyward.v1.ListWorkspacesRequest\x1a\".keyward.v1.ListWorkspacesResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/workspaces\x12\x8c\x01\n\x0fUpdateWorkspace\x12\".keyward.v1.UpdateWorkspaceRequest\x1a#.keyward.v1.UpdateWorkspaceResponse\"0\x82\xd3\xe4\x93\x02*2\x1d/v1/workspaces/{workspace.id}:\tworkspace\x12w\n\x0f\x44\x65leteWorkspace\x12\".keyward.v1.DeleteWorkspaceRequest\x1a#.keyward.v1.DeleteWorkspaceResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/workspaces/{id}b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyward.v1.workspace_service_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _CREATEWORKSPACEREQUEST._serialized_start=112
-  _CREATEWORKSPACEREQUEST._serialized_end=178
-  _CREATEWORKSPACERESPONSE._serialized_start=180
-  _CREATEWORKSPACERESPONSE._serialized_end=247
-  _GETWORKSPACEREQUEST._serialized_start=249
-  _GETWORKSPACEREQUEST._serialized_end=282
-  _GETWORKSPACERESPONSE._serialized_start=284
-  _GETWORKSPACERESPONSE._serialized_end=348
-  _LISTWORKSPACESREQUEST._serialized_start=350
-  _LISTWORKSPACESREQUEST._serialized_end=412
-  _LISTWORKSPACESRESPONSE._serialized_start=414
-  _LISTWORKSPACESRESPONSE._serialized_end=506
-  _UPDATEWORKSPACEREQUEST._serialized_start=508
-  _UPDATEWORKSPACEREQUEST._serialized_end=623
-  _UPDATEWORKSPACERESPONSE._serialized_start=625
-  _UPDATEWORKSPACERESPONSE._serialized_end=692
-  _DELETEWORKSPACEREQUEST._serialized_start=694
-  _DELETEWORKSPACEREQUEST._serialized_end=730
-  _DELETEWORKSPACERESPONSE._serialized_start=732
-  _DELETEWORKSPACERESPONSE._serialized_end=757
-  _WORKSPACESERVICE._serialized_start=760
-  _WORKSPACESERVICE._serialized_end=1226
+  _WORKSPACESERVICE.methods_by_name['CreateWorkspace']._options = None
+  _WORKSPACESERVICE.methods_by_name['CreateWorkspace']._serialized_options = b'\202\323\344\223\002\033\"\016/v1/workspaces:\tworkspace'
+  _WORKSPACESERVICE.methods_by_name['GetWorkspace']._options = None
+  _WORKSPACESERVICE.methods_by_name['GetWorkspace']._serialized_options = b'\202\323\344\223\002\025\022\023/v1/workspaces/{id}'
+  _WORKSPACESERVICE.methods_by_name['ListWorkspaces']._options = None
+  _WORKSPACESERVICE.methods_by_name['ListWorkspaces']._serialized_options = b'\202\323\344\223\002\020\022\016/v1/workspaces'
+  _WORKSPACESERVICE.methods_by_name['UpdateWorkspace']._options = None
+  _WORKSPACESERVICE.methods_by_name['UpdateWorkspace']._serialized_options = b'\202\323\344\223\002*2\035/v1/workspaces/{workspace.id}:\tworkspace'
+  _WORKSPACESERVICE.methods_by_name['DeleteWorkspace']._options = None
+  _WORKSPACESERVICE.methods_by_name['DeleteWorkspace']._serialized_options = b'\202\323\344\223\002\025*\023/v1/workspaces/{id}'
+  _CREATEWORKSPACEREQUEST._serialized_start=142
+  _CREATEWORKSPACEREQUEST._serialized_end=208
+  _CREATEWORKSPACERESPONSE._serialized_start=210
+  _CREATEWORKSPACERESPONSE._serialized_end=277
+  _GETWORKSPACEREQUEST._serialized_start=279
+  _GETWORKSPACEREQUEST._serialized_end=312
+  _GETWORKSPACERESPONSE._serialized_start=314
+  _GETWORKSPACERESPONSE._serialized_end=378
+  _LISTWORKSPACESREQUEST._serialized_start=380
+  _LISTWORKSPACESREQUEST._serialized_end=442
+  _LISTWORKSPACESRESPONSE._serialized_start=444
+  _LISTWORKSPACESRESPONSE._serialized_end=536
+  _UPDATEWORKSPACEREQUEST._serialized_start=538
+  _UPDATEWORKSPACEREQUEST._serialized_end=653
+  _UPDATEWORKSPACERESPONSE._serialized_start=655
+  _UPDATEWORKSPACERESPONSE._serialized_end=722
+  _DELETEWORKSPACEREQUEST._serialized_start=724
+  _DELETEWORKSPACEREQUEST._serialized_end=760
+  _DELETEWORKSPACERESPONSE._serialized_start=762
+  _DELETEWORKSPACERESPONSE._serialized_end=787
+  _WORKSPACESERVICE._serialized_start=790
+  _WORKSPACESERVICE._serialized_end=1424
 # @@protoc_insertion_point(module_scope)
