@@ -11,11 +11,20 @@
 //                           a browser (Accept: text/html) is redirected to /console/
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
-import type { App } from '../app.js';
+import type { DatabaseProbe } from '../health/database-probe.js';
+import type { SigningKeys } from '../tokens/signing-keys.js';
 import { httpFailureOf } from './failure.js';
-import { AUTHORIZE_PATH, forwardAuth } from './forward-auth.js';
+import { AUTHORIZE_PATH, forwardAuth, type ForwardAuthDeps } from './forward-auth.js';
 import type { RestTranscoder } from './rest.js';
-import { serveStatic, staticAppOf } from './static-assets.js';
+import { serveStatic, staticAppOf, type StaticApp } from './static-assets.js';
+
+/** What the plain HTTP endpoints use (the App has them all). */
+export interface EndpointDeps extends ForwardAuthDeps {
+  probe: Pick<DatabaseProbe, 'status' | 'isDraining'>;
+  signingKeys: Pick<SigningKeys, 'publicKeys'>;
+  browserApps: readonly StaticApp[];
+  openApiJson(): string;
+}
 
 /** What connect-node's adapter hands its fallback: an HTTP/1.1 or HTTP/2 (compat) request and response. */
 type Fallback = NonNullable<ConnectNodeAdapterOptions['fallback']>;
@@ -39,7 +48,7 @@ function send(req: Req, res: Res, status: number, body: unknown, headers: Outgoi
 /** The project has no documentation site: the docs are the source tree's files and the OpenAPI document. */
 const DOCS = 'README.md and SECURITY.md in the Keyward source; every RPC and REST path: /openapi.json';
 
-export function httpEndpoints(app: App, rest: RestTranscoder) {
+export function httpEndpoints(app: EndpointDeps, rest: RestTranscoder) {
   return (req: Req, res: Res): void => {
     const path = (req.url ?? '/').split('?')[0]!;
     if (path.startsWith('/v1/') && path !== AUTHORIZE_PATH && !path.startsWith(`${AUTHORIZE_PATH}/`)) {
@@ -55,7 +64,7 @@ export function httpEndpoints(app: App, rest: RestTranscoder) {
   };
 }
 
-async function route(app: App, req: Req, res: Res, path: string): Promise<void> {
+async function route(app: EndpointDeps, req: Req, res: Res, path: string): Promise<void> {
   // Forward auth takes any method: nginx's auth_request and Envoy send the
   // original request's method, Traefik and Caddy their own.
   if (path === AUTHORIZE_PATH || path.startsWith(`${AUTHORIZE_PATH}/`)) {

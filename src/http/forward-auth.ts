@@ -33,7 +33,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { bearerTokenOf } from '../auth/bearer.js';
 import { DomainError } from '../domain/errors.js';
-import type { App } from '../app.js';
+import type { SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
+import type { Logger } from '../log.js';
+import type { KeyVerifier } from '../verify/verifier.js';
 import { httpFailureOf } from './failure.js';
 import type { VerifyResult } from '../verify/verifier.js';
 import type { LimitOutcome } from '../verify/limits.js';
@@ -223,12 +225,19 @@ function makeResultAnswer(r: VerifyResult): ForwardAuthAnswer {
   return answer(status, r.code, message, identity);
 }
 
+/** What forward auth uses: the gateway's SDK key check, the verifier, the log. */
+export interface ForwardAuthDeps {
+  auth: Pick<SdkKeyAuthenticator, 'authenticateToken' | 'throttledRetryAfterSeconds'>;
+  verifier: Pick<KeyVerifier, 'verify'>;
+  log: Logger;
+}
+
 /**
  * Decides one forward-auth request. `source` is the gateway's remote address,
  * for throttling failed SDK-key checks. Never throws: every answer, failures
  * included, carries X-Keyward-Code.
  */
-export async function forwardAuth(app: App, h: IncomingHttpHeaders, source: string): Promise<ForwardAuthAnswer> {
+export async function forwardAuth(app: ForwardAuthDeps, h: IncomingHttpHeaders, source: string): Promise<ForwardAuthAnswer> {
   try {
     const sdkKey = header(h, HEADER.sdkKey)?.trim();
     if (!sdkKey) {
@@ -264,7 +273,7 @@ function invalidHeaderMessage(e: DomainError): string {
   return header === undefined ? e.message : header + e.message.slice(e.field!.length);
 }
 
-function failureAnswer(app: App, e: unknown): ForwardAuthAnswer {
+function failureAnswer(app: ForwardAuthDeps, e: unknown): ForwardAuthAnswer {
   if (!(e instanceof DomainError)) {
     const f = httpFailureOf(e, app.log, { path: AUTHORIZE_PATH });
     return answer(f.status, f.code, f.message);
