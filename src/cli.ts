@@ -25,7 +25,7 @@ Commands:
 Scopes: * workspace:read workspace:write workspace_scopes:read workspace_scopes:write
         api_keys:read api_keys:write api_keys:verify audit:read sdk_keys:write
 
-Environment: PORT, HOST, DATABASE_URL, KEYWARD_DATA_DIR, KEYWARD_LOG_LEVEL, KEYWARD_TOKEN_TTL_SECONDS (see README).`;
+Environment: PORT, HOST, DATABASE_URL, KEYWARD_DATA_DIR, KEYWARD_LOG_LEVEL, KEYWARD_TOKEN_TTL_SECONDS (all of them: docs/configuration.md).`;
 
 async function withDatabase<T>(config: Config, fn: (sdkKeys: SdkKeys, signingKeys: SigningKeys) => Promise<T>): Promise<T> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, joinRunning: true });

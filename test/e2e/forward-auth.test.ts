@@ -494,7 +494,7 @@ describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
   });
 });
 
-/** The README's nginx example, with this test's ports and paths. */
+/** The nginx example in docs/gateways.md, with this test's ports and paths. */
 function nginxConf(o: { dir: string; port: number; keywardPort: number; upstreamPort: number; sdkKey: string }): string {
   return `
 worker_processes 1;
