@@ -34,6 +34,8 @@ import { DescriptorIndex, reflectionV1, reflectionV1Alpha } from './rpc/reflecti
 import { tokenService } from './rpc/token-service.js';
 import { SigningKeys } from './tokens/signing-keys.js';
 import { TokenIssuer } from './tokens/token-issuer.js';
+import { ExchangeThrottle } from './tokens/exchange-throttle.js';
+import { TokenChecker } from './tokens/token-checker.js';
 import { DEFAULT_SDK_KEY_AUTH, SdkKeyAuthenticator } from './auth/sdk-key-auth.js';
 import { SecretBox } from './credentials/secret-box.js';
 import { Keys } from './domain/keys.js';
@@ -74,7 +76,7 @@ export type AppOptions = Pick<
   | 'secretsKey'
   | 'expiryScanMs'
   | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
-  | 'tokenTtlSeconds' | 'tokenIssuer' | 'tokenAudience'
+  | 'tokenTtlSeconds' | 'tokenIssuer' | 'tokenAudience' | 'tokenExchangesPerMinute'
   | 'sdkKeyFailureBurst' | 'sdkKeyFailuresPerSecond'
   | 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs'
   | 'portalOrigins'
@@ -128,6 +130,10 @@ export class App {
   readonly keyCache: KeyCache<KeyRecord>;
   readonly signingKeys: SigningKeys;
   readonly tokens: TokenIssuer;
+  /** Throttles ExchangeOwnKey per key and per address. */
+  readonly exchangeThrottle: ExchangeThrottle;
+  /** Checks exchanged tokens offline for forward auth (signature, claims, the key's state). */
+  readonly tokenChecker: TokenChecker;
   readonly probe: DatabaseProbe;
   /** VerifyKey calls the HTTP/2 fast path answered, and calls it handed to connect-node. */
   readonly fastPathStats = { served: 0, handedOver: 0 };
@@ -191,14 +197,26 @@ export class App {
     this.verifier = new KeyVerifier(orm, this.keyCache, this.usage, limits, this.analytics);
     const tokenTtlMs = opts.tokenTtlSeconds * 1000;
     this.signingKeys = new SigningKeys(orm, this.changes, { tokenTtlMs, secrets: this.secrets });
-    this.tokens = new TokenIssuer(this.verifier, this.signingKeys, { ttlMs: tokenTtlMs, issuer: opts.tokenIssuer, audience: opts.tokenAudience });
+    this.exchangeThrottle = new ExchangeThrottle({
+      perKeyPerMinute: opts.tokenExchangesPerMinute,
+      failureBurst: opts.sdkKeyFailureBurst,
+      failuresPerSecond: opts.sdkKeyFailuresPerSecond,
+    });
+    const tokenOpts = { ttlMs: tokenTtlMs, issuer: opts.tokenIssuer, audience: opts.tokenAudience };
+    this.tokens = new TokenIssuer(this.verifier, this.signingKeys, tokenOpts, this.exchangeThrottle);
+    this.tokenChecker = new TokenChecker(orm, this.signingKeys, tokenOpts, { stateTtlMs: opts.verifyCacheTtlMs });
     this.probe = new DatabaseProbe(orm);
     this.browserApps = browserApps(opts.portalOrigins);
     this.changes.subscribe((c) => {
       if (c.keys) this.keyCache.evictKeys(c.keys);
       if (c.workspace) this.keyCache.evictWorkspace(c.workspace);
+      if (c.keys) this.tokenChecker.evictKeys(c.keys);
+      if (c.workspace) this.tokenChecker.evictWorkspace(c.workspace);
       if (c.sdkKey) this.auth.forget(c.sdkKey);
-      if (c.signingKey) this.signingKeys.forget();
+      if (c.signingKey) {
+        this.signingKeys.forget();
+        this.tokenChecker.forgetJwks();
+      }
     });
   }
 

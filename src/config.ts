@@ -50,6 +50,12 @@ export interface Config {
   tokenTtlSeconds: number;
   tokenIssuer: string;
   tokenAudience: string;
+  /**
+   * Tokens one API key may obtain for itself (TokenService/ExchangeOwnKey) per
+   * minute, per process. Failed exchanges from one address are throttled with
+   * the budget of failed SDK key checks (sdkKeyFailureBurst, sdkKeyFailuresPerSecond).
+   */
+  tokenExchangesPerMinute: number;
   /** Origins (`https://app.example.com`) whose pages may embed the customer portal and call its RPCs (CORS). */
   portalOrigins: string[];
 }
@@ -115,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tokenTtlSeconds: int(env, 'KEYWARD_TOKEN_TTL_SECONDS', 300, 1),
     tokenIssuer: env.KEYWARD_TOKEN_ISSUER || 'keyward',
     tokenAudience: env.KEYWARD_TOKEN_AUDIENCE || '',
+    tokenExchangesPerMinute: int(env, 'KEYWARD_TOKEN_EXCHANGES_PER_MINUTE', 60, 1),
     portalOrigins: origins(env, 'KEYWARD_PORTAL_ORIGINS'),
   };
 }

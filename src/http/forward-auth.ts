@@ -10,6 +10,11 @@
 //   X-Keyward-SDK-Key: kws_...                the gateway's SDK key (scope api_keys:verify)
 //   Authorization: Bearer <api key>           the caller's API key ...
 //   X-API-Key: <api key>                      ... or here (this one wins when both are sent)
+//   Authorization: Bearer <jwt>               or a token from TokenService (ExchangeKey,
+//                                             ExchangeOwnKey), checked offline (TokenChecker):
+//                                             401 invalid_token if bad or expired, 401 revoked /
+//                                             disabled / not_found if its key changed since;
+//                                             X-Keyward-Cost does not apply (tokens use no limits)
 //   X-Keyward-Permissions: scope:action,...   permissions the route needs (optional)
 //   X-Keyward-Require-Workspace-Id: <id>      only keys of this workspace pass (optional)
 //   X-Keyward-Cost: <n>                       what the request costs a key with limits,
@@ -18,6 +23,7 @@
 //   200  valid: X-Keyward-Key-Id, X-Keyward-Customer-Id, X-Keyward-Workspace-Id
 //   401  no API key, or not_found / disabled / expired / revoked, with
 //        WWW-Authenticate: Bearer realm="keyward"[, error="invalid_token", error_description="..."]
+//   401  a token (JWT) that is bad, tampered with, expired or not ours: invalid_token
 //   403  insufficient_permissions
 //   429  rate_limited, usage_exceeded
 //   200 and 429 of a key with rate limits also carry RateLimit-Limit,
@@ -35,7 +41,8 @@ import { bearerTokenOf } from '../auth/bearer.js';
 import { DomainError } from '../domain/errors.js';
 import type { SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
 import type { Logger } from '../log.js';
-import type { KeyVerifier } from '../verify/verifier.js';
+import { checkVerifyInput, type KeyVerifier } from '../verify/verifier.js';
+import { looksLikeJwt, type TokenCheck, type TokenChecker } from '../tokens/token-checker.js';
 import { httpFailureOf } from './failure.js';
 import type { VerifyResult } from '../verify/verifier.js';
 import type { LimitOutcome } from '../verify/limits.js';
@@ -229,7 +236,24 @@ function makeResultAnswer(r: VerifyResult): ForwardAuthAnswer {
 export interface ForwardAuthDeps {
   auth: Pick<SdkKeyAuthenticator, 'authenticateToken' | 'throttledRetryAfterSeconds'>;
   verifier: Pick<KeyVerifier, 'verify'>;
+  /** Checks exchanged JWTs; without it a JWT is checked as an API key (and is not found). */
+  tokenChecker?: Pick<TokenChecker, 'check'>;
   log: Logger;
+}
+
+/** The answer for a token (TokenChecker's verdict), with the same headers as for an API key. */
+function tokenAnswer(t: TokenCheck): ForwardAuthAnswer {
+  const identity: Record<string, string> = t.identity
+    ? {
+        [HEADER.keyId]: t.identity.keyId,
+        [HEADER.customerId]: headerSafe(t.identity.customerId),
+        [HEADER.workspaceId]: t.identity.workspaceId,
+      }
+    : {};
+  const status = t.code === 'invalid_token' ? 401 : forwardAuthStatus(t.code);
+  if (status === 200) return answer(200, t.code, t.message, identity);
+  if (status === 401) return answer(401, t.code, t.message, { 'www-authenticate': invalidTokenChallenge(t.message) });
+  return answer(status, t.code, t.message, identity);
 }
 
 /**
@@ -254,6 +278,13 @@ export async function forwardAuth(app: ForwardAuthDeps, h: IncomingHttpHeaders, 
       });
     }
     const input = { key, requiredPermissions: permissionsOf(h), workspaceId: header(h, HEADER.requireWorkspace)?.trim() ?? '', cost: costOf(h) };
+    if (app.tokenChecker && looksLikeJwt(key)) {
+      // The same checks of the gateway and its headers as for an API key.
+      principal.requireScope('api_keys:verify');
+      checkVerifyInput(input);
+      if (input.workspaceId !== '') principal.requireWorkspace(input.workspaceId);
+      return tokenAnswer(await app.tokenChecker.check(key, input.requiredPermissions, input.workspaceId, (w) => principal.canSee(w)));
+    }
     return resultAnswer(await app.verifier.verify(principal, input));
   } catch (e) {
     return failureAnswer(app, e);

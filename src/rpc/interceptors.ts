@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import type { DescMethod } from '@bufbuild/protobuf';
 import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
 import { PortalService } from '../../gen/keyward/v1/portal_service_pb.js';
+import { TokenService } from '../../gen/keyward/v1/token_service_pb.js';
 import { UsageService } from '../../gen/keyward/v1/usage_service_pb.js';
 import { bearerTokenOf } from '../auth/bearer.js';
 import { PORTAL_TOKEN_REFUSED, type PortalAuthenticator } from '../auth/portal-auth.js';
@@ -103,16 +104,26 @@ export const PORTAL_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
 ]);
 
 /**
+ * The RPCs that authenticate their caller themselves, with a credential that
+ * is no SDK key: TokenService/ExchangeOwnKey takes the customer's API key in
+ * the authorization header and verifies it as VerifyKey does (throttled per
+ * key and per address, src/tokens/exchange-throttle.ts). Only these methods,
+ * not their services, pass without an SDK key.
+ */
+export const SELF_AUTHENTICATING_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([TokenService.method.exchangeOwnKey]);
+
+/**
  * Authenticates the credential of every request, an SDK key or a customer
  * portal token (`kwp_…`, only for PORTAL_METHODS), and hands the principal,
  * acting in this request (its id goes into audit records), to the handler.
  * Only the services named in `open` (gRPC health checking and server
  * reflection: they reveal nothing a client generated from proto/ does not
- * know) take calls without one.
+ * know) take calls without one, and the SELF_AUTHENTICATING_METHODS, which
+ * check their own credential.
  */
 export function authInterceptor(auth: SdkKeyAuthenticator, portal: PortalAuthenticator, open: ReadonlySet<string> = new Set()): Interceptor {
   return (next) => async (req) => {
-    if (open.has(req.service.typeName)) return next(req);
+    if (open.has(req.service.typeName) || SELF_AUTHENTICATING_METHODS.has(req.method)) return next(req);
     const authorization = req.header.get('authorization');
     const token = bearerTokenOf(authorization);
     let principal;

@@ -12,9 +12,14 @@ import type { SdkScope } from '../../src/domain/principal.js';
  *   to some of its own workspaces;
  * - `self`: about the calling SDK key itself: any valid SDK key may call it;
  * - `portal-only`: only a customer portal token may call it; every SDK key is
- *   PERMISSION_DENIED (portal tokens: test/e2e/portal-auth.test.ts).
+ *   PERMISSION_DENIED (portal tokens: test/e2e/portal-auth.test.ts);
+ * - `own-api-key`: takes no SDK key: the customer's API key in the
+ *   authorization header is the credential, so every SDK key (valid or not,
+ *   any scope or workspace) is UNAUTHENTICATED, as any string that is no
+ *   valid API key (the key itself: security.test.ts and
+ *   test/e2e/customer-tokens.test.ts).
  */
-export type Access = 'create-workspace' | 'list-workspaces' | 'list-sdk-keys' | 'by-id' | 'names-workspace' | 'self' | 'portal-only';
+export type Access = 'create-workspace' | 'list-workspaces' | 'list-sdk-keys' | 'by-id' | 'names-workspace' | 'self' | 'portal-only' | 'own-api-key';
 
 /** What a call answers: a gRPC code, or `OK` (`OK_OWN`: succeeds, showing only the key's own workspaces). */
 export type Expected = 'UNAUTHENTICATED' | 'PERMISSION_DENIED' | 'NOT_FOUND' | 'OK' | 'OK_OWN';
@@ -45,10 +50,11 @@ export const EXPECTED: Record<Access, ExpectedByCredential> = {
   'list-sdk-keys': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'OK_OWN', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
   self: { unauthenticated: 'UNAUTHENTICATED', missingScope: 'OK', otherWorkspace: 'OK', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
   'portal-only': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'PERMISSION_DENIED', rightKey: 'PERMISSION_DENIED', restrictedToThisWorkspace: 'PERMISSION_DENIED' },
+  'own-api-key': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'UNAUTHENTICATED', otherWorkspace: 'UNAUTHENTICATED', rightKey: 'UNAUTHENTICATED', restrictedToThisWorkspace: 'UNAUTHENTICATED' },
 };
 
 export interface AuthzRow {
-  /** The SDK scope the RPC requires (src/domain/* requireScope); none for `self` and `portal-only`. */
+  /** The SDK scope the RPC requires (src/domain/* requireScope); none for `self`, `portal-only` and `own-api-key`. */
   scope?: SdkScope;
   access: Access;
 }
@@ -99,6 +105,8 @@ export const AUTHZ_MATRIX = {
   'WebhookService/RedeliverWebhookEvent': { scope: 'workspace:write', access: 'names-workspace' },
   // Verifies like VerifyKey (same request shape), then signs a token.
   'TokenService/ExchangeKey': { scope: 'api_keys:verify', access: 'names-workspace' },
+  // The customer's API key exchanges itself: no SDK key, only that key.
+  'TokenService/ExchangeOwnKey': { access: 'own-api-key' },
 
   // SDK keys hand out no more than their own scopes and workspaces.
   'SdkKeyService/GetCurrentSdkKey': { access: 'self' },

@@ -475,6 +475,14 @@ const BUILDERS = {
       expect(r.token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
     },
   }),
+  'TokenService/ExchangeOwnKey': async (p) => ({
+    // Called with SDK keys by the matrix (all refused); with the key itself below.
+    req: { requiredPermissions: [`${p.scope.name}:read`], workspaceId: p.ws },
+    check: (r) => {
+      expect(r).toMatchObject({ keyId: p.key.id, workspaceId: p.ws, permissions: [`${p.scope.name}:read`] });
+      expect(r.token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    },
+  }),
   'SdkKeyService/GetCurrentSdkKey': async () => ({
     req: {},
     check: (r) => {
@@ -665,6 +673,7 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
       switch (row.access) {
         case 'create-workspace':
         case 'portal-only':
+        case 'own-api-key':
           expectCode(o, codeOf(expected));
           break;
         case 'self':
@@ -733,6 +742,16 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
         await built.check(expectOk(o));
       }
     });
+
+    if (rowOf(rpc.name).access === 'own-api-key') {
+      it('the API key itself → success; another workspace named → UNAUTHENTICATED, as an unknown key', async () => {
+        const built = await builderOf(rpc.name)(A);
+        await built.check(expectOk(await call(rpc, bearer(A.key.secret), built.req)));
+        const other = expectCode(await call(rpc, bearer(A.key.secret), (await builderOf(rpc.name)(B)).req), Code.Unauthenticated);
+        const unknown = expectCode(await call(rpc, bearer(ghost.key.secret), built.req), Code.Unauthenticated);
+        expect(shape(other)).toBe(shape(unknown));
+      });
+    }
   });
 
   describe('VerifyKey across workspaces', () => {

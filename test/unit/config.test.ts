@@ -16,4 +16,10 @@ describe('loadConfig', () => {
   it('refuses a fraction where a count is expected', () => {
     expect(() => loadConfig({ KEYWARD_SDK_KEY_FAILURE_BURST: '1.5' })).toThrow('KEYWARD_SDK_KEY_FAILURE_BURST must be an integer >= 1, got "1.5"');
   });
+
+  it('takes the per-key budget of token exchanges (ExchangeOwnKey), 60 a minute by default', () => {
+    expect(loadConfig({}).tokenExchangesPerMinute).toBe(60);
+    expect(loadConfig({ KEYWARD_TOKEN_EXCHANGES_PER_MINUTE: '5' }).tokenExchangesPerMinute).toBe(5);
+    expect(() => loadConfig({ KEYWARD_TOKEN_EXCHANGES_PER_MINUTE: '0' })).toThrow('KEYWARD_TOKEN_EXCHANGES_PER_MINUTE must be an integer >= 1, got "0"');
+  });
 });

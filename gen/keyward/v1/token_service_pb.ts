@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/token_service.proto.
  */
 export const file_keyward_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5rZXl3YXJkL3YxL3Rva2VuX3NlcnZpY2UucHJvdG8SCmtleXdhcmQudjEiVQoSRXhjaGFuZ2VLZXlSZXF1ZXN0EgsKA2tleRgBIAEoCRIcChRyZXF1aXJlZF9wZXJtaXNzaW9ucxgCIAMoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkiowEKE0V4Y2hhbmdlS2V5UmVzcG9uc2USJAoEY29kZRgBIAEoDjIWLmtleXdhcmQudjEuVmVyaWZ5Q29kZRINCgV0b2tlbhgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAQgASgJEhYKDnNpZ25pbmdfa2V5X2lkGAUgASgJMn4KDFRva2VuU2VydmljZRJuCgtFeGNoYW5nZUtleRIeLmtleXdhcmQudjEuRXhjaGFuZ2VLZXlSZXF1ZXN0Gh8ua2V5d2FyZC52MS5FeGNoYW5nZUtleVJlc3BvbnNlIh6C0+STAhg6ASoiEy92MS90b2tlbnM6ZXhjaGFuZ2ViBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_keyward_v1_key_service]);
+  fileDesc("Ch5rZXl3YXJkL3YxL3Rva2VuX3NlcnZpY2UucHJvdG8SCmtleXdhcmQudjEiVQoSRXhjaGFuZ2VLZXlSZXF1ZXN0EgsKA2tleRgBIAEoCRIcChRyZXF1aXJlZF9wZXJtaXNzaW9ucxgCIAMoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkiowEKE0V4Y2hhbmdlS2V5UmVzcG9uc2USJAoEY29kZRgBIAEoDjIWLmtleXdhcmQudjEuVmVyaWZ5Q29kZRINCgV0b2tlbhgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAQgASgJEhYKDnNpZ25pbmdfa2V5X2lkGAUgASgJIksKFUV4Y2hhbmdlT3duS2V5UmVxdWVzdBIcChRyZXF1aXJlZF9wZXJtaXNzaW9ucxgBIAMoCRIUCgx3b3Jrc3BhY2VfaWQYAiABKAkiqwEKFkV4Y2hhbmdlT3duS2V5UmVzcG9uc2USDQoFdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmtleV9pZBgDIAEoCRIWCg5zaWduaW5nX2tleV9pZBgEIAEoCRIUCgx3b3Jrc3BhY2VfaWQYBSABKAkSEwoLcGVybWlzc2lvbnMYBiADKAky+wEKDFRva2VuU2VydmljZRJuCgtFeGNoYW5nZUtleRIeLmtleXdhcmQudjEuRXhjaGFuZ2VLZXlSZXF1ZXN0Gh8ua2V5d2FyZC52MS5FeGNoYW5nZUtleVJlc3BvbnNlIh6C0+STAhg6ASoiEy92MS90b2tlbnM6ZXhjaGFuZ2USewoORXhjaGFuZ2VPd25LZXkSIS5rZXl3YXJkLnYxLkV4Y2hhbmdlT3duS2V5UmVxdWVzdBoiLmtleXdhcmQudjEuRXhjaGFuZ2VPd25LZXlSZXNwb25zZSIigtPkkwIcOgEqIhcvdjEvdG9rZW5zOmV4Y2hhbmdlLW93bmIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_keyward_v1_key_service]);
 
 /**
  * @generated from message keyward.v1.ExchangeKeyRequest
@@ -99,6 +99,87 @@ export const ExchangeKeyResponseSchema: GenMessage<ExchangeKeyResponse> = /*@__P
   messageDesc(file_keyward_v1_token_service, 1);
 
 /**
+ * @generated from message keyward.v1.ExchangeOwnKeyRequest
+ */
+export type ExchangeOwnKeyRequest = Message<"keyward.v1.ExchangeOwnKeyRequest"> & {
+  /**
+   * Permissions the token is for, each `scope:action`. All must be granted;
+   * the token then carries only these. Empty: every permission of the key.
+   *
+   * @generated from field: repeated string required_permissions = 1;
+   */
+  requiredPermissions: string[];
+
+  /**
+   * If set, a key of any other workspace is UNAUTHENTICATED, as an unknown one.
+   *
+   * @generated from field: string workspace_id = 2;
+   */
+  workspaceId: string;
+};
+
+/**
+ * Describes the message keyward.v1.ExchangeOwnKeyRequest.
+ * Use `create(ExchangeOwnKeyRequestSchema)` to create a new message.
+ */
+export const ExchangeOwnKeyRequestSchema: GenMessage<ExchangeOwnKeyRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_token_service, 2);
+
+/**
+ * @generated from message keyward.v1.ExchangeOwnKeyResponse
+ */
+export type ExchangeOwnKeyResponse = Message<"keyward.v1.ExchangeOwnKeyResponse"> & {
+  /**
+   * The signed JWT (compact serialization), as ExchangeKey signs it.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * When the token expires (its `exp` claim): refresh it shortly before.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The API key's id (the token's `sub`).
+   *
+   * @generated from field: string key_id = 3;
+   */
+  keyId: string;
+
+  /**
+   * The signing key's id (the token's `kid` header).
+   *
+   * @generated from field: string signing_key_id = 4;
+   */
+  signingKeyId: string;
+
+  /**
+   * The key's workspace (the token's `workspace_id` claim).
+   *
+   * @generated from field: string workspace_id = 5;
+   */
+  workspaceId: string;
+
+  /**
+   * The permissions the token carries (its `permissions` claim), sorted.
+   *
+   * @generated from field: repeated string permissions = 6;
+   */
+  permissions: string[];
+};
+
+/**
+ * Describes the message keyward.v1.ExchangeOwnKeyResponse.
+ * Use `create(ExchangeOwnKeyResponseSchema)` to create a new message.
+ */
+export const ExchangeOwnKeyResponseSchema: GenMessage<ExchangeOwnKeyResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_token_service, 3);
+
+/**
  * Exchanges an API key for a short-lived signed JWT, so that services behind
  * the gateway can check a caller offline against the public keys served at
  * `GET /.well-known/jwks.json` (no SDK key needed there) instead of calling
@@ -113,9 +194,10 @@ export const ExchangeKeyResponseSchema: GenMessage<ExchangeKeyResponse> = /*@__P
  * first use and rotated with `keyward signing-key rotate`; a retired key's
  * public half stays in the JWKS until every token it signed has expired.
  *
- * Every RPC requires an SDK key in `authorization: Bearer <sdk key>`;
+ * ExchangeKey requires an SDK key in `authorization: Bearer <sdk key>`;
  * without a valid one it returns UNAUTHENTICATED, and without the needed
- * scope PERMISSION_DENIED.
+ * scope PERMISSION_DENIED. ExchangeOwnKey takes no SDK key: the customer's
+ * API key itself is the credential.
  *
  * @generated from service keyward.v1.TokenService
  */
@@ -141,6 +223,30 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof ExchangeKeyRequestSchema;
     output: typeof ExchangeKeyResponseSchema;
+  },
+  /**
+   * A customer's own API key exchanges itself for a JWT, without an SDK key
+   * (Scope's SDK flow: key -> JWT -> API, refreshed before expiry). The API
+   * key goes in `authorization: Bearer <api key>` and is verified exactly as
+   * VerifyKey verifies it (same cache, same codes, cost 1 against the key's
+   * rate limits and remaining_uses); the token is the one ExchangeKey would
+   * sign. Here the key is the caller's credential, so a key that does not
+   * pass is an error: UNAUTHENTICATED for a missing, unknown, disabled,
+   * expired or revoked key (the message names the verify code),
+   * PERMISSION_DENIED when a required permission is not granted,
+   * RESOURCE_EXHAUSTED when the key is over its own limits, when it made
+   * more than KEYWARD_TOKEN_EXCHANGES_PER_MINUTE exchanges in the last
+   * minute, or when the caller's address made too many failed exchanges.
+   * Takes no SDK key and no scope. Returns INVALID_ARGUMENT for more than 100
+   * required_permissions or one that is not `scope:action`, or a malformed
+   * workspace_id, UNAVAILABLE if the database is unreachable.
+   *
+   * @generated from rpc keyward.v1.TokenService.ExchangeOwnKey
+   */
+  exchangeOwnKey: {
+    methodKind: "unary";
+    input: typeof ExchangeOwnKeyRequestSchema;
+    output: typeof ExchangeOwnKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keyward_v1_token_service, 0);

@@ -16,7 +16,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from keyward.v1 import key_service_pb2 as keyward_dot_v1_dot_key__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyward/v1/token_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckeyward/v1/key_service.proto\"U\n\x12\x45xchangeKeyRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1c\n\x14required_permissions\x18\x02 \x03(\t\x12\x14\n\x0cworkspace_id\x18\x03 \x01(\t\"\xa3\x01\n\x13\x45xchangeKeyResponse\x12$\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x16.keyward.v1.VerifyCode\x12\r\n\x05token\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x16\n\x0esigning_key_id\x18\x05 \x01(\t2~\n\x0cTokenService\x12n\n\x0b\x45xchangeKey\x12\x1e.keyward.v1.ExchangeKeyRequest\x1a\x1f.keyward.v1.ExchangeKeyResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/tokens:exchange:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyward/v1/token_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckeyward/v1/key_service.proto\"U\n\x12\x45xchangeKeyRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1c\n\x14required_permissions\x18\x02 \x03(\t\x12\x14\n\x0cworkspace_id\x18\x03 \x01(\t\"\xa3\x01\n\x13\x45xchangeKeyResponse\x12$\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x16.keyward.v1.VerifyCode\x12\r\n\x05token\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x16\n\x0esigning_key_id\x18\x05 \x01(\t\"K\n\x15\x45xchangeOwnKeyRequest\x12\x1c\n\x14required_permissions\x18\x01 \x03(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\"\xab\x01\n\x16\x45xchangeOwnKeyResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x16\n\x0esigning_key_id\x18\x04 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x05 \x01(\t\x12\x13\n\x0bpermissions\x18\x06 \x03(\t2\xfb\x01\n\x0cTokenService\x12n\n\x0b\x45xchangeKey\x12\x1e.keyward.v1.ExchangeKeyRequest\x1a\x1f.keyward.v1.ExchangeKeyResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/tokens:exchange:\x01*\x12{\n\x0e\x45xchangeOwnKey\x12!.keyward.v1.ExchangeOwnKeyRequest\x1a\".keyward.v1.ExchangeOwnKeyResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/tokens:exchange-own:\x01*b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyward.v1.token_service_pb2', globals())
@@ -25,10 +25,16 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
   _TOKENSERVICE.methods_by_name['ExchangeKey']._options = None
   _TOKENSERVICE.methods_by_name['ExchangeKey']._serialized_options = b'\202\323\344\223\002\030\"\023/v1/tokens:exchange:\001*'
+  _TOKENSERVICE.methods_by_name['ExchangeOwnKey']._options = None
+  _TOKENSERVICE.methods_by_name['ExchangeOwnKey']._serialized_options = b'\202\323\344\223\002\034\"\027/v1/tokens:exchange-own:\001*'
   _EXCHANGEKEYREQUEST._serialized_start=139
   _EXCHANGEKEYREQUEST._serialized_end=224
   _EXCHANGEKEYRESPONSE._serialized_start=227
   _EXCHANGEKEYRESPONSE._serialized_end=390
-  _TOKENSERVICE._serialized_start=392
-  _TOKENSERVICE._serialized_end=518
+  _EXCHANGEOWNKEYREQUEST._serialized_start=392
+  _EXCHANGEOWNKEYREQUEST._serialized_end=467
+  _EXCHANGEOWNKEYRESPONSE._serialized_start=470
+  _EXCHANGEOWNKEYRESPONSE._serialized_end=641
+  _TOKENSERVICE._serialized_start=644
+  _TOKENSERVICE._serialized_end=895
 # @@protoc_insertion_point(module_scope)

@@ -20,9 +20,10 @@ class TokenServiceStub(object):
     first use and rotated with `keyward signing-key rotate`; a retired key's
     public half stays in the JWKS until every token it signed has expired.
 
-    Every RPC requires an SDK key in `authorization: Bearer <sdk key>`;
+    ExchangeKey requires an SDK key in `authorization: Bearer <sdk key>`;
     without a valid one it returns UNAUTHENTICATED, and without the needed
-    scope PERMISSION_DENIED.
+    scope PERMISSION_DENIED. ExchangeOwnKey takes no SDK key: the customer's
+    API key itself is the credential.
     """
 
     def __init__(self, channel):
@@ -35,6 +36,11 @@ class TokenServiceStub(object):
                 '/keyward.v1.TokenService/ExchangeKey',
                 request_serializer=keyward_dot_v1_dot_token__service__pb2.ExchangeKeyRequest.SerializeToString,
                 response_deserializer=keyward_dot_v1_dot_token__service__pb2.ExchangeKeyResponse.FromString,
+                )
+        self.ExchangeOwnKey = channel.unary_unary(
+                '/keyward.v1.TokenService/ExchangeOwnKey',
+                request_serializer=keyward_dot_v1_dot_token__service__pb2.ExchangeOwnKeyRequest.SerializeToString,
+                response_deserializer=keyward_dot_v1_dot_token__service__pb2.ExchangeOwnKeyResponse.FromString,
                 )
 
 
@@ -53,9 +59,10 @@ class TokenServiceServicer(object):
     first use and rotated with `keyward signing-key rotate`; a retired key's
     public half stays in the JWKS until every token it signed has expired.
 
-    Every RPC requires an SDK key in `authorization: Bearer <sdk key>`;
+    ExchangeKey requires an SDK key in `authorization: Bearer <sdk key>`;
     without a valid one it returns UNAUTHENTICATED, and without the needed
-    scope PERMISSION_DENIED.
+    scope PERMISSION_DENIED. ExchangeOwnKey takes no SDK key: the customer's
+    API key itself is the credential.
     """
 
     def ExchangeKey(self, request, context):
@@ -77,6 +84,27 @@ class TokenServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExchangeOwnKey(self, request, context):
+        """A customer's own API key exchanges itself for a JWT, without an SDK key
+        (Scope's SDK flow: key -> JWT -> API, refreshed before expiry). The API
+        key goes in `authorization: Bearer <api key>` and is verified exactly as
+        VerifyKey verifies it (same cache, same codes, cost 1 against the key's
+        rate limits and remaining_uses); the token is the one ExchangeKey would
+        sign. Here the key is the caller's credential, so a key that does not
+        pass is an error: UNAUTHENTICATED for a missing, unknown, disabled,
+        expired or revoked key (the message names the verify code),
+        PERMISSION_DENIED when a required permission is not granted,
+        RESOURCE_EXHAUSTED when the key is over its own limits, when it made
+        more than KEYWARD_TOKEN_EXCHANGES_PER_MINUTE exchanges in the last
+        minute, or when the caller's address made too many failed exchanges.
+        Takes no SDK key and no scope. Returns INVALID_ARGUMENT for more than 100
+        required_permissions or one that is not `scope:action`, or a malformed
+        workspace_id, UNAVAILABLE if the database is unreachable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TokenServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -84,6 +112,11 @@ def add_TokenServiceServicer_to_server(servicer, server):
                     servicer.ExchangeKey,
                     request_deserializer=keyward_dot_v1_dot_token__service__pb2.ExchangeKeyRequest.FromString,
                     response_serializer=keyward_dot_v1_dot_token__service__pb2.ExchangeKeyResponse.SerializeToString,
+            ),
+            'ExchangeOwnKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExchangeOwnKey,
+                    request_deserializer=keyward_dot_v1_dot_token__service__pb2.ExchangeOwnKeyRequest.FromString,
+                    response_serializer=keyward_dot_v1_dot_token__service__pb2.ExchangeOwnKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -107,9 +140,10 @@ class TokenService(object):
     first use and rotated with `keyward signing-key rotate`; a retired key's
     public half stays in the JWKS until every token it signed has expired.
 
-    Every RPC requires an SDK key in `authorization: Bearer <sdk key>`;
+    ExchangeKey requires an SDK key in `authorization: Bearer <sdk key>`;
     without a valid one it returns UNAUTHENTICATED, and without the needed
-    scope PERMISSION_DENIED.
+    scope PERMISSION_DENIED. ExchangeOwnKey takes no SDK key: the customer's
+    API key itself is the credential.
     """
 
     @staticmethod
@@ -126,5 +160,22 @@ class TokenService(object):
         return grpc.experimental.unary_unary(request, target, '/keyward.v1.TokenService/ExchangeKey',
             keyward_dot_v1_dot_token__service__pb2.ExchangeKeyRequest.SerializeToString,
             keyward_dot_v1_dot_token__service__pb2.ExchangeKeyResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ExchangeOwnKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyward.v1.TokenService/ExchangeOwnKey',
+            keyward_dot_v1_dot_token__service__pb2.ExchangeOwnKeyRequest.SerializeToString,
+            keyward_dot_v1_dot_token__service__pb2.ExchangeOwnKeyResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
