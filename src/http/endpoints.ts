@@ -9,11 +9,11 @@
 //   /v1/...                 REST paths of the RPCs (src/http/rest.ts), beside /v1/authorize
 //   /                       JSON links to the console, the OpenAPI document and the docs;
 //                           a browser (Accept: text/html) is redirected to /console/
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
 import type { DatabaseProbe } from '../health/database-probe.js';
 import type { SigningKeys } from '../tokens/signing-keys.js';
 import { httpFailureOf } from './failure.js';
+import { sendJson } from './json-reply.js';
 import { AUTHORIZE_PATH, forwardAuth, type ForwardAuthDeps } from './forward-auth.js';
 import type { RestTranscoder } from './rest.js';
 import { serveStatic, staticAppOf, type StaticApp } from './static-assets.js';
@@ -33,17 +33,6 @@ type Res = Parameters<Fallback>[1];
 
 const JWKS_PATH = '/.well-known/jwks.json';
 
-function send(req: Req, res: Res, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'cache-control': 'no-store',
-    ...headers,
-    'content-length': Buffer.byteLength(text),
-  });
-  if (req.method === 'HEAD') res.end();
-  else res.end(text);
-}
 
 /** The project has no documentation site: the docs are the source tree's files and the OpenAPI document. */
 const DOCS = 'README.md and SECURITY.md in the Keyward source; every RPC and REST path: /openapi.json';
@@ -59,7 +48,7 @@ export function httpEndpoints(app: EndpointDeps, rest: RestTranscoder) {
     req.resume();
     void route(app, req, res, path).catch((e: unknown) => {
       const f = httpFailureOf(e, app.log, { path });
-      send(req, res, f.status, { code: f.code, message: f.message });
+      sendJson(req, res, f.status, { code: f.code, message: f.message });
     });
   };
 }
@@ -69,26 +58,26 @@ async function route(app: EndpointDeps, req: Req, res: Res, path: string): Promi
   // original request's method, Traefik and Caddy their own.
   if (path === AUTHORIZE_PATH || path.startsWith(`${AUTHORIZE_PATH}/`)) {
     const a = await forwardAuth(app, req.headers, req.socket?.remoteAddress ?? '');
-    send(req, res, a.status, a.body, a.headers);
+    sendJson(req, res, a.status, a.body, a.headers);
     return;
   }
   const readOnly = req.method === 'GET' || req.method === 'HEAD';
   if (path === '/healthz' && readOnly) {
-    send(req, res, 200, { status: 'ok' });
+    sendJson(req, res, 200, { status: 'ok' });
     return;
   }
   if (path === '/readyz' && readOnly) {
     const s = await app.probe.status();
     const ready = s.reachable && s.migrated && !app.probe.isDraining;
     const why = app.probe.isDraining ? 'shutting down' : !s.reachable ? 'database unreachable' : !s.migrated ? 'migrations pending' : undefined;
-    send(req, res, ready ? 200 : 503, ready ? { status: 'ready' } : { status: 'not ready', reason: why });
+    sendJson(req, res, ready ? 200 : 503, ready ? { status: 'ready' } : { status: 'not ready', reason: why });
     return;
   }
   if (path === JWKS_PATH && readOnly) {
     const keys = await app.signingKeys.publicKeys();
     // Verifiers may cache it briefly: a new key appears at most a minute late,
     // and a verifier that meets an unknown kid fetches again (jose does).
-    send(req, res, 200, { keys }, { 'cache-control': 'public, max-age=60' });
+    sendJson(req, res, 200, { keys }, { 'cache-control': 'public, max-age=60' });
     return;
   }
   if (path === '/openapi.json' && readOnly) {
@@ -108,10 +97,10 @@ async function route(app: EndpointDeps, req: Req, res: Res, path: string): Promi
   }
   if (path === '/' && readOnly) {
     if (/\btext\/html\b/.test(req.headers.accept ?? '')) {
-      send(req, res, 302, { code: 'found', message: 'the console is at /console/' }, { location: '/console/' });
+      sendJson(req, res, 302, { code: 'found', message: 'the console is at /console/' }, { location: '/console/' });
       return;
     }
-    send(req, res, 200, {
+    sendJson(req, res, 200, {
       name: 'Keyward',
       message: 'An API-key service. Call the REST paths under /v1/ or the RPCs with an SDK key: "authorization: Bearer kws_..."',
       links: { console: '/console/', openapi: '/openapi.json', docs: DOCS, health: '/healthz', jwks: JWKS_PATH },
@@ -119,10 +108,10 @@ async function route(app: EndpointDeps, req: Req, res: Res, path: string): Promi
     return;
   }
   if (!readOnly && (path === '/' || path === '/healthz' || path === '/readyz' || path === JWKS_PATH || path === '/openapi.json' || ui)) {
-    send(req, res, 405, { code: 'unimplemented', message: `${path} takes GET, not ${req.method}` }, { allow: 'GET, HEAD' });
+    sendJson(req, res, 405, { code: 'unimplemented', message: `${path} takes GET, not ${req.method}` }, { allow: 'GET, HEAD' });
     return;
   }
-  send(req, res, 404, {
+  sendJson(req, res, 404, {
     code: 'not_found',
     message: `no such path: ${path}. RPCs are POST /keyward.v1.<Service>/<Method>, REST paths start with /v1/; both are listed in /openapi.json`,
   });

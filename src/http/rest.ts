@@ -26,22 +26,17 @@ import { createConnectRouter, createContextValues, type ConnectRouter, type Inte
 import type { UniversalHandler } from '@connectrpc/connect/protocol';
 import { getOption, hasOption, ScalarType, type DescField, type DescMessage, type DescMethod, type DescService, type JsonValue } from '@bufbuild/protobuf';
 import type { HandlerContext } from '@connectrpc/connect';
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
 import { http } from '../../gen/google/api/annotations_pb.js';
 import type { HttpRule } from '../../gen/google/api/http_pb.js';
 import { peerKey } from '../rpc/context.js';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { sendJson } from './json-reply.js';
 
 /** What connect-node's adapter hands its fallback: an HTTP/1.1 or HTTP/2 (compat) request and response. */
 type Fallback = NonNullable<ConnectNodeAdapterOptions['fallback']>;
 type Req = Parameters<Fallback>[0];
 type Res = Parameters<Fallback>[1];
-/** Just what sendJson() uses, so both kinds of handler can call it. */
-interface JsonReply {
-  writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
-  end(): unknown;
-  end(text: string): unknown;
-}
 type JsonObject = { [k: string]: JsonValue };
 
 type Segment = { literal: string } | { variable: string[] };
@@ -425,14 +420,3 @@ async function readJsonBody(req: Req, maxBytes: number): Promise<JsonValue | und
   }
 }
 
-export function sendJson(req: { method?: string }, res: JsonReply, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'cache-control': 'no-store',
-    ...headers,
-    'content-length': Buffer.byteLength(text),
-  });
-  if (req.method === 'HEAD') res.end();
-  else res.end(text);
-}

@@ -8,7 +8,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { contentTypeRegExp as connectType } from '@connectrpc/connect/protocol-connect';
 import { contentTypeRegExp as grpcType } from '@connectrpc/connect/protocol-grpc';
 import { contentTypeRegExp as grpcWebType } from '@connectrpc/connect/protocol-grpc-web';
-import { sendJson } from './rest.js';
+import { sendJson } from './json-reply.js';
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;

@@ -123,12 +123,15 @@ export const SELF_AUTHENTICATING_METHODS: ReadonlySet<DescMethod> = new Set<Desc
  */
 export function authInterceptor(auth: SdkKeyAuthenticator, portal: PortalAuthenticator, open: ReadonlySet<string> = new Set()): Interceptor {
   return (next) => async (req) => {
-    if (open.has(req.service.typeName) || SELF_AUTHENTICATING_METHODS.has(req.method)) return next(req);
+    if (open.has(req.service.typeName)) return next(req);
     const authorization = req.header.get('authorization');
     const token = bearerTokenOf(authorization);
+    const portalToken = token !== undefined && looksLikePortalToken(token);
+    // A portal token reaches the portal's RPCs only, self-authenticating ones included.
+    if (portalToken && !PORTAL_METHODS.has(req.method)) throw permissionDenied(PORTAL_TOKEN_REFUSED);
+    if (SELF_AUTHENTICATING_METHODS.has(req.method)) return next(req);
     let principal;
-    if (token !== undefined && looksLikePortalToken(token)) {
-      if (!PORTAL_METHODS.has(req.method)) throw permissionDenied(PORTAL_TOKEN_REFUSED);
+    if (portalToken) {
       principal = await portal.authenticate(token);
     } else {
       principal = await auth.authenticate(authorization, req.contextValues.get(peerKey));
