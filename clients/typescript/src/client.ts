@@ -443,6 +443,16 @@ export class Keyward {
       if (code !== 'valid' || r.token === '') throw new KeywardError(code, `the API key was not exchanged: ${code}`);
       return { token: r.token, expireTime: date(r.expireTime)!, keyId: r.keyId, signingKeyId: r.signingKeyId };
     },
+    /**
+     * Exchanges the client's own credential, an API key given as `sdkKey`
+     * (`new Keyward({ baseUrl, sdkKey: apiKey })`), for a JWT of that key:
+     * TokenService.ExchangeOwnKey, which needs no SDK key. A refused key
+     * throws KeywardError (`unauthenticated`, `permission_denied`, `resource_exhausted`).
+     */
+    exchangeOwn: async (opts: { permissions?: readonly Permission[]; workspaceId?: string } = {}) => {
+      const r = await this.raw.tokens.exchangeOwnKey({ requiredPermissions: [...(opts.permissions ?? [])], workspaceId: opts.workspaceId ?? '' });
+      return { token: r.token, expireTime: date(r.expireTime)!, keyId: r.keyId, signingKeyId: r.signingKeyId };
+    },
   };
 
   readonly sdkKeys = {

@@ -6,7 +6,7 @@ import type { Interceptor } from '@connectrpc/connect';
 import type { DescMethod } from '@bufbuild/protobuf';
 import { isUnavailable } from './errors.js';
 
-const IDEMPOTENT_EXTRA = new Set(['keyward.v1.KeyService.VerifyKey', 'keyward.v1.TokenService.ExchangeKey']);
+const IDEMPOTENT_EXTRA = new Set(['keyward.v1.KeyService.VerifyKey', 'keyward.v1.TokenService.ExchangeKey', 'keyward.v1.TokenService.ExchangeOwnKey']);
 
 /** Whether a call may be sent again: Get*, List*, VerifyKey, ExchangeKey. */
 export function isIdempotent(method: DescMethod): boolean {

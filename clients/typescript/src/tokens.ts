@@ -29,22 +29,25 @@ export interface TokenSource {
 
 /**
  * Exchanges `key` for a JWT and refreshes it `refreshBufferSeconds` before it
- * expires. Today ExchangeKey needs an SDK key with `api_keys:verify`: pass
- * `sdkKey` (or a `client` made with one).
+ * expires. With an `sdkKey` (or a `client`), through ExchangeKey (the SDK key
+ * needs `api_keys:verify`); without, the key exchanges itself
+ * (ExchangeOwnKey): what a customer holding only its API key does.
  */
 export function tokenSource(options: TokenSourceOptions): TokenSource {
+  const own = options.client === undefined && !options.sdkKey;
   const client =
     options.client ??
     (() => {
       if (!options.baseUrl) throw new TypeError('tokenSource needs baseUrl or client');
-      return new Keyward({ ...options, baseUrl: options.baseUrl });
+      return new Keyward({ ...options, baseUrl: options.baseUrl, sdkKey: options.sdkKey || options.key });
     })();
   const bufferMs = (options.refreshBufferSeconds ?? 30) * 1000;
   let current: { token: string; expireTime: Date } | undefined;
   let inflight: Promise<string> | undefined;
 
   const exchange = async () => {
-    const r = await client.tokens.exchange(options.key, { permissions: options.permissions, workspaceId: options.workspaceId });
+    const opts = { permissions: options.permissions, workspaceId: options.workspaceId };
+    const r = own ? await client.tokens.exchangeOwn(opts) : await client.tokens.exchange(options.key, opts);
     current = { token: r.token, expireTime: r.expireTime };
     return r.token;
   };

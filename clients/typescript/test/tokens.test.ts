@@ -90,6 +90,20 @@ describe('tokenSource', () => {
   });
 });
 
+describe('tokenSource without an SDK key (ExchangeOwnKey)', () => {
+  it('a customer holding only its API key gets tokens for it, narrowed to the permissions asked for, and a revoked key gets none', async () => {
+    const k = await newKey();
+    const source = tokenSource({ key: k.secret, baseUrl: ts.baseUrl, permissions: ['balance_transfers:read'], refreshBufferSeconds: 1 });
+    const token = await source.getToken();
+    expect(decodeJwt(token)).toMatchObject({ sub: k.id, permissions: ['balance_transfers:read'] });
+    await expect(verifyToken(token, { baseUrl: ts.baseUrl })).resolves.toMatchObject({ sub: k.id });
+    expect(await source.getToken()).toBe(token);
+    await kw.keys.revoke(k.id);
+    source.invalidate();
+    expect((await caught(source.getToken())).code).toBe('unauthenticated');
+  });
+});
+
 describe('verifyToken', () => {
   it('valid: the claims, checked offline against the JWKS; issuer and permissions checked', async () => {
     const k = await newKey();
