@@ -249,10 +249,16 @@ describe.skipIf(!!missing)('operator console', () => {
         return out;
       });
     expect(await overflowing()).toEqual([]);
+    await shot(page, 'workspaces-360px.png', true);
     const keyId = (await keys.listKeys({ workspaceId: ws.id })).keys[0]!.id;
     await page.goto(`/console/#/keys/${keyId}`);
     await page.getByRole('heading', { name: 'Details' }).waitFor();
     expect(await overflowing()).toEqual([]);
+    await shot(page, 'key-page-360px.png', true);
+    await page.goto(`/console/#/workspaces/${ws.id}/webhook`);
+    await page.getByLabel('Endpoint URL').waitFor();
+    expect(await overflowing()).toEqual([]);
+    await shot(page, 'webhook-360px.png', true);
     await page.goto(`/console/#/workspaces/${ws.id}/keys`);
     await page.getByRole('row', { name: /Mobile app/ }).waitFor();
     expect(await overflowing()).toEqual([]);
