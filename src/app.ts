@@ -164,7 +164,7 @@ export class App {
     );
     this.portalSessions = new PortalSessions(orm);
     this.portalAuth = new PortalAuthenticator(
-      (token) => this.portalSessions.find(token),
+      (tokenHash) => this.portalSessions.find(tokenHash),
       () =>
         this.securityEvents.note({ kind: 'portal_session.auth_failed', actor: 'unauthenticated', resourceType: 'portal_session', resourceId: 'unknown', workspaceId: null }),
     );

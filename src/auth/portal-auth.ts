@@ -21,7 +21,8 @@ export class PortalAuthenticator {
   private readonly remembered = new Map<string, { principal: Principal; expireMs: number }>();
 
   constructor(
-    private readonly find: (token: string) => Promise<PortalSession | undefined>,
+    /** The live session of a token's SHA-256, if any. */
+    private readonly find: (tokenHash: string) => Promise<PortalSession | undefined>,
     /** Told of every refusal (never the token). */
     private readonly onFailure: () => void,
   ) {}
@@ -33,7 +34,7 @@ export class PortalAuthenticator {
     const hit = this.remembered.get(fp);
     if (hit && hit.expireMs > now) return hit.principal;
     if (hit) this.remembered.delete(fp);
-    const session = await this.find(token);
+    const session = await this.find(fp);
     if (!session) return this.refuse('the portal session is invalid or expired');
     const principal = principalOf(session);
     if (this.remembered.size >= MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);

@@ -6,6 +6,7 @@ import { permissionDenied, resourceExhausted, unauthenticated } from '../domain/
 import { Principal } from '../domain/principal.js';
 import { bearerTokenOf } from './bearer.js';
 import { PORTAL_TOKEN_REFUSED } from './portal-auth.js';
+import { boundedSet, bucketOf, type Bucket } from './token-bucket.js';
 
 /** A verified SDK key as remembered; see SdkKeyAuthenticator. */
 export interface Remembered {
@@ -38,10 +39,6 @@ export const DEFAULT_SDK_KEY_AUTH: Omit<SdkKeyAuthOptions, 'failureBurst' | 'fai
 
 const LAST_USED_RESOLUTION_MS = 60_000;
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
 
 /**
  * Authenticates SDK keys. bcrypt runs once per key per process: a verified
@@ -205,13 +202,9 @@ export class SdkKeyAuthenticator {
     return resourceExhausted('too many failed SDK key checks from this address; try again later');
   }
 
-  /** The source's bucket of failed checks, refilled up to now (a new one is not stored until drawn from). */
+  /** The source's bucket of failed checks, refilled up to now. */
   private bucketOf(source: string, now: number): Bucket {
-    const b = this.buckets.get(source);
-    if (!b) return { tokens: this.opts.failureBurst, at: now };
-    b.tokens = Math.min(this.opts.failureBurst, b.tokens + ((now - b.at) / 1000) * this.opts.failuresPerSecond);
-    b.at = now;
-    return b;
+    return bucketOf(this.buckets, source, this.opts.failureBurst, this.opts.failuresPerSecond, now);
   }
 
   private remember(fp: string, row: SdkKey): Remembered {
@@ -252,12 +245,6 @@ export class SdkKeyAuthenticator {
   }
 }
 
-/** Sets k (as the newest entry), dropping the oldest entry if the map is full. */
-function boundedSet<K, V>(m: Map<K, V>, k: K, v: V, max: number): void {
-  m.delete(k);
-  if (m.size >= max) m.delete(m.keys().next().value!);
-  m.set(k, v);
-}
 
 function invalidKey() {
   return unauthenticated('the SDK key is invalid or revoked');

@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { PortalSession } from '../db/entities.js';
-import { hashPortalToken, issuePortalToken } from '../credentials/portal-token.js';
+import { issuePortalToken } from '../credentials/portal-token.js';
 import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
 import { invalidArgument, permissionDenied } from './errors.js';
@@ -70,9 +70,9 @@ export class PortalSessions {
     });
   }
 
-  /** The live session of a token, or undefined. */
-  async find(token: string): Promise<PortalSession | undefined> {
-    const row = await this.orm.em.fork().findOne(PortalSession, { tokenHash: hashPortalToken(token), expireTime: { $gt: new Date() } });
+  /** The live session of a token's SHA-256 (hashPortalToken), or undefined. */
+  async find(tokenHash: string): Promise<PortalSession | undefined> {
+    const row = await this.orm.em.fork().findOne(PortalSession, { tokenHash, expireTime: { $gt: new Date() } });
     return row ?? undefined;
   }
 

@@ -1,3 +1,4 @@
+import { boundedSet, bucketOf, type Bucket } from '../auth/token-bucket.js';
 import { resourceExhausted } from '../domain/errors.js';
 
 export interface ExchangeThrottleOptions {
@@ -11,10 +12,6 @@ export interface ExchangeThrottleOptions {
   maxEntries?: number;
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
 
 /**
  * Throttles TokenService/ExchangeOwnKey, which takes no SDK key, in memory
@@ -52,7 +49,7 @@ export class ExchangeThrottle {
   /** Throws RESOURCE_EXHAUSTED when `source` may not try now (its failures are spent and the key is not known). */
   checkAddress(source: string, keyHash: string, now = Date.now()): void {
     if (this.known.has(keyHash)) return;
-    const b = this.bucketOf(this.failures, source, this.opts.failureBurst, this.opts.failuresPerSecond, now);
+    const b = bucketOf(this.failures, source, this.opts.failureBurst, this.opts.failuresPerSecond, now);
     if (b.tokens < 1) {
       this.stats.throttledAddresses++;
       throw resourceExhausted(
@@ -63,7 +60,7 @@ export class ExchangeThrottle {
 
   /** Records a failed exchange from `source`. */
   failed(source: string, now = Date.now()): void {
-    const b = this.bucketOf(this.failures, source, this.opts.failureBurst, this.opts.failuresPerSecond, now);
+    const b = bucketOf(this.failures, source, this.opts.failureBurst, this.opts.failuresPerSecond, now);
     b.tokens = Math.max(0, b.tokens - 1);
     boundedSet(this.failures, source, b, this.maxEntries);
   }
@@ -71,7 +68,7 @@ export class ExchangeThrottle {
   /** Takes one exchange from the key's budget, or throws RESOURCE_EXHAUSTED; remembers the key as known. */
   takeForKey(keyId: string, keyHash: string, now = Date.now()): void {
     const perSecond = this.opts.perKeyPerMinute / 60;
-    const b = this.bucketOf(this.perKey, keyId, this.opts.perKeyPerMinute, perSecond, now);
+    const b = bucketOf(this.perKey, keyId, this.opts.perKeyPerMinute, perSecond, now);
     if (b.tokens < 1) {
       this.stats.throttledKeys++;
       const wait = Math.max(1, Math.ceil((1 - b.tokens) / perSecond));
@@ -84,20 +81,4 @@ export class ExchangeThrottle {
     boundedSet(this.perKey, keyId, b, this.maxEntries);
     boundedSet(this.known, keyHash, true, this.maxEntries);
   }
-
-  /** The bucket of `id`, refilled up to now (a new one is not stored until drawn from). */
-  private bucketOf(m: Map<string, Bucket>, id: string, burst: number, perSecond: number, now: number): Bucket {
-    const b = m.get(id);
-    if (!b) return { tokens: burst, at: now };
-    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * perSecond);
-    b.at = now;
-    return b;
-  }
-}
-
-/** Sets k (as the newest entry), dropping the oldest entry if the map is full. */
-function boundedSet<K, V>(m: Map<K, V>, k: K, v: V, max: number): void {
-  m.delete(k);
-  if (m.size >= max) m.delete(m.keys().next().value!);
-  m.set(k, v);
 }

@@ -68,6 +68,7 @@ interface PublicRow {
 export class SigningKeys {
   private active: { key: ActiveSigningKey; loadedAt: number } | undefined;
   private loading: Promise<ActiveSigningKey> | undefined;
+  private nextEnsured = false;
   private readonly reloadMs: number;
 
   constructor(
@@ -101,9 +102,14 @@ export class SigningKeys {
       row = await this.findActive(em);
       if (!row) throw new Error('no active signing key after creating one');
     }
-    // Published ahead of the next rotation (a database from before 0007 has none yet).
-    if ((await em.execute('select 1 from signing_keys where next')).length === 0) {
-      await em.execute(`${INSERT_KEY_SQL} on conflict do nothing`, [...newKeyRow(this.opts.secrets), true]);
+    // Published ahead of the next rotation. Once there is one, every rotation
+    // leaves a new one, so each process makes sure of it once (a database
+    // from before 0007 has none yet), not on every reload.
+    if (!this.nextEnsured) {
+      if ((await em.execute('select 1 from signing_keys where next')).length === 0) {
+        await em.execute(`${INSERT_KEY_SQL} on conflict do nothing`, [...newKeyRow(this.opts.secrets), true]);
+      }
+      this.nextEnsured = true;
     }
     const key = { id: row.id, privateKey: createPrivateKey(this.opts.secrets.open(row.private_pkcs8)) };
     this.active = { key, loadedAt: Date.now() };
