@@ -1,6 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { createLocalJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
 import { keyState, type KeyState } from '../domain/key-state.js';
+import { KEY_STATE_COLUMNS } from '../verify/verifier.js';
 import { SIGNING_ALGORITHM, type SigningKeys } from './signing-keys.js';
 import type { TokenOptions } from './token-issuer.js';
 
@@ -48,17 +49,10 @@ interface KeyNow {
   permissions: ReadonlySet<string>;
 }
 
-// One lookup by primary key: the key's state and its grants now. A deleted
-// workspace's keys count as revoked, as in VerifyKey.
+// One lookup by primary key: the key's state and its grants now, read as
+// VerifyKey's lookup reads them.
 const KEY_SQL = `
-  select k.workspace_id, k.enabled,
-         (extract(epoch from k.expire_time) * 1000)::float8 as expire_ms,
-         (extract(epoch from coalesce(k.revoke_time, w.delete_time)) * 1000)::float8 as revoke_ms,
-         coalesce((select array_agg(sc.name || ':' || a.action)
-                     from api_key_grants g
-                     join scopes sc on sc.id = g.scope_id
-                     cross join jsonb_array_elements_text(g.actions) as a(action)
-                    where g.api_key_id = k.id), '{}') as permissions
+  select k.workspace_id, k.enabled,${KEY_STATE_COLUMNS}
     from api_keys k
     join workspaces w on w.id = k.workspace_id
    where k.id = ?`;

@@ -20,17 +20,24 @@ const MAX_REQUIRED_PERMISSIONS = 100;
 
 // One indexed lookup by secret hash, with the key's permissions as
 // `scope:action` strings. Times come back as epoch milliseconds.
-const LOOKUP_SQL = `
-  select k.id, k.workspace_id, k.customer_id, k.name, k.enabled, k.metadata,
+/**
+ * A key's state and grants now, as columns of `api_keys k` joined to its
+ * `workspaces w`: expire_ms, revoke_ms (a deleted workspace's keys count as
+ * revoked at the delete) and permissions (sorted `scope:action` strings).
+ * Shared by this lookup and the token checker's (src/tokens/token-checker.ts).
+ */
+export const KEY_STATE_COLUMNS = `
          (extract(epoch from k.expire_time) * 1000)::float8 as expire_ms,
-         -- A deleted workspace's keys are revoked with it; revoked here regardless.
          (extract(epoch from coalesce(k.revoke_time, w.delete_time)) * 1000)::float8 as revoke_ms,
-         (extract(epoch from s.expire_time) * 1000)::float8 as secret_expire_ms,
          coalesce((select array_agg(sc.name || ':' || a.action order by sc.name, a.action)
                      from api_key_grants g
                      join scopes sc on sc.id = g.scope_id
                      cross join jsonb_array_elements_text(g.actions) as a(action)
-                    where g.api_key_id = k.id), '{}') as permissions,
+                    where g.api_key_id = k.id), '{}') as permissions`;
+
+const LOOKUP_SQL = `
+  select k.id, k.workspace_id, k.customer_id, k.name, k.enabled, k.metadata,
+         (extract(epoch from s.expire_time) * 1000)::float8 as secret_expire_ms,${KEY_STATE_COLUMNS},
          k.rate_limits, k.remaining_uses is not null as usage_limited,
          k.refill_amount, k.refill_interval, k.refill_day
     from api_key_secrets s
