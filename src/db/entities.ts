@@ -41,6 +41,8 @@ export const ScopeSchema = defineEntity({
     workspaceId: p.uuid(),
     name: p.text(),
     description: p.text(),
+    /** The actions keys may be granted on the scope (src/domain/permissions.ts). */
+    actions: p.json<string[]>(),
     createTime: createTime(),
     updateTime: updateTime(),
   },

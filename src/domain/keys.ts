@@ -6,7 +6,9 @@ import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
 import type { ChangeBus } from './changes.js';
 import { failedPrecondition, invalidArgument, notFound, permissionDenied } from './errors.js';
-import { ACTIONS, keyState, type Action, type KeyState } from './key-state.js';
+import { checkPortalGrants, resolveGrants } from './grants.js';
+import { keyState, type KeyState } from './key-state.js';
+import type { GrantSpec } from './permissions.js';
 import { isId } from './ids.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
@@ -31,6 +33,8 @@ const KEY_MASK = [
   'name',
   'description',
   'grants',
+  // Another name of grants (ApiKey.scopes): either replaces both.
+  'scopes',
   'enabled',
   'metadata',
   'expire_time',
@@ -39,17 +43,14 @@ const KEY_MASK = [
   'refill',
 ] as const;
 
-export interface Grant {
-  scope: string;
-  actions: Action[];
-}
-
 export interface KeyInput {
   workspaceId: string;
   customerId: string;
   name: string;
   description: string;
-  grants: { scope: string; actions: string[] }[];
+  grants: GrantSpec[];
+  /** Permission strings (ApiKey.scopes), merged with grants. */
+  permissions: string[];
   /** Undefined on create means enabled. */
   enabled?: boolean;
   metadata: Record<string, string>;
@@ -64,7 +65,7 @@ export interface KeyInput {
 /** A key as callers see it: the row, its grants by scope name, and its state. */
 export interface KeyView {
   key: ApiKey;
-  grants: Grant[];
+  grants: GrantSpec[];
   state: KeyState;
   rateLimits: RateLimitSpec[];
   /** Remaining uses with any due refill applied; null when unlimited. */
@@ -169,37 +170,6 @@ function checkExpireTime(t: Date | undefined, now: number): Date | null {
   return t;
 }
 
-/**
- * Resolves grants by scope name to rows, rejecting unknown scopes and actions.
- * The scopes stay share-locked until the transaction ends, so a concurrent
- * DeleteScope either waits (and its cascade removes the new grants) or has
- * committed (and the scope is unknown here).
- */
-export async function resolveGrants(em: EntityManager, workspaceId: string, grants: KeyInput['grants'], field = 'key.grants') {
-  const names = new Map<string, Set<Action>>();
-  grants.forEach((g, i) => {
-    if (g.scope === '') throw invalidArgument(`${field}[${i}].scope`, 'is required');
-    if (g.actions.length === 0) throw invalidArgument(`${field}[${i}].actions`, 'must name at least one action');
-    const set = names.get(g.scope) ?? new Set<Action>();
-    for (const a of g.actions) {
-      if (!(ACTIONS as readonly string[]).includes(a)) throw invalidArgument(`${field}[${i}].actions`, `unknown action ${a}`);
-      set.add(a as Action);
-    }
-    names.set(g.scope, set);
-  });
-  if (names.size === 0) return [];
-  const scopes = await em.find(Scope, { workspaceId, name: { $in: [...names.keys()] } }, { lockMode: LockMode.PESSIMISTIC_READ });
-  const byName = new Map(scopes.map((s) => [s.name, s]));
-  return [...names].map(([name, actions]) => {
-    const scope = byName.get(name);
-    if (!scope) {
-      const i = grants.findIndex((g) => g.scope === name);
-      throw invalidArgument(`${field}[${i}].scope`, `the workspace has no scope named ${JSON.stringify(name.slice(0, 64))}`);
-    }
-    return { scope, actions: ACTIONS.filter((a) => actions.has(a)) };
-  });
-}
-
 function stateFilter(state: KeyState, now: Date): FilterQuery<ApiKey> {
   const notExpired = { $or: [{ expireTime: null }, { expireTime: { $gt: now } }] };
   switch (state) {
@@ -239,13 +209,7 @@ function checkPortalCreate(p: Principal, input: KeyInput): string {
   if (input.customerId !== '' && input.customerId !== portal.customerId) {
     throw permissionDenied('key.customer_id: a portal session creates keys only for its own customer');
   }
-  input.grants.forEach((g, i) => {
-    const allowed = portal.allowedGrants.get(g.scope);
-    const outside = allowed ? g.actions.find((a) => !allowed.has(a)) : g.actions[0];
-    if (!allowed || outside !== undefined) {
-      throw permissionDenied(`key.grants[${i}]: the portal session may not grant ${g.scope}${outside === undefined ? '' : `:${outside}`}`);
-    }
-  });
+  checkPortalGrants(p, input);
   const set: [string, boolean][] = [
     ['key.metadata', Object.keys(input.metadata).length > 0],
     ['key.rate_limits', input.rateLimits.length > 0],
@@ -287,7 +251,7 @@ export class Keys {
       key,
       grants: grants
         .filter((g) => g.apiKeyId === key.id)
-        .map((g) => ({ scope: scopeName.get(g.scopeId)!, actions: g.actions as Action[] }))
+        .map((g) => ({ scope: scopeName.get(g.scopeId)!, actions: g.actions }))
         .sort((a, b) => (a.scope < b.scope ? -1 : 1)),
       state: keyState(key, now),
       rateLimits: rateLimitsOf(key),
@@ -328,7 +292,7 @@ export class Keys {
     const refill = checkRefill('key.refill', input.refill);
     return inTransaction(this.orm.em, async (em) => {
       const ws = await findVisibleWorkspace(em, p, input.workspaceId, 'key.workspace_id', 'share');
-      const grants = await resolveGrants(em, ws.id, input.grants);
+      const grants = await resolveGrants(em, ws.id, input);
       const issued = issueApiKey(ws.keyPrefix);
       const key = em.create(ApiKey, {
         ...fields,
@@ -393,8 +357,8 @@ export class Keys {
       }
       if (mask.has('metadata')) key.metadata = checkMetadata('key.metadata', input.metadata);
       if (mask.has('expire_time')) key.expireTime = checkExpireTime(input.expireTime, now);
-      if (mask.has('grants')) {
-        const grants = await resolveGrants(em, key.workspaceId, input.grants);
+      if (mask.has('grants') || mask.has('scopes')) {
+        const grants = await resolveGrants(em, key.workspaceId, input);
         await em.nativeDelete(ApiKeyGrant, { apiKeyId: key.id });
         for (const g of grants) em.create(ApiKeyGrant, { apiKeyId: key.id, scopeId: g.scope.id, actions: g.actions });
       }

@@ -4,8 +4,8 @@ import { issuePortalToken } from '../credentials/portal-token.js';
 import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
 import { invalidArgument, permissionDenied } from './errors.js';
-import { resolveGrants, type Grant } from './keys.js';
-import type { Action } from './key-state.js';
+import { resolveGrants } from './grants.js';
+import type { GrantSpec } from './permissions.js';
 import type { Principal } from './principal.js';
 import { checkLength, requireId } from './validate.js';
 import { findVisibleWorkspace } from './workspaces.js';
@@ -17,7 +17,7 @@ const MAX_PORTAL_TTL_MS = 24 * 60 * MINUTE_MS;
 export interface PortalSessionInput {
   workspaceId: string;
   customerId: string;
-  allowedGrants: { scope: string; actions: string[] }[];
+  allowedGrants: GrantSpec[];
   /** Undefined: the default, 15 minutes. */
   ttlMs?: number;
 }
@@ -25,7 +25,7 @@ export interface PortalSessionInput {
 export interface PortalSessionView {
   workspaceId: string;
   customerId: string;
-  allowedGrants: Grant[];
+  allowedGrants: GrantSpec[];
   expireTime: Date;
   keyPrefix: string;
 }
@@ -54,7 +54,7 @@ export class PortalSessions {
     if (!Number.isFinite(ttlMs) || ttlMs < MINUTE_MS || ttlMs > MAX_PORTAL_TTL_MS) throw invalidArgument('ttl', 'must be between 1 minute and 24 hours');
     return inTransaction(this.orm.em, async (em) => {
       const ws = await findVisibleWorkspace(em, p, input.workspaceId, 'workspace_id', 'share');
-      const grants = await resolveGrants(em, ws.id, input.allowedGrants, 'allowed_grants');
+      const grants = await resolveGrants(em, ws.id, { grants: input.allowedGrants, permissions: [] }, 'allowed_grants');
       const issued = issuePortalToken();
       const session = em.create(PortalSession, {
         tokenHash: issued.hash,
@@ -85,7 +85,7 @@ export class PortalSessions {
     return {
       workspaceId,
       customerId: portal.customerId,
-      allowedGrants: [...portal.allowedGrants].map(([scope, actions]) => ({ scope, actions: [...actions] as Action[] })),
+      allowedGrants: [...portal.allowedGrants].map(([scope, actions]) => ({ scope, actions: [...actions] })),
       expireTime: portal.expireTime,
       keyPrefix: ws.keyPrefix,
     };

@@ -21,7 +21,8 @@ import { SdkKeySchema as SdkKeyMsgSchema } from '../../gen/keyward/v1/sdk_key_se
 import type { UsageCount, UsageReport } from '../domain/usage.js';
 import { invalidArgument } from '../domain/errors.js';
 import type { KeyInput, KeyView } from '../domain/keys.js';
-import type { Action as DomainAction, KeyState as DomainKeyState } from '../domain/key-state.js';
+import type { KeyState as DomainKeyState } from '../domain/key-state.js';
+import { permissionStrings, WHOLE_SCOPE, type GrantSpec } from '../domain/permissions.js';
 import type { RateLimitInput, RefillInput, RefillSpec } from '../domain/limits.js';
 import type { VerifyCode as DomainVerifyCode, VerifyInput, VerifyResult } from '../verify/verifier.js';
 import type { LimitOutcome } from '../verify/limits.js';
@@ -59,16 +60,19 @@ export const scopeToProto = (s: Scope) =>
     workspaceId: s.workspaceId,
     name: s.name,
     description: s.description,
+    actions: s.actions,
     createTime: ts(s.createTime),
     updateTime: ts(s.updateTime),
   });
 
-const ACTION_TO_PROTO: Record<DomainAction, Action> = {
+/** The standard actions' enum values; other actions travel by name (Grant.custom_actions). */
+const ACTION_TO_PROTO: Readonly<Record<string, Action>> = {
   read: Action.READ,
   create: Action.CREATE,
   update: Action.UPDATE,
   delete: Action.DELETE,
 };
+const ACTION_FROM_PROTO = new Map(Object.entries(ACTION_TO_PROTO).map(([name, a]) => [a, name]));
 
 const STATE_TO_PROTO: Record<DomainKeyState, KeyState> = {
   active: KeyState.ACTIVE,
@@ -84,18 +88,22 @@ export function keyStateFromProto(s: KeyState): DomainKeyState | undefined {
   return found;
 }
 
-export function grantsFromProto(grants: readonly GrantMsg[]): KeyInput['grants'] {
-  return grants.map((g) => ({ scope: g.scope, actions: g.actions.map(actionFromProto) }));
+/** Grant messages as the domain's: actions by name, the whole scope as WHOLE_SCOPE. */
+export function grantsFromProto(grants: readonly GrantMsg[]): GrantSpec[] {
+  return grants.map((g) => ({
+    scope: g.scope,
+    // Unknown and UNSPECIFIED values are passed on as-is for the domain to reject.
+    actions: [...g.actions.map((a) => ACTION_FROM_PROTO.get(a) ?? `action ${a}`), ...g.customActions, ...(g.allActions ? [WHOLE_SCOPE] : [])],
+  }));
 }
 
-export function grantsToProto(grants: readonly { scope: string; actions: readonly string[] }[]) {
-  return grants.map((g) => ({ scope: g.scope, actions: g.actions.map((a) => ACTION_TO_PROTO[a as DomainAction]) }));
-}
-
-function actionFromProto(a: Action): string {
-  const found = (Object.keys(ACTION_TO_PROTO) as DomainAction[]).find((k) => ACTION_TO_PROTO[k] === a);
-  // Unknown and UNSPECIFIED values are passed on as-is for the domain to reject.
-  return found ?? `action ${a}`;
+export function grantsToProto(grants: readonly GrantSpec[]) {
+  return grants.map((g) => ({
+    scope: g.scope,
+    actions: g.actions.flatMap((a) => ACTION_TO_PROTO[a] ?? []),
+    customActions: g.actions.filter((a) => ACTION_TO_PROTO[a] === undefined && a !== WHOLE_SCOPE),
+    allActions: g.actions.includes(WHOLE_SCOPE),
+  }));
 }
 
 /** An int64 as a JS number; values past 2^53 become unsafe integers, which the domain rejects. */
@@ -129,6 +137,7 @@ export function keyToProto(v: KeyView): ApiKeyMsg {
     name: k.name,
     description: k.description,
     grants: grantsToProto(v.grants),
+    scopes: permissionStrings(v.grants),
     enabled: k.enabled,
     state: STATE_TO_PROTO[v.state],
     maskedKey: k.maskedKey,
@@ -159,6 +168,7 @@ export function keyInputFromProto(k: ApiKeyMsg | undefined): KeyInput {
     name: k?.name ?? '',
     description: k?.description ?? '',
     grants: grantsFromProto(k?.grants ?? []),
+    permissions: k?.scopes ?? [],
     enabled: k?.enabled,
     metadata: k?.metadata ?? {},
     expireTime: toTime('key.expire_time', k?.expireTime),

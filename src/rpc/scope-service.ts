@@ -9,6 +9,7 @@ const scopeInput = (s: Scope | undefined): ScopeInput => ({
   workspaceId: s?.workspaceId ?? '',
   name: s?.name ?? '',
   description: s?.description ?? '',
+  actions: s?.actions ?? [],
 });
 
 export function scopeService(scopes: Scopes): ServiceImpl<typeof ScopeService> {

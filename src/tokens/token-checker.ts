@@ -1,6 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { createLocalJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
 import { keyState, type KeyState } from '../domain/key-state.js';
+import { grants } from '../domain/permissions.js';
 import { KEY_STATE_COLUMNS } from '../verify/verifier.js';
 import { SIGNING_ALGORITHM, type SigningKeys } from './signing-keys.js';
 import type { TokenOptions } from './token-issuer.js';
@@ -137,7 +138,7 @@ export class TokenChecker {
     const claimed = new Set(identity.permissions);
     for (const p of requiredPermissions) {
       // Both what the token was minted for and what the key holds now.
-      if (!claimed.has(p) || !key.permissions.has(p)) {
+      if (!grants(claimed, p) || !grants(key.permissions, p)) {
         return { code: 'insufficient_permissions', identity, message: 'the token lacks a permission this request needs' };
       }
     }

@@ -1,7 +1,8 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { hashApiKey, isWellFormedApiKey } from '../credentials/api-key.js';
 import { invalidArgument } from '../domain/errors.js';
-import { isPermission, keyState, type KeyState } from '../domain/key-state.js';
+import { keyState, type KeyState } from '../domain/key-state.js';
+import { grantsAll, isPermission } from '../domain/permissions.js';
 import type { Principal } from '../domain/principal.js';
 import { requireId } from '../domain/validate.js';
 import { KeyCache } from './key-cache.js';
@@ -18,22 +19,25 @@ export type { VerifyCode, VerifyInput, VerifiedKey, VerifyResult } from './contr
 
 const MAX_REQUIRED_PERMISSIONS = 100;
 
-// One indexed lookup by secret hash, with the key's permissions as
-// `scope:action` strings. Times come back as epoch milliseconds.
 /**
  * A key's state and grants now, as columns of `api_keys k` joined to its
  * `workspaces w`: expire_ms, revoke_ms (a deleted workspace's keys count as
- * revoked at the delete) and permissions (sorted `scope:action` strings).
+ * revoked at the delete) and permissions (sorted permission strings:
+ * `scope:action`, or the bare scope name for a whole-scope grant).
  * Shared by this lookup and the token checker's (src/tokens/token-checker.ts).
  */
 export const KEY_STATE_COLUMNS = `
          (extract(epoch from k.expire_time) * 1000)::float8 as expire_ms,
          (extract(epoch from coalesce(k.revoke_time, w.delete_time)) * 1000)::float8 as revoke_ms,
-         coalesce((select array_agg(sc.name || ':' || a.action order by sc.name, a.action)
+         coalesce((select array_agg(p.permission order by p.permission collate "C")
                      from api_key_grants g
                      join scopes sc on sc.id = g.scope_id
                      cross join jsonb_array_elements_text(g.actions) as a(action)
+                     cross join lateral (select case when a.action = '*' then sc.name
+                                                     else sc.name || ':' || a.action end as permission) p
                     where g.api_key_id = k.id), '{}') as permissions`;
+
+// One indexed lookup by secret hash. Times come back as epoch milliseconds.
 
 const LOOKUP_SQL = `
   select k.id, k.workspace_id, k.customer_id, k.name, k.enabled, k.metadata,
@@ -147,17 +151,12 @@ export function checkVerifyInput(input: VerifyInput): void {
   }
   const perms = input.requiredPermissions;
   for (let i = 0; i < perms.length; i++) {
-    if (!isPermission(perms[i]!)) throw invalidArgument(`required_permissions[${i}]`, 'must be scope:action with action read, create, update or delete');
+    if (!isPermission(perms[i]!)) throw invalidArgument(`required_permissions[${i}]`, 'must be scope:action or a scope name, e.g. inference:write or admin');
   }
   if (input.workspaceId !== '') requireId('workspace_id', input.workspaceId);
   if (input.cost !== undefined) checkCost(input.cost);
 }
 
-
-function hasAll(granted: ReadonlySet<string>, required: readonly string[]): boolean {
-  for (let i = 0; i < required.length; i++) if (!granted.has(required[i]!)) return false;
-  return true;
-}
 
 export class KeyVerifier {
   constructor(
@@ -211,7 +210,7 @@ export class KeyVerifier {
     if (!p.canSee(rec.workspaceId) || (input.workspaceId !== '' && rec.workspaceId !== input.workspaceId)) return NOT_FOUND;
     const state = keyState(rec, now);
     if (state !== 'active') return verdictOf(rec, state, state);
-    if (!hasAll(rec.permissionSet, input.requiredPermissions)) return verdictOf(rec, 'insufficient_permissions', state);
+    if (!grantsAll(rec.permissionSet, input.requiredPermissions)) return verdictOf(rec, 'insufficient_permissions', state);
     if (rec.limits === null) return verdictOf(rec, 'valid', state);
     const key = viewOf(rec, state);
     const cost = input.cost ?? 1;

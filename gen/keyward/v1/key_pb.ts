@@ -12,10 +12,14 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/key.proto.
  */
 export const file_keyward_v1_key: GenFile = /*@__PURE__*/
-  fileDesc("ChRrZXl3YXJkL3YxL2tleS5wcm90bxIKa2V5d2FyZC52MSI7CgVHcmFudBINCgVzY29wZRgBIAEoCRIjCgdhY3Rpb25zGAIgAygOMhIua2V5d2FyZC52MS5BY3Rpb24izAUKBkFwaUtleRIKCgJpZBgBIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAiABKAkSEwoLY3VzdG9tZXJfaWQYAyABKAkSDAoEbmFtZRgEIAEoCRITCgtkZXNjcmlwdGlvbhgFIAEoCRIhCgZncmFudHMYBiADKAsyES5rZXl3YXJkLnYxLkdyYW50EhQKB2VuYWJsZWQYByABKAhIAIgBARIjCgVzdGF0ZRgIIAEoDjIULmtleXdhcmQudjEuS2V5U3RhdGUSEgoKbWFza2VkX2tleRgJIAEoCRINCgVzdGFydBgKIAEoCRIyCghtZXRhZGF0YRgLIAMoCzIgLmtleXdhcmQudjEuQXBpS2V5Lk1ldGFkYXRhRW50cnkSLwoLZXhwaXJlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgtyYXRlX2xpbWl0cxgUIAMoCzIVLmtleXdhcmQudjEuUmF0ZUxpbWl0EhsKDnJlbWFpbmluZ191c2VzGBUgASgDSAGIAQESIgoGcmVmaWxsGBYgASgLMhIua2V5d2FyZC52MS5SZWZpbGwaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgoKCF9lbmFibGVkQhEKD19yZW1haW5pbmdfdXNlcyJVCglSYXRlTGltaXQSDAoEbmFtZRgBIAEoCRINCgVsaW1pdBgCIAEoAxIrCghkdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKSAQoGUmVmaWxsEg4KBmFtb3VudBgBIAEoAxIsCghpbnRlcnZhbBgCIAEoDjIaLmtleXdhcmQudjEuUmVmaWxsSW50ZXJ2YWwSFAoMZGF5X29mX21vbnRoGAMgASgFEjQKEGxhc3RfcmVmaWxsX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKmoKBkFjdGlvbhIWChJBQ1RJT05fVU5TUEVDSUZJRUQQABIPCgtBQ1RJT05fUkVBRBABEhEKDUFDVElPTl9DUkVBVEUQAhIRCg1BQ1RJT05fVVBEQVRFEAMSEQoNQUNUSU9OX0RFTEVURRAEKoEBCghLZXlTdGF0ZRIZChVLRVlfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBLRVlfU1RBVEVfQUNUSVZFEAESFgoSS0VZX1NUQVRFX0RJU0FCTEVEEAISFQoRS0VZX1NUQVRFX0VYUElSRUQQAxIVChFLRVlfU1RBVEVfUkVWT0tFRBAEKmkKDlJlZmlsbEludGVydmFsEh8KG1JFRklMTF9JTlRFUlZBTF9VTlNQRUNJRklFRBAAEhkKFVJFRklMTF9JTlRFUlZBTF9EQUlMWRABEhsKF1JFRklMTF9JTlRFUlZBTF9NT05USExZEAJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChRrZXl3YXJkL3YxL2tleS5wcm90bxIKa2V5d2FyZC52MSJoCgVHcmFudBINCgVzY29wZRgBIAEoCRIjCgdhY3Rpb25zGAIgAygOMhIua2V5d2FyZC52MS5BY3Rpb24SFgoOY3VzdG9tX2FjdGlvbnMYAyADKAkSEwoLYWxsX2FjdGlvbnMYBCABKAgi3AUKBkFwaUtleRIKCgJpZBgBIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAiABKAkSEwoLY3VzdG9tZXJfaWQYAyABKAkSDAoEbmFtZRgEIAEoCRITCgtkZXNjcmlwdGlvbhgFIAEoCRIhCgZncmFudHMYBiADKAsyES5rZXl3YXJkLnYxLkdyYW50EhQKB2VuYWJsZWQYByABKAhIAIgBARIjCgVzdGF0ZRgIIAEoDjIULmtleXdhcmQudjEuS2V5U3RhdGUSEgoKbWFza2VkX2tleRgJIAEoCRINCgVzdGFydBgKIAEoCRIyCghtZXRhZGF0YRgLIAMoCzIgLmtleXdhcmQudjEuQXBpS2V5Lk1ldGFkYXRhRW50cnkSLwoLZXhwaXJlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgtyYXRlX2xpbWl0cxgUIAMoCzIVLmtleXdhcmQudjEuUmF0ZUxpbWl0EhsKDnJlbWFpbmluZ191c2VzGBUgASgDSAGIAQESIgoGcmVmaWxsGBYgASgLMhIua2V5d2FyZC52MS5SZWZpbGwSDgoGc2NvcGVzGBcgAygJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIKCghfZW5hYmxlZEIRCg9fcmVtYWluaW5nX3VzZXMiVQoJUmF0ZUxpbWl0EgwKBG5hbWUYASABKAkSDQoFbGltaXQYAiABKAMSKwoIZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ikgEKBlJlZmlsbBIOCgZhbW91bnQYASABKAMSLAoIaW50ZXJ2YWwYAiABKA4yGi5rZXl3YXJkLnYxLlJlZmlsbEludGVydmFsEhQKDGRheV9vZl9tb250aBgDIAEoBRI0ChBsYXN0X3JlZmlsbF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCpqCgZBY3Rpb24SFgoSQUNUSU9OX1VOU1BFQ0lGSUVEEAASDwoLQUNUSU9OX1JFQUQQARIRCg1BQ1RJT05fQ1JFQVRFEAISEQoNQUNUSU9OX1VQREFURRADEhEKDUFDVElPTl9ERUxFVEUQBCqBAQoIS2V5U3RhdGUSGQoVS0VZX1NUQVRFX1VOU1BFQ0lGSUVEEAASFAoQS0VZX1NUQVRFX0FDVElWRRABEhYKEktFWV9TVEFURV9ESVNBQkxFRBACEhUKEUtFWV9TVEFURV9FWFBJUkVEEAMSFQoRS0VZX1NUQVRFX1JFVk9LRUQQBCppCg5SZWZpbGxJbnRlcnZhbBIfChtSRUZJTExfSU5URVJWQUxfVU5TUEVDSUZJRUQQABIZChVSRUZJTExfSU5URVJWQUxfREFJTFkQARIbChdSRUZJTExfSU5URVJWQUxfTU9OVEhMWRACYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
- * Actions granted on one scope of the key's workspace.
+ * Actions granted on one scope of the key's workspace. Its string form is
+ * `scope:action` for each action, or the bare scope name when all_actions is
+ * set (see ApiKey.scopes). A grant names at least one action or sets
+ * all_actions; duplicates are ignored; each action must be one the scope
+ * declares (Scope.actions).
  *
  * @generated from message keyward.v1.Grant
  */
@@ -28,11 +32,29 @@ export type Grant = Message<"keyward.v1.Grant"> & {
   scope: string;
 
   /**
-   * At least one action; duplicates are ignored.
+   * The standard actions granted.
    *
    * @generated from field: repeated keyward.v1.Action actions = 2;
    */
   actions: Action[];
+
+  /**
+   * Actions the scope declares beyond the standard four, by name, such as
+   * `write` in `inference:write`. A standard name given here (`read`) is
+   * taken as the standard action; on output they are listed in actions only.
+   *
+   * @generated from field: repeated string custom_actions = 3;
+   */
+  customActions: string[];
+
+  /**
+   * The whole scope: every action it declares, now or later, and the bare
+   * permission `scope` (e.g. `admin`). On output, actions and
+   * custom_actions are then empty.
+   *
+   * @generated from field: bool all_actions = 4;
+   */
+  allActions: boolean;
 };
 
 /**
@@ -191,6 +213,18 @@ export type ApiKey = Message<"keyward.v1.ApiKey"> & {
    * @generated from field: keyward.v1.Refill refill = 22;
    */
   refill?: Refill | undefined;
+
+  /**
+   * The key's permissions as strings, as the seeds write them and VerifyKey
+   * returns them: `scope:action` (`inference:write`), or a bare scope name
+   * for the whole scope (`admin`). The same permissions as grants, in
+   * another form: on input, grants and scopes are merged; on output both
+   * are set (scopes sorted). In UpdateKey's mask, `grants` and `scopes` are
+   * one path: either replaces the key's permissions with both lists merged.
+   *
+   * @generated from field: repeated string scopes = 23;
+   */
+  scopes: string[];
 };
 
 /**

@@ -360,7 +360,9 @@ export type VerifyKeyRequest = Message<"keyward.v1.VerifyKeyRequest"> & {
 
   /**
    * Permissions the request needs, each `scope:action`, e.g.
-   * `balance_transfers:read`. All must be granted.
+   * `balance_transfers:read`, or a bare scope name, which only a grant of
+   * the whole scope satisfies. A whole-scope grant satisfies every
+   * `scope:action` of its scope. All must be granted.
    *
    * @generated from field: repeated string required_permissions = 2;
    */
@@ -478,7 +480,8 @@ export type VerifyKeyResponse = Message<"keyward.v1.VerifyKeyResponse"> & {
   name: string;
 
   /**
-   * Every permission the key has, as sorted `scope:action` strings.
+   * Every permission the key has, sorted: `scope:action` strings, and bare
+   * scope names for whole-scope grants (as ApiKey.scopes).
    *
    * @generated from field: repeated string permissions = 7;
    */
@@ -611,7 +614,8 @@ export const KeyService: GenService<{
    * Issues a key and returns it with its secret, which is never shown again.
    * Requires `api_keys:write`. Returns INVALID_ARGUMENT for a missing
    * workspace_id, a name over 120 characters, a grant naming a scope the
-   * workspace does not have, a grant without actions, an expire_time in the
+   * workspace does not have or an action the scope does not declare, a grant
+   * without actions, a malformed `scopes` string, an expire_time in the
    * past, oversized metadata, more than 5 rate_limits or a bad one (name,
    * limit, duration, duplicate name), a remaining_uses out of range, or a
    * refill that is incomplete, out of range or without remaining_uses; PERMISSION_DENIED if the SDK key is restricted

@@ -12,12 +12,13 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/scope.proto.
  */
 export const file_keyward_v1_scope: GenFile = /*@__PURE__*/
-  fileDesc("ChZrZXl3YXJkL3YxL3Njb3BlLnByb3RvEgprZXl3YXJkLnYxIq4BCgVTY29wZRIKCgJpZBgBIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChZrZXl3YXJkL3YxL3Njb3BlLnByb3RvEgprZXl3YXJkLnYxIr8BCgVTY29wZRIKCgJpZBgBIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2FjdGlvbnMYByADKAliBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A Scope is a permission resource defined per workspace, such as
  * `balance_transfers`. API keys are granted actions on scopes, written as
- * `scope:action` (for example `balance_transfers:read`).
+ * `scope:action` (for example `balance_transfers:read`), or a whole scope,
+ * written as its bare name (`admin`).
  *
  * @generated from message keyward.v1.Scope
  */
@@ -63,6 +64,18 @@ export type Scope = Message<"keyward.v1.Scope"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 6;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The actions keys may be granted on this scope, each
+   * `[a-z][a-z0-9_-]{0,31}`, at most 32. Empty on create means the standard
+   * four: read, create, update, delete. A scope may declare its own, such as
+   * `read` and `write` for `inference:read` and `inference:write`. An update
+   * may not remove an action still granted to a key that is not revoked
+   * (FAILED_PRECONDITION).
+   *
+   * @generated from field: repeated string actions = 7;
+   */
+  actions: string[];
 };
 
 /**

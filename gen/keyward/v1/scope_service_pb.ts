@@ -154,7 +154,8 @@ export type UpdateScopeRequest = Message<"keyward.v1.UpdateScopeRequest"> & {
   scope?: Scope | undefined;
 
   /**
-   * Fields to update: `name`, `description`.
+   * Fields to update: `name`, `description`, `actions` (the list is
+   * replaced; it may not be empty).
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -262,10 +263,12 @@ export const ScopeService: GenService<{
     output: typeof ListScopesResponseSchema;
   },
   /**
-   * Updates the fields named in update_mask (`name`, `description`). Keys
-   * granted the scope keep their grants under the new name. Requires
-   * `workspace_scopes:write`. Returns NOT_FOUND as GetScope does,
-   * INVALID_ARGUMENT for a bad mask or value, ALREADY_EXISTS for a name in use.
+   * Updates the fields named in update_mask (`name`, `description`,
+   * `actions`). Keys granted the scope keep their grants under the new name.
+   * Requires `workspace_scopes:write`. Returns NOT_FOUND as GetScope does,
+   * INVALID_ARGUMENT for a bad mask or value, ALREADY_EXISTS for a name in
+   * use, FAILED_PRECONDITION for removing an action a key that is not
+   * revoked is still granted.
    *
    * @generated from rpc keyward.v1.ScopeService.UpdateScope
    */

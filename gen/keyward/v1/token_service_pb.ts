@@ -29,7 +29,8 @@ export type ExchangeKeyRequest = Message<"keyward.v1.ExchangeKeyRequest"> & {
   key: string;
 
   /**
-   * Permissions the token is for, each `scope:action`. All must be granted;
+   * Permissions the token is for, each `scope:action` or a bare scope (as
+   * VerifyKeyRequest.required_permissions). All must be granted;
    * the token then carries only these.
    *
    * @generated from field: repeated string required_permissions = 2;
@@ -103,7 +104,8 @@ export const ExchangeKeyResponseSchema: GenMessage<ExchangeKeyResponse> = /*@__P
  */
 export type ExchangeOwnKeyRequest = Message<"keyward.v1.ExchangeOwnKeyRequest"> & {
   /**
-   * Permissions the token is for, each `scope:action`. All must be granted;
+   * Permissions the token is for, each `scope:action` or a bare scope (as
+   * VerifyKeyRequest.required_permissions). All must be granted;
    * the token then carries only these. Empty: every permission of the key.
    *
    * @generated from field: repeated string required_permissions = 1;

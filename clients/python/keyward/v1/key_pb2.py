@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14keyward/v1/key.proto\x12\nkeyward.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\";\n\x05Grant\x12\r\n\x05scope\x18\x01 \x01(\t\x12#\n\x07\x61\x63tions\x18\x02 \x03(\x0e\x32\x12.keyward.v1.Action\"\xcc\x05\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12!\n\x06grants\x18\x06 \x03(\x0b\x32\x11.keyward.v1.Grant\x12\x14\n\x07\x65nabled\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12#\n\x05state\x18\x08 \x01(\x0e\x32\x14.keyward.v1.KeyState\x12\x12\n\nmasked_key\x18\t \x01(\t\x12\r\n\x05start\x18\n \x01(\t\x12\x32\n\x08metadata\x18\x0b \x03(\x0b\x32 .keyward.v1.ApiKey.MetadataEntry\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_used_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x0brate_limits\x18\x14 \x03(\x0b\x32\x15.keyward.v1.RateLimit\x12\x1b\n\x0eremaining_uses\x18\x15 \x01(\x03H\x01\x88\x01\x01\x12\"\n\x06refill\x18\x16 \x01(\x0b\x32\x12.keyward.v1.Refill\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\n\n\x08_enabledB\x11\n\x0f_remaining_uses\"U\n\tRateLimit\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x03\x12+\n\x08\x64uration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x92\x01\n\x06Refill\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x03\x12,\n\x08interval\x18\x02 \x01(\x0e\x32\x1a.keyward.v1.RefillInterval\x12\x14\n\x0c\x64\x61y_of_month\x18\x03 \x01(\x05\x12\x34\n\x10last_refill_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*j\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43TION_READ\x10\x01\x12\x11\n\rACTION_CREATE\x10\x02\x12\x11\n\rACTION_UPDATE\x10\x03\x12\x11\n\rACTION_DELETE\x10\x04*\x81\x01\n\x08KeyState\x12\x19\n\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10KEY_STATE_ACTIVE\x10\x01\x12\x16\n\x12KEY_STATE_DISABLED\x10\x02\x12\x15\n\x11KEY_STATE_EXPIRED\x10\x03\x12\x15\n\x11KEY_STATE_REVOKED\x10\x04*i\n\x0eRefillInterval\x12\x1f\n\x1bREFILL_INTERVAL_UNSPECIFIED\x10\x00\x12\x19\n\x15REFILL_INTERVAL_DAILY\x10\x01\x12\x1b\n\x17REFILL_INTERVAL_MONTHLY\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14keyward/v1/key.proto\x12\nkeyward.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"h\n\x05Grant\x12\r\n\x05scope\x18\x01 \x01(\t\x12#\n\x07\x61\x63tions\x18\x02 \x03(\x0e\x32\x12.keyward.v1.Action\x12\x16\n\x0e\x63ustom_actions\x18\x03 \x03(\t\x12\x13\n\x0b\x61ll_actions\x18\x04 \x01(\x08\"\xdc\x05\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12!\n\x06grants\x18\x06 \x03(\x0b\x32\x11.keyward.v1.Grant\x12\x14\n\x07\x65nabled\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12#\n\x05state\x18\x08 \x01(\x0e\x32\x14.keyward.v1.KeyState\x12\x12\n\nmasked_key\x18\t \x01(\t\x12\r\n\x05start\x18\n \x01(\t\x12\x32\n\x08metadata\x18\x0b \x03(\x0b\x32 .keyward.v1.ApiKey.MetadataEntry\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_used_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x0brate_limits\x18\x14 \x03(\x0b\x32\x15.keyward.v1.RateLimit\x12\x1b\n\x0eremaining_uses\x18\x15 \x01(\x03H\x01\x88\x01\x01\x12\"\n\x06refill\x18\x16 \x01(\x0b\x32\x12.keyward.v1.Refill\x12\x0e\n\x06scopes\x18\x17 \x03(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\n\n\x08_enabledB\x11\n\x0f_remaining_uses\"U\n\tRateLimit\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x03\x12+\n\x08\x64uration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x92\x01\n\x06Refill\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x03\x12,\n\x08interval\x18\x02 \x01(\x0e\x32\x1a.keyward.v1.RefillInterval\x12\x14\n\x0c\x64\x61y_of_month\x18\x03 \x01(\x05\x12\x34\n\x10last_refill_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*j\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43TION_READ\x10\x01\x12\x11\n\rACTION_CREATE\x10\x02\x12\x11\n\rACTION_UPDATE\x10\x03\x12\x11\n\rACTION_DELETE\x10\x04*\x81\x01\n\x08KeyState\x12\x19\n\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10KEY_STATE_ACTIVE\x10\x01\x12\x16\n\x12KEY_STATE_DISABLED\x10\x02\x12\x15\n\x11KEY_STATE_EXPIRED\x10\x03\x12\x15\n\x11KEY_STATE_REVOKED\x10\x04*i\n\x0eRefillInterval\x12\x1f\n\x1bREFILL_INTERVAL_UNSPECIFIED\x10\x00\x12\x19\n\x15REFILL_INTERVAL_DAILY\x10\x01\x12\x1b\n\x17REFILL_INTERVAL_MONTHLY\x10\x02\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyward.v1.key_pb2', globals())
@@ -24,20 +24,20 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
   _APIKEY_METADATAENTRY._options = None
   _APIKEY_METADATAENTRY._serialized_options = b'8\001'
-  _ACTION._serialized_start=1117
-  _ACTION._serialized_end=1223
-  _KEYSTATE._serialized_start=1226
-  _KEYSTATE._serialized_end=1355
-  _REFILLINTERVAL._serialized_start=1357
-  _REFILLINTERVAL._serialized_end=1462
+  _ACTION._serialized_start=1178
+  _ACTION._serialized_end=1284
+  _KEYSTATE._serialized_start=1287
+  _KEYSTATE._serialized_end=1416
+  _REFILLINTERVAL._serialized_start=1418
+  _REFILLINTERVAL._serialized_end=1523
   _GRANT._serialized_start=101
-  _GRANT._serialized_end=160
-  _APIKEY._serialized_start=163
-  _APIKEY._serialized_end=879
-  _APIKEY_METADATAENTRY._serialized_start=801
-  _APIKEY_METADATAENTRY._serialized_end=848
-  _RATELIMIT._serialized_start=881
-  _RATELIMIT._serialized_end=966
-  _REFILL._serialized_start=969
-  _REFILL._serialized_end=1115
+  _GRANT._serialized_end=205
+  _APIKEY._serialized_start=208
+  _APIKEY._serialized_end=940
+  _APIKEY_METADATAENTRY._serialized_start=862
+  _APIKEY_METADATAENTRY._serialized_end=909
+  _RATELIMIT._serialized_start=942
+  _RATELIMIT._serialized_end=1027
+  _REFILL._serialized_start=1030
+  _REFILL._serialized_end=1176
 # @@protoc_insertion_point(module_scope)

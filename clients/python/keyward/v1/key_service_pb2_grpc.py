@@ -69,7 +69,8 @@ class KeyServiceServicer(object):
         """Issues a key and returns it with its secret, which is never shown again.
         Requires `api_keys:write`. Returns INVALID_ARGUMENT for a missing
         workspace_id, a name over 120 characters, a grant naming a scope the
-        workspace does not have, a grant without actions, an expire_time in the
+        workspace does not have or an action the scope does not declare, a grant
+        without actions, a malformed `scopes` string, an expire_time in the
         past, oversized metadata, more than 5 rate_limits or a bad one (name,
         limit, duration, duplicate name), a remaining_uses out of range, or a
         refill that is incomplete, out of range or without remaining_uses; PERMISSION_DENIED if the SDK key is restricted

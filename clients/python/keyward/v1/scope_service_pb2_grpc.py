@@ -80,10 +80,12 @@ class ScopeServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def UpdateScope(self, request, context):
-        """Updates the fields named in update_mask (`name`, `description`). Keys
-        granted the scope keep their grants under the new name. Requires
-        `workspace_scopes:write`. Returns NOT_FOUND as GetScope does,
-        INVALID_ARGUMENT for a bad mask or value, ALREADY_EXISTS for a name in use.
+        """Updates the fields named in update_mask (`name`, `description`,
+        `actions`). Keys granted the scope keep their grants under the new name.
+        Requires `workspace_scopes:write`. Returns NOT_FOUND as GetScope does,
+        INVALID_ARGUMENT for a bad mask or value, ALREADY_EXISTS for a name in
+        use, FAILED_PRECONDITION for removing an action a key that is not
+        revoked is still granted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
