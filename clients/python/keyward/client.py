@@ -102,11 +102,14 @@ def format_duration(d: DurationLike) -> str:
 
 
 def grants_from_strings(grants: Iterable[Union[str, Mapping[str, Any]]]) -> List[Dict[str, Any]]:
-    """``["balance_transfers:read", "balance_transfers:create"]`` as
-    ``[{"scope": "balance_transfers", "actions": ["ACTION_READ", "ACTION_CREATE"]}]``.
+    """Permission strings as Grant messages: ``["inference:read", "inference:write", "admin"]`` as
+    ``[{"scope": "inference", "actions": ["ACTION_READ"], "customActions": ["write"]},
+    {"scope": "admin", "allActions": True}]``.
 
-    Actions of one scope are merged into one grant, in first-seen order. Dicts
-    (``{"scope": ..., "actions": [...]}``) are passed through.
+    ``scope:action`` grants one action (the standard four as enum values, any
+    other action the scope declares by name); a bare ``scope`` grants the
+    whole scope. Actions of one scope are merged into one grant, in first-seen
+    order. Dicts (``{"scope": ..., "actions": [...]}``) are passed through.
     """
     out: List[Dict[str, Any]] = []
     by_scope: Dict[str, Dict[str, Any]] = {}
@@ -114,18 +117,21 @@ def grants_from_strings(grants: Iterable[Union[str, Mapping[str, Any]]]) -> List
         if isinstance(g, Mapping):
             out.append(dict(g))
             continue
-        if not isinstance(g, str) or g.count(":") != 1:
-            raise ValueError(f"a grant is 'scope:action', e.g. 'balance_transfers:read', not {g!r}")
-        scope, action = g.split(":")
-        name = _ACTIONS.get(action.lower(), action if action.startswith("ACTION_") else None)
-        if name is None:
-            raise ValueError(f"unknown action {action!r} in {g!r}: use one of {', '.join(_ACTIONS)}")
+        if not isinstance(g, str) or g.count(":") > 1 or g.startswith(":") or g.endswith(":"):
+            raise ValueError(f"a grant is 'scope:action' or a scope name, e.g. 'balance_transfers:read' or 'admin', not {g!r}")
+        scope, _, action = g.partition(":")
         grant = by_scope.get(scope)
         if grant is None:
-            grant = by_scope[scope] = {"scope": scope, "actions": []}
+            grant = by_scope[scope] = {"scope": scope}
             out.append(grant)
-        if name not in grant["actions"]:
-            grant["actions"].append(name)
+        if action == "":
+            grant["allActions"] = True
+            continue
+        standard = _ACTIONS.get(action, action if action.startswith("ACTION_") else None)
+        field, name = ("actions", standard) if standard else ("customActions", action)
+        names = grant.setdefault(field, [])
+        if name not in names:
+            names.append(name)
     return out
 
 
@@ -413,12 +419,13 @@ class Workspaces(_Service):
 
 
 class Scopes(_Service):
-    """ScopeService. Scopes are dicts: ``id``, ``workspaceId``, ``name``, ``description``, times."""
+    """ScopeService. Scopes are dicts: ``id``, ``workspaceId``, ``name``, ``description``, ``actions``, times."""
 
     _service = "ScopeService"
 
-    def create(self, workspace_id: str, name: str, description: Optional[str] = None) -> Dict[str, Any]:
-        scope = _compact({"workspaceId": workspace_id, "name": name, "description": description})
+    def create(self, workspace_id: str, name: str, description: Optional[str] = None, actions: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+        """``actions``: what keys may be granted on the scope; None means read, create, update, delete."""
+        scope = _compact({"workspaceId": workspace_id, "name": name, "description": description, "actions": list(actions) if actions else None})
         return self._call("CreateScope", {"scope": scope})["scope"]
 
     def get(self, id: str) -> Dict[str, Any]:
@@ -432,7 +439,7 @@ class Scopes(_Service):
     def iter(self, workspace_id: str, page_size: int = 0) -> Iterator[Dict[str, Any]]:
         return self._paged(lambda token: self.list(workspace_id, page_size, token))
 
-    def update(self, id: str, name: Any = UNSET, description: Any = UNSET) -> Dict[str, Any]:
+    def update(self, id: str, name: Any = UNSET, description: Any = UNSET, actions: Any = UNSET) -> Dict[str, Any]:
         scope: Dict[str, Any] = {"id": id}
         paths = []
         if name is not UNSET:
@@ -441,6 +448,9 @@ class Scopes(_Service):
         if description is not UNSET:
             scope["description"] = description or ""
             paths.append("description")
+        if actions is not UNSET:
+            scope["actions"] = list(actions)
+            paths.append("actions")
         return self._call("UpdateScope", {"scope": _compact(scope), "updateMask": _mask(paths)})["scope"]
 
     def delete(self, id: str) -> None:

@@ -1,11 +1,14 @@
-"""A cached, self-refreshing JWT for an API key (TokenService.ExchangeKey)."""
+"""A cached, self-refreshing JWT for an API key (TokenService.ExchangeKey, or
+ExchangeOwnKey when there is no SDK key)."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple
 
+from .client import ExchangeResult, _Transport, __version__, parse_time
 from .errors import KeywardError
 
 
@@ -24,6 +27,20 @@ _REFUSED = {
     "USAGE_EXCEEDED": "resource_exhausted",
 }
 
+# The errors ExchangeOwnKey refuses a key with (the same codes as _REFUSED's);
+# the message names the verify code: "the API key was revoked (REVOKED)".
+_OWN_REFUSALS = frozenset({"unauthenticated", "permission_denied", "resource_exhausted"})
+_VERIFY_CODE_RE = re.compile(r"\(([A-Z_]+)\)")
+
+# Errors after which a token that has not expired yet is still good: Keyward could
+# not be reached (or, for ExchangeOwnKey, throttled the exchanges).
+_TRANSIENT = frozenset({"unavailable", "deadline_exceeded"})
+
+
+def _verify_code_of(message: str) -> Optional[str]:
+    m = _VERIFY_CODE_RE.search(message or "")
+    return m.group(1) if m else None
+
 
 class TokenSource:
     """Exchanges an API key for a JWT and keeps it fresh.
@@ -37,30 +54,51 @@ class TokenSource:
     refresh is due, the cached token is returned for as long as it has not
     expired, and the next call tries again.
 
-    The client's SDK key needs the scope ``api_keys:verify``.
+    With a ``client`` (a :class:`keyward.Keyward`, whose SDK key needs the
+    scope ``api_keys:verify``) the key is exchanged with
+    ``TokenService.ExchangeKey``. Without one, give ``base_url``: the key then
+    exchanges itself with ``TokenService.ExchangeOwnKey``, which needs no SDK
+    key (what a customer holding only its API key does). Refusals are the
+    same either way: ``unauthenticated``, ``permission_denied`` or
+    ``resource_exhausted`` with ``verify_code`` set; an ExchangeOwnKey
+    throttled for too many exchanges (``resource_exhausted`` without a
+    ``verify_code``) keeps a cached token that has not expired, as an outage does.
 
     Args:
-        client: a :class:`keyward.Keyward`.
+        client: a :class:`keyward.Keyward`; None to use ExchangeOwnKey.
         key: the API key to exchange.
         refresh_buffer_seconds: how long before expiry a new token is fetched.
         permissions: ``scope:action`` strings; the token then carries only
             these (all must be granted). None: every permission of the key.
         workspace_id: if set, a key of another workspace is refused.
+        base_url: where Keyward listens, without a client (ExchangeOwnKey).
+        timeout: seconds per attempt, without a client.
+        retries: further attempts after an ``unavailable`` error, without a client.
     """
 
     def __init__(
         self,
-        client: _Client,
-        key: str,
+        client: Optional[_Client] = None,
+        key: str = "",
         refresh_buffer_seconds: float = 30,
         permissions: Optional[Iterable[str]] = None,
         workspace_id: Optional[str] = None,
+        *,
+        base_url: Optional[str] = None,
+        timeout: float = 10,
+        retries: int = 2,
     ) -> None:
         if not key:
             raise ValueError("key is required")
         if refresh_buffer_seconds < 0:
             raise ValueError("refresh_buffer_seconds must not be negative")
+        if (client is None) == (base_url is None):
+            raise ValueError("give either client (ExchangeKey, with its SDK key) or base_url (ExchangeOwnKey, with the key itself)")
         self._client = client
+        # Without a client: calls authenticated by the API key itself.
+        self._own: Optional[_Transport] = (
+            _Transport(base_url, key, timeout, retries, f"keyward-python/{__version__}") if base_url is not None else None
+        )
         self._key = key
         self.refresh_buffer_seconds = float(refresh_buffer_seconds)
         self.permissions: Optional[List[str]] = list(permissions) if permissions is not None else None
@@ -73,7 +111,8 @@ class TokenSource:
         self._monotonic: Callable[[], float] = time.monotonic
 
     def __repr__(self) -> str:
-        return f"TokenSource(refresh_buffer_seconds={self.refresh_buffer_seconds}, permissions={self.permissions!r})"
+        how = "ExchangeOwnKey" if self._own is not None else "ExchangeKey"
+        return f"TokenSource({how}, refresh_buffer_seconds={self.refresh_buffer_seconds}, permissions={self.permissions!r})"
 
     def token(self) -> str:
         """A valid JWT, from the cache or a new exchange."""
@@ -103,15 +142,40 @@ class TokenSource:
         """Drops the cached token; the next ``token()`` exchanges the key again."""
         self._cached = None
 
+    def _exchange(self) -> ExchangeResult:
+        if self._own is None:
+            assert self._client is not None
+            return self._client.tokens.exchange(self._key, self.permissions, self.workspace_id)
+        body: Dict[str, Any] = {}
+        if self.permissions:
+            body["requiredPermissions"] = list(self.permissions)
+        if self.workspace_id:
+            body["workspaceId"] = self.workspace_id
+        r = self._own.call("TokenService", "ExchangeOwnKey", body, idempotent=True)
+        # ExchangeOwnKey refuses a key with an error, so an answer is a token.
+        return ExchangeResult(
+            code="VALID",
+            token=r.get("token", ""),
+            expire_time=parse_time(r.get("expireTime")),
+            key_id=r.get("keyId", ""),
+            signing_key_id=r.get("signingKeyId", ""),
+        )
+
     def _refresh(self) -> str:
         started = self._monotonic()
         try:
-            res = self._client.tokens.exchange(self._key, self.permissions, self.workspace_id)
+            res = self._exchange()
         except KeywardError as e:
+            if self._own is not None and e.code in _OWN_REFUSALS and e.verify_code is None:
+                e.verify_code = _verify_code_of(e.message)
+            refused = self._own is not None and e.code in _OWN_REFUSALS and e.verify_code is not None
             # Keyward unreachable: a token that has not expired yet is still good; the next call tries again.
+            transient = e.code in _TRANSIENT or (self._own is not None and e.code == "resource_exhausted" and not refused)
             cached = self._cached
-            if e.code in ("unavailable", "deadline_exceeded") and cached is not None and datetime.now(timezone.utc) < cached[1]:
+            if transient and cached is not None and datetime.now(timezone.utc) < cached[1]:
                 return cached[0]
+            if refused:
+                self._cached = None
             raise
         self.exchanges += 1
         if not res.valid or res.expire_time is None:

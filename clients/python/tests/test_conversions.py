@@ -16,10 +16,13 @@ class ConversionTest(unittest.TestCase):
             ],
         )
         self.assertEqual(grants_from_strings([{"scope": "a", "actions": ["ACTION_READ"]}]), [{"scope": "a", "actions": ["ACTION_READ"]}])
-        with self.assertRaises(ValueError):
-            grants_from_strings(["balance_transfers"])
-        with self.assertRaises(ValueError):
-            grants_from_strings(["balance_transfers:write"])
+        self.assertEqual(
+            grants_from_strings(["inference:read", "inference:write", "admin", "inference:write"]),
+            [{"scope": "inference", "actions": ["ACTION_READ"], "customActions": ["write"]}, {"scope": "admin", "allActions": True}],
+        )
+        for bad in ["a:b:c", ":read", "a:", 7]:
+            with self.assertRaises(ValueError):
+                grants_from_strings([bad])
 
     def test_times_and_durations(self):
         self.assertEqual(format_time(datetime(2026, 1, 2, 3, 4, 5)), "2026-01-02T03:04:05Z")

@@ -269,6 +269,8 @@ function maskOf(fields: Record<string, unknown>, names: Record<string, string>):
 }
 
 export class Keyward {
+  /** Where Keyward listens, as given. */
+  readonly baseUrl: string;
   /** The generated Connect clients, for what the helpers do not cover. Errors are KeywardError. */
   readonly raw: {
     workspaces: Client<typeof WorkspaceService>;
@@ -283,6 +285,7 @@ export class Keyward {
   };
 
   constructor(options: KeywardOptions) {
+    this.baseUrl = options.baseUrl;
     const interceptors: Interceptor[] = [retryInterceptor({ retries: options.retries ?? 2 })];
     if (options.sdkKey) {
       const authorization = `Bearer ${options.sdkKey}`;
@@ -334,7 +337,8 @@ export class Keyward {
   };
 
   readonly scopes = {
-    create: async (s: { workspaceId: string; name: string; description?: string }): Promise<Scope> =>
+    /** `actions`: what keys may be granted on the scope; unset: read, create, update, delete. */
+    create: async (s: { workspaceId: string; name: string; description?: string; actions?: string[] }): Promise<Scope> =>
       (await this.raw.scopes.createScope({ scope: s })).scope!,
     get: async (id: string): Promise<Scope> => (await this.raw.scopes.getScope({ id })).scope!,
     list: async (f: { workspaceId: string } & PageRequest): Promise<Page<Scope>> => {
@@ -342,11 +346,11 @@ export class Keyward {
       return { items: r.scopes, nextPageToken: r.nextPageToken };
     },
     listAll: (f: { workspaceId: string } & PageRequest): AsyncIterable<Scope> => allPages(f, (p) => this.scopes.list({ ...f, ...p })),
-    update: async (id: string, f: { name?: string; description?: string }): Promise<Scope> =>
+    update: async (id: string, f: { name?: string; description?: string; actions?: string[] }): Promise<Scope> =>
       (
         await this.raw.scopes.updateScope({
           scope: { id, ...f },
-          updateMask: { paths: maskOf(f, { name: 'name', description: 'description' }) },
+          updateMask: { paths: maskOf(f, { name: 'name', description: 'description', actions: 'actions' }) },
         })
       ).scope!,
     delete: async (id: string): Promise<void> => {

@@ -22,5 +22,5 @@ export type { ActionName, GrantInput, Permission } from './grants.js';
 export { isIdempotent } from './retry.js';
 export { tokenSource, verifyToken } from './tokens.js';
 export type { KeywardTokenPayload, TokenSource, TokenSourceOptions, VerifyTokenOptions } from './tokens.js';
-export { KeyVerifier, apiKeyOf, decisionOf, statusOf, verifyKey } from './middleware/core.js';
-export type { Decision, GuardOptions, KeywardIdentity, VerifierOptions } from './middleware/core.js';
+export { KeyVerifier, apiKeyOf, decisionOf, looksLikeJwt, statusOf, tokenDecisionOf, verifyKey } from './middleware/core.js';
+export type { Decision, GuardOptions, KeywardIdentity, TokenCheckOptions, VerifierOptions } from './middleware/core.js';

@@ -39,6 +39,16 @@ describe('management', () => {
     expect((await kw.scopes.update(invoices.id, { description: 'bills' })).description).toBe('bills');
     expect((await kw.scopes.list({ workspaceId: ws.id })).items.map((s) => s.name).sort()).toEqual(['balance_transfers', 'invoices']);
 
+    // Scopes with their own actions, and whole-scope grants, in either form.
+    const inference = await kw.scopes.create({ workspaceId: ws.id, name: 'inference', actions: ['read', 'write'] });
+    await kw.scopes.create({ workspaceId: ws.id, name: 'admin' });
+    expect((await kw.scopes.update(inference.id, { actions: ['read', 'write', 'stream'] })).actions).toEqual(['read', 'write', 'stream']);
+    const seedKey = await kw.keys.create({ workspaceId: ws.id, grants: ['inference:write', 'admin', { scope: 'inference', actions: ['read', 'stream'] }] });
+    expect(grantStrings(seedKey.key.grants)).toEqual(['admin', 'inference:read', 'inference:stream', 'inference:write']);
+    expect(seedKey.key.scopes).toEqual(grantStrings(seedKey.key.grants));
+    expect((await kw.keys.verify(seedKey.secret, { permissions: ['inference:stream', 'admin:delete'] })).code).toBe('valid');
+    await kw.keys.delete(seedKey.key.id);
+
     const before = Date.now();
     const { key, secret } = await kw.keys.create({
       workspaceId: ws.id,

@@ -1,6 +1,6 @@
 // The Express, Fastify and Hono middleware, each on a real port, hit with
 // real HTTP requests, and compared with what forward auth (GET /v1/authorize)
-// answers for the same key.
+// answers for the same key, or for the same token (a JWT from ExchangeOwnKey).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
@@ -11,9 +11,11 @@ import express from 'express';
 import Fastify from 'fastify';
 import { Hono } from 'hono';
 import { serve } from '@hono/node-server';
+import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_PRINCIPAL } from '../../../src/domain/principal.js';
 import { startTestServer, type TestServer } from '../../../test/support/server.js';
-import { Keyward, KeyVerifier, type Permission } from '../src/index.js';
+import { Keyward, KeyVerifier, tokenSource, verifyKey, type Permission } from '../src/index.js';
 import { keywardExpress } from '../src/middleware/express.js';
 import { keywardFastify, keywardPlugin } from '../src/middleware/fastify.js';
 import { keywardHono, type KeywardEnv } from '../src/middleware/hono.js';
@@ -51,6 +53,18 @@ async function newKey(opts: { rateLimit?: boolean; remainingUses?: number } = {}
     ...(opts.remainingUses !== undefined && { remainingUses: opts.remainingUses }),
   });
   return { id: r.key.id, secret: r.secret };
+}
+
+/** A token for the key, as a customer holding only the key gets it: tokenSource without an SDK key (ExchangeOwnKey). */
+function tokenOf(k: { secret: string }, permissions?: Permission[]): Promise<string> {
+  return tokenSource({ key: k.secret, baseUrl: ts.baseUrl, ...(permissions && { permissions }) }).getToken();
+}
+
+/** The token with its payload changed (the signature no longer matches). */
+function tampered(token: string, change: Record<string, unknown>): string {
+  const [h, p, s] = token.split('.') as [string, string, string];
+  const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
+  return `${h}.${Buffer.from(JSON.stringify({ ...claims, ...change })).toString('base64url')}.${s}`;
 }
 
 /** The routes each app serves: GET needs read, DELETE needs delete. */
@@ -210,6 +224,47 @@ describe.each(Object.keys(FRAMEWORKS) as (keyof typeof FRAMEWORKS)[])('%s', (nam
     expectSameRefusal(a, await forwardAuth('GET', headers));
   });
 
+  it('a token (JWT from ExchangeOwnKey) in Authorization: Bearer passes, checked offline, with the identity from its claims', async () => {
+    const k = await newKey();
+    const token = await tokenOf(k);
+    const claims = decodeJwt(token);
+    const a = await call(url, 'GET', { authorization: `Bearer ${token}` });
+    expect(a.status).toBe(200);
+    expect(a.body).toEqual({
+      keyId: k.id,
+      workspaceId: ws,
+      customerId: 'cus_ü42',
+      name: '',
+      permissions: ['balance_transfers:read'],
+      metadata: {},
+      rateLimits: [],
+      token: { expireTime: new Date(claims.exp! * 1000).toISOString(), issueTime: new Date(claims.iat! * 1000).toISOString(), id: claims.jti },
+    });
+    expect(a.headers).toEqual({});
+    expect((await forwardAuth('GET', { authorization: `Bearer ${token}` })).status).toBe(200);
+  });
+
+  it('a token without the permission: 403 insufficient_permissions, as forward auth answers', async () => {
+    const k = await newKey();
+    const headers = { authorization: `Bearer ${await tokenOf(k, ['balance_transfers:read'])}` };
+    const a = await call(url, 'DELETE', headers);
+    expect(a).toMatchObject({ status: 403, body: { code: 'insufficient_permissions' } });
+    expect(a.headers).toMatchObject({ 'x-keyward-key-id': k.id, 'x-keyward-customer-id': encodeURIComponent('cus_ü42'), 'x-keyward-workspace-id': ws });
+    expectSameRefusal(a, await forwardAuth('DELETE', headers));
+  });
+
+  it('a tampered token: 401 invalid_token, as forward auth answers', async () => {
+    const k = await newKey();
+    const token = await tokenOf(k);
+    for (const bad of [tampered(token, { permissions: ['balance_transfers:read', 'balance_transfers:delete'] }), `${token.slice(0, -4)}AAAA`]) {
+      const headers = { authorization: `Bearer ${bad}` };
+      const a = await call(url, 'DELETE', headers);
+      expect(a).toMatchObject({ status: 401, body: { code: 'invalid_token', message: 'the token is not valid' } });
+      expect(a.headers['www-authenticate']).toBe('Bearer realm="keyward", error="invalid_token", error_description="the token is not valid"');
+      expectSameRefusal(a, await forwardAuth('DELETE', headers));
+    }
+  });
+
   it('revocation is immediate (no cache by default): 401 revoked, as forward auth answers', async () => {
     const k = await newKey();
     const headers = { authorization: `Bearer ${k.secret}` };
@@ -265,6 +320,88 @@ describe('failures and the cache', () => {
     expect((await call(url, 'DELETE', { 'x-api-key': k.secret })).status).toBe(403);
     expect((await call(url, 'GET', {})).status).toBe(401);
     expect((await fetch(`${url}/health`)).status).toBe(200);
+  });
+});
+
+describe('tokens (JWTs)', () => {
+  it('are checked offline: a token of a revoked key passes until it expires (forward auth, which looks the key up, refuses it)', async () => {
+    const verifier = new KeyVerifier({ baseUrl: ts.baseUrl, sdkKey: gatewayKey });
+    const url = await listenExpress(verifier);
+    const k = await newKey();
+    const headers = { authorization: `Bearer ${await tokenOf(k)}` };
+    await kw.keys.revoke(k.id);
+    expect(await call(url, 'GET', headers)).toMatchObject({ status: 200, body: { keyId: k.id } });
+    expect(await forwardAuth('GET', headers)).toMatchObject({ status: 401, body: { code: 'revoked' } });
+    // The API key itself is refused at once.
+    expect(await call(url, 'GET', { authorization: `Bearer ${k.secret}` })).toMatchObject({ status: 401, body: { code: 'revoked' } });
+  });
+
+  it('need no SDK key; workspaceId and X-API-Key apply to them as to keys; tokens: false refuses them as unknown keys', async () => {
+    const k = await newKey();
+    const token = await tokenOf(k);
+    const noSdkKey = new KeyVerifier({ baseUrl: ts.baseUrl });
+    expect(await verifyKey(noSdkKey, token, { permissions: ['balance_transfers:read'], workspaceId: ws })).toMatchObject({ ok: true, identity: { keyId: k.id } });
+    const otherWs = '00000000-0000-4000-8000-000000000000';
+    expect(await verifyKey(noSdkKey, token, { workspaceId: otherWs })).toMatchObject({
+      ok: false,
+      status: 401,
+      body: { code: 'not_found', message: 'the token is not valid for this workspace' },
+    });
+    // An API key still needs the SDK key.
+    expect(await verifyKey(noSdkKey, k.secret)).toMatchObject({ ok: false, status: 401, body: { code: 'gateway_unauthenticated' } });
+    const off = new KeyVerifier({ baseUrl: ts.baseUrl, sdkKey: gatewayKey, tokens: false });
+    expect(off.tokens).toBeUndefined();
+    expect(await verifyKey(off, token)).toMatchObject({ ok: false, status: 401, body: { code: 'not_found' } });
+  });
+
+  it('a token signed by another key, unsigned, or of another issuer or audience: 401 invalid_token', async () => {
+    const verifier = new KeyVerifier({ baseUrl: ts.baseUrl, sdkKey: gatewayKey });
+    const k = await newKey();
+    const token = await tokenOf(k);
+    const claims = decodeJwt(token);
+    const { kid } = decodeProtectedHeader(token);
+    const { privateKey } = await generateKeyPair('EdDSA');
+    const forged = await new SignJWT({ ...claims, permissions: ['balance_transfers:delete'] }).setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid: kid! }).sign(privateKey);
+    const unknownKid = await new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid: 'not-a-keyward-key' }).sign(privateKey);
+    const [h, p] = token.split('.');
+    const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${p}.`;
+    for (const bad of [forged, unknownKid, none, `${h}.${p}.`]) {
+      expect(await verifyKey(verifier, bad)).toMatchObject({ ok: false, status: 401, body: { code: 'invalid_token', message: 'the token is not valid' } });
+    }
+    const picky = new KeyVerifier({ baseUrl: ts.baseUrl, tokens: { issuer: 'someone-else' } });
+    expect(await verifyKey(picky, token)).toMatchObject({ ok: false, status: 401, body: { code: 'invalid_token', message: "the token's iss claim is not accepted here" } });
+    const audience = new KeyVerifier({ baseUrl: ts.baseUrl, tokens: { audience: 'https://api.example.com' } });
+    expect(await verifyKey(audience, token)).toMatchObject({ ok: false, status: 401, body: { code: 'invalid_token', message: "the token's aud claim is not accepted here" } });
+  });
+
+  it('the JWKS is fetched once and kept; a token of a signing key it lacks makes it fetch again, once', async () => {
+    const verifier = new KeyVerifier({ baseUrl: ts.baseUrl, sdkKey: gatewayKey });
+    const url = await listenHono(verifier);
+    const k = await newKey();
+    const token = await tokenOf(k);
+    for (let i = 0; i < 5; i++) expect((await call(url, 'GET', { authorization: `Bearer ${token}` })).status).toBe(200);
+    expect(verifier.tokens!.jwks.stats.fetches).toBe(1);
+    // The JWKS publishes the next signing key ahead of time: two rotations make one it has never seen.
+    await ts.server.app.signingKeys.rotate(CLI_PRINCIPAL);
+    const rotated = await ts.server.app.signingKeys.rotate(CLI_PRINCIPAL);
+    const fresh = await tokenOf(await newKey());
+    expect(decodeProtectedHeader(fresh).kid).toBe(rotated.id);
+    await new Promise((r) => setTimeout(r, 1100)); // reloads for unknown keys are at most one a second
+    expect((await call(url, 'GET', { authorization: `Bearer ${fresh}` })).status).toBe(200);
+    expect(verifier.tokens!.jwks.stats.fetches).toBe(2);
+    // The token of the retired key still verifies (it stays published while its tokens live), with no further fetch.
+    expect((await call(url, 'GET', { authorization: `Bearer ${token}` })).status).toBe(200);
+    expect(verifier.tokens!.jwks.stats.fetches).toBe(2);
+  });
+
+  it('fails closed: 503 when the JWKS cannot be fetched', async () => {
+    const k = await newKey();
+    const verifier = new KeyVerifier({ baseUrl: ts.baseUrl, sdkKey: gatewayKey, tokens: { jwksUrl: 'http://127.0.0.1:1/.well-known/jwks.json' } });
+    const url = await listenFastify(verifier);
+    const a = await call(url, 'GET', { authorization: `Bearer ${await tokenOf(k)}` });
+    expect(a).toMatchObject({ status: 503, body: { code: 'unavailable' }, headers: { 'x-keyward-code': 'unavailable' } });
+    // API keys do not need the JWKS.
+    expect((await call(url, 'GET', { authorization: `Bearer ${k.secret}` })).status).toBe(200);
   });
 });
 

@@ -1,9 +1,10 @@
-// tokenSource (exchange, refresh before expiry, single flight) and
-// verifyToken (offline, against the JWKS), on a server issuing 3-second tokens.
+// tokenSource (exchange, refresh before expiry, single flight), verifyToken
+// (offline, against the JWKS) and the middleware's check of an expired token,
+// on a server issuing 3-second tokens.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import { startTestServer, type TestServer } from '../../../test/support/server.js';
-import { Keyward, KeywardError, tokenSource, verifyToken } from '../src/index.js';
+import { Keyward, KeyVerifier, KeywardError, tokenSource, verifyKey, verifyToken } from '../src/index.js';
 
 let ts: TestServer;
 let kw: Keyward;
@@ -132,5 +133,24 @@ describe('verifyToken', () => {
     const { token, expireTime } = await kw.tokens.exchange(k.secret);
     await sleep(expireTime.getTime() - Date.now() + 1100);
     expect((await caught(verifyToken(token, { baseUrl: ts.baseUrl }))).code).toBe('token_expired');
+  });
+});
+
+describe('the middleware and a token', () => {
+  it('expired: 401 invalid_token once exp has passed, as forward auth answers', async () => {
+    const k = await newKey();
+    const source = tokenSource({ key: k.secret, baseUrl: ts.baseUrl });
+    const token = await source.getToken();
+    const verifier = new KeyVerifier({ baseUrl: ts.baseUrl });
+    expect(await verifyKey(verifier, token, { permissions: ['balance_transfers:read'] })).toMatchObject({ ok: true, identity: { keyId: k.id } });
+    await sleep(source.expireTime!.getTime() - Date.now() + 1100);
+    const message = 'the token has expired';
+    const challenge = `Bearer realm="keyward", error="invalid_token", error_description="${message}"`;
+    const d = await verifyKey(verifier, token, { permissions: ['balance_transfers:read'] });
+    expect(d).toEqual({ ok: false, status: 401, headers: { 'x-keyward-code': 'invalid_token', 'www-authenticate': challenge }, body: { code: 'invalid_token', message } });
+    const fa = await fetch(`${ts.baseUrl}/v1/authorize`, { headers: { authorization: `Bearer ${token}`, 'x-keyward-sdk-key': gatewayKey } });
+    expect(fa.status).toBe(401);
+    expect(fa.headers.get('www-authenticate')).toBe(challenge);
+    expect(await fa.json()).toEqual(d.ok ? undefined : d.body);
   });
 });

@@ -1,12 +1,18 @@
-// What every middleware does, free of any framework: read the API key from
-// the request's headers, verify it, and decide the answer. The statuses,
-// headers and JSON bodies are forward auth's (GET /v1/authorize,
-// src/http/forward-auth.ts in the Keyward repo), so an API protected by the
-// middleware answers its clients exactly as one behind a gateway does.
+// What every middleware does, free of any framework: read the API key (or a
+// token exchanged for one) from the request's headers, verify it, and decide
+// the answer. The statuses, headers and JSON bodies are forward auth's (GET
+// /v1/authorize, src/http/forward-auth.ts in the Keyward repo), so an API
+// protected by the middleware answers its clients exactly as one behind a
+// gateway does. An API key is checked by VerifyKey; a token (a JWT from
+// TokenService) offline, against Keyward's published signing keys
+// (./token-check.ts).
 import { createHash } from 'node:crypto';
 import { Keyward, type KeywardOptions, type RateLimitStatus, type VerifyResult } from '../client.js';
 import { KeywardError } from '../errors.js';
 import type { Permission } from '../grants.js';
+import { JwksUnavailableError, looksLikeJwt, TokenVerifier, type TokenClaims, type TokenCheckOptions } from './token-check.js';
+
+export { looksLikeJwt, type TokenCheckOptions } from './token-check.js';
 
 /** Header names, as forward auth sends them. */
 export const HEADER = {
@@ -26,7 +32,14 @@ export const HEADER = {
 const REALM = 'keyward';
 const GATEWAY_REALM = 'keyward-gateway';
 
-/** Who called: the verified key, as the middleware puts it on the request. */
+/**
+ * Who called: the verified key, as the middleware puts it on the request.
+ * For a token (JWT) the fields come from its claims: `keyId`, `workspaceId`,
+ * `customerId` and `permissions` (those the token carries, which may be
+ * fewer than the key's); `name` is '', `metadata` {}, `expireTime`,
+ * `remainingUses` undefined and `rateLimits` [] (a token carries none of
+ * them), and `token` is set.
+ */
 export interface KeywardIdentity {
   keyId: string;
   workspaceId: string;
@@ -34,9 +47,12 @@ export interface KeywardIdentity {
   name: string;
   permissions: string[];
   metadata: Record<string, string>;
+  /** When the key expires (undefined for a key without expiry, and for a token). */
   expireTime: Date | undefined;
   rateLimits: RateLimitStatus[];
   remainingUses: number | undefined;
+  /** Set only when the caller sent a token instead of the API key: its `exp`, `iat` and `jti`. */
+  token?: { expireTime: Date; issueTime: Date | undefined; id: string | undefined };
 }
 
 /** The middleware's answer: go on (with headers for the response), or refuse with this status, headers and body. */
@@ -49,7 +65,7 @@ export interface GuardOptions {
   permissions?: readonly Permission[];
   /** Only keys of this workspace pass. */
   workspaceId?: string;
-  /** What the request costs a key with limits (default 1). */
+  /** What the request costs a key with limits (default 1; a token uses no limits). */
   cost?: number;
 }
 
@@ -60,6 +76,14 @@ export interface VerifierOptions extends KeywardOptions {
    * refused on its next request. With a cache it may pass for up to this long.
    */
   cacheTtlMs?: number;
+  /**
+   * Tokens (JWTs from TokenService.ExchangeKey / ExchangeOwnKey) sent as
+   * `Authorization: Bearer <jwt>` are accepted and checked offline against
+   * Keyward's signing keys (`<baseUrl>/.well-known/jwks.json`); these options
+   * say which issuer and audience to require and how long to keep the keys.
+   * `false`: a token is refused as an unknown API key is (401 not_found).
+   */
+  tokens?: TokenCheckOptions | false;
 }
 
 /** The HTTP status of a verify code; a code this build does not know is refused (403). */
@@ -95,7 +119,7 @@ const DESCRIPTIONS: Record<string, string> = {
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
-/** The API key of a request: `X-API-Key` (wins when both are sent), else `Authorization: Bearer`. */
+/** The API key (or token) of a request: `X-API-Key` (wins when both are sent), else `Authorization: Bearer`. */
 export function apiKeyOf(header: (name: string) => string | undefined): string | undefined {
   const x = header(HEADER.apiKey)?.trim();
   if (x) return x;
@@ -185,23 +209,69 @@ export function failureDecision(e: unknown): Decision {
     case 'resource_exhausted':
       return refuse(429, 'gateway_throttled', `the gateway's SDK key: ${err.message}`, { [HEADER.retryAfter]: '1' });
     default:
-      return refuse(503, 'unavailable', 'Keyward is unavailable; try again');
+      return UNAVAILABLE;
   }
+}
+
+const UNAVAILABLE: Decision = refuse(503, 'unavailable', 'Keyward is unavailable; try again');
+
+const INVALID_TOKEN_WORKSPACE = 'the token is not valid for this workspace';
+const TOKEN_LACKS_PERMISSION = 'the token lacks a permission this request needs';
+
+/** The decision for a token's verdict, as forward auth answers it (bar the key's state, which is not looked up). */
+export function tokenDecisionOf(claims: TokenClaims | string, opts: GuardOptions = {}): Decision {
+  if (typeof claims === 'string') {
+    return refuse(401, 'invalid_token', claims, { [HEADER.wwwAuthenticate]: `Bearer realm="${REALM}", error="invalid_token", error_description="${claims}"` });
+  }
+  const { keyId, workspaceId, customerId, permissions } = claims;
+  if (opts.workspaceId !== undefined && opts.workspaceId !== '' && workspaceId !== opts.workspaceId) {
+    return refuse(401, 'not_found', INVALID_TOKEN_WORKSPACE, {
+      [HEADER.wwwAuthenticate]: `Bearer realm="${REALM}", error="invalid_token", error_description="${INVALID_TOKEN_WORKSPACE}"`,
+    });
+  }
+  const has = new Set(permissions);
+  if (!(opts.permissions ?? []).every((p) => has.has(p))) {
+    return refuse(403, 'insufficient_permissions', TOKEN_LACKS_PERMISSION, {
+      [HEADER.keyId]: keyId,
+      [HEADER.customerId]: headerSafe(customerId),
+      [HEADER.workspaceId]: workspaceId,
+    });
+  }
+  const identity: KeywardIdentity = {
+    keyId,
+    workspaceId,
+    customerId,
+    name: '',
+    permissions,
+    metadata: {},
+    expireTime: undefined,
+    rateLimits: [],
+    remainingUses: undefined,
+    token: { expireTime: claims.expireTime, issueTime: claims.issueTime, id: claims.id },
+  };
+  return { ok: true, identity, headers: {} };
 }
 
 export const MISSING_KEY: Decision = refuse(401, 'missing_key', 'send the API key in "authorization: Bearer <key>" or "x-api-key"', {
   [HEADER.wwwAuthenticate]: `Bearer realm="${REALM}"`,
 });
 
-/** Verifies API keys for the middlewares: one Keyward client (one connection) and an optional verdict cache. */
+/**
+ * Verifies API keys and tokens for the middlewares: one Keyward client (one
+ * connection), an optional verdict cache, and Keyward's public keys for tokens.
+ */
 export class KeyVerifier {
   readonly client: Keyward;
+  /** Checks tokens offline; undefined when tokens are turned off. */
+  readonly tokens: TokenVerifier | undefined;
   private readonly cacheTtlMs: number;
   private readonly cache = new Map<string, { result: VerifyResult; until: number }>();
 
-  constructor(options: VerifierOptions | { client: Keyward; cacheTtlMs?: number }) {
+  constructor(options: VerifierOptions | { client: Keyward; cacheTtlMs?: number; tokens?: TokenCheckOptions | false }) {
     this.client = 'client' in options ? options.client : new Keyward(options);
     this.cacheTtlMs = options.cacheTtlMs ?? 0;
+    const timeoutMs = ('client' in options ? undefined : options.timeoutMs) ?? 10_000;
+    this.tokens = options.tokens === false ? undefined : new TokenVerifier(this.client.baseUrl, options.tokens ?? {}, timeoutMs);
   }
 
   /** VerifyKey, through the cache when one is on. */
@@ -230,8 +300,13 @@ export class KeyVerifier {
     const key = apiKeyOf(header);
     if (key === undefined) return MISSING_KEY;
     try {
+      if (this.tokens !== undefined && looksLikeJwt(key)) {
+        const v = await this.tokens.verify(key);
+        return tokenDecisionOf(v.ok ? v.claims : v.message, opts);
+      }
       return decisionOf(await this.verify(key, opts));
     } catch (e) {
+      if (e instanceof JwksUnavailableError) return UNAVAILABLE;
       return failureDecision(e);
     }
   }
@@ -250,7 +325,7 @@ export function verifierOf(options: VerifierOptions | KeyVerifier): KeyVerifier 
   return options instanceof KeyVerifier ? options : new KeyVerifier(options);
 }
 
-/** Checks one API key and returns the decision (for frameworks without a middleware here). */
+/** Checks one API key (or token) and returns the decision (for frameworks without a middleware here). */
 export async function verifyKey(verifier: KeyVerifier, key: string | undefined, opts: GuardOptions = {}): Promise<Decision> {
   return verifier.decide((name) => (name === HEADER.apiKey ? key : undefined), opts);
 }
