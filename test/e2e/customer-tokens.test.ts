@@ -3,7 +3,6 @@
 // key), the JWT is sent to an API behind real forward auth (/v1/authorize,
 // called as a gateway calls it, with the gateway's own SDK key), and a client
 // refreshes it before it expires. Tokens live 2 s here.
-import http from 'node:http';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { TokenService } from '../../gen/keyward/v1/token_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { issueApiKey } from '../../src/credentials/api-key.js';
+import { httpRequest, newKey, sleep, type HttpReply } from '../support/fixtures.js';
 import { recordSecret } from '../support/hygiene.js';
 import { client, startTestServer, type TestServer } from '../support/server.js';
 
@@ -40,36 +40,12 @@ afterAll(async () => {
 });
 
 /** What the company does once: a key for its customer. The customer only ever holds the secret. */
-async function customerKey(actions = [Action.READ, Action.CREATE]) {
-  const r = await client(KeyService, ts).createKey({
-    key: { workspaceId: ws, customerId: 'cus_scope', name: 'sdk', grants: [{ scope: 'balance_transfers', actions }] },
-  });
-  return { id: r.key!.id, secret: r.secret };
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
+const customerKey = (actions = [Action.READ, Action.CREATE]) =>
+  newKey(ts, { workspaceId: ws, customerId: 'cus_scope', name: 'sdk', grants: [{ scope: 'balance_transfers', actions }] });
 
 /** The SDK's exchange: POST /v1/tokens:exchange-own with the API key as the bearer credential, nothing else. */
-function exchange(apiKey: string, body: { requiredPermissions?: string[]; workspaceId?: string } = {}): Promise<Reply> {
-  return request(`${ts.baseUrl}/v1/tokens:exchange-own`, {
+function exchange(apiKey: string, body: { requiredPermissions?: string[]; workspaceId?: string } = {}): Promise<HttpReply> {
+  return httpRequest(`${ts.baseUrl}/v1/tokens:exchange-own`, {
     method: 'POST',
     headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
     body: JSON.stringify(body),
@@ -86,12 +62,11 @@ async function tokenFor(apiKey: string, body: { requiredPermissions?: string[] }
 
 /** The gateway asking forward auth about a request that carries `Authorization: Bearer <jwt>`. */
 const authorize = (jwt: string, headers: Record<string, string> = {}) =>
-  request(`${ts.baseUrl}/v1/authorize`, {
+  httpRequest(`${ts.baseUrl}/v1/authorize`, {
     headers: { 'x-keyward-sdk-key': gatewayKey, authorization: `Bearer ${jwt}`, 'x-keyward-permissions': 'balance_transfers:read', ...headers },
   });
 
-const code = (r: Reply) => r.headers['x-keyward-code'];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const code = (r: HttpReply) => r.headers['x-keyward-code'];
 
 /** Like tokenSource in clients/typescript/src/tokens.ts: a fresh token, exchanged again `bufferMs` before expiry. */
 function refreshingToken(apiKey: string, bufferMs: number) {
@@ -178,7 +153,7 @@ describe('a customer’s own API key, without an SDK key', () => {
     const sdk = await exchange(gatewayKey);
     expect(sdk.status).toBe(401);
     expect(JSON.parse(sdk.body).message).toMatch(/SDK key/);
-    const none = await request(`${ts.baseUrl}/v1/tokens:exchange-own`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const none = await httpRequest(`${ts.baseUrl}/v1/tokens:exchange-own`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(none.status).toBe(401);
   });
 
@@ -221,7 +196,7 @@ describe('a customer’s own API key, without an SDK key', () => {
   it('forward auth still needs the gateway’s SDK key for a token', async () => {
     const k = await customerKey();
     const t = await tokenFor(k.secret);
-    const r = await request(`${ts.baseUrl}/v1/authorize`, { headers: { authorization: `Bearer ${t.token}` } });
+    const r = await httpRequest(`${ts.baseUrl}/v1/authorize`, { headers: { authorization: `Bearer ${t.token}` } });
     expect(r.status).toBe(401);
     expect(code(r)).toBe('gateway_unauthenticated');
   });
@@ -243,7 +218,7 @@ describe('a customer’s own API key, without an SDK key', () => {
     const known = await customerKey();
     await tokenFor(known.secret);
     const fresh = await customerKey();
-    let throttled: Reply | undefined;
+    let throttled: HttpReply | undefined;
     for (let i = 0; i <= FAILURE_BURST + 1 && throttled === undefined; i++) {
       const r = await exchange(issueApiKey('kw').plaintext);
       if (r.status === 429) throttled = r;

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
+import { newKey, sleep } from '../support/fixtures.js';
 import { client, startTestServer, type TestServer } from '../support/server.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
@@ -24,8 +25,6 @@ let W: ReturnType<typeof client<typeof WorkspaceService>>;
 let K: ReturnType<typeof client<typeof KeyService>>;
 let ws: string;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** The code a call ended with ('OK' on success) and how long it took. */
 async function timed(p: Promise<unknown>): Promise<{ code: string; ms: number }> {
   const t0 = Date.now();
@@ -37,10 +36,7 @@ async function timed(p: Promise<unknown>): Promise<{ code: string; ms: number }>
   }
 }
 
-async function newKey(): Promise<{ id: string; secret: string }> {
-  const r = await K.createKey({ key: { workspaceId: ws, name: 'fault' } });
-  return { id: r.key!.id, secret: r.secret };
-}
+const faultKey = () => newKey(K, { workspaceId: ws, name: 'fault' });
 
 /** Waits until the server answers a management call again, by itself; returns how long that took. */
 async function recovery(limitMs: number): Promise<number> {
@@ -72,7 +68,7 @@ describe.skipIf(!DATABASE_URL)('database faults', () => {
   });
 
   it('Postgres gone: management calls answer UNAVAILABLE at once, a cached key is not VALID, and the server recovers by itself', async () => {
-    const key = await newKey();
+    const key = await faultKey();
     expect((await K.verifyKey({ key: key.secret })).code).toBe(VerifyCode.VALID); // now cached
 
     proxy.set('refuse');
@@ -98,11 +94,11 @@ describe.skipIf(!DATABASE_URL)('database faults', () => {
     // The revocation made while this replica could not hear it is seen: nothing stale was kept.
     const v = await K.verifyKey({ key: key.secret });
     expect(v.code).toBe(VerifyCode.REVOKED);
-    expect((await newKey()).secret).toMatch(/^kw_/);
+    expect((await faultKey()).secret).toMatch(/^kw_/);
   });
 
   it('Postgres blackholed: no call hangs past its deadline or the statement timeout, and the server recovers', async () => {
-    const key = await newKey();
+    const key = await faultKey();
     proxy.set('blackhole');
     // With a client deadline: answered by then.
     const withDeadline = await timed(W.getWorkspace({ id: ws }, { timeoutMs: 1500 }));
@@ -124,7 +120,7 @@ describe.skipIf(!DATABASE_URL)('database faults', () => {
   });
 
   it('every backend of the server killed (pool and change listener): it recovers and still hears revocations', async () => {
-    const key = await newKey();
+    const key = await faultKey();
     expect((await K.verifyKey({ key: key.secret })).code).toBe(VerifyCode.VALID);
     const { rowCount } = await direct.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
     expect(rowCount).toBeGreaterThan(0);

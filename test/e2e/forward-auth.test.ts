@@ -18,6 +18,7 @@ import { constrainingLimit, forwardAuthStatus } from '../../src/http/forward-aut
 import { announceSkip, ensureDebianPackages, hasCommand } from '../support/debian.js';
 import { freePort } from '../support/process.js';
 import { awayFromWindowEnd, currentWindowEnd } from '../support/redis.js';
+import { httpRequest, newKey } from '../support/fixtures.js';
 import { client, startTestServer, type TestServer } from '../support/server.js';
 
 let ts: TestServer;
@@ -32,15 +33,12 @@ const HOUR_MS = 3600_000;
 const rateLimit = (name: string, n: number, ms: number) => ({ name, limit: BigInt(n), duration: durationFromMs(ms) });
 const READ = [{ scope: 'balance_transfers', actions: [Action.READ] }];
 
-async function newKey(
+/** A key with these grants, in `ws` and for cus_42 unless told otherwise. */
+const keyWith = (
   grants: { scope: string; actions: Action[] }[],
   opts: { enabled?: boolean; workspaceId?: string; customerId?: string; limits?: Pick<ApiKey, 'rateLimits' | 'remainingUses'> } = {},
-) {
-  const r = await K().createKey({
-    key: { workspaceId: opts.workspaceId ?? ws, customerId: opts.customerId ?? 'cus_42', name: 'fa', grants, enabled: opts.enabled ?? true, ...opts.limits },
-  });
-  return { id: r.key!.id, secret: r.secret };
-}
+) =>
+  newKey(K(), { workspaceId: opts.workspaceId ?? ws, customerId: opts.customerId ?? 'cus_42', name: 'fa', grants, enabled: opts.enabled ?? true, ...opts.limits });
 
 beforeAll(async () => {
   ts = await startTestServer();
@@ -57,32 +55,12 @@ afterAll(async () => {
   await ts?.close();
 });
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-function request(url: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 const authorize = (headers: Record<string, string>, method = 'GET', pathname = '/v1/authorize') =>
-  request(`${ts.baseUrl}${pathname}`, { method, headers: { 'x-keyward-sdk-key': gatewayKey, ...headers } });
+  httpRequest(`${ts.baseUrl}${pathname}`, { method, headers: { 'x-keyward-sdk-key': gatewayKey, ...headers } });
 
 describe('forward auth over HTTP/1.1', () => {
   it('a valid key with the required permissions → 200 with the identity headers', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }], { customerId: 'cus_ünïcode 42' });
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }], { customerId: 'cus_ünïcode 42' });
     const r = await authorize({ authorization: `Bearer ${k.secret}`, 'x-keyward-permissions': 'balance_transfers:read' });
     expect(r.status, r.body).toBe(200);
     expect(r.headers['x-keyward-key-id']).toBe(k.id);
@@ -93,7 +71,7 @@ describe('forward auth over HTTP/1.1', () => {
   });
 
   it('takes the key from X-API-Key, any method, and any path below /v1/authorize (Envoy appends the original)', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ, Action.CREATE] }]);
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ, Action.CREATE] }]);
     for (const method of ['GET', 'POST', 'DELETE', 'HEAD']) {
       const r = await authorize({ 'x-api-key': k.secret, 'x-keyward-permissions': 'balance_transfers:create, balance_transfers:read' }, method, '/v1/authorize/transfers/7?x=1');
       expect(r.status, `${method} ${r.body}`).toBe(200);
@@ -109,8 +87,8 @@ describe('forward auth over HTTP/1.1', () => {
   });
 
   it('unknown, malformed, disabled and revoked keys → 401 invalid_token saying why', async () => {
-    const disabled = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }], { enabled: false });
-    const revoked = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const disabled = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }], { enabled: false });
+    const revoked = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     await K().revokeKey({ id: revoked.id });
     const cases = [
       ['kw_notakey', 'not_found'],
@@ -128,14 +106,14 @@ describe('forward auth over HTTP/1.1', () => {
   });
 
   it('a key without a required permission → 403', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     const r = await authorize({ authorization: `Bearer ${k.secret}`, 'x-keyward-permissions': 'balance_transfers:read,balance_transfers:delete' });
     expect(r.status).toBe(403);
     expect(r.headers['x-keyward-code']).toBe('insufficient_permissions');
   });
 
   it('X-Keyward-Require-Workspace-Id: another workspace’s key → 401 not_found', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }], { workspaceId: otherWs });
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }], { workspaceId: otherWs });
     expect((await authorize({ authorization: `Bearer ${k.secret}` })).status).toBe(200);
     const r = await authorize({ authorization: `Bearer ${k.secret}`, 'x-keyward-require-workspace-id': ws });
     expect(r.status).toBe(401);
@@ -143,10 +121,10 @@ describe('forward auth over HTTP/1.1', () => {
   });
 
   it('the gateway’s SDK key: missing or invalid → 401 in the gateway realm; lacking api_keys:verify → 403; never 200', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     const lacking = await ts.sdkKey(['api_keys:read']);
     const restricted = await ts.sdkKey(['api_keys:verify'], [otherWs]);
-    const missing = await request(`${ts.baseUrl}/v1/authorize`, { headers: { authorization: `Bearer ${k.secret}` } });
+    const missing = await httpRequest(`${ts.baseUrl}/v1/authorize`, { headers: { authorization: `Bearer ${k.secret}` } });
     expect(missing.status).toBe(401);
     expect(missing.headers['www-authenticate']).toBe('KeywardSDK realm="keyward-gateway"');
     expect(missing.headers['x-keyward-code']).toBe('gateway_unauthenticated');
@@ -166,14 +144,14 @@ describe('forward auth over HTTP/1.1', () => {
   });
 
   it('a malformed permissions header → 400 naming the header', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
-    const r = await authorize({ authorization: `Bearer ${k.secret}`, 'x-keyward-permissions': 'balance_transfers:read,transfers:fly' });
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const r = await authorize({ authorization: `Bearer ${k.secret}`, 'x-keyward-permissions': 'balance_transfers:read,transfers:Fly' });
     expect(r.status).toBe(400);
     expect(JSON.parse(r.body).message).toMatch(/^x-keyward-permissions/);
   });
 
   it('shares VerifyKey’s cache: a revoked key is refused on the next request', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     expect((await authorize({ authorization: `Bearer ${k.secret}` })).status).toBe(200);
     // The verdict came through VerifyKey's cache, which the revocation evicts.
     expect(ts.server.app.keyCache.peek(hashApiKey(k.secret))?.id).toBe(k.id);
@@ -206,7 +184,7 @@ function expectResetNear(header: string | string[] | undefined, expected: number
 describe('forward auth for keys with limits', () => {
   it('a key with a rate limit of 3 a minute: 3 × 200 with RateLimit-Remaining 2, 1, 0, then 429 rate_limited with Retry-After', async () => {
     await awayFromWindowEnd(MINUTE_MS, 10_000);
-    const k = await newKey(READ, { limits: { rateLimits: [rateLimit('per_minute', 3, MINUTE_MS)] } });
+    const k = await keyWith(READ, { limits: { rateLimits: [rateLimit('per_minute', 3, MINUTE_MS)] } });
     const expected = resetSeconds(MINUTE_MS);
     const answers = [];
     for (let i = 0; i < 4; i++) answers.push(await authorize({ authorization: `Bearer ${k.secret}` }));
@@ -230,7 +208,7 @@ describe('forward auth for keys with limits', () => {
   it('several limits: the fields describe the one closest to running out, and Retry-After the one that refused', async () => {
     await awayFromWindowEnd(MINUTE_MS, 10_000);
     await awayFromWindowEnd(HOUR_MS, 10_000);
-    const k = await newKey(READ, { limits: { rateLimits: [rateLimit('per_minute', 5, MINUTE_MS), rateLimit('per_hour', 2, HOUR_MS)] } });
+    const k = await keyWith(READ, { limits: { rateLimits: [rateLimit('per_minute', 5, MINUTE_MS), rateLimit('per_hour', 2, HOUR_MS)] } });
     // The hour's reset, not the minute's (in the last minute of an hour both windows end together).
     const hourReset = resetSeconds(HOUR_MS);
     const first = await authorize({ authorization: `Bearer ${k.secret}` });
@@ -244,7 +222,7 @@ describe('forward auth for keys with limits', () => {
   });
 
   it('a usage-limited key: X-Keyward-Remaining-Uses counts down, then 429 usage_exceeded without Retry-After', async () => {
-    const k = await newKey(READ, { limits: { remainingUses: 2n } });
+    const k = await keyWith(READ, { limits: { remainingUses: 2n } });
     const answers = [];
     for (let i = 0; i < 3; i++) answers.push(await authorize({ 'x-api-key': k.secret }));
     expect(answers.map((r) => [r.status, r.headers['x-keyward-code'], limitHeaders(r)])).toEqual([
@@ -257,7 +235,7 @@ describe('forward auth for keys with limits', () => {
 
   it('a key with both: a request refused for its uses gives back the rate limit, and says so', async () => {
     await awayFromWindowEnd(MINUTE_MS, 10_000);
-    const k = await newKey(READ, { limits: { rateLimits: [rateLimit('per_minute', 10, MINUTE_MS)], remainingUses: 1n } });
+    const k = await keyWith(READ, { limits: { rateLimits: [rateLimit('per_minute', 10, MINUTE_MS)], remainingUses: 1n } });
     const ok = await authorize({ 'x-api-key': k.secret });
     expect([ok.status, ok.headers['ratelimit-remaining'], ok.headers['x-keyward-remaining-uses']]).toEqual([200, '9', '0']);
     const spent = await authorize({ 'x-api-key': k.secret });
@@ -271,7 +249,7 @@ describe('forward auth for keys with limits', () => {
   });
 
   it('X-Keyward-Cost takes that much (0 only checks), default 1', async () => {
-    const k = await newKey(READ, { limits: { remainingUses: 10n } });
+    const k = await keyWith(READ, { limits: { remainingUses: 10n } });
     const uses = async (cost?: string) => {
       const r = await authorize(cost === undefined ? { 'x-api-key': k.secret } : { 'x-api-key': k.secret, 'x-keyward-cost': cost });
       return [r.status, r.headers['x-keyward-remaining-uses']];
@@ -285,7 +263,7 @@ describe('forward auth for keys with limits', () => {
   });
 
   it('a malformed X-Keyward-Cost → 400 naming the header, consuming nothing', async () => {
-    const k = await newKey(READ, { limits: { remainingUses: 1n } });
+    const k = await keyWith(READ, { limits: { remainingUses: 1n } });
     for (const bad of ['-1', '1.5', 'abc', '1e3', '0x10', '1000000001', '99999999999999999']) {
       const r = await authorize({ 'x-api-key': k.secret, 'x-keyward-cost': bad });
       expect(r.status, bad).toBe(400);
@@ -296,7 +274,7 @@ describe('forward auth for keys with limits', () => {
   });
 
   it('a key without limits gets none of the limit fields, with or without a cost', async () => {
-    const k = await newKey(READ);
+    const k = await keyWith(READ);
     for (const headers of [{}, { 'x-keyward-cost': '7' }] as Record<string, string>[]) {
       const r = await authorize({ 'x-api-key': k.secret, ...headers });
       expect(r.status).toBe(200);
@@ -314,7 +292,7 @@ describe('forward auth for keys with limits', () => {
 
 describe('forward auth over h2c', () => {
   it('answers on the same port over HTTP/2 cleartext', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     const session = http2.connect(ts.baseUrl);
     try {
       const reply = await new Promise<{ status: number; headers: http2.IncomingHttpHeaders }>((resolve, reject) => {
@@ -367,7 +345,7 @@ describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
     const deadline = Date.now() + 10_000;
     for (;;) {
       if (nginx.exitCode !== null) throw new Error(`nginx exited ${nginx.exitCode}: ${nginxLog}`);
-      const up = await request(`${gatewayUrl}/public`).then(
+      const up = await httpRequest(`${gatewayUrl}/public`).then(
         (r) => r.status === 200,
         () => false,
       );
@@ -392,10 +370,10 @@ describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
     }
   });
 
-  const get = (p: string, headers: Record<string, string> = {}) => request(`${gatewayUrl}${p}`, { headers });
+  const get = (p: string, headers: Record<string, string> = {}) => httpRequest(`${gatewayUrl}${p}`, { headers });
 
   it('lets an allowed request through to the upstream with the identity headers, replacing forged ones', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     seen.length = 0;
     const r = await get('/transfers/1', { authorization: `Bearer ${k.secret}`, 'x-keyward-key-id': 'forged', 'x-keyward-customer-id': 'forged' });
     expect(r.status, r.body).toBe(200);
@@ -409,12 +387,12 @@ describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
   });
 
   it('X-API-Key works through nginx too', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     expect((await get('/transfers/2', { 'x-api-key': k.secret })).status).toBe(200);
   });
 
   it('refuses without reaching the upstream: no key 401, unknown key 401, missing permission 403', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     seen.length = 0;
     const none = await get('/transfers/1');
     expect(none.status).toBe(401);
@@ -423,10 +401,10 @@ describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
     expect(unknown.status).toBe(401);
     expect(unknown.headers['www-authenticate']).toMatch(/error="invalid_token"/);
     // POST /transfers/ needs balance_transfers:create, which the key lacks.
-    const post = await request(`${gatewayUrl}/transfers/1`, { method: 'POST', headers: { authorization: `Bearer ${k.secret}` } });
+    const post = await httpRequest(`${gatewayUrl}/transfers/1`, { method: 'POST', headers: { authorization: `Bearer ${k.secret}` } });
     expect(post.status).toBe(403);
     // A client cannot lower the permissions the route requires.
-    const forged = await request(`${gatewayUrl}/transfers/1`, {
+    const forged = await httpRequest(`${gatewayUrl}/transfers/1`, {
       method: 'POST',
       headers: { authorization: `Bearer ${k.secret}`, 'x-keyward-permissions': 'balance_transfers:read' },
     });
@@ -435,7 +413,7 @@ describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
   });
 
   it('a revoked key is refused on the next request', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     expect((await get('/transfers/3', { authorization: `Bearer ${k.secret}` })).status).toBe(200);
     await K().revokeKey({ id: k.id });
     const r = await get('/transfers/3', { authorization: `Bearer ${k.secret}` });
@@ -444,7 +422,7 @@ describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
 
   it('a rate-limited key: 200s with the RateLimit fields at the client, then 429 (not 500) with Retry-After, never reaching the upstream', async () => {
     await awayFromWindowEnd(MINUTE_MS, 10_000);
-    const k = await newKey(READ, { limits: { rateLimits: [rateLimit('per_minute', 2, MINUTE_MS)] } });
+    const k = await keyWith(READ, { limits: { rateLimits: [rateLimit('per_minute', 2, MINUTE_MS)] } });
     seen.length = 0;
     const answers = [];
     for (let i = 0; i < 3; i++) answers.push(await get('/transfers/9', { authorization: `Bearer ${k.secret}` }));
@@ -466,7 +444,7 @@ describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
   });
 
   it('a spent usage-limited key: 429 usage_exceeded at the client; a client cannot lower its cost', async () => {
-    const k = await newKey(READ, { limits: { remainingUses: 1n } });
+    const k = await keyWith(READ, { limits: { remainingUses: 1n } });
     // nginx sets X-Keyward-Cost itself, so a client's "0" (check only) is overwritten.
     const ok = await get('/transfers/10', { 'x-api-key': k.secret, 'x-keyward-cost': '0' });
     expect([ok.status, ok.headers['x-keyward-remaining-uses']]).toEqual([200, '0']);
@@ -478,14 +456,14 @@ describe.skipIf(!!nginxMissing)('behind a real nginx (auth_request)', () => {
   });
 
   it('a key without limits: no limit fields at the client', async () => {
-    const k = await newKey(READ);
+    const k = await keyWith(READ);
     const r = await get('/transfers/11', { 'x-api-key': k.secret });
     expect(r.status).toBe(200);
     expect(limitHeaders(r)).toEqual({});
   });
 
   it('a gateway configured with a bad SDK key lets nothing through (401 in the gateway realm)', async () => {
-    const k = await newKey([{ scope: 'balance_transfers', actions: [Action.READ] }]);
+    const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     seen.length = 0;
     const r = await get('/misconfigured/1', { authorization: `Bearer ${k.secret}` });
     expect(r.status).toBe(401);

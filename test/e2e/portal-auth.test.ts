@@ -5,7 +5,6 @@
 // PERMISSION_DENIED), expired and tampered tokens UNAUTHENTICATED; CORS for
 // the configured origins only; the console and portal pages with their
 // security headers.
-import http from 'node:http';
 import { Code, ConnectError, createClient, type CallOptions } from '@connectrpc/connect';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import { UsageService } from '../../gen/keyward/v1/usage_service_pb.js';
 import { AuditService } from '../../gen/keyward/v1/audit_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { RPCS } from '../support/descriptors.js';
+import { httpRequest } from '../support/fixtures.js';
 import { recordSecret } from '../support/hygiene.js';
 import { client, PROTOCOLS, startTestServer, transport, type ProtocolName, type TestServer } from '../support/server.js';
 
@@ -259,24 +259,7 @@ describe('what a portal token may not reach', () => {
   });
 });
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-function request(path: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${ts.baseUrl}${path}`, { method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
+const request = (path: string, opts: Parameters<typeof httpRequest>[1] = {}) => httpRequest(`${ts.baseUrl}${path}`, opts);
 
 describe('CORS for the portal’s origins', () => {
   const listKeys = '/keyward.v1.KeyService/ListKeys';

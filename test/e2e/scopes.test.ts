@@ -7,6 +7,7 @@ import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import type { Scope } from '../../gen/keyward/v1/scope_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
+import { newWorkspace, UUID_RE } from '../support/fixtures.js';
 import { client, startTestServer, type TestServer } from '../support/server.js';
 import { expectError } from '../support/rpc.js';
 
@@ -24,14 +25,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await ts?.close();
 });
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** A fresh workspace, so each test is independent of the others. */
-async function newWorkspace(): Promise<string> {
-  const { workspace } = await workspaces.createWorkspace({ workspace: { name: `scopes-${randomUUID()}` } });
-  return workspace!.id;
-}
 
 async function newScope(workspaceId: string, name: string, description = ''): Promise<Scope> {
   const { scope } = await scopes.createScope({ scope: { workspaceId, name, description } });
@@ -55,7 +48,7 @@ async function listAll(workspaceId: string, pageSize: number) {
 
 describe('ScopeService happy paths', () => {
   it('creates, gets, lists, updates and deletes a scope', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const before = Date.now();
     const created = await newScope(ws, 'balance_transfers', 'Moving money between balances');
     expect(created.id).toMatch(UUID_RE);
@@ -114,7 +107,7 @@ describe('ScopeService happy paths', () => {
   });
 
   it('accepts names at the edges of the pattern and lists them by name', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const longest = `z${'a'.repeat(63)}`;
     for (const name of ['a', 'b.c', 'd-e', 'f_g', 'h9', longest]) await newScope(ws, name);
     const { scopes: listed } = await scopes.listScopes({ workspaceId: ws });
@@ -123,8 +116,8 @@ describe('ScopeService happy paths', () => {
   });
 
   it('lets two workspaces use the same scope name, each seeing only its own', async () => {
-    const a = await newWorkspace();
-    const b = await newWorkspace();
+    const a = await newWorkspace(ts);
+    const b = await newWorkspace(ts);
     const sa = await newScope(a, 'orders');
     const sb = await newScope(b, 'orders');
     expect(sa.id).not.toBe(sb.id);
@@ -136,7 +129,7 @@ describe('ScopeService happy paths', () => {
   });
 
   it('frees a deleted scope name for reuse', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const first = await newScope(ws, 'reports');
     await scopes.deleteScope({ id: first.id });
     const second = await newScope(ws, 'reports');
@@ -152,7 +145,7 @@ describe('ScopeService errors', () => {
   });
 
   it('CreateScope rejects names outside [a-z][a-z0-9_.-]{0,63}', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const bad = ['', 'Orders', '1orders', '_orders', '.orders', 'has space', 'orders:read', 'ordérs', `a${'b'.repeat(64)}`, 'a/b', 'a\nb'];
     for (const name of bad) {
       await expectError(scopes.createScope({ scope: { workspaceId: ws, name } }), Code.InvalidArgument, 'scope.name');
@@ -161,7 +154,7 @@ describe('ScopeService errors', () => {
   });
 
   it('CreateScope rejects an overlong description', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     await expectError(
       scopes.createScope({ scope: { workspaceId: ws, name: 'orders', description: 'x'.repeat(1001) } }),
       Code.InvalidArgument,
@@ -172,7 +165,7 @@ describe('ScopeService errors', () => {
   });
 
   it('CreateScope rejects a duplicate name with ALREADY_EXISTS', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const first = await newScope(ws, 'orders', 'first');
     const err = await expectError(scopes.createScope({ scope: { workspaceId: ws, name: 'orders', description: 'second' } }), Code.AlreadyExists, 'scope.name');
     expect(err.rawMessage).toContain('orders');
@@ -182,7 +175,7 @@ describe('ScopeService errors', () => {
 
   it('CreateScope returns NOT_FOUND for an unknown or deleted workspace', async () => {
     await expectError(scopes.createScope({ scope: { workspaceId: randomUUID(), name: 'orders' } }), Code.NotFound);
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     await workspaces.deleteWorkspace({ id: ws });
     await expectError(scopes.createScope({ scope: { workspaceId: ws, name: 'orders' } }), Code.NotFound);
   });
@@ -194,7 +187,7 @@ describe('ScopeService errors', () => {
   });
 
   it("hides a deleted workspace's scopes", async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const s = await newScope(ws, 'orders');
     await workspaces.deleteWorkspace({ id: ws });
     await expectError(scopes.getScope({ id: s.id }), Code.NotFound);
@@ -204,7 +197,7 @@ describe('ScopeService errors', () => {
   });
 
   it('UpdateScope rejects an empty, unknown or read-only mask path', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const s = await newScope(ws, 'orders', 'd');
     await expectError(scopes.updateScope({ scope: { id: s.id, name: 'x' } }), Code.InvalidArgument, 'update_mask');
     await expectError(scopes.updateScope({ scope: { id: s.id, name: 'x' }, updateMask: { paths: [] } }), Code.InvalidArgument, 'update_mask');
@@ -230,7 +223,7 @@ describe('ScopeService errors', () => {
   });
 
   it('UpdateScope rejects a bad name, a taken name and an unknown id', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const s = await newScope(ws, 'orders');
     await newScope(ws, 'invoices');
     await expectError(scopes.updateScope({ scope: { id: s.id, name: 'Bad Name' }, updateMask: { paths: ['name'] } }), Code.InvalidArgument, 'scope.name');
@@ -252,7 +245,7 @@ describe('ScopeService errors', () => {
   it('DeleteScope returns NOT_FOUND for a missing scope and on a second delete', async () => {
     await expectError(scopes.deleteScope({ id: randomUUID() }), Code.NotFound);
     await expectError(scopes.deleteScope({ id: '' }), Code.InvalidArgument, 'id');
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const s = await newScope(ws, 'orders');
     await scopes.deleteScope({ id: s.id });
     await expectError(scopes.deleteScope({ id: s.id }), Code.NotFound);
@@ -267,7 +260,7 @@ describe('ScopeService errors', () => {
 
 describe('ScopeService under concurrency', () => {
   it('creates a name once when several callers race for it', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => scopes.createScope({ scope: { workspaceId: ws, name: 'race', description: `${i}` } })));
     const ok = results.filter((r) => r.status === 'fulfilled');
     const codes = results.filter((r) => r.status === 'rejected').map((r) => Code[ConnectError.from((r as PromiseRejectedResult).reason).code]);
@@ -279,7 +272,7 @@ describe('ScopeService under concurrency', () => {
 
 describe('ScopeService paging', () => {
   it('pages through every scope, by name, without duplicates or omissions', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const names = ['kiwi', 'apple', 'mango', 'banana', 'cherry', 'fig', 'grape', 'lemon', 'date', 'elder', 'honeydew'];
     for (const n of names) await newScope(ws, n);
     const sorted = [...names].sort();
@@ -303,7 +296,7 @@ describe('ScopeService paging', () => {
   });
 
   it('ends without an empty trailing page when the count is a multiple of the page size', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     for (const n of ['a1', 'a2', 'a3', 'a4']) await newScope(ws, n);
     const { sizes, all } = await listAll(ws, 2);
     expect(sizes).toEqual([2, 2]);
@@ -311,7 +304,7 @@ describe('ScopeService paging', () => {
   });
 
   it('keeps paging correctly when scopes change between pages', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const made = new Map<string, Scope>();
     for (const n of ['b', 'd', 'f', 'h']) made.set(n, await newScope(ws, n));
     const first = await scopes.listScopes({ workspaceId: ws, pageSize: 2 });
@@ -326,13 +319,13 @@ describe('ScopeService paging', () => {
   });
 
   it('rejects a negative page_size', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     await expectError(scopes.listScopes({ workspaceId: ws, pageSize: -1 }), Code.InvalidArgument, 'page_size');
     await expectError(scopes.listScopes({ workspaceId: ws, pageSize: -2147483648 }), Code.InvalidArgument, 'page_size');
   });
 
   it('rejects garbage and forged page tokens', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     for (const n of ['a', 'b', 'c']) await newScope(ws, n);
     const forged = [
       'garbage',
@@ -353,8 +346,8 @@ describe('ScopeService paging', () => {
   });
 
   it('rejects a page token reused with another workspace_id', async () => {
-    const a = await newWorkspace();
-    const b = await newWorkspace();
+    const a = await newWorkspace(ts);
+    const b = await newWorkspace(ts);
     for (const n of ['a', 'b', 'c']) {
       await newScope(a, n);
       await newScope(b, n);
@@ -371,7 +364,7 @@ describe('ScopeService paging', () => {
 
 describe('ScopeService and keys', () => {
   it("deleting a scope removes it from keys' grants", async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const orders = await newScope(ws, 'orders');
     await newScope(ws, 'billing');
     const { key, secret } = await keys.createKey({
@@ -412,7 +405,7 @@ describe('ScopeService and keys', () => {
   });
 
   it('renaming a scope renames the permission seen by VerifyKey and GetKey', async () => {
-    const ws = await newWorkspace();
+    const ws = await newWorkspace(ts);
     const orders = await newScope(ws, 'orders');
     const { key, secret } = await keys.createKey({
       key: { workspaceId: ws, grants: [{ scope: 'orders', actions: [Action.READ, Action.UPDATE] }] },
@@ -440,8 +433,8 @@ describe('ScopeService and keys', () => {
 
 describe('ScopeService access control', () => {
   it('requires an SDK key with the right scope and workspace', async () => {
-    const ws = await newWorkspace();
-    const other = await newWorkspace();
+    const ws = await newWorkspace(ts);
+    const other = await newWorkspace(ts);
     const s = await newScope(ws, 'orders');
     const foreign = await newScope(other, 'orders');
 

@@ -11,6 +11,7 @@ import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { TokenService } from '../../gen/keyward/v1/token_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import { CLI_PRINCIPAL } from '../../src/domain/principal.js';
+import { newKey } from '../support/fixtures.js';
 import { expectError } from '../support/rpc.js';
 import { client, startTestServer, type ProtocolName, type TestServer } from '../support/server.js';
 
@@ -38,21 +39,18 @@ afterAll(async () => {
   await ts?.close();
 });
 
-async function newKey(opts: { expireTime?: Date } = {}) {
-  const r = await client(KeyService, ts).createKey({
-    key: {
-      workspaceId: ws,
-      customerId: 'cus_7',
-      name: 'token test',
-      grants: [
-        { scope: 'balance_transfers', actions: [Action.READ, Action.CREATE] },
-        { scope: 'invoices', actions: [Action.READ] },
-      ],
-      ...(opts.expireTime && { expireTime: { seconds: BigInt(Math.floor(opts.expireTime.getTime() / 1000)), nanos: 0 } }),
-    },
+/** A key in the workspace with grants in both scopes, expiring at `expireTime` (whole seconds) if given. */
+const tokenKey = (opts: { expireTime?: Date } = {}) =>
+  newKey(ts, {
+    workspaceId: ws,
+    customerId: 'cus_7',
+    name: 'token test',
+    grants: [
+      { scope: 'balance_transfers', actions: [Action.READ, Action.CREATE] },
+      { scope: 'invoices', actions: [Action.READ] },
+    ],
+    ...(opts.expireTime && { expireTime: { seconds: BigInt(Math.floor(opts.expireTime.getTime() / 1000)), nanos: 0 } }),
   });
-  return { id: r.key!.id, secret: r.secret };
-}
 
 const tokens = (protocol: ProtocolName = 'connect-json') => client(TokenService, ts, { token: gatewayKey, protocol });
 const jwksUrl = () => new URL(`${ts.baseUrl}/.well-known/jwks.json`);
@@ -61,7 +59,7 @@ const verifyToken = (token: string) =>
 
 describe('ExchangeKey', () => {
   it.each(['connect-json', 'grpc'] as const)('over %s: a valid key gets a JWT that verifies against the JWKS fetched over HTTP', async (protocol) => {
-    const k = await newKey();
+    const k = await tokenKey();
     const before = Math.floor(Date.now() / 1000);
     const r = await tokens(protocol).exchangeKey({ key: k.secret });
     expect(r.code).toBe(VerifyCode.VALID);
@@ -82,7 +80,7 @@ describe('ExchangeKey', () => {
   });
 
   it('with required permissions the token carries only those', async () => {
-    const k = await newKey();
+    const k = await tokenKey();
     const r = await tokens().exchangeKey({ key: k.secret, requiredPermissions: ['invoices:read', 'balance_transfers:read', 'invoices:read'] });
     expect(r.code).toBe(VerifyCode.VALID);
     expect((await verifyToken(r.token)).payload.permissions).toEqual(['balance_transfers:read', 'invoices:read']);
@@ -90,13 +88,13 @@ describe('ExchangeKey', () => {
 
   it('never outlives the key', async () => {
     const expireTime = new Date(Date.now() + 30_000);
-    const k = await newKey({ expireTime });
+    const k = await tokenKey({ expireTime });
     const r = await tokens().exchangeKey({ key: k.secret });
     expect((await verifyToken(r.token)).payload.exp).toBe(Math.floor(expireTime.getTime() / 1000));
   });
 
   it('answers like VerifyKey for keys that do not pass: no token, and why', async () => {
-    const k = await newKey();
+    const k = await tokenKey();
     const missing = await tokens().exchangeKey({ key: k.secret, requiredPermissions: ['invoices:delete'] });
     expect(missing).toMatchObject({ code: VerifyCode.INSUFFICIENT_PERMISSIONS, token: '', keyId: k.id, signingKeyId: '' });
     expect(missing.expireTime).toBeUndefined();
@@ -105,7 +103,7 @@ describe('ExchangeKey', () => {
   });
 
   it('a revoked key can no longer obtain a token (its earlier token lives until it expires)', async () => {
-    const k = await newKey();
+    const k = await tokenKey();
     const first = await tokens().exchangeKey({ key: k.secret });
     expect(first.code).toBe(VerifyCode.VALID);
     await client(KeyService, ts).revokeKey({ id: k.id });
@@ -115,7 +113,7 @@ describe('ExchangeKey', () => {
 
   it('rejects bad requests with INVALID_ARGUMENT naming the field, and SDK keys without api_keys:verify', async () => {
     await expectError(tokens().exchangeKey({ key: '' }), Code.InvalidArgument, 'key');
-    await expectError(tokens().exchangeKey({ key: 'kw_x', requiredPermissions: ['invoices'] }), Code.InvalidArgument, 'required_permissions[0]');
+    await expectError(tokens().exchangeKey({ key: 'kw_x', requiredPermissions: ['invoices:Read'] }), Code.InvalidArgument, 'required_permissions[0]');
     const reader = await ts.sdkKey(['api_keys:read']);
     await expectError(client(TokenService, ts, { token: reader }).exchangeKey({ key: 'kw_x' }), Code.PermissionDenied);
     await expectError(client(TokenService, ts, { token: null }).exchangeKey({ key: 'kw_x' }), Code.Unauthenticated);
@@ -124,7 +122,7 @@ describe('ExchangeKey', () => {
 
 describe('signing keys', () => {
   it('private halves are stored sealed with KEYWARD_SECRETS_KEY, never as PEM', async () => {
-    await tokens().exchangeKey({ key: (await newKey()).secret });
+    await tokens().exchangeKey({ key: (await tokenKey()).secret });
     const rows = await ts.server.app.orm.em.fork().execute<{ private_pkcs8: string }[]>(`select private_pkcs8 from signing_keys`);
     expect(rows.length).toBeGreaterThan(0);
     for (const r of rows) expect(r.private_pkcs8).toMatch(/^sealed:v1:[A-Za-z0-9_-]+$/);
@@ -141,7 +139,7 @@ describe('signing keys', () => {
   });
 
   it('the JWKS publishes public halves only, and is served without credentials', async () => {
-    await tokens().exchangeKey({ key: (await newKey()).secret });
+    await tokens().exchangeKey({ key: (await tokenKey()).secret });
     const res = await fetch(jwksUrl());
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json');
@@ -154,7 +152,7 @@ describe('signing keys', () => {
   });
 
   it('rotation: new tokens use the new key, tokens of the old one keep verifying, the old one leaves the JWKS once its tokens expired', async () => {
-    const k = await newKey();
+    const k = await tokenKey();
     const old = await tokens().exchangeKey({ key: k.secret });
     // A verifier that fetched the JWKS before the rotation already has the key that signs after it.
     const before = (await (await fetch(jwksUrl())).json()) as { keys: { kid: string }[] };
