@@ -77,20 +77,41 @@ export function stateTone(s: KeyState): Tone {
 
 export type Tone = 'green' | 'gray' | 'amber' | 'red' | 'blue';
 
-export const ACTIONS: { value: Action; name: string }[] = [
-  { value: Action.READ, name: 'read' },
-  { value: Action.CREATE, name: 'create' },
-  { value: Action.UPDATE, name: 'update' },
-  { value: Action.DELETE, name: 'delete' },
-];
+/** What a scope declares when created without actions. */
+export const STANDARD_ACTIONS = ['read', 'create', 'update', 'delete'] as const;
+
+const ACTION_NAMES: Record<number, string> = {
+  [Action.READ]: 'read',
+  [Action.CREATE]: 'create',
+  [Action.UPDATE]: 'update',
+  [Action.DELETE]: 'delete',
+};
 
 export function actionName(a: Action): string {
-  return ACTIONS.find((x) => x.value === a)?.name ?? 'unknown';
+  return ACTION_NAMES[a] ?? 'unknown';
 }
 
-/** `scope:action` strings, as VerifyKey's permissions. */
-export function permissions(grants: readonly Grant[]): string[] {
-  return grants.flatMap((g) => [...g.actions].sort((a, b) => a - b).map((a) => `${g.scope}:${actionName(a)}`));
+/** A grant's permission strings: `scope:action` each, or the bare scope for the whole scope. */
+export function grantPermissions(grants: readonly Grant[]): string[] {
+  return grants.flatMap((g) =>
+    g.allActions ? [g.scope] : [...[...g.actions].sort((a, b) => a - b).map(actionName), ...g.customActions].map((a) => `${g.scope}:${a}`),
+  );
+}
+
+/** A key's permissions as VerifyKey returns them: `inference:write`, `admin` (sorted, as the server sends `scopes`). */
+export function permissions(k: { scopes: readonly string[]; grants: readonly Grant[] }): string[] {
+  return k.scopes.length > 0 ? [...k.scopes] : [...new Set(grantPermissions(k.grants))].sort();
+}
+
+/** `inference:write` → {scope: inference, action: write}; `admin` → {scope: admin, action: undefined} (the whole scope). */
+export function splitPermission(p: string): { scope: string; action?: string } {
+  const i = p.indexOf(':');
+  return i < 0 ? { scope: p } : { scope: p.slice(0, i), action: p.slice(i + 1) };
+}
+
+/** Action names typed by an operator: separated by commas or spaces, duplicates dropped, order kept. */
+export function parseActions(text: string): string[] {
+  return [...new Set(text.split(/[\s,]+/).filter(Boolean))];
 }
 
 const VERIFY_CODES: Record<number, { label: string; color: string }> = {

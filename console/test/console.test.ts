@@ -30,6 +30,20 @@ async function shot(page: Page, name: string, fullPage = false): Promise<void> {
   await toasts('');
 }
 
+/** Elements reaching past the right edge, except inside table scrollers (which scroll in their own box). */
+function overflowingOf(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const out: string[] = [];
+    for (const el of document.querySelectorAll<HTMLElement>('body *')) {
+      if (el.closest('.table-scroll')) continue;
+      const r = el.getBoundingClientRect();
+      if (r.width > 0 && r.right > width + 0.5) out.push(`${el.tagName}.${el.className}: ${Math.round(r.right)}`);
+    }
+    if (document.documentElement.scrollWidth > width) out.push(`document: ${document.documentElement.scrollWidth}`);
+    return out;
+  });
+}
 
 describe.skipIf(!!missing)('operator console', () => {
   let ts: TestServer;
@@ -236,18 +250,7 @@ describe.skipIf(!!missing)('operator console', () => {
     }
     const { context, page } = await newPage(360, 740);
     await signIn(page, ts.adminToken);
-    const overflowing = () =>
-      page.evaluate(() => {
-        const width = document.documentElement.clientWidth;
-        const out: string[] = [];
-        for (const el of document.querySelectorAll<HTMLElement>('body *')) {
-          if (el.closest('.table-scroll')) continue;
-          const r = el.getBoundingClientRect();
-          if (r.width > 0 && r.right > width + 0.5) out.push(`${el.tagName}.${el.className}: ${Math.round(r.right)}`);
-        }
-        if (document.documentElement.scrollWidth > width) out.push(`document: ${document.documentElement.scrollWidth}`);
-        return out;
-      });
+    const overflowing = () => overflowingOf(page);
     expect(await overflowing()).toEqual([]);
     await shot(page, 'workspaces-360px.png', true);
     const keyId = (await keys.listKeys({ workspaceId: ws.id })).keys[0]!.id;
@@ -278,6 +281,112 @@ describe.skipIf(!!missing)('operator console', () => {
     expect(errors).toEqual([]);
     await context.close();
   }, 30_000);
+
+  it('grants the actions a scope declares, and whole scopes, shown as permission strings', async () => {
+    const keys = client(KeyService, ts);
+    const ws = (await client(WorkspaceService, ts).createWorkspace({ workspace: { name: 'Models', keyPrefix: 'md' } })).workspace!;
+    await client(ScopeService, ts).createScope({ scope: { workspaceId: ws.id, name: 'admin', description: 'Everything else' } });
+    const { context, page } = await newPage(1280);
+    await signIn(page, ts.adminToken);
+
+    // A scope with its own actions, made in the UI; the list shows each scope's actions.
+    await page.goto(`/console/#/workspaces/${ws.id}/scopes`);
+    await page.getByRole('cell', { name: 'admin', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'New scope' }).click();
+    let dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('inference');
+    await dialog.getByLabel('Actions').fill('read, write');
+    await dialog.getByLabel('Description').fill('Model inference');
+    await shot(page, 'scope-form-actions.png');
+    await dialog.getByRole('button', { name: 'Create scope' }).click();
+    await page.getByRole('cell', { name: 'inference', exact: true }).waitFor();
+    const actionsOf = (scope: string) => page.getByLabel(`Actions of ${scope}`).locator('code').allTextContents();
+    expect(await actionsOf('inference')).toEqual(['read', 'write']);
+    expect(await actionsOf('admin')).toEqual(['read', 'create', 'update', 'delete']);
+    await shot(page, 'scopes.png');
+
+    // A key with inference:write and the whole admin scope, picked from what each scope declares.
+    await page.getByRole('link', { name: 'API keys' }).click();
+    await page.getByRole('button', { name: 'Create key' }).click();
+    dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name', { exact: true }).fill('Model runner');
+    expect(await dialog.getByLabel('inference:create').count()).toBe(0);
+    await dialog.getByLabel('inference:write').check();
+    await dialog.getByLabel('admin (whole scope)').check();
+    // The whole scope includes its actions: they show checked and cannot be picked one by one.
+    expect(await dialog.getByLabel('admin:delete').isChecked()).toBe(true);
+    expect(await dialog.getByLabel('admin:delete').isDisabled()).toBe(true);
+    expect(await dialog.getByTestId('granted').locator('code').allTextContents()).toEqual(['admin', 'inference:write']);
+    await shot(page, 'create-key-permissions.png');
+    await dialog.getByRole('button', { name: 'Create key', exact: true }).click();
+    const secret = await page.locator('[data-secret]').inputValue();
+    recordSecret(secret);
+    const verified = await keys.verifyKey({ key: secret, requiredPermissions: ['inference:write', 'admin:delete', 'admin'] });
+    expect(verified.code).toBe(VerifyCode.VALID);
+    expect([...verified.permissions].sort()).toEqual(['admin', 'inference:write']);
+    expect((await keys.verifyKey({ key: secret, requiredPermissions: ['inference:read'] })).code).toBe(VerifyCode.INSUFFICIENT_PERMISSIONS);
+    await page.getByRole('button', { name: 'I have saved it' }).click();
+
+    const row = page.getByRole('row', { name: /Model runner/ });
+    expect(await row.locator('.perm-list code').allTextContents()).toEqual(['admin', 'inference:write']);
+    await row.getByRole('link', { name: 'Model runner' }).click();
+    await page.getByRole('heading', { name: /Model runner/ }).waitFor();
+    const details = page.locator('.card', { has: page.getByRole('heading', { name: 'Details' }) }).locator('.perm-list code');
+    expect(await details.allTextContents()).toEqual(['admin', 'inference:write']);
+    await shot(page, 'key-page-permissions.png');
+
+    // Editing the key replaces its permissions: the whole scope traded for one action.
+    await page.getByRole('button', { name: 'Edit', exact: true }).click();
+    dialog = page.getByRole('dialog');
+    expect(await dialog.getByLabel('inference:write').isChecked()).toBe(true);
+    expect(await dialog.getByLabel('admin (whole scope)').isChecked()).toBe(true);
+    await dialog.getByLabel('admin (whole scope)').uncheck();
+    await dialog.getByLabel('admin:read').check();
+    await dialog.getByRole('button', { name: 'Save changes' }).click();
+    await expect.poll(() => details.allTextContents()).toEqual(['admin:read', 'inference:write']);
+    expect((await keys.getKey({ id: verified.keyId })).key!.scopes).toEqual(['admin:read', 'inference:write']);
+
+    // Removing an action a live key still has: the server's FAILED_PRECONDITION, shown in the dialog.
+    await page.goto(`/console/#/workspaces/${ws.id}/scopes`);
+    await page.getByRole('button', { name: 'Edit scope inference' }).click();
+    dialog = page.getByRole('dialog');
+    expect(await dialog.getByLabel('Actions').inputValue()).toBe('read, write');
+    await dialog.getByLabel('Actions').fill('read');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    const refusal = dialog.getByRole('alert');
+    await refusal.waitFor();
+    expect(await refusal.textContent()).toContain('FAILED_PRECONDITION');
+    expect(await refusal.textContent()).toContain('inference:write is still granted');
+    await shot(page, 'scope-action-in-use.png');
+    // Adding one is fine.
+    await dialog.getByLabel('Actions').fill('read, write, stream');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await expect.poll(() => actionsOf('inference')).toEqual(['read', 'write', 'stream']);
+    await context.close();
+
+    // The same screens at 360 px: nothing overflows outside table scrollers.
+    const narrow = await newPage(360, 740);
+    await signIn(narrow.page, ts.adminToken);
+    await narrow.page.goto(`/console/#/workspaces/${ws.id}/scopes`);
+    await narrow.page.getByRole('cell', { name: 'inference', exact: true }).waitFor();
+    expect(await overflowingOf(narrow.page)).toEqual([]);
+    await shot(narrow.page, 'scopes-360px.png', true);
+    await narrow.page.getByRole('button', { name: 'Edit scope inference' }).click();
+    expect(await overflowingOf(narrow.page)).toEqual([]);
+    await shot(narrow.page, 'scope-form-360px.png');
+    await narrow.page.keyboard.press('Escape');
+    await narrow.page.goto(`/console/#/keys/${verified.keyId}`);
+    await narrow.page.getByRole('heading', { name: 'Details' }).waitFor();
+    expect(await overflowingOf(narrow.page)).toEqual([]);
+    await shot(narrow.page, 'key-permissions-360px.png', true);
+    await narrow.page.getByRole('button', { name: 'Edit', exact: true }).click();
+    await narrow.page.getByRole('dialog').getByLabel('admin (whole scope)').check();
+    await narrow.page.getByRole('dialog').getByTestId('granted').scrollIntoViewIfNeeded();
+    expect(await overflowingOf(narrow.page)).toEqual([]);
+    await shot(narrow.page, 'edit-key-permissions-360px.png');
+    expect(errors).toEqual([]);
+    await narrow.context.close();
+  }, 60_000);
 
   it('shows the delivery state of a workspace’s webhook events and sends one again', async () => {
     const W = client(WorkspaceService, ts);

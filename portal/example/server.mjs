@@ -37,15 +37,25 @@ export async function createPortalSession(c) {
   return body;
 }
 
-/** `scope:action` strings to Grant JSON: `[{ scope, actions: ['ACTION_READ'] }]`. */
+const STANDARD = new Set(['read', 'create', 'update', 'delete']);
+
+/**
+ * Permission strings to Grant JSON: `orders:read` → `{ scope: 'orders', actions: ['ACTION_READ'] }`,
+ * an action of the scope's own (`inference:write`) → `customActions: ['write']`, a bare scope
+ * (`admin`) → `allActions: true`.
+ */
 function grantsOf(permissions) {
   const by = new Map();
   for (const p of permissions) {
-    const i = p.lastIndexOf(':');
-    const scope = p.slice(0, i);
-    by.set(scope, [...(by.get(scope) ?? []), `ACTION_${p.slice(i + 1).toUpperCase()}`]);
+    const i = p.indexOf(':');
+    const scope = i < 0 ? p : p.slice(0, i);
+    const g = by.get(scope) ?? { scope, actions: [], customActions: [], allActions: false };
+    if (i < 0) g.allActions = true;
+    else if (STANDARD.has(p.slice(i + 1))) g.actions.push(`ACTION_${p.slice(i + 1).toUpperCase()}`);
+    else g.customActions.push(p.slice(i + 1));
+    by.set(scope, g);
   }
-  return [...by].map(([scope, actions]) => ({ scope, actions }));
+  return [...by.values()];
 }
 
 /**

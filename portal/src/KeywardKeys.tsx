@@ -6,7 +6,7 @@ import type { PortalSession } from '../../gen/keyward/v1/portal_service_pb.js';
 import type { GetKeyUsageResponse } from '../../gen/keyward/v1/usage_service_pb.js';
 import { createPortalClients } from './client.js';
 import { ConfirmDialog, CreateKeyDialog, EditKeyDialog, RotateKeyDialog, SecretDialog, type CreateKeyInput } from './dialogs.js';
-import { dateOf, formatDateTime, formatShortDate, formatRelative, formatTime, grantsOf, permissionsOf, stateLabel } from './format.js';
+import { dateOf, formatDateTime, formatShortDate, formatRelative, formatTime, keyPermissions, stateLabel } from './format.js';
 import { UsageChart } from './UsageChart.js';
 import './keyward.css';
 
@@ -181,7 +181,7 @@ export function KeywardKeys({ token, baseUrl, title = 'API keys', onError }: Key
           customerId: session.customerId,
           name: input.name,
           description: input.description,
-          grants: grantsOf(input.permissions),
+          scopes: input.permissions,
           expireTime: input.expiresInDays ? timestampFromDate(new Date(Date.now() + input.expiresInDays * DAY)) : undefined,
         },
       });
@@ -427,7 +427,7 @@ function KeyRow(props: {
   onEnable: (enabled: boolean) => void;
 }) {
   const k = props.apiKey;
-  const perms = permissionsOf(k.grants);
+  const perms = keyPermissions(k);
   const revoked = k.state === KeyState.REVOKED;
   const created = dateOf(k.createTime);
   const lastUsed = dateOf(k.lastUsedTime);

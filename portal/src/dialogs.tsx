@@ -1,7 +1,7 @@
 import { useId, useRef, useState, type FormEvent } from 'react';
 import type { ApiKey, Grant } from '../../gen/keyward/v1/key_pb.js';
 import { Dialog } from './Dialog.js';
-import { actionName, formatDateTime, permissionsOf } from './format.js';
+import { formatDateTime, offersOf } from './format.js';
 
 export interface CreateKeyInput {
   name: string;
@@ -36,10 +36,13 @@ export function CreateKeyDialog(props: {
       return next;
     });
 
+  const offers = offersOf(props.allowedGrants);
+  // In the order offered: each scope's whole-scope choice, then its actions.
+  const order = offers.flatMap((o) => [...(o.whole ? [o.scope] : []), ...o.actions.map((a) => `${o.scope}:${a}`)]);
+
   const submit = (e: FormEvent) => {
     e.preventDefault();
     if (!name.trim()) return;
-    const order = permissionsOf(props.allowedGrants);
     props.onCreate({
       name: name.trim(),
       description: description.trim(),
@@ -83,34 +86,45 @@ export function CreateKeyDialog(props: {
           </div>
           <fieldset className="kw-fieldset">
             <legend className="kw-label">Permissions</legend>
-            {props.allowedGrants.length === 0 ? (
+            {offers.length === 0 ? (
               <p className="kw-hint">No permissions can be granted to keys created here.</p>
             ) : (
               <div className="kw-grants">
-                {props.allowedGrants.map((g) => (
-                  <div className="kw-grant-row" key={g.scope} role="group" aria-labelledby={`${id}-scope-${g.scope}`}>
-                    <span className="kw-grant-scope" id={`${id}-scope-${g.scope}`}>
-                      {g.scope}
+                {offers.map((o) => (
+                  <div className="kw-grant-row" key={o.scope} role="group" aria-labelledby={`${id}-scope-${o.scope}`}>
+                    <span className="kw-grant-scope" id={`${id}-scope-${o.scope}`}>
+                      {o.scope}
                     </span>
                     <span className="kw-grant-actions">
-                      {[...new Set(g.actions)]
-                        .sort((a, b) => a - b)
-                        .map((a) => {
-                          const p = `${g.scope}:${actionName(a)}`;
-                          return (
-                            <label className="kw-check" key={p}>
-                              <input
-                                type="checkbox"
-                                name="permission"
-                                value={p}
-                                checked={selected.has(p)}
-                                onChange={(e) => toggle(p, e.target.checked)}
-                                aria-label={p}
-                              />
-                              <span aria-hidden="true">{actionName(a)}</span>
-                            </label>
-                          );
-                        })}
+                      {o.actions.map((a) => {
+                        const p = `${o.scope}:${a}`;
+                        return (
+                          <label className="kw-check" key={p}>
+                            <input
+                              type="checkbox"
+                              name="permission"
+                              value={p}
+                              checked={selected.has(p)}
+                              onChange={(e) => toggle(p, e.target.checked)}
+                              aria-label={p}
+                            />
+                            <span aria-hidden="true">{a}</span>
+                          </label>
+                        );
+                      })}
+                      {o.whole && (
+                        <label className="kw-check" title={`Everything ${o.scope} allows: the permission ${o.scope}`}>
+                          <input
+                            type="checkbox"
+                            name="permission"
+                            value={o.scope}
+                            checked={selected.has(o.scope)}
+                            onChange={(e) => toggle(o.scope, e.target.checked)}
+                            aria-label={`${o.scope} (all actions)`}
+                          />
+                          <span aria-hidden="true">all actions</span>
+                        </label>
+                      )}
                     </span>
                   </div>
                 ))}

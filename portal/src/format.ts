@@ -8,28 +8,51 @@ export function actionName(a: Action): string {
   return (Action[a] ?? String(a)).toLowerCase();
 }
 
-/** `scope:action` strings, in scope order then action order. */
-export function permissionsOf(grants: Grant[]): string[] {
+/** A grant's permission strings: `scope:action` (standard actions first, then the scope's own), or the bare scope for the whole scope. */
+export function permissionsOf(grants: readonly Grant[]): string[] {
   const out: string[] = [];
   for (const g of grants) {
-    for (const a of [...new Set(g.actions)].sort((x, y) => x - y)) out.push(`${g.scope}:${actionName(a)}`);
+    if (g.allActions) {
+      out.push(g.scope);
+      continue;
+    }
+    const actions = [...[...new Set(g.actions)].sort((x, y) => x - y).map(actionName), ...g.customActions];
+    for (const a of new Set(actions)) out.push(`${g.scope}:${a}`);
   }
-  return out;
+  return [...new Set(out)];
 }
 
-/** Builds grants from `scope:action` strings, keeping the order of first appearance. */
-export function grantsOf(permissions: Iterable<string>): { scope: string; actions: Action[] }[] {
-  const by = new Map<string, Action[]>();
-  for (const p of permissions) {
-    const i = p.lastIndexOf(':');
-    const scope = p.slice(0, i);
-    const action = Action[p.slice(i + 1).toUpperCase() as keyof typeof Action];
-    if (!scope || action === undefined) continue;
-    const list = by.get(scope) ?? [];
-    if (!list.includes(action)) list.push(action);
-    by.set(scope, list);
+/** A key's permissions: its `scopes` strings (`inference:write`, `admin`), as VerifyKey returns them. */
+export function keyPermissions(k: { scopes: readonly string[]; grants: readonly Grant[] }): string[] {
+  return k.scopes.length > 0 ? [...k.scopes] : permissionsOf(k.grants).sort();
+}
+
+/** What a portal session lets a key be granted, per scope: single actions, and whether the whole scope. */
+export interface Offer {
+  scope: string;
+  /** Action names, e.g. `read`, `write`. */
+  actions: string[];
+  /** The whole scope (`admin`) may be granted. */
+  whole: boolean;
+}
+
+/**
+ * The session's allowed grants as choices, one per scope in the order given.
+ * A scope allowed whole is offered whole only: the portal does not see which
+ * actions the scope declares.
+ */
+export function offersOf(allowed: readonly Grant[]): Offer[] {
+  const by = new Map<string, Offer>();
+  for (const g of allowed) {
+    const o = by.get(g.scope) ?? { scope: g.scope, actions: [], whole: false };
+    o.whole ||= g.allActions;
+    for (const p of permissionsOf([{ ...g, allActions: false }])) {
+      const a = p.slice(g.scope.length + 1);
+      if (!o.actions.includes(a)) o.actions.push(a);
+    }
+    by.set(g.scope, o);
   }
-  return [...by].map(([scope, actions]) => ({ scope, actions }));
+  return [...by.values()].map((o) => (o.whole ? { ...o, actions: [] } : o));
 }
 
 export function stateLabel(s: KeyState): string {

@@ -33,6 +33,7 @@ describe.skipIf(missing)('customer portal in a browser', () => {
   let hostUrl = '';
   let hostConfig: HostConfig;
   let keys: Client<typeof KeyService>;
+  let portal: Client<typeof PortalService>;
   let workspaceId = '';
   let tokenA = '';
   let keyOfB = { id: '', name: 'B’s production key' };
@@ -94,13 +95,15 @@ describe.skipIf(missing)('customer portal in a browser', () => {
     keys = createClient(KeyService, transport);
     const workspaces = createClient(WorkspaceService, transport);
     const scopes = createClient(ScopeService, transport);
-    const portal = createClient(PortalService, transport);
+    portal = createClient(PortalService, transport);
 
     const ws = await workspaces.createWorkspace({ workspace: { name: 'Acme API', keyPrefix: 'acme' } });
     workspaceId = ws.workspace!.id;
     for (const name of ['orders', 'invoices', 'admin']) {
       await scopes.createScope({ scope: { workspaceId, name, description: `${name} of the Acme API` } });
     }
+    // A scope with actions of its own: inference:read, inference:write.
+    await scopes.createScope({ scope: { workspaceId, name: 'inference', actions: ['read', 'write'] } });
     const allowedGrants = [
       { scope: 'orders', actions: [Action.READ, Action.CREATE] },
       { scope: 'invoices', actions: [Action.READ] },
@@ -321,6 +324,55 @@ describe.skipIf(missing)('customer portal in a browser', () => {
     await page.getByRole('button', { name: 'Create key' }).click();
     await page.getByRole('dialog', { name: 'Create API key' }).getByLabel('Name').fill('Phone');
     await page.screenshot({ path: path.join(SHOTS, 'portal-mobile-create.png') });
+    await context.close();
+  });
+
+  it('offers the custom actions and whole scopes a session allows, and shows permissions as strings', async () => {
+    const CUSTOMER_C = 'cus_charlie';
+    const s = await portal.createPortalSession({
+      workspaceId,
+      customerId: CUSTOMER_C,
+      allowedGrants: [
+        { scope: 'inference', actions: [Action.READ], customActions: ['write'] },
+        { scope: 'admin', allActions: true },
+      ],
+      ttl: durationFromMs(15 * 60_000),
+    });
+    recordSecret(s.token);
+    const { context, page } = await newPage();
+    await page.goto(portalUrl(s.token));
+    await poll(() => page.getByText('No API keys yet').count()).toBeGreaterThan(0);
+    await page.getByRole('button', { name: 'Create key' }).first().click();
+    const form = page.getByRole('dialog', { name: 'Create API key' });
+    await form.getByLabel('Name').fill('Model runner');
+    // What the session allows, and only that: the scope's own action, and admin as a whole.
+    const offered = await form.locator('input[name="permission"]').evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value));
+    expect(offered).toEqual(['inference:read', 'inference:write', 'admin']);
+    await form.getByLabel('inference:write').check();
+    await form.getByLabel('admin (all actions)').check();
+    await page.screenshot({ path: path.join(SHOTS, 'portal-custom-create.png') });
+    await form.getByRole('button', { name: 'Create key' }).click();
+    const secret = await secretFromDialog(page);
+    const v = await keys.verifyKey({ key: secret, workspaceId, requiredPermissions: ['inference:write', 'admin:delete'] });
+    expect(VerifyCode[v.code]).toBe('VALID');
+    expect([...v.permissions].sort()).toEqual(['admin', 'inference:write']);
+    expect(v.customerId).toBe(CUSTOMER_C);
+    await page.getByRole('button', { name: 'I have saved it' }).click();
+
+    const r = row(page, 'Model runner');
+    await poll(() => r.count()).toBe(1);
+    expect(await r.locator('.kw-chip').allTextContents()).toEqual(['admin', 'inference:write']);
+    await r.getByRole('button', { name: /^Manage/ }).click();
+    await page.screenshot({ path: path.join(SHOTS, 'portal-custom-keys.png') });
+
+    // At 360 px: the same, without sideways scrolling.
+    await page.setViewportSize({ width: 360, height: 780 });
+    await poll(() => r.evaluate((el) => getComputedStyle(el).display)).toBe('grid');
+    expect(await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)).toBeLessThanOrEqual(0);
+    await page.screenshot({ path: path.join(SHOTS, 'portal-custom-mobile.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByRole('dialog', { name: 'Create API key' }).getByLabel('admin (all actions)').check();
+    await page.screenshot({ path: path.join(SHOTS, 'portal-custom-mobile-create.png') });
     await context.close();
   });
 

@@ -1,11 +1,11 @@
-// Create or edit an API key: identity, grants, expiry, limits, metadata.
+// Create or edit an API key: identity, permissions, expiry, limits, metadata.
 import { useState } from 'react';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { Action, RefillInterval, type ApiKey, ApiKeySchema } from '../../../gen/keyward/v1/key_pb.js';
+import { RefillInterval, type ApiKey, ApiKeySchema } from '../../../gen/keyward/v1/key_pb.js';
 import { useSession } from '../session.js';
 import { useAction, useLoad } from '../hooks.js';
-import { ACTIONS, durationMs } from '../format.js';
+import { durationMs, permissions, splitPermission } from '../format.js';
 import { Button, Dialog, ErrorBanner, Field, Loading, Notice } from '../components/ui.js';
 
 type Unit = 'second' | 'minute' | 'hour' | 'day';
@@ -23,7 +23,8 @@ interface FormState {
   description: string;
   customerId: string;
   enabled: boolean;
-  grants: Record<string, Action[]>;
+  /** Permission strings: `inference:write`, or `admin` for the whole scope. */
+  perms: string[];
   expiry: 'none' | '30' | '90' | 'date';
   expiryDate: string;
   limits: LimitRow[];
@@ -52,7 +53,7 @@ function fromKey(k: ApiKey | undefined): FormState {
     description: k?.description ?? '',
     customerId: k?.customerId ?? '',
     enabled: k?.enabled ?? true,
-    grants: Object.fromEntries((k?.grants ?? []).map((g) => [g.scope, [...g.actions]])),
+    perms: k ? permissions(k) : [],
     expiry: expire ? 'date' : 'none',
     expiryDate: expire ? isoDate(expire) : '',
     limits,
@@ -74,12 +75,15 @@ function int(label: string, s: string): bigint {
 
 type KeyInit = MessageInitShape<typeof ApiKeySchema>;
 
+/** The permissions to send: a whole scope absorbs its single actions (as the server does), sorted as the server lists them. */
+function toMessageScopes(perms: readonly string[]): string[] {
+  const whole = new Set(perms.filter((p) => !p.includes(':')));
+  return [...new Set(perms.filter((p) => whole.has(p) || !whole.has(splitPermission(p).scope)))].sort();
+}
+
 /** The message fields each update_mask path carries. */
 function toMessage(f: FormState, now = Date.now()): { key: KeyInit; parts: Record<string, unknown> } {
-  const grants = Object.entries(f.grants)
-    .filter(([, a]) => a.length > 0)
-    .map(([scope, actions]) => ({ scope, actions: [...actions].sort((a, b) => a - b) }))
-    .sort((a, b) => (a.scope < b.scope ? -1 : 1));
+  const scopes = toMessageScopes(f.perms);
   let expireTime: Date | undefined;
   if (f.expiry === '30' || f.expiry === '90') expireTime = new Date(now + Number(f.expiry) * 86_400_000);
   if (f.expiry === 'date') {
@@ -115,7 +119,7 @@ function toMessage(f: FormState, now = Date.now()): { key: KeyInit; parts: Recor
     description: f.description,
     customer_id: f.customerId.trim(),
     enabled: f.enabled,
-    grants,
+    scopes,
     expire_time: expireTime?.getTime(),
     rate_limits: rateLimits,
     remaining_uses: remainingUses,
@@ -127,7 +131,7 @@ function toMessage(f: FormState, now = Date.now()): { key: KeyInit; parts: Recor
     description: f.description,
     customerId: f.customerId.trim(),
     enabled: f.enabled,
-    grants,
+    scopes,
     expireTime: expireTime ? timestampFromDate(expireTime) : undefined,
     rateLimits,
     remainingUses,
@@ -164,12 +168,13 @@ export function KeyForm({
   );
   const set = <K extends keyof FormState>(k: K, v: FormState[K]) => setF((s) => ({ ...s, [k]: v }));
 
-  const toggle = (scope: string, a: Action, on: boolean) =>
+  /** Adds or removes one permission string (`inference:write`, or `admin` for the whole scope). */
+  const toggle = (perm: string, on: boolean) =>
     setF((s) => {
-      const cur = new Set(s.grants[scope] ?? []);
-      if (on) cur.add(a);
-      else cur.delete(a);
-      return { ...s, grants: { ...s.grants, [scope]: [...cur] } };
+      const cur = new Set(s.perms);
+      if (on) cur.add(perm);
+      else cur.delete(perm);
+      return { ...s, perms: [...cur] };
     });
 
   const submit = async () => {
@@ -198,9 +203,17 @@ export function KeyForm({
   };
 
   const scopeRows = scopes.data?.scopes ?? [];
-  // Grants naming scopes that no longer load (deleted) still show, so an edit keeps or drops them knowingly.
-  const extra = Object.keys(f.grants).filter((s) => !scopeRows.some((r) => r.name === s) && (f.grants[s]?.length ?? 0) > 0);
-
+  // Per scope, the actions it declares; permissions the key has beyond them (a scope that no longer
+  // loads, an action no longer declared) still show, so an edit keeps or drops them knowingly.
+  const offered = new Map<string, string[]>(scopeRows.map((r) => [r.name, [...r.actions]]));
+  for (const p of f.perms) {
+    const { scope, action } = splitPermission(p);
+    const list = offered.get(scope) ?? [];
+    if (action !== undefined && !list.includes(action)) list.push(action);
+    offered.set(scope, list);
+  }
+  const has = new Set(f.perms);
+  const chosen = toMessageScopes(f.perms);
   return (
     <Dialog
       title={existing ? `Edit ${existing.name || 'key'}` : 'Create API key'}
@@ -272,29 +285,53 @@ export function KeyForm({
           <Loading label="Loading scopes…" />
         ) : scopes.error ? (
           <ErrorBanner error={scopes.error} title="Could not load scopes" />
-        ) : scopeRows.length === 0 && extra.length === 0 ? (
+        ) : offered.size === 0 ? (
           <p className="muted">This workspace has no scopes yet: the key will have no permissions. Add scopes on the Scopes tab.</p>
         ) : (
-          <div className="grant-table" role="group" aria-label="Grants">
-            {[...scopeRows.map((s) => s.name), ...extra].map((scope) => (
-              <div className="grant-row" key={scope}>
-                <code className="grant-scope">{scope}</code>
-                <div className="grant-actions">
-                  {ACTIONS.map((a) => (
-                    <label key={a.value} className="check check-inline">
-                      <input
-                        type="checkbox"
-                        checked={f.grants[scope]?.includes(a.value) ?? false}
-                        onChange={(e) => toggle(scope, a.value, e.target.checked)}
-                        aria-label={`${scope}:${a.name}`}
-                      />
-                      <span aria-hidden="true">{a.name}</span>
-                    </label>
-                  ))}
-                </div>
-              </div>
-            ))}
-          </div>
+          <>
+            <div className="grant-table" role="group" aria-label="Grants">
+              {[...offered].map(([scope, actions]) => {
+                const whole = has.has(scope);
+                return (
+                  <div className="grant-row" key={scope}>
+                    <code className="grant-scope">{scope}</code>
+                    <div className="grant-actions">
+                      {actions.map((a) => (
+                        <label key={a} className="check check-inline">
+                          <input
+                            type="checkbox"
+                            checked={whole || has.has(`${scope}:${a}`)}
+                            disabled={whole}
+                            onChange={(e) => toggle(`${scope}:${a}`, e.target.checked)}
+                            aria-label={`${scope}:${a}`}
+                          />
+                          <span aria-hidden="true">{a}</span>
+                        </label>
+                      ))}
+                      <label className="check check-inline grant-whole" title={`Every action of ${scope}, now or later, and the permission ${scope}`}>
+                        <input type="checkbox" checked={whole} onChange={(e) => toggle(scope, e.target.checked)} aria-label={`${scope} (whole scope)`} />
+                        <span aria-hidden="true">whole scope</span>
+                      </label>
+                    </div>
+                  </div>
+                );
+              })}
+            </div>
+            <div className="grant-summary">
+              <span className="muted small">Granted:</span>
+              <span className="perm-list" data-testid="granted">
+                {chosen.length ? (
+                  chosen.map((p) => (
+                    <code key={p} className="chip chip-soft">
+                      {p}
+                    </code>
+                  ))
+                ) : (
+                  <span className="muted small">nothing</span>
+                )}
+              </span>
+            </div>
+          </>
         )}
       </fieldset>
 

@@ -155,7 +155,7 @@ export function KeyPage({ id }: { id: string }) {
 }
 
 function KeyDetails({ k }: { k: ApiKey }) {
-  const perms = permissions(k.grants);
+  const perms = permissions(k);
   return (
     <dl className="details">
       <dt>Key</dt>

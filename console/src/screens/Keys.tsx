@@ -171,7 +171,7 @@ export function Keys({ workspaceId }: { workspaceId: string }) {
 }
 
 function KeyRow({ k }: { k: ApiKey }) {
-  const perms = permissions(k.grants);
+  const perms = permissions(k);
   return (
     <tr>
       <td className="cell-name">

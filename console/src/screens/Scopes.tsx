@@ -2,9 +2,10 @@ import { useState } from 'react';
 import type { Scope } from '../../../gen/keyward/v1/scope_pb.js';
 import { useSession } from '../session.js';
 import { useAction, useLoad } from '../hooks.js';
-import { formatDate } from '../format.js';
+import { formatDate, parseActions, STANDARD_ACTIONS } from '../format.js';
+import { Code, isCode } from '../api.js';
 import { useToast } from '../toast.js';
-import { Button, Card, ConfirmDialog, Dialog, Empty, ErrorBanner, Field, Loading, Pager, TableScroll, usePages } from '../components/ui.js';
+import { Button, Card, ConfirmDialog, Dialog, Empty, ErrorBanner, Field, Loading, Notice, Pager, TableScroll, usePages } from '../components/ui.js';
 
 type Open = { kind: 'create' } | { kind: 'edit'; scope: Scope } | { kind: 'delete'; scope: Scope } | null;
 
@@ -29,8 +30,10 @@ export function Scopes({ workspaceId }: { workspaceId: string }) {
       }
     >
       <p className="card-intro muted">
-        A scope is a resource of your API, e.g. <code>balance_transfers</code>. Keys are granted <code>read</code>, <code>create</code>,{' '}
-        <code>update</code> or <code>delete</code> on it, checked as <code>balance_transfers:read</code>.
+        A scope is a resource of your API, e.g. <code>inference</code>, and declares the actions keys may be granted on it: by default{' '}
+        <code>read</code>, <code>create</code>, <code>update</code> and <code>delete</code>, or its own, such as <code>read</code> and{' '}
+        <code>write</code>. A key is granted actions, checked as <code>inference:write</code>, or the whole scope, checked as{' '}
+        <code>inference</code>.
       </p>
       <ErrorBanner error={list.error} title="Could not load scopes" />
       {list.loading && !list.data ? (
@@ -43,10 +46,11 @@ export function Scopes({ workspaceId }: { workspaceId: string }) {
             <thead>
               <tr>
                 <th scope="col">Name</th>
+                <th scope="col">Actions</th>
                 <th scope="col">Description</th>
                 <th scope="col">Created</th>
                 <th scope="col">
-                  <span className="sr-only">Actions</span>
+                  <span className="sr-only">Edit or delete</span>
                 </th>
               </tr>
             </thead>
@@ -55,6 +59,15 @@ export function Scopes({ workspaceId }: { workspaceId: string }) {
                 <tr key={s.id}>
                   <td>
                     <code className="chip">{s.name}</code>
+                  </td>
+                  <td>
+                    <div className="perm-list" aria-label={`Actions of ${s.name}`}>
+                      {s.actions.map((a) => (
+                        <code key={a} className="chip chip-soft">
+                          {a}
+                        </code>
+                      ))}
+                    </div>
                   </td>
                   <td className="wrap">{s.description || <span className="muted">—</span>}</td>
                   <td className="nowrap">{formatDate(s.createTime)}</td>
@@ -113,13 +126,23 @@ function ScopeForm({ workspaceId, scope, onDone, onClose }: { workspaceId: strin
   const { api } = useSession();
   const [name, setName] = useState(scope?.name ?? '');
   const [description, setDescription] = useState(scope?.description ?? '');
+  const [actionsText, setActionsText] = useState((scope?.actions ?? []).join(', '));
+  const [formError, setFormError] = useState<string | null>(null);
   const { busy, error, run } = useAction();
+  const actions = parseActions(actionsText);
+  const removed = scope ? scope.actions.filter((a) => !actions.includes(a)) : [];
   const submit = async () => {
+    setFormError(null);
+    if (scope && actions.length === 0) return setFormError('A scope declares at least one action.');
     const res = await run(async () => {
-      if (!scope) return api.scopes.createScope({ scope: { workspaceId, name: name.trim(), description } });
-      const paths = [...(name.trim() !== scope.name ? ['name'] : []), ...(description !== scope.description ? ['description'] : [])];
+      if (!scope) return api.scopes.createScope({ scope: { workspaceId, name: name.trim(), description, actions } });
+      const paths = [
+        ...(name.trim() !== scope.name ? ['name'] : []),
+        ...(description !== scope.description ? ['description'] : []),
+        ...(actions.join(',') !== scope.actions.join(',') ? ['actions'] : []),
+      ];
       if (paths.length === 0) return { scope };
-      return api.scopes.updateScope({ scope: { id: scope.id, name: name.trim(), description }, updateMask: { paths } });
+      return api.scopes.updateScope({ scope: { id: scope.id, name: name.trim(), description, actions }, updateMask: { paths } });
     });
     if (res?.scope) onDone(res.scope);
   };
@@ -140,10 +163,52 @@ function ScopeForm({ workspaceId, scope, onDone, onClose }: { workspaceId: strin
       <Field label="Name" hint="Lower case: letters, digits, _ . -, starting with a letter.">
         <input className="input mono" value={name} onChange={(e) => setName(e.target.value)} maxLength={64} autoComplete="off" spellCheck={false} />
       </Field>
+      <Field
+        label="Actions"
+        hint={
+          scope ? (
+            'Separated by commas or spaces. An action still granted to a key cannot be removed.'
+          ) : (
+            <>
+              Separated by commas or spaces, e.g. <code>read, write</code>. Empty: {STANDARD_ACTIONS.join(', ')}.
+            </>
+          )
+        }
+      >
+        <input
+          className="input mono"
+          value={actionsText}
+          onChange={(e) => setActionsText(e.target.value)}
+          placeholder={scope ? undefined : STANDARD_ACTIONS.join(', ')}
+          autoComplete="off"
+          spellCheck={false}
+        />
+      </Field>
+      {actions.length > 0 ? (
+        <div className="perm-list scope-preview" aria-label="Permissions this scope offers">
+          {actions.map((a) => (
+            <code key={a} className="chip chip-soft">
+              {`${name.trim() || 'scope'}:${a}`}
+            </code>
+          ))}
+        </div>
+      ) : null}
       <Field label="Description">
         <textarea className="input" rows={3} value={description} onChange={(e) => setDescription(e.target.value)} />
       </Field>
-      <ErrorBanner error={error} />
+      {removed.length > 0 && !error ? (
+        <Notice tone="warning">
+          Removing {removed.map((a, i) => (
+            <span key={a}>
+              {i > 0 ? ', ' : ''}
+              <code>{a}</code>
+            </span>
+          ))}
+          : keys that still have {removed.length === 1 ? 'it' : 'them'} must lose {removed.length === 1 ? 'it' : 'them'} first (edit or revoke those keys).
+        </Notice>
+      ) : null}
+      {formError ? <Notice tone="warning">{formError}</Notice> : null}
+      <ErrorBanner error={error} title={error && isCode(error, Code.FailedPrecondition) ? 'An action is still in use' : undefined} />
     </Dialog>
   );
 }
