@@ -55,11 +55,12 @@ import { binaryParseErrorIsInvalidArgument } from './rpc/parse-errors.js';
 import { keyService } from './rpc/key-service.js';
 import { scopeService } from './rpc/scope-service.js';
 import { workspaceService } from './rpc/workspace-service.js';
-import { LastUsedRecorder } from './verify/usage.js';
+import { LastUsedRecorder } from './verify/last-used.js';
 import { KeyVerifier, newKeyCache, type KeyRecord } from './verify/verifier.js';
+import { VerifyCall } from './verify/verify-call.js';
 import type { KeyCache } from './verify/key-cache.js';
 import { ChangeBus } from './domain/changes.js';
-import { LimitEnforcer } from './verify/limits.js';
+import { LimitEnforcer } from './verify/limit-enforcer.js';
 import { LocalRateLimiter, type RateLimiter } from './verify/rate-limits.js';
 import { newRateLimitStats, RedisRateLimiter, type RateLimitStats } from './verify/redis-rate-limiter.js';
 import { UsageLimits } from './verify/usage-limits.js';
@@ -117,7 +118,7 @@ export class App {
   readonly auth: SdkKeyAuthenticator;
   readonly portalSessions: PortalSessions;
   readonly portalAuth: PortalAuthenticator;
-  readonly usage: LastUsedRecorder;
+  readonly lastUsed: LastUsedRecorder;
   readonly analytics: UsageAnalytics;
   readonly securityEvents: SecurityEventRecorder;
   readonly usageReports: UsageReports;
@@ -126,6 +127,8 @@ export class App {
   readonly webhooks: Webhooks;
   readonly webhookWorker: WebhookWorker;
   readonly verifier: KeyVerifier;
+  /** The one VerifyKey boundary every transport goes through. */
+  readonly verifyCall: VerifyCall;
   readonly changes: ChangeBus;
   readonly keyCache: KeyCache<KeyRecord>;
   readonly signingKeys: SigningKeys;
@@ -168,7 +171,7 @@ export class App {
       () =>
         this.securityEvents.note({ kind: 'portal_session.auth_failed', actor: 'unauthenticated', resourceType: 'portal_session', resourceId: 'unknown', workspaceId: null }),
     );
-    this.usage = new LastUsedRecorder(orm, log, opts.usageFlushMs);
+    this.lastUsed = new LastUsedRecorder(orm, log, opts.usageFlushMs);
     this.analytics = new UsageAnalytics(orm, log, opts.usageFlushMs, this.securityEvents);
     this.usageReports = new UsageReports(orm);
     this.auditLog = new AuditLog(orm);
@@ -194,7 +197,8 @@ export class App {
         ? new LocalRateLimiter()
         : new RedisRateLimiter(opts.redisUrl, opts.redisPrefix, log, this.rateLimitStats, opts.redisTimeoutMs);
     const limits = new LimitEnforcer(this.rateLimiter, new UsageLimits(orm));
-    this.verifier = new KeyVerifier(orm, this.keyCache, this.usage, limits, this.analytics);
+    this.verifier = new KeyVerifier(orm, this.keyCache, this.lastUsed, limits, this.analytics);
+    this.verifyCall = new VerifyCall({ authenticate: (authorization, address) => this.auth.authenticate(authorization, address), verifier: this.verifier });
     const tokenTtlMs = opts.tokenTtlSeconds * 1000;
     this.signingKeys = new SigningKeys(orm, this.changes, { tokenTtlMs, secrets: this.secrets });
     this.exchangeThrottle = new ExchangeThrottle({
@@ -223,7 +227,7 @@ export class App {
   routes = (router: ConnectRouter): void => {
     router.service(WorkspaceService, workspaceService(this.workspaces));
     router.service(ScopeService, scopeService(this.scopes));
-    router.service(KeyService, keyService(this.keys, this.verifier, this.opts.maxRequestTimeoutMs));
+    router.service(KeyService, keyService(this.keys, this.verifyCall, this.opts.maxRequestTimeoutMs));
     router.service(UsageService, usageService(this.usageReports));
     router.service(AuditService, auditService(this.auditLog));
     router.service(WebhookService, webhookService(this.webhooks));
@@ -240,7 +244,7 @@ export class App {
   /** Starts the background work: batched writes of usage and security events, webhook delivery. */
   async startBackground(): Promise<void> {
     await this.rateLimiter.start();
-    this.usage.start();
+    this.lastUsed.start();
     this.analytics.start();
     this.securityEvents.start();
     this.webhookWorker.start();
@@ -249,7 +253,7 @@ export class App {
   /** Stops it, writing what is still gathered in memory. */
   async stopBackground(): Promise<void> {
     await this.webhookWorker.stop();
-    await Promise.all([this.usage.stop(), this.analytics.stop()]);
+    await Promise.all([this.lastUsed.stop(), this.analytics.stop()]);
     // After analytics: uses of revoked keys it counted are security events too.
     await this.securityEvents.stop();
     await this.rateLimiter.close();

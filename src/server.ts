@@ -8,7 +8,8 @@ import { ChangeListener } from './db/change-listener.js';
 import { ormContextsAreSynchronous } from './db/load-orm.js';
 import { openDatabase, type Database } from './db/database.js';
 import type { Logger } from './log.js';
-import { replayConsumedBody, VerifyFastPath, type StreamListener } from './rpc/verify-fast-path.js';
+import { VerifyFastPath, type StreamListener } from './rpc/verify-fast-path.js';
+import { replayConsumedBody } from './rpc/verify-stream.js';
 
 export interface RunningServer {
   port: number;
@@ -130,7 +131,15 @@ function withVerifyFastPath(app: App, handler: (req: http2.Http2ServerRequest, r
   if (compat.length !== 1) throw new Error(`expected Node's one compat 'stream' listener, found ${compat.length}`);
   const toCompat = compat[0]!;
   h2.removeListener('stream', toCompat);
-  h2.on('stream', new VerifyFastPath(app, toCompat).onStream);
+  const deps = {
+    verifyCall: app.verifyCall,
+    auth: app.auth,
+    stats: app.fastPathStats,
+    log: app.log,
+    protocolOptions: app.protocolOptions(),
+    deadlineCapMs: app.opts.maxRequestTimeoutMs,
+  };
+  h2.on('stream', new VerifyFastPath(deps, toCompat).onStream);
   return h2;
 }
 

@@ -1,5 +1,6 @@
 // Domain errors: what went wrong in the caller's terms, free of any transport.
-// src/rpc/errors.ts maps each kind to its gRPC / Connect code.
+// rpcFailureOf (src/rpc/interceptors.ts) maps each kind to its gRPC / Connect
+// code; forward auth (src/http/forward-auth.ts) to an HTTP status.
 export type ErrorKind =
   | 'unauthenticated'
   | 'permission_denied'
@@ -7,8 +8,8 @@ export type ErrorKind =
   | 'invalid_argument'
   | 'already_exists'
   | 'failed_precondition'
-  | 'unavailable'
-  | 'resource_exhausted';
+  | 'resource_exhausted'
+  | 'deadline_exceeded';
 
 export class DomainError extends Error {
   constructor(
@@ -30,5 +31,4 @@ export const alreadyExists = (message: string) => new DomainError('already_exist
 export const failedPrecondition = (message: string) => new DomainError('failed_precondition', message);
 export const permissionDenied = (message: string) => new DomainError('permission_denied', message);
 export const unauthenticated = (message: string) => new DomainError('unauthenticated', message);
-export const unavailable = (message: string) => new DomainError('unavailable', message);
 export const resourceExhausted = (message: string) => new DomainError('resource_exhausted', message);

@@ -41,11 +41,12 @@ import { bearerTokenOf } from '../auth/bearer.js';
 import { DomainError } from '../domain/errors.js';
 import type { SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
 import type { Logger } from '../log.js';
-import { checkVerifyInput, type KeyVerifier } from '../verify/verifier.js';
+import { checkVerifyInput } from '../verify/verifier.js';
+import type { VerifyCall } from '../verify/verify-call.js';
 import { looksLikeJwt, type TokenCheck, type TokenChecker } from '../tokens/token-checker.js';
 import { httpFailureOf } from './failure.js';
 import type { VerifyResult } from '../verify/verifier.js';
-import type { LimitOutcome } from '../verify/limits.js';
+import type { LimitOutcome } from '../verify/contract.js';
 import type { RateLimitOutcome } from '../verify/rate-limits.js';
 
 export const AUTHORIZE_PATH = '/v1/authorize';
@@ -232,10 +233,10 @@ function makeResultAnswer(r: VerifyResult): ForwardAuthAnswer {
   return answer(status, r.code, message, identity);
 }
 
-/** What forward auth uses: the gateway's SDK key check, the verifier, the log. */
+/** What forward auth uses: the gateway's SDK key check, the VerifyKey boundary, the log. */
 export interface ForwardAuthDeps {
   auth: Pick<SdkKeyAuthenticator, 'authenticateToken' | 'throttledRetryAfterSeconds'>;
-  verifier: Pick<KeyVerifier, 'verify'>;
+  verifyCall: Pick<VerifyCall, 'verify'>;
   /** Checks exchanged JWTs; without it a JWT is checked as an API key (and is not found). */
   tokenChecker?: Pick<TokenChecker, 'check'>;
   log: Logger;
@@ -285,7 +286,8 @@ export async function forwardAuth(app: ForwardAuthDeps, h: IncomingHttpHeaders, 
       if (input.workspaceId !== '') principal.requireWorkspace(input.workspaceId);
       return tokenAnswer(await app.tokenChecker.check(key, input.requiredPermissions, input.workspaceId, (w) => principal.canSee(w)));
     }
-    return resultAnswer(await app.verifier.verify(principal, input));
+    // A gateway sends no deadline: its own timeout to this request is the limit.
+    return resultAnswer(await app.verifyCall.verify(principal, input, undefined));
   } catch (e) {
     return failureAnswer(app, e);
   }
@@ -318,8 +320,6 @@ function failureAnswer(app: ForwardAuthDeps, e: unknown): ForwardAuthAnswer {
       return answer(403, 'gateway_permission_denied', `the gateway's SDK key: ${e.message}`);
     case 'invalid_argument':
       return answer(400, 'invalid_argument', invalidHeaderMessage(e));
-    case 'unavailable':
-      return answer(503, 'unavailable', e.message);
     case 'resource_exhausted':
       // Too many failed SDK-key checks from this gateway's address (SECURITY.md).
       return answer(429, 'gateway_throttled', `the gateway's SDK key: ${e.message}`, {

@@ -25,7 +25,7 @@ import type { KeyState as DomainKeyState } from '../domain/key-state.js';
 import { permissionStrings, WHOLE_SCOPE, type GrantSpec } from '../domain/permissions.js';
 import type { RateLimitInput, RefillInput, RefillSpec } from '../domain/limits.js';
 import type { VerifyCode as DomainVerifyCode, VerifyInput, VerifyResult } from '../verify/verifier.js';
-import type { LimitOutcome } from '../verify/limits.js';
+import type { LimitOutcome } from '../verify/contract.js';
 
 // Mapping between protobuf messages and domain values: the only place that
 // knows both.

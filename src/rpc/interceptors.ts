@@ -21,8 +21,8 @@ const CODES: Record<ErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
   already_exists: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
-  unavailable: Code.Unavailable,
   resource_exhausted: Code.ResourceExhausted,
+  deadline_exceeded: Code.DeadlineExceeded,
 };
 
 export const REQUEST_ID_HEADER = 'x-request-id';

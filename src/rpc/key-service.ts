@@ -3,9 +3,9 @@ import { durationMs } from '@bufbuild/protobuf/wkt';
 import { KeyService, type CreateKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
 import { invalidArgument } from '../domain/errors.js';
 import type { Keys, RelativeExpiry } from '../domain/keys.js';
-import type { KeyVerifier } from '../verify/verifier.js';
+import { cappedTimeoutMs, deadlineAt } from '../verify/deadline.js';
+import type { VerifyCall } from '../verify/verify-call.js';
 import { principalOf } from './context.js';
-import { beforeDeadline, cappedTimeoutMs, deadlineExceeded } from './deadline.js';
 import { keyInputFromProto, keyStateFromProto, keyToProto, toTime, verifyInputFromProto, verifyResultToProto } from './convert.js';
 
 /** CreateKey's relative expiry: `expires_in_days` or `expires_in`, at most one of them. */
@@ -20,7 +20,7 @@ function relativeExpiryOf(req: CreateKeyRequest): RelativeExpiry | undefined {
 }
 
 /** `deadlineCapMs`: the longest deadline VerifyKey honours (KEYWARD_MAX_REQUEST_TIMEOUT_MS). */
-export function keyService(keys: Keys, verifier: KeyVerifier, deadlineCapMs: number): ServiceImpl<typeof KeyService> {
+export function keyService(keys: Keys, verifyCall: VerifyCall, deadlineCapMs: number): ServiceImpl<typeof KeyService> {
   return {
     async createKey(req, ctx) {
       const { view, secret } = await keys.create(principalOf(ctx), keyInputFromProto(req.key), { expiresIn: relativeExpiryOf(req) });
@@ -59,11 +59,10 @@ export function keyService(keys: Keys, verifier: KeyVerifier, deadlineCapMs: num
       return {};
     },
     async verifyKey(req, ctx) {
-      // The same steps as the HTTP/2 fast path (src/rpc/verify-fast-path.ts).
-      const principal = principalOf(ctx);
-      const remainingMs = cappedTimeoutMs(ctx.timeoutMs(), deadlineCapMs);
-      if (remainingMs !== undefined && remainingMs <= 0) throw deadlineExceeded();
-      return verifyResultToProto(await beforeDeadline(verifier.verify(principal, verifyInputFromProto(req)), remainingMs));
+      // The auth interceptor has authenticated the caller.
+      const timeoutMs = cappedTimeoutMs(ctx.timeoutMs(), deadlineCapMs);
+      const deadline = timeoutMs === undefined ? undefined : deadlineAt(timeoutMs);
+      return verifyResultToProto(await verifyCall.verify(principalOf(ctx), verifyInputFromProto(req), deadline));
     },
   };
 }

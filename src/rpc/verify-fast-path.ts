@@ -21,37 +21,42 @@
 //   decompress or parse.
 // Errors raised by the call itself (authentication, permissions, arguments,
 // deadline, database) are mapped by rpcFailureOf, the function connect-node's
-// error interceptor uses. test/e2e/verify-conformance.test.ts holds both paths
+// error interceptor uses. test/e2e/verify-conformance-*.test.ts hold both paths
 // to the same answers.
 //
 // A cached verification runs synchronously from the request's 'end' event to
 // stream.respond(): no promise; one small object per call, with its three
 // stream listeners.
-import type { Http2ServerRequest, Http2Session, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Http2Session, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { ConnectError } from '@connectrpc/connect';
-import {
-  compressionNegotiate,
-  createMethodSerializationLookup,
-  encodeEnvelope,
-  validateUniversalHandlerOptions,
-  type Compression,
-} from '@connectrpc/connect/protocol';
-import {
-  codeToHttpStatus,
-  errorToJsonBytes,
-  parseContentType as parseConnectContentType,
-  parseTimeout as parseConnectTimeout,
-} from '@connectrpc/connect/protocol-connect';
-import { parseContentType as parseGrpcContentType, parseTimeout as parseGrpcTimeout, setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
-import { parseContentType as parseGrpcWebContentType, trailerFlag, trailerSerialize } from '@connectrpc/connect/protocol-grpc-web';
+import { createMethodSerializationLookup, validateUniversalHandlerOptions, type Compression, type UniversalHandlerOptions } from '@connectrpc/connect/protocol';
+import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout } from '@connectrpc/connect/protocol-connect';
+import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
+import { trailerFlag, trailerSerialize } from '@connectrpc/connect/protocol-grpc-web';
 import { KeyService, type VerifyKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
-import type { App } from '../app.js';
-import type { Remembered } from '../auth/sdk-key-auth.js';
+import type { Remembered, SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
 import type { Principal } from '../domain/principal.js';
-import type { VerifyInput, VerifyResult } from '../verify/verifier.js';
+import type { Logger } from '../log.js';
+import type { VerifyInput, VerifyResult } from '../verify/contract.js';
+import { cappedTimeoutMs, deadlineAt } from '../verify/deadline.js';
+import type { VerifyCall } from '../verify/verify-call.js';
 import { verifyInputFromProto, verifyResultToProto } from './convert.js';
 import { decodeVerifyKeyRequest } from './verify-request.js';
-import { beforeDeadline, cappedTimeoutMs, deadlineAt, deadlineExceeded } from './deadline.js';
+import { attach, Call, detach, type FastStream } from './verify-stream.js';
+import {
+  CONNECT,
+  envelope,
+  GRPC,
+  GRPC_WEB,
+  CompressionNegotiation,
+  GRPC_WEB_OK_TRAILER,
+  headerValue,
+  kindOf,
+  nodeHeaders,
+  okHeadersOf,
+  RESPOND,
+  RESPOND_THEN_TRAILERS,
+} from './verify-wire.js';
 import { REQUEST_ID_HEADER, requestIdOf, rpcFailureOf } from './interceptors.js';
 
 /** A listener of Http2Server's 'stream' event. */
@@ -60,240 +65,29 @@ export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHe
 export const VERIFY_KEY_PATH = `/${KeyService.typeName}/${KeyService.method.verifyKey.name}`;
 const RPC_NAME = `${KeyService.typeName}/${KeyService.method.verifyKey.name}`;
 
-const GRPC = 0;
-const GRPC_WEB = 1;
-const CONNECT = 2;
-
-/** A protocol and format this path serves, with the names of its headers. */
-interface Kind {
-  protocol: typeof GRPC | typeof GRPC_WEB | typeof CONNECT;
-  binary: boolean;
-  /** The response content type, as connect-node writes it. */
-  contentType: string;
-  timeoutHeader: string;
-  encodingHeader: string;
-  acceptEncodingHeader: string;
-}
-
-function kind(protocol: Kind['protocol'], binary: boolean, contentType: string): Kind {
-  const grpcLike = protocol !== CONNECT;
-  return {
-    protocol,
-    binary,
-    contentType,
-    timeoutHeader: grpcLike ? 'grpc-timeout' : 'connect-timeout-ms',
-    encodingHeader: grpcLike ? 'grpc-encoding' : 'content-encoding',
-    acceptEncodingHeader: grpcLike ? 'grpc-accept-encoding' : 'accept-encoding',
-  };
-}
-
-const GRPC_PROTO = kind(GRPC, true, 'application/grpc+proto');
-const GRPC_JSON = kind(GRPC, false, 'application/grpc+json');
-const GRPC_WEB_PROTO = kind(GRPC_WEB, true, 'application/grpc-web+proto');
-const GRPC_WEB_JSON = kind(GRPC_WEB, false, 'application/grpc-web+json');
-const CONNECT_PROTO = kind(CONNECT, true, 'application/proto');
-const CONNECT_JSON = kind(CONNECT, false, 'application/json');
-
-let date = '';
-let dateUntil = 0;
-
-/** The date header Node would add: the current second, as toUTCString() writes it. */
-function currentDate(): string {
-  const now = Date.now();
-  if (now >= dateUntil) {
-    date = new Date(now).toUTCString();
-    dateUntil = now - (now % 1000) + 1000;
-  }
-  return date;
-}
-
-/**
- * The headers of a successful call. Each is one object literal of a fixed
- * shape, with undefined for a header not sent (Node skips those): stream.
- * respond() copies the headers and adds a date unless there is one, and with
- * objects of varying shapes (spread copies, an added property) that code
- * misses V8's inline caches on every call once the process has also served
- * other routes.
- */
-function okHeadersOf(k: Kind, encoding: string | undefined, requestId: string | undefined, contentLength = 0): OutgoingHttpHeaders {
-  // Literal keys (x-request-id is REQUEST_ID_HEADER): a computed key would make V8 build the object slowly.
-  if (k.protocol === CONNECT) {
-    return {
-      ':status': 200,
-      'content-type': k.contentType,
-      date: currentDate(),
-      'content-encoding': encoding,
-      'x-request-id': requestId,
-      'content-length': String(contentLength),
-    };
-  }
-  return { ':status': 200, 'content-type': k.contentType, date: currentDate(), 'grpc-encoding': encoding, 'x-request-id': requestId };
-}
-
-/** The protocol connect-node's router would pick for this content type, if this path serves it. */
-function kindOf(contentType: string | undefined): Kind | undefined {
-  switch (contentType) {
-    case 'application/grpc':
-    case 'application/grpc+proto':
-      return GRPC_PROTO;
-    case 'application/proto':
-      return CONNECT_PROTO;
-    case 'application/json':
-      return CONNECT_JSON;
-    case 'application/grpc-web+proto':
-    case 'application/grpc-web':
-      return GRPC_WEB_PROTO;
-    case undefined:
-      return undefined;
-  }
-  // Case and charset variants, through connect-es's own matchers.
-  const grpc = parseGrpcContentType(contentType);
-  if (grpc) return grpc.binary ? GRPC_PROTO : GRPC_JSON;
-  const web = parseGrpcWebContentType(contentType);
-  if (web) return web.text ? undefined : web.binary ? GRPC_WEB_PROTO : GRPC_WEB_JSON;
-  const connect = parseConnectContentType(contentType);
-  if (connect && !connect.stream) return connect.binary ? CONNECT_PROTO : CONNECT_JSON;
-  return undefined;
-}
-
-/**
- * A request header as connect-node sees it through the fetch Headers class:
- * null when absent, leading and trailing HTTP whitespace removed.
- */
-function headerValue(v: string | string[] | undefined): string | null {
-  if (v === undefined) return null;
-  if (typeof v !== 'string') return v.map(trimHttpWhitespace).join(', ');
-  return trimHttpWhitespace(v);
-}
-
-function trimHttpWhitespace(v: string): string {
-  const n = v.length;
-  if (n === 0 || (v.charCodeAt(0) > 32 && v.charCodeAt(n - 1) > 32)) return v;
-  return v.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
-}
-
-interface Negotiated {
-  request: Compression | null;
-  response: Compression | null;
-}
-const IDENTITY: Negotiated = { request: null, response: null };
-
 /** What a connection's last authorization header resolved to. */
 interface AuthMemo {
   authorization: string;
   entry: Remembered;
 }
-const kReplay = Symbol('keyward.replay');
-
-/** The bytes of a request read before it was handed over; see replayConsumedBody. */
-interface Replay {
-  chunks: Buffer[];
-  /** Whether the body had ended (its 'end' event is gone). */
-  ended: boolean;
-}
-type FastStream = ServerHttp2Stream & { [kReplay]?: Replay };
-
-/**
- * One VerifyKey call in progress, with its stream's listeners. Nothing is
- * added to the stream or its session: Node's HTTP/2 code handles every
- * stream of the process, and stream objects of yet another shape would make
- * that code slower for all of them.
- */
-class Call {
-  chunks: Buffer[] = [];
-  size = 0;
-  /** Trailers to send when the stream asks for them (gRPC). */
-  trailers: OutgoingHttpHeaders = OK_TRAILERS;
-  // Assigned in the constructor, not as class fields: tsx keeps function
-  // names, and a named field would cost an Object.defineProperty per call.
-  readonly onData: (chunk: Buffer) => void;
-  readonly onEnd: () => void;
-  readonly onWantTrailers: () => void;
-
-  constructor(
-    readonly fp: VerifyFastPath,
-    readonly stream: FastStream,
-    readonly headers: IncomingHttpHeaders,
-    readonly flags: number,
-    readonly rawHeaders: string[],
-    readonly kind: Kind,
-    readonly compression: Negotiated,
-    readonly deadline: number | undefined,
-    /** Bytes that may be read before the call is handed over. */
-    readonly limit: number,
-    /** Connect: the declared content-length, else -1. */
-    readonly lengthHint: number,
-  ) {
-    this.onData = (chunk) => {
-      this.chunks.push(chunk);
-      this.size += chunk.length;
-      if (this.size > this.limit) this.fp.handOver(this, false);
-    };
-    this.onEnd = () => this.fp.run(this);
-    this.onWantTrailers = () => {
-      try {
-        this.stream.sendTrailers(this.trailers);
-      } catch {
-        // The client went away.
-      }
-    };
-  }
-}
-
-const OK_TRAILERS: OutgoingHttpHeaders = { 'grpc-status': '0' };
-
-function ignore(): void {
-  // Stream errors (a reset by the client) end the call; there is no one to answer.
-}
-
-/**
- * Waits, on a stream handed over in mid-body and paused, for the compat
- * request to start reading it (Http2ServerRequest adds its 'data' listener on
- * its first read, without resuming an explicitly paused stream), then lets the
- * rest of the body flow to it.
- */
-function resumeForCompat(this: FastStream, event: string | symbol): void {
-  if (event !== 'data') return;
-  this.removeListener('newListener', resumeForCompat);
-  process.nextTick(resumeStream, this);
-}
-
-function resumeStream(stream: FastStream): void {
-  stream.resume();
-}
-
-// Options for stream.respond() in the shape Node's compat layer passes them
-// (the same properties, in the same order): respond() copies its options and
-// sets endStream, which stays a cheap store only while every caller's options
-// look alike.
-const RESPOND_THEN_TRAILERS = { endStream: false, waitForTrailers: true, sendDate: true };
-const RESPOND = { endStream: false, waitForTrailers: false, sendDate: true };
-const GRPC_WEB_OK_TRAILER = encodeEnvelope(trailerFlag, trailerSerialize(new Headers(OK_TRAILERS as Record<string, string>)));
-
-/** One enveloped message (flags, length, data), followed by `tail` (the gRPC-Web trailer). */
-function envelope(flags: number, data: Uint8Array, tail?: Uint8Array): Buffer {
-  const n = data.byteLength;
-  const out = Buffer.allocUnsafe(5 + n + (tail ? tail.byteLength : 0));
-  out[0] = flags;
-  out.writeUInt32BE(n, 1);
-  out.set(data, 5);
-  if (tail) out.set(tail, 5 + n);
-  return out;
-}
-
-/** Headers as a Node header object, names in lower case. */
-function nodeHeaders(h: Headers): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  h.forEach((value, key) => {
-    out[key] = value;
-  });
-  return out;
+/** What the fast path uses. */
+export interface FastPathDeps {
+  verifyCall: Pick<VerifyCall, 'verify' | 'authenticateAndVerify'>;
+  /** The SDK keys already checked, for answering without waiting. */
+  auth: Pick<SdkKeyAuthenticator, 'principalOf' | 'rememberedEntry'>;
+  /** Calls served here and calls handed to connect-node, counted. */
+  stats: { served: number; handedOver: number };
+  log: Logger;
+  /** The limits and encodings connect-node is configured with (App.protocolOptions). */
+  protocolOptions: Partial<UniversalHandlerOptions>;
+  /** The longest deadline honoured (KEYWARD_MAX_REQUEST_TIMEOUT_MS). */
+  deadlineCapMs: number;
 }
 
 export class VerifyFastPath {
   private readonly opt;
   private readonly serialization;
-  private readonly negotiated = new Map<string, Negotiated>();
+  private readonly negotiation;
   private readonly encodings = new WeakMap<VerifyResult, { binary?: Uint8Array; json?: Uint8Array }>();
   /** Per HTTP/2 connection, see rememberedPrincipal. */
   private readonly authMemos = new WeakMap<Http2Session, AuthMemo>();
@@ -301,13 +95,14 @@ export class VerifyFastPath {
   private readonly deadlineCapMs: number;
 
   constructor(
-    private readonly app: App,
+    private readonly deps: FastPathDeps,
     /** Whoever handles what this path does not: Node's compat layer and connect-node. */
     private readonly fallback: StreamListener,
   ) {
-    this.stats = app.fastPathStats;
-    this.deadlineCapMs = app.opts.maxRequestTimeoutMs;
-    this.opt = validateUniversalHandlerOptions(app.protocolOptions());
+    this.stats = deps.stats;
+    this.deadlineCapMs = deps.deadlineCapMs;
+    this.opt = validateUniversalHandlerOptions(deps.protocolOptions);
+    this.negotiation = new CompressionNegotiation(this.opt.acceptCompression);
     this.serialization = createMethodSerializationLookup(KeyService.method.verifyKey, this.opt.binaryOptions, this.opt.jsonOptions, this.opt);
   }
 
@@ -323,10 +118,7 @@ export class VerifyFastPath {
       this.fallback(stream, headers, flags, rawHeaders);
       return;
     }
-    const s = call.stream;
-    s.on('error', ignore);
-    s.on('data', call.onData);
-    s.on('end', call.onEnd);
+    attach(call);
   };
 
   /** A call if everything the headers say is served here, else undefined. */
@@ -347,7 +139,7 @@ export class VerifyFastPath {
       deadline = deadlineAt(cappedTimeoutMs(t.timeoutMs, this.deadlineCapMs)!);
     }
 
-    const compression = this.negotiate(
+    const compression = this.negotiation.of(
       headers[k.encodingHeader] as string | string[] | undefined,
       headers[k.acceptEncodingHeader] as string | string[] | undefined,
       k.acceptEncodingHeader,
@@ -370,39 +162,15 @@ export class VerifyFastPath {
     return new Call(this, stream, headers, flags, rawHeaders, k, compression, deadline, limit, lengthHint);
   }
 
-  /** connect-es's negotiation, remembered per distinct pair of header values; undefined on an unknown encoding. */
-  private negotiate(encoding: string | string[] | undefined, accept: string | string[] | undefined, acceptHeader: string): Negotiated | undefined {
-    if (encoding === undefined && accept === undefined) return IDENTITY;
-    const requested = headerValue(encoding);
-    const accepted = headerValue(accept);
-    const memo = `${acceptHeader}\n${requested}\n${accepted}`;
-    let n = this.negotiated.get(memo);
-    if (n) return n;
-    const r = compressionNegotiate(this.opt.acceptCompression, requested, accepted, acceptHeader);
-    if (r.error) return undefined;
-    n = { request: r.request, response: r.response };
-    if (this.negotiated.size >= 256) this.negotiated.clear();
-    this.negotiated.set(memo, n);
-    return n;
-  }
-
   /**
    * Gives the request to the fallback as if it had never been touched: the
    * bytes read so far are replayed into the compat request, the rest (if the
    * body has not ended) flows to it from the stream.
    */
   handOver(call: Call, ended: boolean): undefined {
-    const s = call.stream;
-    s.removeListener('data', call.onData);
-    s.removeListener('end', call.onEnd);
-    s.removeListener('error', ignore);
-    if (s.destroyed) return undefined;
-    if (!ended) {
-      s.pause();
-      s.on('newListener', resumeForCompat);
-    }
-    s[kReplay] = { chunks: call.chunks, ended };
+    if (!detach(call, ended)) return undefined;
     this.stats.handedOver++;
+    const s = call.stream;
     this.fallback(s, call.headers, call.flags, call.rawHeaders);
     return undefined;
   }
@@ -429,7 +197,7 @@ export class VerifyFastPath {
 
   private bug(call: Call, e: unknown): void {
     // Not the caller's doing: log it and reset the stream.
-    this.app.log.error('request failed', { rpc: RPC_NAME, error: (e as Error)?.message ?? String(e) });
+    this.deps.log.error('request failed', { rpc: RPC_NAME, error: (e as Error)?.message ?? String(e) });
     call.stream.destroy();
   }
 
@@ -476,25 +244,30 @@ export class VerifyFastPath {
     return verifyInputFromProto(m);
   }
 
-  /** Authenticates, checks the deadline, verifies; waits only for what is not in memory. */
+  /** Authenticates, checks the deadline, verifies (VerifyCall); waits only for what is not in memory. */
   private answer(call: Call, input: VerifyInput): void {
     const h = call.headers;
     const requestId = headerValue(h[REQUEST_ID_HEADER]);
-    const authorization = headerValue(h.authorization);
-    let verdict: VerifyResult | Promise<VerifyResult> | undefined;
-    let remainingMs: number | undefined;
+    let verdict: VerifyResult | Promise<VerifyResult>;
     try {
+      const authorization = headerValue(h.authorization);
       const principal = this.rememberedPrincipal(call.stream, authorization);
-      if (principal !== undefined) {
-        remainingMs = this.remainingMs(call);
-        verdict = this.app.verifier.verify(principal, input);
-      }
+      verdict =
+        principal !== undefined
+          ? this.deps.verifyCall.verify(principal, input, call.deadline)
+          : this.deps.verifyCall.authenticateAndVerify(authorization, call.stream.session?.socket?.remoteAddress ?? '', input, call.deadline);
     } catch (e) {
       this.fail(call, requestId, e);
       return;
     }
-    if (verdict === undefined || verdict instanceof Promise) void this.answerLater(call, requestId, authorization, input, verdict, remainingMs);
-    else this.succeed(call, requestId, verdict);
+    if (verdict instanceof Promise) {
+      verdict.then(
+        (r) => this.succeed(call, requestId, r),
+        (e: unknown) => this.fail(call, requestId, e),
+      );
+    } else {
+      this.succeed(call, requestId, verdict);
+    }
   }
 
   /**
@@ -508,48 +281,12 @@ export class VerifyFastPath {
     const session = stream.session;
     const memo = session === undefined ? undefined : this.authMemos.get(session);
     if (memo !== undefined && memo.authorization === authorization) {
-      const p = this.app.auth.principalOf(memo.entry);
+      const p = this.deps.auth.principalOf(memo.entry);
       if (p !== undefined) return p;
     }
-    const entry = this.app.auth.rememberedEntry(authorization);
+    const entry = this.deps.auth.rememberedEntry(authorization);
     if (entry !== undefined && session !== undefined && authorization !== null) this.authMemos.set(session, { authorization, entry });
     return entry?.principal;
-  }
-
-  /**
-   * answer() for what has to be waited for: the SDK key's check (`pending` is
-   * undefined then), or a verdict that needs the database or Redis. Never rejects.
-   */
-  private async answerLater(
-    call: Call,
-    requestId: string | null,
-    authorization: string | null,
-    input: VerifyInput,
-    pending: Promise<VerifyResult> | undefined,
-    remainingMs: number | undefined,
-  ): Promise<void> {
-    let result: VerifyResult;
-    try {
-      let verdict: VerifyResult | Promise<VerifyResult> | undefined = pending;
-      if (verdict === undefined) {
-        const principal = await this.app.auth.authenticate(authorization, call.stream.session?.socket?.remoteAddress ?? '');
-        remainingMs = this.remainingMs(call);
-        verdict = this.app.verifier.verify(principal, input);
-      }
-      result = await beforeDeadline(verdict, remainingMs);
-    } catch (e) {
-      this.fail(call, requestId, e);
-      return;
-    }
-    this.succeed(call, requestId, result);
-  }
-
-  /** The time left before the client's deadline; throws DEADLINE_EXCEEDED if there is none left. */
-  private remainingMs(call: Call): number | undefined {
-    if (call.deadline === undefined) return undefined;
-    const remaining = call.deadline - Date.now();
-    if (remaining <= 0) throw deadlineExceeded();
-    return remaining;
   }
 
   /** `requestId` is the caller's; a successful answer carries no generated one (see errorInterceptor). */
@@ -574,7 +311,7 @@ export class VerifyFastPath {
 
   private fail(call: Call, sentRequestId: string | null, e: unknown): void {
     const requestId = requestIdOf(sentRequestId);
-    const { code, message } = rpcFailureOf(e, this.app.log, RPC_NAME, requestId);
+    const { code, message } = rpcFailureOf(e, this.deps.log, RPC_NAME, requestId);
     this.sendError(call, new ConnectError(message, code, { [REQUEST_ID_HEADER]: requestId })).catch((err: unknown) => this.bug(call, err));
   }
 
@@ -650,21 +387,8 @@ export class VerifyFastPath {
       }
       s.end(body);
     } catch (e) {
-      this.app.log.warn('could not write a response', { rpc: RPC_NAME, error: (e as Error).message });
+      this.deps.log.warn('could not write a response', { rpc: RPC_NAME, error: (e as Error).message });
       s.destroy();
     }
   }
-}
-
-/**
- * For the compat layer's request listener: puts back the bytes the fast path
- * read before it handed this request over, so connect-node sees the whole body.
- */
-export function replayConsumedBody(req: Http2ServerRequest): void {
-  const s = req.stream as FastStream;
-  const replay = s[kReplay];
-  if (replay === undefined) return;
-  s[kReplay] = undefined;
-  for (const chunk of replay.chunks) req.push(chunk);
-  if (replay.ended) req.push(null);
 }

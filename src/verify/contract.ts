@@ -44,12 +44,22 @@ export interface LimitOutcome {
   remainingUses?: number;
 }
 
-export interface VerifyResult {
-  code: VerifyCode;
-  key?: VerifiedKey;
+/** What VerifyKey answers: a key found (with what is known of it), or not. */
+export type VerifyResult = FoundKeyResult | NotFoundResult;
+
+export interface FoundKeyResult {
+  code: Exclude<VerifyCode, 'not_found'>;
+  key: VerifiedKey;
   /** For a key with limits, once they were checked: differs from call to call. */
   limits?: LimitOutcome;
 }
 
+/** Nothing about a key: no key, no limits. */
+export interface NotFoundResult {
+  code: 'not_found';
+  key?: undefined;
+  limits?: undefined;
+}
+
 /** The answer for every key that is not there; shared, never changed. */
-export const NOT_FOUND: VerifyResult = Object.freeze({ code: 'not_found' });
+export const NOT_FOUND: NotFoundResult = Object.freeze({ code: 'not_found' });

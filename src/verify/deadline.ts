@@ -1,13 +1,12 @@
-import { Code, ConnectError } from '@connectrpc/connect';
+import { DomainError } from '../domain/errors.js';
 
 // A client's deadline (grpc-timeout, connect-timeout-ms) for VerifyKey: the
 // answer is DEADLINE_EXCEEDED once it has passed, instead of a late verdict
-// the client no longer waits for. Shared by the Connect handler (which gets
-// the remaining time from ctx.timeoutMs()) and the HTTP/2 fast path, so both
-// answer alike.
+// the client no longer waits for. Used by VerifyCall (verify-call.ts), so the
+// stock RPC handler and the HTTP/2 fast path answer alike.
 
-/** connect-es's own message for an expired deadline. */
-export const deadlineExceeded = () => new ConnectError('the operation timed out', Code.DeadlineExceeded);
+/** With connect-es's own message for an expired deadline. */
+export const deadlineExceeded = () => new DomainError('deadline_exceeded', 'the operation timed out');
 
 /**
  * When a deadline of `timeoutMs` from now ends, as an integer epoch millisecond,

@@ -7,13 +7,13 @@ import type { Principal } from '../domain/principal.js';
 import { requireId } from '../domain/validate.js';
 import { KeyCache } from './key-cache.js';
 import type { UsageAnalytics } from './analytics.js';
-import type { LastUsedRecorder } from './usage.js';
+import type { LastUsedRecorder } from './last-used.js';
 import { checkCost, type RefillSpec } from '../domain/limits.js';
 import { rateLimitsOf, refillOf } from '../domain/keys.js';
 import type { StoredRateLimit } from '../db/entities.js';
 import { jsonColumn } from '../db/json.js';
-import type { KeyLimits, LimitEnforcer } from './limits.js';
-import { NOT_FOUND, type VerifiedKey, type VerifyCode, type VerifyInput, type VerifyResult } from './contract.js';
+import type { KeyLimits, LimitEnforcer } from './limit-enforcer.js';
+import { NOT_FOUND, type FoundKeyResult, type VerifiedKey, type VerifyInput, type VerifyResult } from './contract.js';
 
 export type { VerifyCode, VerifyInput, VerifiedKey, VerifyResult } from './contract.js';
 
@@ -84,7 +84,7 @@ export interface KeyRecord {
   /** The VerifiedKey of each state this record was seen in, made once. */
   views: Partial<Record<KeyState, VerifiedKey>>;
   /** The verdict of each code this record was answered with (keys without limits), made once. */
-  verdicts: Partial<Record<VerifyCode, VerifyResult>>;
+  verdicts: Partial<Record<FoundKeyResult['code'], FoundKeyResult>>;
   /** Rate limits and usage limits; null for a key without any. */
   limits: KeyLimits | null;
 }
@@ -103,7 +103,7 @@ function limitsOf(row: LookupRow): KeyLimits | null {
  * The verdict `code` for a record, made once and then shared by every call
  * it answers (the fast path keeps each verdict's encoding alongside).
  */
-function verdictOf(rec: KeyRecord, code: VerifyCode, state: KeyState): VerifyResult {
+function verdictOf(rec: KeyRecord, code: FoundKeyResult['code'], state: KeyState): FoundKeyResult {
   return (rec.verdicts[code] ??= { code, key: viewOf(rec, state) });
 }
 
@@ -162,7 +162,7 @@ export class KeyVerifier {
   constructor(
     private readonly orm: MikroORM,
     private readonly cache: KeyCache<KeyRecord>,
-    private readonly usage: LastUsedRecorder,
+    private readonly lastUsed: LastUsedRecorder,
     private readonly limits: LimitEnforcer,
     private readonly analytics: UsageAnalytics,
   ) {}
@@ -201,7 +201,7 @@ export class KeyVerifier {
 
   /** What every verdict is followed by: counted for usage analytics, and a valid key's use noted. */
   private settle(p: Principal, input: VerifyInput, verdict: VerifyResult, now: number): VerifyResult {
-    if (verdict.code === 'valid') this.usage.touch(verdict.key!.id, now);
+    if (verdict.code === 'valid') this.lastUsed.touch(verdict.key.id, now);
     return this.analytics.count(p, input.workspaceId, verdict, now);
   }
 

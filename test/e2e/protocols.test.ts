@@ -338,7 +338,7 @@ function scenario(label: string, api: () => Api) {
     const long = await failureOf(a.createKey({ workspaceId: ws, customerId: '', name: 'x'.repeat(121), grants: [], metadata: {} }));
     expect(long.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(long.details).toContain('key.name');
-    const perm = await failureOf(a.verifyKey({ key: secret, requiredPermissions: [`${scopeName}:read`, 'transfer'] }));
+    const perm = await failureOf(a.verifyKey({ key: secret, requiredPermissions: [`${scopeName}:read`, 'Transfer']  }));
     expect(perm.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(perm.details).toContain('required_permissions[1]');
     const grant = await failureOf(a.createKey({ workspaceId: ws, customerId: '', name: 'k', grants: [{ scope: 'nope', actions: ['read'] }], metadata: {} }));

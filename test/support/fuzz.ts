@@ -56,7 +56,8 @@ const nasty = fc.constantFrom(
   '\n\r\t',
 );
 
-function stringArb(field: DescField, fx: FuzzFixtures): fc.Arbitrary<string> {
+/** `small`: no huge strings (items of lists nested in lists, which would multiply into messages of many megabytes). */
+function stringArb(field: DescField, fx: FuzzFixtures, small = false): fc.Arbitrary<string> {
   const name = field.name;
   const specific: fc.Arbitrary<string>[] = [];
   if (/(^|_)id$/.test(name) || name === 'id') {
@@ -72,20 +73,25 @@ function stringArb(field: DescField, fx: FuzzFixtures): fc.Arbitrary<string> {
   }
   if (name === 'name' || name === 'scope') specific.push(fc.constantFrom(...fx.scopeNames), fc.stringMatching(/^[a-z][a-z0-9_.-]{0,70}$/));
   if (name === 'key_prefix') specific.push(fc.stringMatching(/^[a-z][a-z0-9]{0,20}$/));
-  if (name === 'required_permissions') specific.push(fc.constantFrom(...fx.scopeNames).map((s) => `${s}:read`), fc.string().map((s) => `${s}:${s}`));
+  if (name === 'required_permissions' || name === 'scopes') {
+    // Permission strings: scope:action, a whole scope, an action no scope declares, near misses.
+    const scope = fc.constantFrom(...fx.scopeNames);
+    specific.push(scope.map((s) => `${s}:read`), scope, scope.map((s) => `${s}:write`), fc.string().map((s) => `${s}:${s}`));
+  }
+  if (name === 'actions' || name === 'custom_actions') specific.push(fc.constantFrom('read', 'write', 'create', 'delete', '*'), fc.stringMatching(/^[a-z][a-z0-9_-]{0,40}$/));
   return fc.oneof(
     { weight: 4, arbitrary: specific.length ? fc.oneof(...specific) : fc.string() },
     { weight: 3, arbitrary: fc.string({ maxLength: 200 }) },
     { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 80 }) },
     { weight: 2, arbitrary: nasty },
-    { weight: 1, arbitrary: hugeString },
+    { weight: small ? 0 : 1, arbitrary: hugeString },
   );
 }
 
-function scalarArb(field: DescField, t: ScalarType, fx: FuzzFixtures): fc.Arbitrary<unknown> {
+function scalarArb(field: DescField, t: ScalarType, fx: FuzzFixtures, small = false): fc.Arbitrary<unknown> {
   switch (t) {
     case ScalarType.STRING:
-      return stringArb(field, fx);
+      return stringArb(field, fx, small);
     case ScalarType.BOOL:
       return fc.boolean();
     case ScalarType.BYTES:
@@ -134,7 +140,8 @@ function wktArb(m: DescMessage, field: DescField, fx: FuzzFixtures): fc.Arbitrar
   return undefined;
 }
 
-function fieldArb(field: DescField, fx: FuzzFixtures, depth: number): fc.Arbitrary<unknown> {
+/** `inList`: the field's message is an item of a list. */
+function fieldArb(field: DescField, fx: FuzzFixtures, depth: number, inList = false): fc.Arbitrary<unknown> {
   switch (field.fieldKind) {
     case 'scalar':
       return scalarArb(field, field.scalar, fx);
@@ -143,13 +150,19 @@ function fieldArb(field: DescField, fx: FuzzFixtures, depth: number): fc.Arbitra
     case 'message':
       return messageArb(field.message, fx, depth + 1, field);
     case 'list': {
+      // A list inside a message that is itself in a list (a Grant's custom_actions) stays small: long lists of huge items would
+      // make messages of tens of megabytes, which only test the read limit (oversizedArb does, on purpose).
+      const nested = inList;
       const item =
         field.listKind === 'scalar'
-          ? scalarArb(field, field.scalar, fx)
+          ? scalarArb(field, field.scalar, fx, nested)
           : field.listKind === 'enum'
             ? fc.oneof(fc.constantFrom(...field.enum.values.map((v) => v.number)), fc.integer())
-            : messageArb(field.message, fx, depth + 1, field);
-      return fc.oneof({ weight: 5, arbitrary: fc.array(item, { maxLength: 8 }) }, { weight: 1, arbitrary: fc.array(item, { minLength: 100, maxLength: 3000 }) });
+            : messageArb(field.message, fx, depth + 1, field, true);
+      return fc.oneof(
+        { weight: 5, arbitrary: fc.array(item, { maxLength: 8 }) },
+        { weight: nested ? 0 : 1, arbitrary: fc.array(item, { minLength: 100, maxLength: 3000 }) },
+      );
     }
     case 'map': {
       const value =
@@ -168,14 +181,14 @@ function fieldArb(field: DescField, fx: FuzzFixtures, depth: number): fc.Arbitra
 }
 
 /** A message init object: any subset of the fields, each any value of its type. */
-function messageArb(m: DescMessage, fx: FuzzFixtures, depth = 0, field?: DescField): fc.Arbitrary<Record<string, unknown>> {
+function messageArb(m: DescMessage, fx: FuzzFixtures, depth = 0, field?: DescField, inList = false): fc.Arbitrary<Record<string, unknown>> {
   if (field) {
     const wkt = wktArb(m, field, fx);
     if (wkt) return wkt as fc.Arbitrary<Record<string, unknown>>;
   }
   if (depth > 3) return fc.constant({});
   const model: Record<string, fc.Arbitrary<unknown>> = {};
-  for (const f of m.fields) model[f.localName] = fieldArb(f, fx, depth);
+  for (const f of m.fields) model[f.localName] = fieldArb(f, fx, depth, inList);
   return fc.record(model, { requiredKeys: [] });
 }
 

@@ -2,9 +2,9 @@
 // in proto/keyward/v1/key_service.proto): rate limits, then remaining uses.
 // Keys without limits never get here.
 import type { RateLimitSpec, RefillSpec } from '../domain/limits.js';
-import type { RateLimiter, RateLimitOutcome, RateOutcome } from './rate-limits.js';
+import type { RateLimiter, RateOutcome } from './rate-limits.js';
 import type { UsageLimits } from './usage-limits.js';
-import { NOT_FOUND, type LimitOutcome, type VerifiedKey, type VerifyResult } from './contract.js';
+import { NOT_FOUND, type VerifiedKey, type VerifyResult } from './contract.js';
 
 /** The limits of a key as the verify cache keeps them: never the count of remaining uses. */
 export interface KeyLimits {
@@ -15,7 +15,6 @@ export interface KeyLimits {
 }
 
 /** What VerifyKeyResponse reports of the limits, when they were checked. */
-export type { LimitOutcome } from './contract.js';
 
 const NO_RATE_LIMITS: RateOutcome = Object.freeze({ admitted: true, limits: [], at: 0, shared: false });
 
