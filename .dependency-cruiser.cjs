@@ -27,6 +27,35 @@ module.exports = {
       to: { path: '^(gen/|src/(rpc|http)/)|@connectrpc' },
     },
     {
+      name: 'transports-take-deps-not-app',
+      severity: 'error',
+      comment: 'rpc/ and http/ receive the collaborators they use (an explicit deps object), never the App that wires them.',
+      from: { path: '^src/(rpc|http)/' },
+      to: { path: '^src/(app|server)\\.ts$' },
+    },
+    {
+      name: 'db-is-below-domain',
+      severity: 'error',
+      comment: 'db/ (entities, migrations, the change feed, transactions) knows nothing of the floors above it: domain/ uses db/, never the other way.',
+      from: { path: '^src/db/' },
+      to: { path: '^src/(domain|verify|auth|tokens|webhooks|health|rpc|http)/|^src/(app|server|cli)\\.ts$' },
+    },
+    {
+      name: 'domain-is-below-the-services',
+      severity: 'error',
+      comment: 'domain/ is used by verify/, auth/, tokens/, webhooks/ and the transports; it uses none of them.',
+      from: { path: '^src/domain/' },
+      to: { path: '^src/(verify|auth|tokens|webhooks|health)/|^src/(app|server|cli)\\.ts$' },
+    },
+    {
+      name: 'verify-uses-no-management',
+      severity: 'error',
+      comment:
+        'The verify path shares only rules with management (key state, permissions, limits, errors, principal, validation) and the two event sinks it feeds (webhook events of used-up keys, security events of revoked keys in use), never a management module.',
+      from: { path: '^src/verify/' },
+      to: { path: '^src/domain/(keys|scopes|workspaces|sdk-keys|portal-sessions|audit|usage|grants|changes)\\.ts$|^src/(rpc|http|tokens|auth|webhooks)/' },
+    },
+    {
       name: 'no-orphans-in-src',
       severity: 'warn',
       comment: 'A module nothing imports is dead code (entry points excepted).',

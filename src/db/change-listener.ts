@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { CHANGE_CHANNEL, type Change } from '../domain/changes.js';
+import { CHANGE_CHANNEL, type Change } from './change-feed.js';
 import type { Logger } from '../log.js';
 
 /**

@@ -1,5 +1,5 @@
 import { defineEntity, p } from '@mikro-orm/core';
-import { newId } from '../domain/ids.js';
+import { newId } from '../ids.js';
 
 // Every table's schema is written by hand in src/db/migrations; these
 // definitions map the same columns for the ORM.

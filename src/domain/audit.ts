@@ -1,7 +1,7 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { AuditEvent } from '../db/entities.js';
-import { isId } from './ids.js';
+import { isId } from '../ids.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
 import { checkLength, checkTimeOrder, requireId } from './validate.js';

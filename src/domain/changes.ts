@@ -2,19 +2,9 @@ import type { EntityManager } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { inTransaction } from '../db/transaction.js';
 
-/** A committed change that can alter how keys verify or SDK keys authenticate. */
-export interface Change {
-  /** Keys updated, rotated, revoked or deleted. */
-  keys?: string[];
-  /** A workspace deleted, or one of its scopes renamed or deleted. */
-  workspace?: string;
-  /** An SDK key revoked. */
-  sdkKey?: string;
-  /** A new token signing key made active (the previous one retired). */
-  signingKey?: string;
-}
+import { CHANGE_CHANNEL, type Change } from '../db/change-feed.js';
 
-export const CHANGE_CHANNEL = 'keyward_changes';
+export type { Change } from '../db/change-feed.js';
 
 export type ChangeSubscriber = (change: Change) => void;
 

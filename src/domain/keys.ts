@@ -9,7 +9,7 @@ import { failedPrecondition, invalidArgument, notFound, permissionDenied } from 
 import { checkPortalGrants, resolveGrants } from './grants.js';
 import { keyState, type KeyState } from './key-state.js';
 import type { GrantSpec } from './permissions.js';
-import { isId } from './ids.js';
+import { isId } from '../ids.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
 import { checkLength, checkMetadata, checkUpdateMask, requireId } from './validate.js';
@@ -19,6 +19,8 @@ import {
   checkRateLimits,
   checkRefill,
   checkRemainingUses,
+  rateLimitsOf,
+  refillOf,
   usageAt,
   type RateLimitInput,
   type RateLimitSpec,
@@ -71,15 +73,6 @@ export interface KeyView {
   /** Remaining uses with any due refill applied; null when unlimited. */
   usage: UsageState | null;
   refill: RefillSpec | null;
-}
-
-export function rateLimitsOf(key: Pick<ApiKey, 'rateLimits'>): RateLimitSpec[] {
-  return key.rateLimits.map((l) => ({ name: l.name, limit: l.limit, durationMs: l.duration_ms }));
-}
-
-export function refillOf(key: Pick<ApiKey, 'refillAmount' | 'refillInterval' | 'refillDay'>): RefillSpec | null {
-  if (key.refillAmount === null || key.refillInterval === null) return null;
-  return { amount: Number(key.refillAmount), interval: key.refillInterval as RefillSpec['interval'], dayOfMonth: key.refillDay ?? null };
 }
 
 /** Rate limits as the api_keys column stores them, checked. */

@@ -1,5 +1,6 @@
 // Rate limits and usage limits of keys: their rules, shared by management
 // (create, update, read) and verification. No protobuf here.
+import type { ApiKey } from '../db/entities.js';
 import { invalidArgument } from './errors.js';
 import { checkPattern } from './validate.js';
 
@@ -147,4 +148,15 @@ export function usageAt(stored: UsageState, refill: RefillSpec | null, now: numb
   const due = lastRefillAt(refill, now);
   if (stored.lastRefillTime.getTime() >= due) return stored;
   return { remainingUses: refill.amount, lastRefillTime: new Date(due) };
+}
+
+/** A key's rate limits, from its stored column. */
+export function rateLimitsOf(key: Pick<ApiKey, 'rateLimits'>): RateLimitSpec[] {
+  return key.rateLimits.map((l) => ({ name: l.name, limit: l.limit, durationMs: l.duration_ms }));
+}
+
+/** A key's refill, from its columns; null without one. */
+export function refillOf(key: Pick<ApiKey, 'refillAmount' | 'refillInterval' | 'refillDay'>): RefillSpec | null {
+  if (key.refillAmount === null || key.refillInterval === null) return null;
+  return { amount: Number(key.refillAmount), interval: key.refillInterval as RefillSpec['interval'], dayOfMonth: key.refillDay ?? null };
 }

@@ -1,7 +1,7 @@
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
 import { SdkKey, Workspace } from '../db/entities.js';
 import { formatSdkKey, hashSdkKeySecret, newSdkKeySecret } from '../credentials/sdk-key.js';
-import { isId, newId } from './ids.js';
+import { isId, newId } from '../ids.js';
 import { audit } from './audit.js';
 import type { ChangeBus } from './changes.js';
 import { invalidArgument, notFound, permissionDenied } from './errors.js';

@@ -1,5 +1,5 @@
 import { WriteBehind } from '../db/write-behind.js';
-import { newId } from './ids.js';
+import { newId } from '../ids.js';
 
 /** Kinds of security event, recorded in audit_events under these actions. */
 export type SecurityEventKind =

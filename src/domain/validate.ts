@@ -1,5 +1,5 @@
 import { invalidArgument } from './errors.js';
-import { isId } from './ids.js';
+import { isId } from '../ids.js';
 
 // Field checks shared by the domain modules. Every failure names the field.
 

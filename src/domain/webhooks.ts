@@ -6,7 +6,7 @@ import { Webhook, type ApiKey } from '../db/entities.js';
 import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
 import { invalidArgument, notFound } from './errors.js';
-import { isId, newId } from './ids.js';
+import { isId, newId } from '../ids.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
 import { checkLength, requireId } from './validate.js';

@@ -6,7 +6,7 @@ import { KEY_PREFIX_RE, KEY_PREFIX_SHAPE } from '../credentials/api-key.js';
 import { audit } from './audit.js';
 import type { ChangeBus } from './changes.js';
 import { alreadyExists, notFound, permissionDenied } from './errors.js';
-import { isId } from './ids.js';
+import { isId } from '../ids.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
 import { checkLength, checkPattern, checkUpdateMask, requireId } from './validate.js';

@@ -4,7 +4,7 @@ import type { SecretBox } from '../credentials/secret-box.js';
 import { jsonColumn } from '../db/json.js';
 import { audit } from '../domain/audit.js';
 import type { ChangeBus } from '../domain/changes.js';
-import { newId } from '../domain/ids.js';
+import { newId } from '../ids.js';
 import type { Principal } from '../domain/principal.js';
 
 /** The JWS algorithm of every signing key: EdDSA over Ed25519. */

@@ -7,7 +7,7 @@
 // so each exhaustion is reported exactly once (and a refill or UpdateKey
 // followed by another exhaustion again); UpdateKey setting 0 reports nothing.
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { newId } from '../domain/ids.js';
+import { newId } from '../ids.js';
 import { lastRefillAt, needOf, type RefillSpec } from '../domain/limits.js';
 import { insertEventsSql, keyEventDataSql, type WebhookEventType } from '../domain/webhooks.js';
 

@@ -15,7 +15,7 @@ import {
   sdkKeyFingerprint,
 } from '../../src/credentials/sdk-key.js';
 import { DomainError } from '../../src/domain/errors.js';
-import { newId } from '../../src/domain/ids.js';
+import { newId } from '../../src/ids.js';
 import { closePage, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, openCursor } from '../../src/domain/paging.js';
 
 const anyKey = () => true;

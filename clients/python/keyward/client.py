@@ -9,18 +9,15 @@ a few results are small dataclasses (:class:`CreatedKey`,
 """
 from __future__ import annotations
 
-import json
-import random
 import re
-import socket
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, Generic, Iterable, Iterator, List, Mapping, Optional, TypeVar, Union
 
+from ._time import DurationLike, TimeLike, format_duration, format_time, parse_time
+from ._transport import _Transport, __version__
 from .errors import KeywardError
+from .tokens import ExchangeResult, TokenSource
 
 __all__ = [
     "Keyward",
@@ -35,10 +32,6 @@ __all__ = [
     "format_duration",
 ]
 
-__version__ = "0.1.0"
-
-TimeLike = Union[datetime, str]
-DurationLike = Union[timedelta, int, float, str]
 T = TypeVar("T")
 
 
@@ -54,51 +47,6 @@ _ACTIONS = {"read": "ACTION_READ", "create": "ACTION_CREATE", "update": "ACTION_
 
 
 # ---------------------------------------------------------------- conversions
-
-
-def format_time(t: TimeLike) -> str:
-    """A datetime (naive means UTC) or an RFC 3339 string, as an RFC 3339 string in UTC."""
-    if isinstance(t, str):
-        return t
-    if not isinstance(t, datetime):
-        raise TypeError(f"expected a datetime or an RFC 3339 string, got {type(t).__name__}")
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    t = t.astimezone(timezone.utc)
-    if t.microsecond:
-        return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(s: Optional[str]) -> Optional[datetime]:
-    """An RFC 3339 string from the server as an aware datetime (UTC), or None."""
-    if not s:
-        return None
-    s = s.strip()
-    if s.endswith("Z") or s.endswith("z"):
-        s = s[:-1] + "+00:00"
-    # Python < 3.11 takes at most 6 fractional digits; proto3 JSON may send 9.
-    if "." in s:
-        head, rest = s.split(".", 1)
-        i = 0
-        while i < len(rest) and rest[i].isdigit():
-            i += 1
-        frac, tz = rest[:i], rest[i:]
-        s = head + ("." + (frac + "000000")[:6] if frac else "") + tz
-    return datetime.fromisoformat(s).astimezone(timezone.utc)
-
-
-def format_duration(d: DurationLike) -> str:
-    """Seconds (int or float), a timedelta, or a ready string like ``"3600s"``, as a proto3 JSON Duration."""
-    if isinstance(d, str):
-        return d
-    if isinstance(d, timedelta):
-        d = d.total_seconds()
-    if isinstance(d, bool) or not isinstance(d, (int, float)):
-        raise TypeError(f"expected seconds, a timedelta or a string like '60s', got {type(d).__name__}")
-    if float(d).is_integer():
-        return f"{int(d)}s"
-    return f"{d:.9f}".rstrip("0").rstrip(".") + "s"
 
 
 def grants_from_strings(grants: Iterable[Union[str, Mapping[str, Any]]]) -> List[Dict[str, Any]]:
@@ -274,93 +222,7 @@ class VerifyResult:
         return max(1, int((min(waits) - now).total_seconds() + 0.999))
 
 
-@dataclass
-class ExchangeResult:
-    """ExchangeKey's answer: a JWT when ``code`` is ``VALID``, else why not."""
-
-    code: str
-    token: str = field(default="", repr=False)
-    expire_time: Optional[datetime] = None
-    key_id: str = ""
-    signing_key_id: str = ""
-
-    @property
-    def valid(self) -> bool:
-        return self.code == "VALID" and bool(self.token)
-
-
 # ---------------------------------------------------------------- transport
-
-# Codes worth another attempt: the server (or its database) could not be reached.
-_RETRYABLE = frozenset({"unavailable"})
-
-
-class _Transport:
-    def __init__(self, base_url: str, sdk_key: str, timeout: float, retries: int, user_agent: str) -> None:
-        if not base_url:
-            raise ValueError("base_url is required, e.g. http://localhost:8080")
-        self.base_url = base_url.rstrip("/")
-        self._sdk_key = sdk_key
-        self.timeout = timeout
-        self.retries = max(0, int(retries))
-        self.user_agent = user_agent
-        # Seconds before the n-th retry: backoff_base * 2**(n-1), jittered, at most backoff_max.
-        self.backoff_base = 0.2
-        self.backoff_max = 2.0
-        self.sleep: Callable[[float], None] = time.sleep
-
-    def call(self, service: str, method: str, body: Mapping[str, Any], idempotent: bool) -> Dict[str, Any]:
-        url = f"{self.base_url}/keyward.v1.{service}/{method}"
-        data = json.dumps(body, separators=(",", ":")).encode("utf-8")
-        attempts = 1 + (self.retries if idempotent else 0)
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._send(url, data)
-            except KeywardError as e:
-                if e.code not in _RETRYABLE or attempt == attempts:
-                    raise
-                delay = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
-                self.sleep(delay * (0.5 + random.random() / 2))
-        raise AssertionError("unreachable")
-
-    def _send(self, url: str, data: bytes) -> Dict[str, Any]:
-        """One attempt: the answer's JSON, or a KeywardError."""
-        req = urllib.request.Request(
-            url,
-            data=data,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "Connect-Protocol-Version": "1",
-                "Authorization": f"Bearer {self._sdk_key}",
-                "User-Agent": self.user_agent,
-            },
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as res:
-                body = res.read()
-        except urllib.error.HTTPError as e:
-            try:
-                err_body = e.read()
-            except Exception:  # noqa: BLE001 - the status alone still says what happened
-                err_body = b""
-            raise KeywardError.from_http(e.code, err_body, e.headers.get("x-request-id") if e.headers else None) from None
-        except urllib.error.URLError as e:
-            reason = e.reason
-            if isinstance(reason, (socket.timeout, TimeoutError)):
-                raise KeywardError("deadline_exceeded", f"no answer from {self.base_url} within {self.timeout}s") from None
-            raise KeywardError("unavailable", f"cannot reach {self.base_url}: {reason}") from None
-        except (socket.timeout, TimeoutError):
-            raise KeywardError("deadline_exceeded", f"no answer from {self.base_url} within {self.timeout}s") from None
-        except (ConnectionError, OSError) as e:
-            # Includes http.client.RemoteDisconnected: the connection dropped before an answer.
-            raise KeywardError("unavailable", f"connection to {self.base_url} failed: {e}") from None
-        try:
-            return json.loads(body.decode("utf-8")) if body else {}
-        except (ValueError, UnicodeDecodeError):
-            raise KeywardError("internal", "the server's answer is not JSON") from None
-
 
 # ---------------------------------------------------------------- helpers
 
@@ -752,8 +614,6 @@ class Tokens(_Service):
         workspace_id: Optional[str] = None,
     ) -> "TokenSource":
         """A :class:`~keyward.tokens.TokenSource` for ``key`` on this client."""
-        from .tokens import TokenSource
-
         return TokenSource(self._client, key, refresh_buffer_seconds, permissions, workspace_id)
 
 

@@ -5,11 +5,28 @@ from __future__ import annotations
 import re
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple
 
-from .client import ExchangeResult, _Transport, __version__, parse_time
+from ._time import parse_time
+from ._transport import _Transport, __version__
 from .errors import KeywardError
+
+
+@dataclass
+class ExchangeResult:
+    """ExchangeKey's answer: a JWT when ``code`` is ``VALID``, else why not."""
+
+    code: str
+    token: str = field(default="", repr=False)
+    expire_time: Optional[datetime] = None
+    key_id: str = ""
+    signing_key_id: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.code == "VALID" and bool(self.token)
 
 
 class _Client(Protocol):
