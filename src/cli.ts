@@ -7,7 +7,7 @@ import { DomainError } from './domain/errors.js';
 import { SdkKeys } from './domain/sdk-keys.js';
 import { CLI_PRINCIPAL } from './domain/principal.js';
 import { SigningKeys } from './tokens/signing-keys.js';
-import { createLogger } from './log.js';
+import { createLogger, errorFields } from './log.js';
 import { startServer } from './server.js';
 
 const USAGE = `Usage: keyward <command>
@@ -48,7 +48,7 @@ async function serve(config: Config): Promise<void> {
     server.close().then(
       () => process.exit(0),
       (e) => {
-        log.error('shutdown failed', { error: (e as Error).message });
+        log.error('shutdown failed', errorFields(e, { stack: true }));
         process.exit(1);
       },
     );

@@ -19,6 +19,19 @@ export function createLogger(level: Level = 'info', write: (line: string) => voi
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
 }
 
+/**
+ * An error as log fields: its message, the messages of its causes, and (with
+ * `stack`, for failures nobody expected) its stack. Never the request.
+ */
+export function errorFields(e: unknown, opts: { stack?: boolean } = {}): Record<string, unknown> {
+  if (!(e instanceof Error)) return { error: String(e) };
+  const causes: string[] = [];
+  for (let c: unknown = e.cause; c !== undefined && causes.length < 5; c = c instanceof Error ? c.cause : undefined) {
+    causes.push(c instanceof Error ? c.message : String(c));
+  }
+  return { error: e.message, ...(causes.length > 0 && { causes }), ...(opts.stack && e.stack && { stack: e.stack }) };
+}
+
 export function isLevel(s: string): s is Level {
   return s in ORDER;
 }

@@ -1,4 +1,5 @@
 import { WriteBehind } from '../db/write-behind.js';
+import { errorFields } from '../log.js';
 import { newId } from '../ids.js';
 
 /** Kinds of security event, recorded in audit_events under these actions. */
@@ -89,7 +90,7 @@ export class SecurityEventRecorder extends WriteBehind {
         if (q) q.count += p.count;
         else this.pending.set(key, p);
       }
-      this.log.warn('could not record security events; will retry', { events: batch.size, error: (e as Error).message });
+      this.log.warn('could not record security events; will retry', { events: batch.size, ...errorFields(e) });
     }
   }
 }

@@ -11,7 +11,7 @@ import type { SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
 import { looksLikePortalToken } from '../credentials/portal-token.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError, permissionDenied, type ErrorKind } from '../domain/errors.js';
-import type { Logger } from '../log.js';
+import { errorFields, type Logger } from '../log.js';
 import { peerKey, principalKey, requestIdKey } from './context.js';
 
 const CODES: Record<ErrorKind, Code> = {
@@ -59,10 +59,10 @@ export function rpcFailureOf(e: unknown, log: Logger, rpc: string, requestId: st
  */
 export function serverFailureOf(e: unknown, log: Logger, where: Record<string, unknown>): RpcFailure {
   if (isConnectionError(e)) {
-    log.warn('database unavailable', { ...where, error: (e as Error).message });
+    log.warn('database unavailable', { ...where, ...errorFields(e) });
     return { code: Code.Unavailable, message: 'the database is unavailable; try again' };
   }
-  log.error('request failed', { ...where, error: (e as Error)?.message ?? String(e) });
+  log.error('request failed', { ...where, ...errorFields(e, { stack: true }) });
   return { code: Code.Internal, message: 'internal error' };
 }
 

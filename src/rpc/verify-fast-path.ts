@@ -36,7 +36,7 @@ import { trailerFlag, trailerSerialize } from '@connectrpc/connect/protocol-grpc
 import { KeyService, type VerifyKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
 import type { Remembered, SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
 import type { Principal } from '../domain/principal.js';
-import type { Logger } from '../log.js';
+import { errorFields, type Logger } from '../log.js';
 import type { VerifyInput, VerifyResult } from '../verify/contract.js';
 import { cappedTimeoutMs, deadlineAt } from '../verify/deadline.js';
 import type { VerifyCall } from '../verify/verify-call.js';
@@ -197,7 +197,7 @@ export class VerifyFastPath {
 
   private bug(call: Call, e: unknown): void {
     // Not the caller's doing: log it and reset the stream.
-    this.deps.log.error('request failed', { rpc: RPC_NAME, error: (e as Error)?.message ?? String(e) });
+    this.deps.log.error('request failed', { rpc: RPC_NAME, ...errorFields(e, { stack: true }) });
     call.stream.destroy();
   }
 
@@ -387,7 +387,7 @@ export class VerifyFastPath {
       }
       s.end(body);
     } catch (e) {
-      this.deps.log.warn('could not write a response', { rpc: RPC_NAME, error: (e as Error).message });
+      this.deps.log.warn('could not write a response', { rpc: RPC_NAME, ...errorFields(e) });
       s.destroy();
     }
   }

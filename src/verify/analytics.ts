@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { WriteBehind } from '../db/write-behind.js';
-import type { Logger } from '../log.js';
+import { errorFields, type Logger } from '../log.js';
 import type { Principal } from '../domain/principal.js';
 import type { SecurityEventRecorder } from '../domain/security-events.js';
 import type { VerifyResult } from './contract.js';
@@ -145,7 +145,7 @@ export class UsageAnalytics extends WriteBehind {
     } catch (e) {
       // Keep them for the next attempt, up to a bound, so an outage cannot exhaust memory.
       this.retry = rows.length > MAX_RETRY_ROWS ? rows.slice(0, MAX_RETRY_ROWS) : rows;
-      this.log.warn('could not record verification counts; will retry', { rows: rows.length, error: (e as Error).message });
+      this.log.warn('could not record verification counts; will retry', { rows: rows.length, ...errorFields(e) });
     }
   }
 }

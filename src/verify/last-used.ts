@@ -1,4 +1,5 @@
 import { WriteBehind } from '../db/write-behind.js';
+import { errorFields } from '../log.js';
 
 /**
  * Records when keys were last used without a write per verification: uses
@@ -29,7 +30,7 @@ export class LastUsedRecorder extends WriteBehind {
     } catch (e) {
       // Keep the uses for the next attempt unless newer ones arrived.
       for (const [id, t] of batch) if (!this.pending.has(id)) this.pending.set(id, t);
-      this.log.warn('could not record key usage; will retry', { keys: batch.size, error: (e as Error).message });
+      this.log.warn('could not record key usage; will retry', { keys: batch.size, ...errorFields(e) });
     }
   }
 }

@@ -4,7 +4,7 @@ import type { SecretBox } from '../credentials/secret-box.js';
 import { jsonColumn } from '../db/json.js';
 import { inTransaction } from '../db/transaction.js';
 import { enqueueWebhookEvent, keyEventDataSql } from '../domain/webhooks.js';
-import type { Logger } from '../log.js';
+import { errorFields, type Logger } from '../log.js';
 import { refusedDestination } from './address-guard.js';
 
 export const SIGNATURE_HEADER = 'keyward-signature';
@@ -102,7 +102,7 @@ export class WebhookWorker {
     const t = setTimeout(() => {
       if (this.stopped) return;
       const run = work()
-        .catch((e: unknown) => this.log.warn(`webhook ${name} failed; will retry`, { error: (e as Error).message }))
+        .catch((e: unknown) => this.log.warn(`webhook ${name} failed; will retry`, errorFields(e)))
         .finally(() => {
           this.inflight.delete(run);
           if (!this.stopped) this.loop(name, work, everyMs, everyMs);
