@@ -36,7 +36,7 @@ export class PortalAuthenticator {
     if (hit) this.remembered.delete(fp);
     const session = await this.find(fp);
     if (!session) return this.refuse('the portal session is invalid or expired');
-    const principal = principalOf(session);
+    const principal = sessionPrincipal(session);
     if (this.remembered.size >= MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
     this.remembered.set(fp, { principal, expireMs: session.expireTime.getTime() });
     return principal;
@@ -48,7 +48,7 @@ export class PortalAuthenticator {
   }
 }
 
-function principalOf(s: PortalSession): Principal {
+function sessionPrincipal(s: PortalSession): Principal {
   const allowed = new Map(s.allowedGrants.map((g) => [g.scope, new Set(g.actions)] as const));
   return new Principal(`portal:${s.id}`, PORTAL_SCOPES, [s.workspaceId], null, { sessionId: s.id, customerId: s.customerId, allowedGrants: allowed, expireTime: s.expireTime });
 }

@@ -109,7 +109,7 @@ export class SdkKeyAuthenticator {
    * keeps the entry next to the exact header it came from (the VerifyKey fast
    * path, per HTTP/2 connection) skip parsing and hashing that header again.
    */
-  principalOf(entry: Remembered): Principal | undefined {
+  principalIfFresh(entry: Remembered): Principal | undefined {
     return !entry.superseded && this.isFresh(entry) ? entry.principal : undefined;
   }
 

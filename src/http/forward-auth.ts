@@ -133,7 +133,7 @@ function apiKeyOf(h: IncomingHttpHeaders): string | undefined {
 }
 
 /** `a:read, b:write` → ['a:read', 'b:write']; empty entries are dropped. */
-function permissionsOf(h: IncomingHttpHeaders): string[] {
+function requiredPermissionsOf(h: IncomingHttpHeaders): string[] {
   const raw = h[HEADER.permissions];
   const joined = Array.isArray(raw) ? raw.join(',') : (raw ?? '');
   return joined
@@ -278,7 +278,7 @@ export async function forwardAuth(app: ForwardAuthDeps, h: IncomingHttpHeaders, 
         'www-authenticate': `Bearer realm="${REALM}"`,
       });
     }
-    const input = { key, requiredPermissions: permissionsOf(h), workspaceId: header(h, HEADER.requireWorkspace)?.trim() ?? '', cost: costOf(h) };
+    const input = { key, requiredPermissions: requiredPermissionsOf(h), workspaceId: header(h, HEADER.requireWorkspace)?.trim() ?? '', cost: costOf(h) };
     if (app.tokenChecker && looksLikeJwt(key)) {
       // The same checks of the gateway and its headers as for an API key.
       principal.requireScope('api_keys:verify');

@@ -74,7 +74,7 @@ interface AuthMemo {
 export interface FastPathDeps {
   verifyCall: Pick<VerifyCall, 'verify' | 'authenticateAndVerify'>;
   /** The SDK keys already checked, for answering without waiting. */
-  auth: Pick<SdkKeyAuthenticator, 'principalOf' | 'rememberedEntry'>;
+  auth: Pick<SdkKeyAuthenticator, 'principalIfFresh' | 'rememberedEntry'>;
   /** Calls served here and calls handed to connect-node, counted. */
   stats: { served: number; handedOver: number };
   log: Logger;
@@ -281,7 +281,7 @@ export class VerifyFastPath {
     const session = stream.session;
     const memo = session === undefined ? undefined : this.authMemos.get(session);
     if (memo !== undefined && memo.authorization === authorization) {
-      const p = this.deps.auth.principalOf(memo.entry);
+      const p = this.deps.auth.principalIfFresh(memo.entry);
       if (p !== undefined) return p;
     }
     const entry = this.deps.auth.rememberedEntry(authorization);

@@ -24,3 +24,4 @@ export { tokenSource, verifyToken } from './tokens.js';
 export type { KeywardTokenPayload, TokenSource, TokenSourceOptions, VerifyTokenOptions } from './tokens.js';
 export { KeyVerifier, apiKeyOf, decisionOf, looksLikeJwt, statusOf, tokenDecisionOf, verifyKey } from './middleware/core.js';
 export type { Decision, GuardOptions, KeywardIdentity, TokenCheckOptions, VerifierOptions } from './middleware/core.js';
+export { verifyWebhookSignature, WEBHOOK_EVENT_ID_HEADER, WEBHOOK_SIGNATURE_HEADER } from './webhooks.js';
