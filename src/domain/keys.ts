@@ -5,8 +5,9 @@ import { issueApiKey, type IssuedApiKey } from '../credentials/api-key.js';
 import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
 import type { ChangeBus } from './changes.js';
-import { failedPrecondition, invalidArgument, notFound, permissionDenied } from './errors.js';
-import { checkPortalGrants, resolveGrants } from './grants.js';
+import { failedPrecondition, invalidArgument, notFound } from './errors.js';
+import { resolveGrants } from './grants.js';
+import { checkPortalCreate, checkPortalMask, listedCustomer } from './portal-rules.js';
 import { keyState, type KeyState } from './key-state.js';
 import type { GrantSpec } from './permissions.js';
 import { isId } from '../ids.js';
@@ -186,45 +187,6 @@ export async function findVisibleKey(em: EntityManager, p: Principal, id: string
   const ws = await em.findOne(Workspace, { id: key.workspaceId, deleteTime: null });
   if (!ws) throw notFound('key', id);
   return { key, ws };
-}
-
-/** What a customer portal session may change of a key (UpdateKey's mask). */
-const PORTAL_MASK: ReadonlySet<string> = new Set(['name', 'description', 'enabled']);
-
-/**
- * A portal session writes keys only for its own customer, granted within its
- * allowed grants, and leaves limits and metadata to the company: returns the
- * customer id the key gets.
- */
-function checkPortalCreate(p: Principal, input: KeyInput): string {
-  const portal = p.portal;
-  if (!portal) return input.customerId;
-  if (input.customerId !== '' && input.customerId !== portal.customerId) {
-    throw permissionDenied('key.customer_id: a portal session creates keys only for its own customer');
-  }
-  checkPortalGrants(p, input);
-  const set: [string, boolean][] = [
-    ['key.metadata', Object.keys(input.metadata).length > 0],
-    ['key.rate_limits', input.rateLimits.length > 0],
-    ['key.remaining_uses', input.remainingUses !== undefined],
-    ['key.refill', input.refill !== undefined],
-  ];
-  const field = set.find(([, isSet]) => isSet)?.[0];
-  if (field) throw permissionDenied(`${field}: a portal session may not set it`);
-  return portal.customerId;
-}
-
-function checkPortalMask(p: Principal, mask: ReadonlySet<string>): void {
-  if (!p.portal) return;
-  const field = [...mask].find((f) => !PORTAL_MASK.has(f));
-  if (field) throw permissionDenied(`update_mask: a portal session may change only name, description and enabled, not ${field}`);
-}
-
-/** The customer a list is of: a portal session sees only its own. */
-function listedCustomer(p: Principal, customerId: string): string {
-  if (!p.portal) return customerId;
-  if (customerId !== '' && customerId !== p.portal.customerId) throw permissionDenied('customer_id: a portal session sees only its own customer\'s keys');
-  return p.portal.customerId;
 }
 
 export class Keys {

@@ -6,7 +6,7 @@
 // writes it, a test checks it is current).
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { restRoutes } from './rest.js';
+import { restRoutes } from './rest-routes.js';
 import { ScalarType, type DescMethod, type DescEnum, type DescField, type DescMessage, type DescService } from '@bufbuild/protobuf';
 
 type Schema = Record<string, unknown>;

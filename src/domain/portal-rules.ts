@@ -1,0 +1,54 @@
+// What a customer portal session (Principal.portal) may do to keys: only
+// its own customer's, granted within its allowed grants, changing only name,
+// description and enabled. Management (keys.ts) asks these before it writes.
+import { checkPortalGrants, type GrantsInput } from './grants.js';
+import { permissionDenied } from './errors.js';
+import type { Principal } from './principal.js';
+
+/** What of a new key the portal rules look at (a KeyInput). */
+export interface PortalKeyInput extends GrantsInput {
+  customerId: string;
+  metadata: Record<string, string>;
+  rateLimits: readonly unknown[];
+  remainingUses?: number;
+  refill?: unknown;
+}
+
+/** What a customer portal session may change of a key (UpdateKey's mask). */
+const PORTAL_MASK: ReadonlySet<string> = new Set(['name', 'description', 'enabled']);
+
+/**
+ * A portal session writes keys only for its own customer, granted within its
+ * allowed grants, and leaves limits and metadata to the company: returns the
+ * customer id the key gets.
+ */
+export function checkPortalCreate(p: Principal, input: PortalKeyInput): string {
+  const portal = p.portal;
+  if (!portal) return input.customerId;
+  if (input.customerId !== '' && input.customerId !== portal.customerId) {
+    throw permissionDenied('key.customer_id: a portal session creates keys only for its own customer');
+  }
+  checkPortalGrants(p, input);
+  const set: [string, boolean][] = [
+    ['key.metadata', Object.keys(input.metadata).length > 0],
+    ['key.rate_limits', input.rateLimits.length > 0],
+    ['key.remaining_uses', input.remainingUses !== undefined],
+    ['key.refill', input.refill !== undefined],
+  ];
+  const field = set.find(([, isSet]) => isSet)?.[0];
+  if (field) throw permissionDenied(`${field}: a portal session may not set it`);
+  return portal.customerId;
+}
+
+export function checkPortalMask(p: Principal, mask: ReadonlySet<string>): void {
+  if (!p.portal) return;
+  const field = [...mask].find((f) => !PORTAL_MASK.has(f));
+  if (field) throw permissionDenied(`update_mask: a portal session may change only name, description and enabled, not ${field}`);
+}
+
+/** The customer a list is of: a portal session sees only its own. */
+export function listedCustomer(p: Principal, customerId: string): string {
+  if (!p.portal) return customerId;
+  if (customerId !== '' && customerId !== p.portal.customerId) throw permissionDenied('customer_id: a portal session sees only its own customer\'s keys');
+  return p.portal.customerId;
+}
