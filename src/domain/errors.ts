@@ -1,5 +1,5 @@
 // Domain errors: what went wrong in the caller's terms, free of any transport.
-// rpcFailureOf (src/rpc/interceptors.ts) maps each kind to its gRPC / Connect
+// rpcErrorOf (src/rpc/interceptors.ts) maps each kind to its gRPC / Connect
 // code; forward auth (src/http/forward-auth.ts) to an HTTP status.
 export type ErrorKind =
   | 'unauthenticated'
@@ -17,6 +17,8 @@ export class DomainError extends Error {
     message: string,
     /** The request field an invalid_argument is about (its message starts with it). */
     readonly field?: string,
+    /** What is wrong with `field`: the message without the field's name. */
+    readonly problem?: string,
   ) {
     super(message);
     this.name = 'DomainError';
@@ -24,7 +26,7 @@ export class DomainError extends Error {
 }
 
 export const invalidArgument = (field: string, problem: string) =>
-  new DomainError('invalid_argument', `${field}: ${problem}`, field);
+  new DomainError('invalid_argument', `${field}: ${problem}`, field, problem);
 export const notFound = (what: string, id: string) =>
   new DomainError('not_found', `${what} ${JSON.stringify(id)} not found`);
 export const alreadyExists = (message: string) => new DomainError('already_exists', message);

@@ -303,7 +303,7 @@ const FIELD_HEADERS: Record<string, string> = {
 /** The message of an invalid argument, naming the header, not the RPC field: it is the gateway's configuration that is wrong. */
 function invalidHeaderMessage(e: DomainError): string {
   const header = e.field === undefined ? undefined : FIELD_HEADERS[e.field.replace(/\[\d+\]$/, '')];
-  return header === undefined ? e.message : header + e.message.slice(e.field!.length);
+  return header === undefined || e.problem === undefined ? e.message : `${header}: ${e.problem}`;
 }
 
 function failureAnswer(app: ForwardAuthDeps, e: unknown): ForwardAuthAnswer {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import type { DescMethod } from '@bufbuild/protobuf';
+import { BadRequestSchema } from '../../gen/google/rpc/error_details_pb.js';
 import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
 import { PortalService } from '../../gen/keyward/v1/portal_service_pb.js';
 import { TokenService } from '../../gen/keyward/v1/token_service_pb.js';
@@ -39,16 +40,26 @@ export interface RpcFailure {
 }
 
 /**
- * Turns whatever a call threw into the code and message the client sees:
- * domain errors keep their message, Connect errors their code and message, a
+ * Turns whatever a call threw into the error the client sees, with the
+ * request id: domain errors keep their message (an invalid argument also
+ * names its field in a google.rpc.BadRequest detail, for clients to read
+ * instead of parsing the message), Connect errors their code and message, a
  * lost database becomes UNAVAILABLE, anything else is logged and becomes
  * INTERNAL with a generic message (no cause, no stack). The one mapping both
  * the Connect interceptor and the VerifyKey fast path use.
  */
-export function rpcFailureOf(e: unknown, log: Logger, rpc: string, requestId: string): RpcFailure {
-  if (e instanceof DomainError) return { code: CODES[e.kind], message: e.message };
-  if (e instanceof ConnectError) return { code: e.code, message: e.rawMessage };
-  return serverFailureOf(e, log, { rpc, requestId });
+export function rpcErrorOf(e: unknown, log: Logger, rpc: string, requestId: string): ConnectError {
+  const metadata = { [REQUEST_ID_HEADER]: requestId };
+  if (e instanceof DomainError) {
+    const details =
+      e.field === undefined
+        ? []
+        : [{ desc: BadRequestSchema, value: { fieldViolations: [{ field: e.field, description: e.problem ?? e.message }] } }];
+    return new ConnectError(e.message, CODES[e.kind], metadata, details);
+  }
+  if (e instanceof ConnectError) return new ConnectError(e.rawMessage, e.code, metadata);
+  const { code, message } = serverFailureOf(e, log, { rpc, requestId });
+  return new ConnectError(message, code, metadata);
 }
 
 /**
@@ -84,8 +95,7 @@ export function errorInterceptor(log: Logger): Interceptor {
       if (sent !== null || req.method !== KeyService.method.verifyKey) res.header.set(REQUEST_ID_HEADER, requestId);
       return res;
     } catch (e) {
-      const { code, message } = rpcFailureOf(e, log, `${req.service.typeName}/${req.method.name}`, requestId);
-      throw new ConnectError(message, code, { [REQUEST_ID_HEADER]: requestId });
+      throw rpcErrorOf(e, log, `${req.service.typeName}/${req.method.name}`, requestId);
     }
   };
 }

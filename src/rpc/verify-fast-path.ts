@@ -20,7 +20,7 @@
 //   anything but exactly one well-framed message, a message that fails to
 //   decompress or parse.
 // Errors raised by the call itself (authentication, permissions, arguments,
-// deadline, database) are mapped by rpcFailureOf, the function connect-node's
+// deadline, database) are mapped by rpcErrorOf, the function connect-node's
 // error interceptor uses. test/e2e/verify-conformance-*.test.ts hold both paths
 // to the same answers.
 //
@@ -57,7 +57,7 @@ import {
   RESPOND,
   RESPOND_THEN_TRAILERS,
 } from './verify-wire.js';
-import { REQUEST_ID_HEADER, requestIdOf, rpcFailureOf } from './interceptors.js';
+import { REQUEST_ID_HEADER, requestIdOf, rpcErrorOf } from './interceptors.js';
 
 /** A listener of Http2Server's 'stream' event. */
 export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
@@ -311,8 +311,7 @@ export class VerifyFastPath {
 
   private fail(call: Call, sentRequestId: string | null, e: unknown): void {
     const requestId = requestIdOf(sentRequestId);
-    const { code, message } = rpcFailureOf(e, this.deps.log, RPC_NAME, requestId);
-    this.sendError(call, new ConnectError(message, code, { [REQUEST_ID_HEADER]: requestId })).catch((err: unknown) => this.bug(call, err));
+    this.sendError(call, rpcErrorOf(e, this.deps.log, RPC_NAME, requestId)).catch((err: unknown) => this.bug(call, err));
   }
 
   /**

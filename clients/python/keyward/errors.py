@@ -39,7 +39,8 @@ class KeywardError(Exception):
             ``deadline_exceeded``, ``resource_exhausted``, ``internal``.
         message: the server's message (never a secret).
         field: the request field it is about, e.g. ``key.grants[0].scope``,
-            parsed from the message, or None.
+            from the error's ``google.rpc.BadRequest`` detail (or, from
+            servers that send none, the start of the message), or None.
         request_id: the ``x-request-id`` of the failed call, or None (for
             example when the server could not be reached).
         http_status: the HTTP status, or None when there was no answer.
@@ -81,9 +82,25 @@ class KeywardError(Exception):
             data = json.loads(body.decode("utf-8")) if body else None
         except (ValueError, UnicodeDecodeError):
             data = None
+        field = None
         if isinstance(data, dict):
             if isinstance(data.get("code"), str) and data["code"]:
                 code = data["code"]
             if isinstance(data.get("message"), str):
                 message = data["message"]
-        return cls(code, message, request_id=request_id, http_status=status)
+            field = _bad_request_field(data.get("details"))
+        return cls(code, message, field=field, request_id=request_id, http_status=status)
+
+
+def _bad_request_field(details: object) -> Optional[str]:
+    """The first field violation of a ``google.rpc.BadRequest`` detail, as Connect's JSON carries it (``debug``)."""
+    if not isinstance(details, list):
+        return None
+    for d in details:
+        if isinstance(d, dict) and d.get("type") == "google.rpc.BadRequest" and isinstance(d.get("debug"), dict):
+            violations = d["debug"].get("fieldViolations")
+            if isinstance(violations, list) and violations and isinstance(violations[0], dict):
+                field = violations[0].get("field")
+                if isinstance(field, str) and field:
+                    return field
+    return None

@@ -59,6 +59,12 @@ class ConversionTest(unittest.TestCase):
     def test_error_parsing(self):
         e = KeywardError.from_http(400, b'{"code":"invalid_argument","message":"key.grants[0].scope: the workspace has no scope named \\"x\\""}', "req-1")
         self.assertEqual((e.code, e.field, e.request_id, e.http_status), ("invalid_argument", "key.grants[0].scope", "req-1", 400))
+        detailed = KeywardError.from_http(
+            400,
+            b'{"code":"invalid_argument","message":"anything","details":[{"type":"google.rpc.BadRequest","value":"","debug":{"fieldViolations":[{"field":"key.scopes[1]","description":"bad"}]}}]}',
+            None,
+        )
+        self.assertEqual(detailed.field, "key.scopes[1]")
         e = KeywardError.from_http(503, b"<html>bad gateway</html>", None)
         self.assertEqual((e.code, e.field), ("unavailable", None))
         e = KeywardError.from_http(404, b'{"code":"not_found","message":"key \\"abc\\" not found"}', None)

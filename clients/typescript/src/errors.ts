@@ -1,14 +1,21 @@
 // One error class for everything the SDK throws: a failed RPC, a key the
 // token source could not exchange, a token that does not verify.
 import { Code, ConnectError } from '@connectrpc/connect';
+import { BadRequestSchema } from '../../../gen/google/rpc/error_details_pb.js';
 
 /** `InvalidArgument` → `invalid_argument`. */
 function snake(name: string): string {
   return name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 }
 
-/** The field an INVALID_ARGUMENT names: Keyward's messages start with it (`key.name: must be ...`). */
+/** The field an INVALID_ARGUMENT names: in its google.rpc.BadRequest detail (servers before it: the message's start). */
 const FIELD = /^([a-z_][a-z0-9_]*(?:\[\d+\])?(?:\.[a-z_][a-z0-9_]*(?:\[\d+\])?)*): /;
+
+function fieldOf(err: ConnectError): string | undefined {
+  if (err.code !== Code.InvalidArgument) return undefined;
+  const violation = err.findDetails(BadRequestSchema)[0]?.fieldViolations[0];
+  return violation?.field || FIELD.exec(err.rawMessage)?.[1];
+}
 
 /**
  * Whether a call failed as UNAVAILABLE: the server said so, or the network
@@ -52,7 +59,7 @@ export class KeywardError extends Error {
     if (e instanceof KeywardError) return e;
     const err = ConnectError.from(e);
     const message = err.rawMessage;
-    const field = err.code === Code.InvalidArgument ? FIELD.exec(message)?.[1] : undefined;
+    const field = fieldOf(err);
     const requestId = err.metadata.get('x-request-id') ?? undefined;
     const code = isUnavailable(err) ? 'unavailable' : snake(Code[err.code] ?? 'unknown');
     return new KeywardError(code, message, { field, requestId, cause: e });
