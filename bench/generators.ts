@@ -60,7 +60,7 @@ function writeTimingScript(spec: LoadSpec, tag: string): string {
   const n = Math.round(spec.rate! * (spec.warmupS + spec.durationS));
   const lines: string[] = [];
   for (let i = 0; i < n; i++) lines.push(`${((i * 1000) / spec.rate!).toFixed(3)}\t${uri}`);
-  return writeTmp(`${tag}.timing`, lines.join('\n') + '\n');
+  return writeTmp(`${tag}.timing`, `${lines.join('\n')}\n`);
 }
 
 export async function runH2load(spec: LoadSpec, tag: string): Promise<LoadResult> {
@@ -199,7 +199,7 @@ export async function ensureLoadgen(): Promise<LoadgenChoice> {
     loadgen: 'node',
     h2loadVersion,
     notes: [
-      'load generator: h2load unavailable (nghttp2-client could not be installed); FALLBACK to bench/loadgen.ts (node:http2 in a separate process). Its numbers are lower than h2load\'s: it costs more CPU per request.',
+      "load generator: h2load unavailable (nghttp2-client could not be installed); FALLBACK to bench/loadgen.ts (node:http2 in a separate process). Its numbers are lower than h2load's: it costs more CPU per request.",
     ],
   };
 }

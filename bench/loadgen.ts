@@ -176,10 +176,13 @@ async function main(): Promise<void> {
       }
     }
     if (!cfg.once) {
-      setTimeout(() => {
-        stopping = true;
-        if (outstanding === 0) finish();
-      }, Number(endNs - startNs) / 1e6);
+      setTimeout(
+        () => {
+          stopping = true;
+          if (outstanding === 0) finish();
+        },
+        Number(endNs - startNs) / 1e6,
+      );
     }
   }
 
@@ -203,7 +206,7 @@ async function main(): Promise<void> {
     cpuS: (cpu.user + cpu.system) / 1e6,
     dropped,
   };
-  process.stdout.write(JSON.stringify(result) + '\n');
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
 main().then(

@@ -30,18 +30,19 @@ export interface Row {
 }
 
 /** The fields of a row before (or without) a measurement; a new object each time, as rows fill them in. */
-export const noMeasurement = () => ({
-  rps: null,
-  p50Ms: null,
-  p99Ms: null,
-  meanMs: null,
-  maxMs: null,
-  ratioToBare: null,
-  serverUsPerReq: null,
-  requests: 0,
-  failed: 0,
-  cpuPct: { server: NaN, loadgen: NaN, other: NaN, backgroundBefore: NaN },
-}) satisfies Partial<Row>;
+export const noMeasurement = () =>
+  ({
+    rps: null,
+    p50Ms: null,
+    p99Ms: null,
+    meanMs: null,
+    maxMs: null,
+    ratioToBare: null,
+    serverUsPerReq: null,
+    requests: 0,
+    failed: 0,
+    cpuPct: { server: NaN, loadgen: NaN, other: NaN, backgroundBefore: NaN },
+  }) satisfies Partial<Row>;
 
 export const fmtNum = (n: number | null) => (n === null || !Number.isFinite(n) ? '-' : Math.round(n).toLocaleString('en-US'));
 export const fmtMs = (n: number | null) => (n === null || !Number.isFinite(n) ? '-' : n < 10 ? n.toFixed(2) : n.toFixed(1));
@@ -90,11 +91,15 @@ export function report(rows: Row[], meta: Record<string, unknown>, loadgenNotes:
   const out: string[] = [];
   out.push('');
   out.push(`Keyward bench: ${meta.date}, node ${process.version}, ${meta.cpus} CPUs, ${meta.loadgen}, ${meta.database ?? 'no database'}`);
-  out.push(`src at ${(meta.git as { commit: string }).commit}${(meta.git as { srcDirty: boolean }).srcDirty ? ' + uncommitted changes' : ''}; ${meta.fastPathInSource ? 'KEYWARD_VERIFY_FAST_PATH is read by src/' : 'KEYWARD_VERIFY_FAST_PATH is NOT read by src/: both Keyward instances run the same code'}`);
+  out.push(
+    `src at ${(meta.git as { commit: string }).commit}${(meta.git as { srcDirty: boolean }).srcDirty ? ' + uncommitted changes' : ''}; ${meta.fastPathInSource ? 'KEYWARD_VERIFY_FAST_PATH is read by src/' : 'KEYWARD_VERIFY_FAST_PATH is NOT read by src/: both Keyward instances run the same code'}`,
+  );
   const busiest = Math.max(0, ...rows.map((r) => r.cpuPct.backgroundBefore).filter(Number.isFinite));
   meta.maxBackgroundCpuPct = Math.round(busiest);
   if (busiest > BUSY_PCT) {
-    out.push(`WARNING: other processes used up to ${Math.round(busiest)}% CPU (100 = one core) just before some scenarios: those numbers are disturbed; rerun on a quiet machine.`);
+    out.push(
+      `WARNING: other processes used up to ${Math.round(busiest)}% CPU (100 = one core) just before some scenarios: those numbers are disturbed; rerun on a quiet machine.`,
+    );
   }
   out.push('');
   out.push(table(rows));
@@ -118,11 +123,11 @@ export function report(rows: Row[], meta: Record<string, unknown>, loadgenNotes:
   }
   for (const n of meta.notes as string[]) out.push(`note: ${n}`);
   out.push(`total time ${meta.totalS} s`);
-  process.stdout.write(out.join('\n') + '\n');
+  process.stdout.write(`${out.join('\n')}\n`);
 
   const resultsDir = path.join(ROOT, 'bench/results');
   mkdirSync(resultsDir, { recursive: true });
-  writeFileSync(path.join(resultsDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(path.join(resultsDir, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(`\nJSON (also in bench/results/latest.json):\n${JSON.stringify(result)}\n`);
 }
 
@@ -142,6 +147,6 @@ function table(rs: Row[]): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const right = new Set([4, 5, 6, 7, 8, 9]);
-  const line = (cells: string[]) => '| ' + cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ') + ' |';
-  return [line(head), '|' + widths.map((w, i) => (right.has(i) ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|') + '|', ...body.map(line)].join('\n');
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
+  return [line(head), `|${widths.map((w, i) => (right.has(i) ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`, ...body.map(line)].join('\n');
 }

@@ -131,13 +131,18 @@ async function measure(m: Measurement): Promise<void> {
       failed: res.failed,
     });
     const answerAfter = await m.check();
-    row.notes.unshift(answerBefore === answerAfter ? `answer checked before and after: ${answerBefore}` : `answer before: ${answerBefore}; after: ${answerAfter}`);
+    row.notes.unshift(
+      answerBefore === answerAfter ? `answer checked before and after: ${answerBefore}` : `answer before: ${answerBefore}; after: ${answerAfter}`,
+    );
     if (res.failed > 0 && res.detail) row.notes.push(res.detail);
     const problems = m.server.problems.slice(problemsBefore);
     if (problems.length) row.notes.push(`server logged ${problems.length} warn/error lines, first: ${problems[0]}`);
     if (res.failed > 0) row.notes.push(`${res.failed} requests failed`);
-    if (row.cpuPct.backgroundBefore > BUSY_PCT) row.notes.push(`machine busy just before the run: ${Math.round(row.cpuPct.backgroundBefore)}% CPU used by other processes`);
-    progress(`  ${fmtNum(res.rps)} req/s, p50 ${fmtMs(res.p50Ms)} ms, p99 ${fmtMs(res.p99Ms)} ms; CPU % server ${row.cpuPct.server}, loadgen ${row.cpuPct.loadgen}, other ${row.cpuPct.other}`);
+    if (row.cpuPct.backgroundBefore > BUSY_PCT)
+      row.notes.push(`machine busy just before the run: ${Math.round(row.cpuPct.backgroundBefore)}% CPU used by other processes`);
+    progress(
+      `  ${fmtNum(res.rps)} req/s, p50 ${fmtMs(res.p50Ms)} ms, p99 ${fmtMs(res.p99Ms)} ms; CPU % server ${row.cpuPct.server}, loadgen ${row.cpuPct.loadgen}, other ${row.cpuPct.other}`,
+    );
   } catch (e) {
     row.error = (e as Error).message;
     harnessBroken = true;

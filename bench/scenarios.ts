@@ -80,7 +80,10 @@ export function expect(cond: boolean, what: string): void {
 
 const verifies = (code: VerifyCode) => (message: Uint8Array) => {
   const res = fromBinary(VerifyKeyResponseSchema, message);
-  expect(res.code === code && res.valid === (code === VerifyCode.VALID), `VerifyKey answered valid=${res.valid} code=${VerifyCode[res.code]}, expected ${VerifyCode[code]}`);
+  expect(
+    res.code === code && res.valid === (code === VerifyCode.VALID),
+    `VerifyKey answered valid=${res.valid} code=${VerifyCode[res.code]}, expected ${VerifyCode[code]}`,
+  );
   return `grpc-status 0, ${VerifyCode[res.code]}`;
 };
 
@@ -91,7 +94,7 @@ const keyCreated = (message: Uint8Array) => {
 };
 
 /** Half of verify-hit-grpc's measured peak: the rate of the paced rows. */
-export function halfPeak(run: RunState): number | null {
+function halfPeak(run: RunState): number | null {
   const peak = run.rps('verify-hit-grpc');
   return peak ? peak / 2 : null;
 }
@@ -194,7 +197,12 @@ export const SERVER_GROUPS: ServerGroup[] = [
         toBinary(
           CreateKeyRequestSchema,
           create(CreateKeyRequestSchema, {
-            key: { workspaceId: c.fixture.workspaceId, customerId: 'cus_bench_create', name: 'bench create', grants: [{ scope: 'balance_transfers', actions: [Action.READ] }] },
+            key: {
+              workspaceId: c.fixture.workspaceId,
+              customerId: 'cus_bench_create',
+              name: 'bench create',
+              grants: [{ scope: 'balance_transfers', actions: [Action.READ] }],
+            },
           }),
         ),
       answer: keyCreated,
@@ -202,9 +210,10 @@ export const SERVER_GROUPS: ServerGroup[] = [
   ]),
 
   // (e) Keyward on the stock connect-node path.
-  keyward({ name: 'keyward-stock', label: 'stock', title: 'Keyward (stock path)', env: { KEYWARD_VERIFY_FAST_PATH: 'false' }, coldKeys: 0, reportDatabase: false }, [
-    { id: 'verify-hit-grpc-stock', title: 'Keyward VerifyKey, cache hit, stock path (FAST_PATH=false)', message: hitMessage, answer: VALID },
-  ]),
+  keyward(
+    { name: 'keyward-stock', label: 'stock', title: 'Keyward (stock path)', env: { KEYWARD_VERIFY_FAST_PATH: 'false' }, coldKeys: 0, reportDatabase: false },
+    [{ id: 'verify-hit-grpc-stock', title: 'Keyward VerifyKey, cache hit, stock path (FAST_PATH=false)', message: hitMessage, answer: VALID }],
+  ),
 
   // (a) again: the same paced load against bare http2, the floor of what the
   // load generator and the runtime add to latency at that rate.

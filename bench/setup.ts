@@ -61,20 +61,26 @@ export async function startKeyward(name: string, label: string, extraEnv: NodeJS
   };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
   let adminToken = '';
-  const server = await startServer(name, [path.join(ROOT, 'bin/keyward.js'), 'serve'], env, (out, err) => {
-    adminToken ||= /^\s+(kws_\S+)\s*$/m.exec(out)?.[1] ?? '';
-    for (const line of err.split('\n')) {
-      if (!line.includes('keyward listening')) continue;
-      try {
-        const port = (JSON.parse(line) as { port?: number }).port;
-        // The admin key is printed before the server listens.
-        if (port && adminToken) return port;
-      } catch {
-        /* not a log line */
+  const server = await startServer(
+    name,
+    [path.join(ROOT, 'bin/keyward.js'), 'serve'],
+    env,
+    (out, err) => {
+      adminToken ||= /^\s+(kws_\S+)\s*$/m.exec(out)?.[1] ?? '';
+      for (const line of err.split('\n')) {
+        if (!line.includes('keyward listening')) continue;
+        try {
+          const port = (JSON.parse(line) as { port?: number }).port;
+          // The admin key is printed before the server listens.
+          if (port && adminToken) return port;
+        } catch {
+          /* not a log line */
+        }
       }
-    }
-    return undefined;
-  }, 120_000);
+      return undefined;
+    },
+    120_000,
+  );
   if (!adminToken) throw new Error(`${name}: no admin SDK key on stdout`);
   return { ...server, adminToken, database: db.description };
 }

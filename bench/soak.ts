@@ -84,7 +84,9 @@ try {
   console.log(`soak: ${secs.toFixed(0)} s, ${servers.length} server process(es), ${CONCURRENCY} concurrent callers`);
   console.log(`  ${total} calls, ${(total / secs).toFixed(0)} calls/s`);
   for (const [k, v] of Object.entries(counts).sort()) console.log(`  ${k}: ${v}`);
-  servers.forEach((s, i) => console.log(`  server ${i}: RSS ${rssStart[i]!.toFixed(0)} MB -> ${rssEnd[i]!.toFixed(0)} MB (${(rssEnd[i]! - rssStart[i]!).toFixed(0)} MB)`));
+  servers.forEach((_s, i) =>
+    console.log(`  server ${i}: RSS ${rssStart[i]!.toFixed(0)} MB -> ${rssEnd[i]!.toFixed(0)} MB (${(rssEnd[i]! - rssStart[i]!).toFixed(0)} MB)`),
+  );
   console.log(errors.length === 0 ? 'soak: no errors' : `soak: ${errors.reduce((a, [, v]) => a + v, 0)} errors`);
   process.exitCode = errors.length === 0 ? 0 : 1;
 } finally {

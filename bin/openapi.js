@@ -12,5 +12,5 @@ register();
 const root = path.resolve(import.meta.dirname, '..');
 const { KEYWARD_SERVICES } = await import(pathToFileURL(path.join(root, 'src/app.ts')).href);
 const { openApiDocument } = await import(pathToFileURL(path.join(root, 'src/http/openapi.ts')).href);
-writeFileSync(path.join(root, 'docs/openapi.json'), JSON.stringify(openApiDocument(KEYWARD_SERVICES), null, 2) + '\n');
+writeFileSync(path.join(root, 'docs/openapi.json'), `${JSON.stringify(openApiDocument(KEYWARD_SERVICES), null, 2)}\n`);
 process.stderr.write('wrote docs/openapi.json\n');

@@ -76,10 +76,20 @@ export type AppOptions = Pick<
   | 'webhookAllowPrivateNetworks'
   | 'secretsKey'
   | 'expiryScanMs'
-  | 'maxRequestBytes' | 'maxRequestTimeoutMs' | 'verifyCacheSize' | 'verifyCacheTtlMs' | 'verifyNegativeTtlMs'
-  | 'tokenTtlSeconds' | 'tokenIssuer' | 'tokenAudience' | 'tokenExchangesPerMinute'
-  | 'sdkKeyFailureBurst' | 'sdkKeyFailuresPerSecond'
-  | 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs'
+  | 'maxRequestBytes'
+  | 'maxRequestTimeoutMs'
+  | 'verifyCacheSize'
+  | 'verifyCacheTtlMs'
+  | 'verifyNegativeTtlMs'
+  | 'tokenTtlSeconds'
+  | 'tokenIssuer'
+  | 'tokenAudience'
+  | 'tokenExchangesPerMinute'
+  | 'sdkKeyFailureBurst'
+  | 'sdkKeyFailuresPerSecond'
+  | 'redisUrl'
+  | 'redisPrefix'
+  | 'redisTimeoutMs'
   | 'portalOrigins'
 >;
 
@@ -111,30 +121,30 @@ const PORTAL_PATHS: ReadonlySet<string> = new Set([...PORTAL_METHODS].map((m) =>
 
 /** Everything a request can reach, built once per process. */
 export class App {
-  readonly workspaces: Workspaces;
-  readonly scopes: Scopes;
+  private readonly workspaces: Workspaces;
+  private readonly scopes: Scopes;
   readonly keys: Keys;
   readonly sdkKeys: SdkKeys;
   readonly auth: SdkKeyAuthenticator;
-  readonly portalSessions: PortalSessions;
-  readonly portalAuth: PortalAuthenticator;
-  readonly lastUsed: LastUsedRecorder;
+  private readonly portalSessions: PortalSessions;
+  private readonly portalAuth: PortalAuthenticator;
+  private readonly lastUsed: LastUsedRecorder;
   readonly analytics: UsageAnalytics;
   readonly securityEvents: SecurityEventRecorder;
   readonly usageReports: UsageReports;
-  readonly auditLog: AuditLog;
+  private readonly auditLog: AuditLog;
   readonly secrets: SecretBox;
-  readonly webhooks: Webhooks;
-  readonly webhookWorker: WebhookWorker;
-  readonly verifier: KeyVerifier;
+  private readonly webhooks: Webhooks;
+  private readonly webhookWorker: WebhookWorker;
+  private readonly verifier: KeyVerifier;
   /** The one VerifyKey boundary every transport goes through. */
   readonly verifyCall: VerifyCall;
   readonly changes: ChangeBus;
   readonly keyCache: KeyCache<KeyRecord>;
   readonly signingKeys: SigningKeys;
-  readonly tokens: TokenIssuer;
+  private readonly tokens: TokenIssuer;
   /** Throttles ExchangeOwnKey per key and per address. */
-  readonly exchangeThrottle: ExchangeThrottle;
+  private readonly exchangeThrottle: ExchangeThrottle;
   /** Checks exchanged tokens offline for forward auth (signature, claims, the key's state). */
   readonly tokenChecker: TokenChecker;
   readonly probe: DatabaseProbe;
@@ -142,7 +152,7 @@ export class App {
   readonly fastPathStats = { served: 0, handedOver: 0 };
   /** Where rate limits were decided, and Redis outages. */
   readonly rateLimitStats: RateLimitStats;
-  readonly rateLimiter: RateLimiter;
+  private readonly rateLimiter: RateLimiter;
   /** The console and the portal, served on the RPC port. */
   readonly browserApps: StaticApp[];
 
@@ -169,7 +179,13 @@ export class App {
     this.portalAuth = new PortalAuthenticator(
       (tokenHash) => this.portalSessions.find(tokenHash),
       () =>
-        this.securityEvents.note({ kind: 'portal_session.auth_failed', actor: 'unauthenticated', resourceType: 'portal_session', resourceId: 'unknown', workspaceId: null }),
+        this.securityEvents.note({
+          kind: 'portal_session.auth_failed',
+          actor: 'unauthenticated',
+          resourceType: 'portal_session',
+          resourceId: 'unknown',
+          workspaceId: null,
+        }),
     );
     this.lastUsed = new LastUsedRecorder(orm, log, opts.usageFlushMs);
     this.analytics = new UsageAnalytics(orm, log, opts.usageFlushMs, this.securityEvents);
@@ -235,7 +251,13 @@ export class App {
     router.service(SdkKeyService, sdkKeyService(this.sdkKeys));
     router.service(PortalService, portalService(this.portalSessions));
     const served = [...KEYWARD_SERVICES, ...STANDARD_SERVICES];
-    router.service(Health, healthService(this.probe, served.map((s) => s.typeName)));
+    router.service(
+      Health,
+      healthService(
+        this.probe,
+        served.map((s) => s.typeName),
+      ),
+    );
     const index = new DescriptorIndex(served);
     router.service(ReflectionV1, reflectionV1(index));
     router.service(ReflectionV1Alpha, reflectionV1Alpha(index));

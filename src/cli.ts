@@ -31,7 +31,10 @@ async function withDatabase<T>(config: Config, fn: (sdkKeys: SdkKeys, signingKey
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, joinRunning: true });
   try {
     const changes = new ChangeBus(db.shared);
-    return await fn(new SdkKeys(db.orm, changes), new SigningKeys(db.orm, changes, { tokenTtlMs: config.tokenTtlSeconds * 1000, secrets: new SecretBox(config.secretsKey) }));
+    return await fn(
+      new SdkKeys(db.orm, changes),
+      new SigningKeys(db.orm, changes, { tokenTtlMs: config.tokenTtlSeconds * 1000, secrets: new SecretBox(config.secretsKey) }),
+    );
   } finally {
     await db.close();
   }
@@ -68,11 +71,9 @@ async function sdkKey(config: Config, args: string[]): Promise<void> {
         workspace: { type: 'string', multiple: true },
       },
     });
-    const issued = await withDatabase(config, (k) =>
-      k.create({ name: values.name ?? '', scopes: values.scope ?? [], workspaceIds: values.workspace ?? [] }),
-    );
+    const issued = await withDatabase(config, (k) => k.create({ name: values.name ?? '', scopes: values.scope ?? [], workspaceIds: values.workspace ?? [] }));
     process.stderr.write(`Created SDK key ${issued.sdkKey.id} (${issued.sdkKey.scopes.join(' ')}). The token is shown only now:\n`);
-    process.stdout.write(issued.token + '\n');
+    process.stdout.write(`${issued.token}\n`);
   } else if (sub === 'list') {
     const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' } } });
     const keys = await withDatabase(config, (k) => k.list());
@@ -87,7 +88,7 @@ async function sdkKey(config: Config, args: string[]): Promise<void> {
         last_used_time: iso(k.lastUsedTime),
         revoke_time: iso(k.revokeTime),
       }));
-      process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       return;
     }
     const day = (d: Date | null | undefined) => (d ? d.toISOString().slice(0, 16).replace('T', ' ') : '-');
@@ -119,7 +120,7 @@ class UsageError extends Error {}
 /** Rows as aligned columns under a header, for people (`--json` is for scripts). */
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ') + '\n';
+  const line = (cells: string[]) => `${cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`;
   return [header, ...rows].map(line).join('');
 }
 
@@ -144,7 +145,7 @@ async function main(argv: string[]): Promise<void> {
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(USAGE + '\n');
+      process.stdout.write(`${USAGE}\n`);
       return;
     default:
       throw new UsageError(`unknown command: ${command}`);
@@ -157,6 +158,6 @@ main(process.argv.slice(2)).catch((e: unknown) => {
     process.stderr.write(`${why ? `keyward: ${why}\n\n` : ''}${USAGE}\n`);
     process.exit(2);
   }
-  process.stderr.write(`keyward: ${e instanceof DomainError ? e.message : (e as Error)?.message ?? String(e)}\n`);
+  process.stderr.write(`keyward: ${e instanceof DomainError ? e.message : ((e as Error)?.message ?? String(e))}\n`);
   process.exit(1);
 });

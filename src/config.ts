@@ -64,9 +64,13 @@ const ORIGIN_RE = /^https?:\/\/[^/\s?#]+$/;
 
 /** A comma-separated list of origins, each `scheme://host[:port]` without a path. */
 function origins(env: NodeJS.ProcessEnv, name: string): string[] {
-  const list = (env[name] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const list = (env[name] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   for (const o of list) {
-    if (!ORIGIN_RE.test(o)) throw new Error(`${name} must be a comma-separated list of origins such as https://app.example.com (no path), got ${JSON.stringify(o)}`);
+    if (!ORIGIN_RE.test(o))
+      throw new Error(`${name} must be a comma-separated list of origins such as https://app.example.com (no path), got ${JSON.stringify(o)}`);
   }
   return list;
 }
@@ -84,8 +88,7 @@ const int = (env: NodeJS.ProcessEnv, name: string, dflt: number, min = 0) =>
   numberSetting(env, name, dflt, (n) => Number.isInteger(n) && n >= min, `an integer >= ${min}`);
 
 /** A positive number, fractions allowed (a rate such as 0.1 a second). */
-const rate = (env: NodeJS.ProcessEnv, name: string, dflt: number) =>
-  numberSetting(env, name, dflt, (n) => Number.isFinite(n) && n > 0, 'a number > 0');
+const rate = (env: NodeJS.ProcessEnv, name: string, dflt: number) => numberSetting(env, name, dflt, (n) => Number.isFinite(n) && n > 0, 'a number > 0');
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = env.KEYWARD_LOG_LEVEL || 'info';

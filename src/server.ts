@@ -29,7 +29,7 @@ const SNIFF_TIMEOUT_MS = 10_000;
  * One port for gRPC, gRPC-Web and Connect over both h2c and HTTP/1.1: each
  * connection is handed to the HTTP/2 or the HTTP/1.1 server by its first bytes.
  */
-export async function listen(app: App, host: string, port: number, shutdownGraceMs: number, opts: { verifyFastPath?: boolean } = {}) {
+async function listen(app: App, host: string, port: number, shutdownGraceMs: number, opts: { verifyFastPath?: boolean } = {}) {
   const abort = new AbortController();
   // Every in-flight request listens on it; many concurrent requests are normal.
   setMaxListeners(0, abort.signal);
@@ -161,16 +161,19 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     if (db.shared) {
       // Until other replicas' changes can be heard, nothing is cached.
       app.keyCache.setEnabled(false);
-      listener = new ChangeListener(db.url, (c) => app.changes.deliver(c), (on) => app.keyCache.setEnabled(on), log);
+      listener = new ChangeListener(
+        db.url,
+        (c) => app.changes.deliver(c),
+        (on) => app.keyCache.setEnabled(on),
+        log,
+      );
       await listener.start();
     }
     if (config.bootstrapAdmin) {
       const token = await app.sdkKeys.bootstrapAdmin();
       if (token) {
         // Shown once, on stdout only, never in the logs.
-        process.stdout.write(
-          `\nKeyward created an admin SDK key (all scopes). It is shown only now; store it safely:\n\n  ${token}\n\n`,
-        );
+        process.stdout.write(`\nKeyward created an admin SDK key (all scopes). It is shown only now; store it safely:\n\n  ${token}\n\n`);
       }
     }
     // The signing key exists before the first ExchangeKey, so verifiers that

@@ -229,9 +229,25 @@ describe.concurrent('keyward CLI', { timeout: 120_000 }, () => {
     expect(lines[1]).toMatch(/api_keys:(read|verify) api_keys:(read|verify)\s+all\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+-\s+active$/);
     const json = await run(['sdk-key', 'list', '--json'], t.env);
     expect(json.code, json.stderr).toBe(0);
-    const rows = JSON.parse(json.stdout) as { id: string; name: string; scopes: string[]; workspace_ids: string[]; create_time: string; last_used_time: null; revoke_time: null }[];
+    const rows = JSON.parse(json.stdout) as {
+      id: string;
+      name: string;
+      scopes: string[];
+      workspace_ids: string[];
+      create_time: string;
+      last_used_time: null;
+      revoke_time: null;
+    }[];
     expect(rows).toEqual([
-      { id, name: 'ci', scopes: expect.arrayContaining(['api_keys:read', 'api_keys:verify']), workspace_ids: [], create_time: expect.stringMatching(/^\d{4}-/), last_used_time: null, revoke_time: null },
+      {
+        id,
+        name: 'ci',
+        scopes: expect.arrayContaining(['api_keys:read', 'api_keys:verify']),
+        workspace_ids: [],
+        create_time: expect.stringMatching(/^\d{4}-/),
+        last_used_time: null,
+        revoke_time: null,
+      },
     ]);
     const secret = token.slice(41);
     for (const out of [r, json]) {
@@ -248,7 +264,7 @@ describe.concurrent('keyward CLI', { timeout: 120_000 }, () => {
     const list = await run(['sdk-key', 'list'], t.env);
     expect(list.code).toBe(0);
     const line = list.stdout.split('\n').find((l) => l.startsWith(id));
-    expect(line).toMatch(/  revoked \d{4}-\d\d-\d\d \d\d:\d\d$/);
+    expect(line).toMatch(/ {2}revoked \d{4}-\d\d-\d\d \d\d:\d\d$/);
   });
 
   it.sequential('sdk-key revoke of an unknown or malformed id fails cleanly', async () => {
@@ -348,8 +364,8 @@ describe.concurrent('keyward serve', { timeout: 120_000 }, () => {
 
     const list = await run(['sdk-key', 'list'], t.env);
     expect(list.code, list.stderr).toBe(0);
-    expect(list.stdout).toMatch(/  admin\s+\*\s+all  /);
-    expect(list.stdout).toMatch(/  gateway\s+workspace:read api_keys:verify\s+all  /);
+    expect(list.stdout).toMatch(/ {2}admin\s+\*\s+all {2}/);
+    expect(list.stdout).toMatch(/ {2}gateway\s+workspace:read api_keys:verify\s+all {2}/);
   });
 
   it.sequential('rejects missing, malformed and wrong SDK keys as UNAUTHENTICATED, never INTERNAL', async () => {

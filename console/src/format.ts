@@ -87,12 +87,12 @@ const ACTION_NAMES: Record<number, string> = {
   [Action.DELETE]: 'delete',
 };
 
-export function actionName(a: Action): string {
+function actionName(a: Action): string {
   return ACTION_NAMES[a] ?? 'unknown';
 }
 
 /** A grant's permission strings: `scope:action` each, or the bare scope for the whole scope. */
-export function grantPermissions(grants: readonly Grant[]): string[] {
+function grantPermissions(grants: readonly Grant[]): string[] {
   return grants.flatMap((g) =>
     g.allActions ? [g.scope] : [...[...g.actions].sort((a, b) => a - b).map(actionName), ...g.customActions].map((a) => `${g.scope}:${a}`),
   );

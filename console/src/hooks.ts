@@ -12,31 +12,38 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
   const [data, setData] = useState<T>();
   const [error, setError] = useState<unknown>(null);
   const [loading, setLoading] = useState(true);
-  const [tick, setTick] = useState(0);
   const loadRef = useRef(load);
   loadRef.current = load;
-  useEffect(() => {
-    let live = true;
+  // Numbers the loads: only the latest one may set the state (a reload or a change of deps
+  // supersedes the load in flight, and unmounting supersedes them all).
+  const latest = useRef(0);
+  const mounted = useRef(false);
+  const reload = useCallback(() => {
+    if (!mounted.current) return;
+    const run = ++latest.current;
     setLoading(true);
     loadRef.current().then(
       (d) => {
-        if (!live) return;
+        if (run !== latest.current) return;
         setData(d);
         setError(null);
         setLoading(false);
       },
       (e: unknown) => {
-        if (!live) return;
+        if (run !== latest.current) return;
         setError(e);
         setLoading(false);
       },
     );
+  }, []);
+  useEffect(() => {
+    mounted.current = true;
+    reload();
     return () => {
-      live = false;
+      mounted.current = false;
+      latest.current++;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [...deps, tick]);
-  const reload = useCallback(() => setTick((t) => t + 1), []);
+  }, [reload, ...deps]);
   return { data, error, loading, reload };
 }
 
@@ -44,7 +51,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
 export function useAction() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const run = useCallback(async <T,>(fn: () => Promise<T>): Promise<T | undefined> => {
+  const run = useCallback(async <T>(fn: () => Promise<T>): Promise<T | undefined> => {
     setBusy(true);
     setError(null);
     try {

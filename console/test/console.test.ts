@@ -187,10 +187,16 @@ describe.skipIf(!!missing)('operator console', () => {
     // Revoke, confirmed: the page and the table say REVOKED, and so does VerifyKey.
     await page.getByRole('button', { name: 'Revoke', exact: true }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Revoke key' }).click();
-    await page.getByRole('heading', { name: /Production server/ }).getByText('Revoked').waitFor();
+    await page
+      .getByRole('heading', { name: /Production server/ })
+      .getByText('Revoked')
+      .waitFor();
     expect((await keys.verifyKey({ key: rotated })).code).toBe(VerifyCode.REVOKED);
     await page.getByRole('link', { name: '← API keys' }).click();
-    await page.getByRole('row', { name: /Production server/ }).getByText('Revoked').waitFor();
+    await page
+      .getByRole('row', { name: /Production server/ })
+      .getByText('Revoked')
+      .waitFor();
 
     // Workspaces list, the audit log and (when the server has it) SDK keys.
     await page.getByRole('link', { name: 'Workspaces', exact: true }).click();
@@ -268,6 +274,8 @@ describe.skipIf(!!missing)('operator console', () => {
     // The table itself is wider than the screen and scrolls in its own box.
     const scroller = await page.locator('.table-scroll').evaluate((el) => ({ scroll: el.scrollWidth, client: el.clientWidth }));
     expect(scroller.scroll).toBeGreaterThan(scroller.client);
+    // A named region, in the tab order while it scrolls: keyboard users scroll it with the arrow keys.
+    expect(await page.getByRole('region', { name: 'API keys' }).getAttribute('tabindex')).toBe('0');
     await shot(page, 'keys-360px.png', true);
 
     // A key without workspace:write sees no way to create workspaces (the server would refuse anyway).
@@ -300,10 +308,16 @@ describe.skipIf(!!missing)('operator console', () => {
     await shot(page, 'scope-form-actions.png');
     await dialog.getByRole('button', { name: 'Create scope' }).click();
     await page.getByRole('cell', { name: 'inference', exact: true }).waitFor();
-    const actionsOf = (scope: string) => page.getByLabel(`Actions of ${scope}`).locator('code').allTextContents();
+    const actionsOf = (scope: string) =>
+      page
+        .getByRole('list', { name: `Actions of ${scope}` })
+        .getByRole('listitem')
+        .allTextContents();
     expect(await actionsOf('inference')).toEqual(['read', 'write']);
     expect(await actionsOf('admin')).toEqual(['read', 'create', 'update', 'delete']);
     await shot(page, 'scopes.png');
+    // The table fits: its scroll box is no tab stop.
+    expect(await page.getByRole('region', { name: 'Scopes' }).getAttribute('tabindex')).toBeNull();
 
     // A key with inference:write and the whole admin scope, picked from what each scope declares.
     await page.getByRole('link', { name: 'API keys' }).click();

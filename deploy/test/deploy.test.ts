@@ -115,7 +115,10 @@ describe('deploy/: what the files name', () => {
     };
     for (const [file, names] of Object.entries(named)) {
       expect(names.length, file).toBeGreaterThan(0);
-      expect(names.filter((n) => !known.has(n)), `${file} names variables src/config.ts does not read`).toEqual([]);
+      expect(
+        names.filter((n) => !known.has(n)),
+        `${file} names variables src/config.ts does not read`,
+      ).toEqual([]);
     }
   });
 

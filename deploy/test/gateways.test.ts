@@ -202,7 +202,11 @@ function gatewayChecks(gateway: () => Gateway, opts: { limitFieldsOnSuccess: boo
     const retryAfter = Number(limited.headers['retry-after']);
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(3600);
-    expect([limited.headers['ratelimit-limit'], limited.headers['ratelimit-remaining'], limited.headers['ratelimit-reset']]).toEqual(['2', '0', String(retryAfter)]);
+    expect([limited.headers['ratelimit-limit'], limited.headers['ratelimit-remaining'], limited.headers['ratelimit-reset']]).toEqual([
+      '2',
+      '0',
+      String(retryAfter),
+    ]);
     if (opts.limitFieldsOnSuccess) {
       expect(answers.slice(0, 2).map((a) => [a.headers['ratelimit-limit'], a.headers['ratelimit-remaining']])).toEqual([
         ['2', '1'],

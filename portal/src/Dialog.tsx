@@ -32,7 +32,7 @@ export function Dialog({ title, onClose, children, role = 'dialog', size = 'md' 
     first?.focus();
     return () => {
       if (dialog.open) dialog.close();
-      if (previous && previous.isConnected) previous.focus();
+      if (previous?.isConnected) previous.focus();
     };
   }, []);
 

@@ -353,18 +353,12 @@ export function KeywardKeys({ token, baseUrl, title = 'API keys', onError }: Key
         </p>
       )}
 
-      {dialog?.kind === 'create' && session && (
-        <CreateKeyDialog allowedGrants={session.allowedGrants} busy={busy} onCreate={create} onClose={closeDialog} />
-      )}
+      {dialog?.kind === 'create' && session && <CreateKeyDialog allowedGrants={session.allowedGrants} busy={busy} onCreate={create} onClose={closeDialog} />}
       {dialog?.kind === 'secret' && (
         <SecretDialog secret={dialog.secret} keyName={dialog.keyName} rotated={dialog.rotated} graceUntil={dialog.graceUntil} onClose={closeDialog} />
       )}
-      {dialog?.kind === 'edit' && (
-        <EditKeyDialog apiKey={dialog.key} busy={busy} onSave={(v) => save(dialog.key, v)} onClose={closeDialog} />
-      )}
-      {dialog?.kind === 'rotate' && (
-        <RotateKeyDialog apiKey={dialog.key} busy={busy} onRotate={(g) => rotate(dialog.key, g)} onClose={closeDialog} />
-      )}
+      {dialog?.kind === 'edit' && <EditKeyDialog apiKey={dialog.key} busy={busy} onSave={(v) => save(dialog.key, v)} onClose={closeDialog} />}
+      {dialog?.kind === 'rotate' && <RotateKeyDialog apiKey={dialog.key} busy={busy} onRotate={(g) => rotate(dialog.key, g)} onClose={closeDialog} />}
       {dialog?.kind === 'revoke' && (
         <ConfirmDialog
           title="Revoke API key"
@@ -527,7 +521,7 @@ function KeyRow(props: {
                 )}
               </div>
             </div>
-            <div className="kw-actions" role="group" aria-label={`Actions for ${k.name || 'key'}`}>
+            <fieldset className="kw-actions" aria-label={`Actions for ${k.name || 'key'}`}>
               <button type="button" className="kw-button kw-button-sm" onClick={props.onEdit}>
                 Edit
               </button>
@@ -550,7 +544,7 @@ function KeyRow(props: {
               <button type="button" className="kw-button kw-button-sm kw-button-danger-ghost" onClick={props.onDelete}>
                 Delete
               </button>
-            </div>
+            </fieldset>
           </td>
         </tr>
       )}

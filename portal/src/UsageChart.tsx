@@ -53,17 +53,9 @@ export function UsageChart({ usage, now }: { usage: GetKeyUsageResponse; now: nu
         {hours.map((t) => {
           const h = byHour.get(t);
           return (
-            <div
-              className="kw-usage-bar"
-              key={t}
-              title={h ? `${formatTime(new Date(t))}: ${h.parts.join(', ')}` : `${formatTime(new Date(t))}: none`}
-            >
+            <div className="kw-usage-bar" key={t} title={h ? `${formatTime(new Date(t))}: ${h.parts.join(', ')}` : `${formatTime(new Date(t))}: none`}>
               {h &&
-                TONES.map((k) =>
-                  h[k] > 0 ? (
-                    <span key={k} className={`kw-usage-seg kw-usage-${k}`} style={{ height: `${(h[k] / max) * 100}%` }} />
-                  ) : null,
-                )}
+                TONES.map((k) => (h[k] > 0 ? <span key={k} className={`kw-usage-seg kw-usage-${k}`} style={{ height: `${(h[k] / max) * 100}%` }} /> : null))}
             </div>
           );
         })}

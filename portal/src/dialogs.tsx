@@ -16,12 +16,7 @@ const EXPIRY_CHOICES: { days: number | null; label: string }[] = [
   { days: 90, label: '90 days' },
 ];
 
-export function CreateKeyDialog(props: {
-  allowedGrants: Grant[];
-  busy: boolean;
-  onCreate: (input: CreateKeyInput) => void;
-  onClose: () => void;
-}) {
+export function CreateKeyDialog(props: { allowedGrants: Grant[]; busy: boolean; onCreate: (input: CreateKeyInput) => void; onClose: () => void }) {
   const id = useId();
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
@@ -91,7 +86,7 @@ export function CreateKeyDialog(props: {
             ) : (
               <div className="kw-grants">
                 {offers.map((o) => (
-                  <div className="kw-grant-row" key={o.scope} role="group" aria-labelledby={`${id}-scope-${o.scope}`}>
+                  <fieldset className="kw-grant-row" key={o.scope} aria-labelledby={`${id}-scope-${o.scope}`}>
                     <span className="kw-grant-scope" id={`${id}-scope-${o.scope}`}>
                       {o.scope}
                     </span>
@@ -126,7 +121,7 @@ export function CreateKeyDialog(props: {
                         </label>
                       )}
                     </span>
-                  </div>
+                  </fieldset>
                 ))}
               </div>
             )}
@@ -136,12 +131,7 @@ export function CreateKeyDialog(props: {
             <div className="kw-segmented">
               {EXPIRY_CHOICES.map((c) => (
                 <label className="kw-segment" key={c.label}>
-                  <input
-                    type="radio"
-                    name={`${id}-expiry`}
-                    checked={expiry === c.days}
-                    onChange={() => setExpiry(c.days)}
-                  />
+                  <input type="radio" name={`${id}-expiry`} checked={expiry === c.days} onChange={() => setExpiry(c.days)} />
                   <span>{c.label}</span>
                 </label>
               ))}
@@ -187,8 +177,8 @@ export function SecretDialog(props: { secret: string; keyName: string; rotated: 
             <path d="M8 6v3.5M8 11.5v.5" stroke="currentColor" strokeWidth="1.6" strokeLinecap="round" />
           </svg>
           <p>
-            This is the only time the key is shown. Copy it now and store it somewhere safe: it cannot be shown
-            again. If you lose it, rotate the key to get a new one.
+            This is the only time the key is shown. Copy it now and store it somewhere safe: it cannot be shown again. If you lose it, rotate the key to get a
+            new one.
           </p>
         </div>
         <div className="kw-field">
@@ -217,9 +207,7 @@ export function SecretDialog(props: { secret: string; keyName: string; rotated: 
         </div>
         {props.rotated && (
           <p className="kw-hint">
-            {props.graceUntil
-              ? `The previous key keeps working until ${formatDateTime(props.graceUntil)}.`
-              : 'The previous key has stopped working.'}
+            {props.graceUntil ? `The previous key keeps working until ${formatDateTime(props.graceUntil)}.` : 'The previous key has stopped working.'}
           </p>
         )}
       </div>
@@ -281,6 +269,7 @@ export function EditKeyDialog(props: {
             />
           </div>
           <label className="kw-switch-row">
+            {/* biome-ignore lint/a11y/useAriaPropsForRole: a native checkbox exposes its checked state as the switch's aria-checked (HTML-AAM); ARIA in HTML says not to set aria-checked on it, and jsx-a11y exempts this pattern */}
             <input type="checkbox" className="kw-switch" role="switch" checked={enabled} onChange={(e) => setEnabled(e.target.checked)} />
             <span>
               <span className="kw-switch-label">Enabled</span>
@@ -320,9 +309,7 @@ export function RotateKeyDialog(props: { apiKey: ApiKey; busy: boolean; onRotate
         }}
       >
         <div className="kw-dialog-body">
-          <p className="kw-text">
-            “{props.apiKey.name}” gets a new secret, shown once. Its name, permissions and usage stay the same.
-          </p>
+          <p className="kw-text">“{props.apiKey.name}” gets a new secret, shown once. Its name, permissions and usage stay the same.</p>
           <fieldset className="kw-fieldset">
             <legend className="kw-label">The current key stops working</legend>
             <div className="kw-choices">
@@ -357,14 +344,7 @@ export function RotateKeyDialog(props: { apiKey: ApiKey; busy: boolean; onRotate
   );
 }
 
-export function ConfirmDialog(props: {
-  title: string;
-  body: string;
-  confirmLabel: string;
-  busy: boolean;
-  onConfirm: () => void;
-  onClose: () => void;
-}) {
+export function ConfirmDialog(props: { title: string; body: string; confirmLabel: string; busy: boolean; onConfirm: () => void; onClose: () => void }) {
   return (
     <Dialog title={props.title} onClose={props.onClose} role="alertdialog" size="sm">
       <div className="kw-dialog-body">

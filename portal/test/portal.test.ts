@@ -22,7 +22,7 @@ import { createHostServer, type HostConfig } from '../example/server.mjs';
 import { ensurePortalBuilds, PORTAL_DIR } from './support/build.js';
 
 /** Waits for what the page shows; generous for a loaded 2-core CI machine. */
-const poll = <T,>(fn: () => Promise<T> | T) => expect.poll(fn, { timeout: 10_000, interval: 50 });
+const poll = <T>(fn: () => Promise<T> | T) => expect.poll(fn, { timeout: 10_000, interval: 50 });
 const SHOTS = path.join(PORTAL_DIR, 'test/screenshots');
 const missing = !!chromiumMissing('portal browser tests');
 
@@ -222,8 +222,13 @@ describe.skipIf(missing)('customer portal in a browser', () => {
     await poll(() => r().count()).toBe(1);
 
     // Edit the name.
-    await r().getByRole('button', { name: /^Manage/ }).click();
-    await page.getByRole('group', { name: /Actions for/ }).getByRole('button', { name: 'Edit' }).click();
+    await r()
+      .getByRole('button', { name: /^Manage/ })
+      .click();
+    await page
+      .getByRole('group', { name: /Actions for/ })
+      .getByRole('button', { name: 'Edit' })
+      .click();
     const edit = page.getByRole('dialog', { name: 'Edit API key' });
     await edit.getByLabel('Name').fill('Reporting job (nightly)');
     await edit.getByRole('button', { name: 'Save' }).click();
@@ -233,7 +238,10 @@ describe.skipIf(missing)('customer portal in a browser', () => {
     // Rotate with no grace period: a new secret, shown once; the old one stops at once.
     const before = await keys.listKeys({ workspaceId, customerId: CUSTOMER_A });
     const id = before.keys.find((k) => k.name === 'Reporting job (nightly)')!.id;
-    await page.getByRole('group', { name: /Actions for/ }).getByRole('button', { name: 'Rotate' }).click();
+    await page
+      .getByRole('group', { name: /Actions for/ })
+      .getByRole('button', { name: 'Rotate' })
+      .click();
     const rotate = page.getByRole('dialog', { name: 'Rotate API key' });
     await rotate.getByLabel(/Immediately/).check();
     await rotate.getByRole('button', { name: 'Rotate key' }).click();
@@ -244,7 +252,10 @@ describe.skipIf(missing)('customer portal in a browser', () => {
     await page.getByRole('button', { name: 'I have saved it' }).click();
 
     // Revoke, confirmed: the badge says so and the key stops verifying.
-    await page.getByRole('group', { name: /Actions for/ }).getByRole('button', { name: 'Revoke' }).click();
+    await page
+      .getByRole('group', { name: /Actions for/ })
+      .getByRole('button', { name: 'Revoke' })
+      .click();
     const confirm = page.getByRole('alertdialog', { name: 'Revoke API key' });
     await confirm.getByRole('button', { name: 'Revoke key' }).click();
     await poll(() => r2().locator('.kw-badge').textContent()).toBe('Revoked');
@@ -253,7 +264,10 @@ describe.skipIf(missing)('customer portal in a browser', () => {
     await page.screenshot({ path: path.join(SHOTS, 'portal-revoked.png') });
 
     // Delete, confirmed: the row goes, and so does the key.
-    await page.getByRole('group', { name: /Actions for/ }).getByRole('button', { name: 'Delete' }).click();
+    await page
+      .getByRole('group', { name: /Actions for/ })
+      .getByRole('button', { name: 'Delete' })
+      .click();
     await page.getByRole('alertdialog', { name: 'Delete API key' }).getByRole('button', { name: 'Delete key' }).click();
     await poll(() => r2().count()).toBe(0);
     expect(VerifyCode[(await verify(rotated)).code]).toBe('NOT_FOUND');
@@ -384,7 +398,12 @@ describe.skipIf(missing)('customer portal in a browser', () => {
     await createButton.focus();
     await page.keyboard.press('Enter');
     const focused = () => page.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.id ?? '');
-    await poll(() => page.getByRole('dialog', { name: 'Create API key' }).getByLabel('Name').evaluate((e) => e === document.activeElement)).toBe(true);
+    await poll(() =>
+      page
+        .getByRole('dialog', { name: 'Create API key' })
+        .getByLabel('Name')
+        .evaluate((e) => e === document.activeElement),
+    ).toBe(true);
     await page.keyboard.type('Keyboard key');
     await page.keyboard.press('Tab'); // description
     await page.keyboard.press('Tab'); // first permission

@@ -50,5 +50,10 @@ export class PortalAuthenticator {
 
 function sessionPrincipal(s: PortalSession): Principal {
   const allowed = new Map(s.allowedGrants.map((g) => [g.scope, new Set(g.actions)] as const));
-  return new Principal(`portal:${s.id}`, PORTAL_SCOPES, [s.workspaceId], null, { sessionId: s.id, customerId: s.customerId, allowedGrants: allowed, expireTime: s.expireTime });
+  return new Principal(`portal:${s.id}`, PORTAL_SCOPES, [s.workspaceId], null, {
+    sessionId: s.id,
+    customerId: s.customerId,
+    allowedGrants: allowed,
+    expireTime: s.expireTime,
+  });
 }

@@ -39,7 +39,6 @@ export const DEFAULT_SDK_KEY_AUTH: Omit<SdkKeyAuthOptions, 'failureBurst' | 'fai
 
 const LAST_USED_RESOLUTION_MS = 60_000;
 
-
 /**
  * Authenticates SDK keys. bcrypt runs once per key per process: a verified
  * key is remembered by the SHA-256 of its token (never the token itself), and
@@ -244,7 +243,6 @@ export class SdkKeyAuthenticator {
     this.remembered.delete(fp);
   }
 }
-
 
 function invalidKey() {
   return unauthenticated('the SDK key is invalid or revoked');

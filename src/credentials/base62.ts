@@ -54,4 +54,3 @@ export function base62DecodeNumber(s: string, start: number, end: number): numbe
   }
   return n;
 }
-

@@ -45,7 +45,7 @@ export async function startEmbeddedPostgres(dataDir: string, joinRunning: boolea
   // address once the database listens.
   for (let attempt = 0; ; attempt++) {
     try {
-      writeFileSync(addressFile, JSON.stringify({ pid: process.pid }) + '\n', { flag: 'wx', mode: 0o600 });
+      writeFileSync(addressFile, `${JSON.stringify({ pid: process.pid })}\n`, { flag: 'wx', mode: 0o600 });
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -92,7 +92,7 @@ async function open(pgdata: string | undefined, addressFile: string | undefined)
     url,
     owner: true,
     publish() {
-      if (addressFile) writeFileSync(addressFile, JSON.stringify({ pid: process.pid, url }) + '\n', { mode: 0o600 });
+      if (addressFile) writeFileSync(addressFile, `${JSON.stringify({ pid: process.pid, url })}\n`, { mode: 0o600 });
     },
     async stop() {
       if (addressFile) rmSync(addressFile, { force: true });

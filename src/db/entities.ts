@@ -4,10 +4,15 @@ import { newId } from '../ids.js';
 // Every table's schema is written by hand in src/db/migrations; these
 // definitions map the same columns for the ORM.
 
-const id = () => p.uuid().primary().onCreate(() => newId());
+const id = () =>
+  p
+    .uuid()
+    .primary()
+    .onCreate(() => newId());
 const createTime = () => p.datetime().onCreate(() => new Date());
 const updateTime = () =>
-  p.datetime()
+  p
+    .datetime()
     .onCreate(() => new Date())
     .onUpdate(() => new Date());
 
@@ -18,7 +23,7 @@ export interface StoredRateLimit {
   duration_ms: number;
 }
 
-export const WorkspaceSchema = defineEntity({
+const WorkspaceSchema = defineEntity({
   name: 'Workspace',
   tableName: 'workspaces',
   properties: {
@@ -33,7 +38,7 @@ export const WorkspaceSchema = defineEntity({
 export class Workspace extends WorkspaceSchema.class {}
 WorkspaceSchema.setClass(Workspace);
 
-export const ScopeSchema = defineEntity({
+const ScopeSchema = defineEntity({
   name: 'Scope',
   tableName: 'scopes',
   properties: {
@@ -50,7 +55,7 @@ export const ScopeSchema = defineEntity({
 export class Scope extends ScopeSchema.class {}
 ScopeSchema.setClass(Scope);
 
-export const ApiKeySchema = defineEntity({
+const ApiKeySchema = defineEntity({
   name: 'ApiKey',
   tableName: 'api_keys',
   properties: {
@@ -83,7 +88,7 @@ export class ApiKey extends ApiKeySchema.class {}
 ApiKeySchema.setClass(ApiKey);
 
 /** A secret of a key, kept only as SHA-256. A rotated-out secret has an expire_time. */
-export const ApiKeySecretSchema = defineEntity({
+const ApiKeySecretSchema = defineEntity({
   name: 'ApiKeySecret',
   tableName: 'api_key_secrets',
   properties: {
@@ -96,7 +101,7 @@ export const ApiKeySecretSchema = defineEntity({
 export class ApiKeySecret extends ApiKeySecretSchema.class {}
 ApiKeySecretSchema.setClass(ApiKeySecret);
 
-export const ApiKeyGrantSchema = defineEntity({
+const ApiKeyGrantSchema = defineEntity({
   name: 'ApiKeyGrant',
   tableName: 'api_key_grants',
   properties: {
@@ -108,7 +113,7 @@ export const ApiKeyGrantSchema = defineEntity({
 export class ApiKeyGrant extends ApiKeyGrantSchema.class {}
 ApiKeyGrantSchema.setClass(ApiKeyGrant);
 
-export const SdkKeySchema = defineEntity({
+const SdkKeySchema = defineEntity({
   name: 'SdkKey',
   tableName: 'sdk_keys',
   properties: {
@@ -127,13 +132,13 @@ export class SdkKey extends SdkKeySchema.class {}
 SdkKeySchema.setClass(SdkKey);
 
 /** A grant as portal_sessions.allowed_grants keeps it. */
-export interface StoredGrant {
+interface StoredGrant {
   scope: string;
   actions: string[];
 }
 
 /** A customer's browser session of the portal; the token is kept only as SHA-256. */
-export const PortalSessionSchema = defineEntity({
+const PortalSessionSchema = defineEntity({
   name: 'PortalSession',
   tableName: 'portal_sessions',
   properties: {
@@ -151,7 +156,7 @@ export const PortalSessionSchema = defineEntity({
 export class PortalSession extends PortalSessionSchema.class {}
 PortalSessionSchema.setClass(PortalSession);
 
-export const AuditEventSchema = defineEntity({
+const AuditEventSchema = defineEntity({
   name: 'AuditEvent',
   tableName: 'audit_events',
   properties: {
@@ -175,7 +180,7 @@ export class AuditEvent extends AuditEventSchema.class {}
 AuditEventSchema.setClass(AuditEvent);
 
 /** A workspace's webhook. The signing secret is stored as is: signing needs it. */
-export const WebhookSchema = defineEntity({
+const WebhookSchema = defineEntity({
   name: 'Webhook',
   tableName: 'webhooks',
   properties: {

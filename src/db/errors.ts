@@ -21,7 +21,11 @@ export function isConnectionError(e: unknown): boolean {
   if (code === '08P01') return false;
   if (/^E[A-Z]+$/.test(code) || code.startsWith('08') || code === '57P01' || code === '57P03') return true;
   const msg = typeof err.message === 'string' ? err.message : '';
-  if (/Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|ECONNREFUSED|ECONNRESET/i.test(msg)) {
+  if (
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|ECONNREFUSED|ECONNRESET/i.test(
+      msg,
+    )
+  ) {
     return true;
   }
   return e instanceof DriverException && code === '' && /connect/i.test(msg);

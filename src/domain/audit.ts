@@ -80,9 +80,7 @@ export class AuditLog {
     if (filter.startTime) where.push({ time: { $gte: filter.startTime } });
     if (filter.endTime) where.push({ time: { $lt: filter.endTime } });
     if (cursor.after) where.push({ id: { $lt: cursor.after } });
-    const rows = await this.orm.em
-      .fork()
-      .find(AuditEvent, where.length ? { $and: where } : {}, { orderBy: { id: 'desc' }, limit: cursor.limit });
+    const rows = await this.orm.em.fork().find(AuditEvent, where.length ? { $and: where } : {}, { orderBy: { id: 'desc' }, limit: cursor.limit });
     return closePage(rows, cursor, bound, (e) => e.id);
   }
 }

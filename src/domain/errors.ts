@@ -25,10 +25,8 @@ export class DomainError extends Error {
   }
 }
 
-export const invalidArgument = (field: string, problem: string) =>
-  new DomainError('invalid_argument', `${field}: ${problem}`, field, problem);
-export const notFound = (what: string, id: string) =>
-  new DomainError('not_found', `${what} ${JSON.stringify(id)} not found`);
+export const invalidArgument = (field: string, problem: string) => new DomainError('invalid_argument', `${field}: ${problem}`, field, problem);
+export const notFound = (what: string, id: string) => new DomainError('not_found', `${what} ${JSON.stringify(id)} not found`);
 export const alreadyExists = (message: string) => new DomainError('already_exists', message);
 export const failedPrecondition = (message: string) => new DomainError('failed_precondition', message);
 export const permissionDenied = (message: string) => new DomainError('permission_denied', message);

@@ -20,7 +20,7 @@ export interface RateLimitSpec {
   durationMs: number;
 }
 
-export type RefillInterval = 'daily' | 'monthly';
+type RefillInterval = 'daily' | 'monthly';
 
 export interface RefillSpec {
   /** What remaining uses are set to at each refill. */

@@ -49,6 +49,6 @@ export function checkPortalMask(p: Principal, mask: ReadonlySet<string>): void {
 /** The customer a list is of: a portal session sees only its own. */
 export function listedCustomer(p: Principal, customerId: string): string {
   if (!p.portal) return customerId;
-  if (customerId !== '' && customerId !== p.portal.customerId) throw permissionDenied('customer_id: a portal session sees only its own customer\'s keys');
+  if (customerId !== '' && customerId !== p.portal.customerId) throw permissionDenied("customer_id: a portal session sees only its own customer's keys");
   return p.portal.customerId;
 }

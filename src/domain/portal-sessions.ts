@@ -11,7 +11,7 @@ import { checkLength, requireId } from './validate.js';
 import { findVisibleWorkspace } from './workspaces.js';
 
 const MINUTE_MS = 60_000;
-export const DEFAULT_PORTAL_TTL_MS = 15 * MINUTE_MS;
+const DEFAULT_PORTAL_TTL_MS = 15 * MINUTE_MS;
 const MAX_PORTAL_TTL_MS = 24 * 60 * MINUTE_MS;
 
 export interface PortalSessionInput {

@@ -56,9 +56,7 @@ async function checkRemovedActions(em: SqlEntityManager, scope: Scope, next: rea
 }
 
 function nameTaken(e: unknown, name: string): Error {
-  return violatedUnique(e) !== undefined
-    ? alreadyExists(`scope.name: the workspace already has a scope named ${JSON.stringify(name)}`)
-    : (e as Error);
+  return violatedUnique(e) !== undefined ? alreadyExists(`scope.name: the workspace already has a scope named ${JSON.stringify(name)}`) : (e as Error);
 }
 
 export class Scopes {

@@ -43,7 +43,8 @@ export class SdkKeys {
     const name = checkLength('sdk_key.name', input.name, 120, { required: true });
     if (input.scopes.length === 0) throw invalidArgument('sdk_key.scopes', 'at least one is required');
     for (const s of input.scopes) {
-      if (!isSdkScope(s)) throw invalidArgument('sdk_key.scopes', `unknown scope ${JSON.stringify(s.slice(0, 64))}; use ${ALL_SCOPES} or ${SDK_SCOPES.join(', ')}`);
+      if (!isSdkScope(s))
+        throw invalidArgument('sdk_key.scopes', `unknown scope ${JSON.stringify(s.slice(0, 64))}; use ${ALL_SCOPES} or ${SDK_SCOPES.join(', ')}`);
       if (!p.scopes.has(ALL_SCOPES) && !p.scopes.has(s)) throw permissionDenied(`sdk_key.scopes: the caller may not grant ${s}, which it does not hold`);
     }
     const workspaceIds = [...new Set(input.workspaceIds)];

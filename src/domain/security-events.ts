@@ -3,7 +3,7 @@ import { errorFields } from '../log.js';
 import { newId } from '../ids.js';
 
 /** Kinds of security event, recorded in audit_events under these actions. */
-export type SecurityEventKind =
+type SecurityEventKind =
   /** An SDK key was refused: missing, malformed, unknown, revoked, or a wrong secret. */
   | 'sdk_key.auth_failed'
   /** A portal token was refused: unknown or expired. */

@@ -21,7 +21,7 @@ export interface UsageCount {
   count: number;
 }
 
-export interface UsageBucket {
+interface UsageBucket {
   /** Start of the hour. */
   hour: Date;
   counts: UsageCount[];

@@ -165,10 +165,11 @@ export class Webhooks {
     const cursor = openCursor(page, { workspaceId }, isId);
     const em = this.orm.em.fork() as SqlEntityManager;
     await findVisibleWorkspace(em, p, workspaceId, 'workspace_id');
-    const rows = await em.execute<DeliveryRow[]>(
-      `${DELIVERY_SQL} where workspace_id = ? ${cursor.after ? 'and id < ?' : ''} order by id desc limit ?`,
-      [workspaceId, ...(cursor.after ? [cursor.after] : []), cursor.limit],
-    );
+    const rows = await em.execute<DeliveryRow[]>(`${DELIVERY_SQL} where workspace_id = ? ${cursor.after ? 'and id < ?' : ''} order by id desc limit ?`, [
+      workspaceId,
+      ...(cursor.after ? [cursor.after] : []),
+      cursor.limit,
+    ]);
     const out = closePage(rows, cursor, { workspaceId }, (r) => r.id);
     return { items: out.items.map(deliveryOf), nextPageToken: out.nextPageToken };
   }

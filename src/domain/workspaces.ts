@@ -28,9 +28,7 @@ function checkKeyPrefix(prefix: string): string {
 }
 
 function nameTaken(e: unknown, name: string): Error {
-  return violatedUnique(e) !== undefined
-    ? alreadyExists(`workspace.name: a workspace named ${JSON.stringify(name)} already exists`)
-    : (e as Error);
+  return violatedUnique(e) !== undefined ? alreadyExists(`workspace.name: a workspace named ${JSON.stringify(name)} already exists`) : (e as Error);
 }
 
 /**

@@ -33,7 +33,6 @@ type Res = Parameters<Fallback>[1];
 
 const JWKS_PATH = '/.well-known/jwks.json';
 
-
 /** The project has no documentation site: the docs are the source tree's files and the OpenAPI document. */
 const DOCS = 'README.md and SECURITY.md in the Keyward source; every RPC and REST path: /openapi.json';
 

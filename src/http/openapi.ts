@@ -255,7 +255,19 @@ export function openApiDocument(services: readonly DescService[], opts: { server
     properties: {
       code: {
         type: 'string',
-        enum: ['invalid_argument', 'failed_precondition', 'unauthenticated', 'permission_denied', 'not_found', 'already_exists', 'resource_exhausted', 'internal', 'unavailable', 'deadline_exceeded', 'unimplemented'],
+        enum: [
+          'invalid_argument',
+          'failed_precondition',
+          'unauthenticated',
+          'permission_denied',
+          'not_found',
+          'already_exists',
+          'resource_exhausted',
+          'internal',
+          'unavailable',
+          'deadline_exceeded',
+          'unimplemented',
+        ],
       },
       message: { type: 'string', description: 'What went wrong; a bad field is named first: `key.name: must be at most 120 characters`' },
       details: { type: 'array', items: { type: 'object' } },

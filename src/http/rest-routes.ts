@@ -62,7 +62,7 @@ function routeOf(service: DescService, method: DescMethod, rule: HttpRule): Rest
   const body = rule.body === '' ? undefined : rule.body;
   if (body !== undefined && body !== '*') {
     const f = method.input.fields.find((x) => x.name === body);
-    if (!f || f.fieldKind !== 'message') throw new Error(`${where}: body ${body} is not a message field of ${method.input.typeName}`);
+    if (f?.fieldKind !== 'message') throw new Error(`${where}: body ${body} is not a message field of ${method.input.typeName}`);
   }
   return { httpMethod: p.case.toUpperCase(), template, segments, verb: hasVerb ? template.slice(colon + 1) : undefined, body, service, method };
 }

@@ -67,7 +67,16 @@ function scalarJson(f: DescField | undefined, text: string): JsonValue {
   const scalar = f.fieldKind === 'scalar' ? f.scalar : f.listKind === 'scalar' ? f.scalar : undefined;
   if (scalar === ScalarType.BOOL) return text === 'true' ? true : text === 'false' ? false : text;
   if (scalar === ScalarType.STRING || scalar === ScalarType.BYTES || scalar === undefined) return text;
-  if (/^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/.test(text) && (scalar === ScalarType.INT32 || scalar === ScalarType.UINT32 || scalar === ScalarType.SINT32 || scalar === ScalarType.FIXED32 || scalar === ScalarType.SFIXED32 || scalar === ScalarType.DOUBLE || scalar === ScalarType.FLOAT)) {
+  if (
+    /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/.test(text) &&
+    (scalar === ScalarType.INT32 ||
+      scalar === ScalarType.UINT32 ||
+      scalar === ScalarType.SINT32 ||
+      scalar === ScalarType.FIXED32 ||
+      scalar === ScalarType.SFIXED32 ||
+      scalar === ScalarType.DOUBLE ||
+      scalar === ScalarType.FLOAT)
+  ) {
     return Number(text);
   }
   return text;
@@ -93,7 +102,7 @@ function lookup(m: DescMessage, names: readonly string[]): { field: DescField; j
  * JSON, a body that is no object, an unknown query parameter); wrongly typed
  * values are left for the handler's JSON parser, whose message names the field.
  */
-export function requestJson(match: Match, query: URLSearchParams, body: JsonValue | undefined): JsonObject {
+function requestJson(match: Match, query: URLSearchParams, body: JsonValue | undefined): JsonObject {
   const { route, vars } = match;
   const input = route.method.input;
   const out: JsonObject = {};
@@ -123,7 +132,10 @@ export function requestJson(match: Match, query: URLSearchParams, body: JsonValu
       const mask = input.fields.find((f) => f.name === 'update_mask' && f.fieldKind === 'message' && f.message.typeName === 'google.protobuf.FieldMask');
       if (mask && !query.has('update_mask') && !query.has(mask.jsonName) && !('update_mask' in b) && !(mask.jsonName in b)) {
         const pathBound = new Set(vars.filter(([p]) => p[0] === bodyField.name && p.length === 2).map(([p]) => p[1]));
-        out[mask.jsonName] = sent.filter((f) => !pathBound.has(f.name)).map(jsonNameOf).join(',');
+        out[mask.jsonName] = sent
+          .filter((f) => !pathBound.has(f.name))
+          .map(jsonNameOf)
+          .join(',');
       }
     }
   }
@@ -135,7 +147,16 @@ export function requestJson(match: Match, query: URLSearchParams, body: JsonValu
     const values = query.getAll(key);
     const f = found.field;
     const repeated = f.fieldKind === 'list';
-    setPath(out, found.jsonPath, repeated ? values.flatMap((v) => v.split(',')).filter((v) => v !== '').map((v) => scalarJson(f, v)) : scalarJson(f, values[values.length - 1]!));
+    setPath(
+      out,
+      found.jsonPath,
+      repeated
+        ? values
+            .flatMap((v) => v.split(','))
+            .filter((v) => v !== '')
+            .map((v) => scalarJson(f, v))
+        : scalarJson(f, values[values.length - 1]!),
+    );
   }
   for (const [names, value] of vars) {
     const found = lookup(input, names)!;
@@ -274,4 +295,3 @@ async function readJsonBody(req: Req, maxBytes: number): Promise<JsonValue | und
     throw new RestError(400, 'invalid_argument', `the body is not valid JSON: ${(e as Error).message}`);
   }
 }
-

@@ -14,7 +14,8 @@ type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
 type Handler = (req: Req, res: Res) => void;
 
-const HOW = 'send POST with "content-type: application/json" and the request message as JSON (or use a gRPC, gRPC-Web or Connect client); REST paths for every RPC are listed in /openapi.json';
+const HOW =
+  'send POST with "content-type: application/json" and the request message as JSON (or use a gRPC, gRPC-Web or Connect client); REST paths for every RPC are listed in /openapi.json';
 
 /** Whether connect-node speaks this content type (any of its three protocols). */
 function spoken(type: string | undefined): boolean {

@@ -65,7 +65,10 @@ export function staticAppOf(apps: readonly StaticApp[], urlPath: string): Static
 }
 
 async function isFile(p: string): Promise<boolean> {
-  return stat(p).then((s) => s.isFile(), () => false);
+  return stat(p).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 /** Answers a GET or HEAD of a path under `app.prefix`. */

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from '@connectrpc/connect';
-import { AuditService } from '../../gen/keyward/v1/audit_service_pb.js';
+import type { AuditService } from '../../gen/keyward/v1/audit_service_pb.js';
 import type { AuditLog } from '../domain/audit.js';
 import { principalOf } from './context.js';
 import { auditEventToProto, toTime } from './convert.js';

@@ -13,7 +13,7 @@ type Fields = Record<string, unknown>;
 const hasNul = (v: unknown): v is string => typeof v === 'string' && v.includes('\u0000');
 
 /** A field's value; a oneof member's only when it is the case set. */
-function valueOf(f: DescField, message: Fields): unknown {
+function fieldValue(f: DescField, message: Fields): unknown {
   if (!f.oneof) return message[f.localName];
   const o = message[f.oneof.localName] as { case?: string; value?: unknown } | undefined;
   return o?.case === f.localName ? o.value : undefined;
@@ -23,7 +23,7 @@ function valueOf(f: DescField, message: Fields): unknown {
 export function firstNulField(desc: DescMessage, message: Fields, prefix = ''): string | undefined {
   for (const f of desc.fields) {
     const path = prefix ? `${prefix}.${f.name}` : f.name;
-    const v = valueOf(f, message);
+    const v = fieldValue(f, message);
     if (v === undefined || v === null) continue;
     switch (f.fieldKind) {
       case 'scalar':

@@ -2,7 +2,7 @@
 // every service it names, is SERVING while the database answers and NOT_SERVING
 // when it does not or while the process shuts down (DatabaseProbe).
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
-import { Health, HealthCheckResponse_ServingStatus as Status } from '../../gen/grpc/health/v1/health_pb.js';
+import { type Health, HealthCheckResponse_ServingStatus as Status } from '../../gen/grpc/health/v1/health_pb.js';
 import type { DatabaseProbe } from '../health/database-probe.js';
 
 /** How often a Watch stream looks at the status again. */

@@ -52,9 +52,7 @@ export function rpcErrorOf(e: unknown, log: Logger, rpc: string, requestId: stri
   const metadata = { [REQUEST_ID_HEADER]: requestId };
   if (e instanceof DomainError) {
     const details =
-      e.field === undefined
-        ? []
-        : [{ desc: BadRequestSchema, value: { fieldViolations: [{ field: e.field, description: e.problem ?? e.message }] } }];
+      e.field === undefined ? [] : [{ desc: BadRequestSchema, value: { fieldViolations: [{ field: e.field, description: e.problem ?? e.message }] } }];
     return new ConnectError(e.message, CODES[e.kind], metadata, details);
   }
   if (e instanceof ConnectError) return new ConnectError(e.rawMessage, e.code, metadata);
@@ -120,7 +118,7 @@ export const PORTAL_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
  * key and per address, src/tokens/exchange-throttle.ts). Only these methods,
  * not their services, pass without an SDK key.
  */
-export const SELF_AUTHENTICATING_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([TokenService.method.exchangeOwnKey]);
+const SELF_AUTHENTICATING_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([TokenService.method.exchangeOwnKey]);
 
 /**
  * Authenticates the credential of every request, an SDK key or a customer
@@ -140,12 +138,7 @@ export function authInterceptor(auth: SdkKeyAuthenticator, portal: PortalAuthent
     // A portal token reaches the portal's RPCs only, self-authenticating ones included.
     if (portalToken && !PORTAL_METHODS.has(req.method)) throw permissionDenied(PORTAL_TOKEN_REFUSED);
     if (SELF_AUTHENTICATING_METHODS.has(req.method)) return next(req);
-    let principal;
-    if (portalToken) {
-      principal = await portal.authenticate(token);
-    } else {
-      principal = await auth.authenticate(authorization, req.contextValues.get(peerKey));
-    }
+    const principal = portalToken ? await portal.authenticate(token) : await auth.authenticate(authorization, req.contextValues.get(peerKey));
     req.contextValues.set(principalKey, principal.inRequest(req.contextValues.get(requestIdKey)));
     return next(req);
   };

@@ -1,6 +1,6 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import { durationMs } from '@bufbuild/protobuf/wkt';
-import { KeyService, type CreateKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
+import type { KeyService, CreateKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
 import { invalidArgument } from '../domain/errors.js';
 import type { Keys, RelativeExpiry } from '../domain/keys.js';
 import { cappedTimeoutMs, deadlineAt } from '../verify/deadline.js';

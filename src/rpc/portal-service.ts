@@ -1,6 +1,6 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { ServiceImpl } from '@connectrpc/connect';
-import { PortalService } from '../../gen/keyward/v1/portal_service_pb.js';
+import type { PortalService } from '../../gen/keyward/v1/portal_service_pb.js';
 import type { PortalSessions } from '../domain/portal-sessions.js';
 import { principalOf } from './context.js';
 import { durationToMs, grantsFromProto, grantsToProto } from './convert.js';

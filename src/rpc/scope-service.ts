@@ -1,5 +1,5 @@
 import type { ServiceImpl } from '@connectrpc/connect';
-import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
+import type { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import type { Scope } from '../../gen/keyward/v1/scope_pb.js';
 import type { ScopeInput, Scopes } from '../domain/scopes.js';
 import { principalOf } from './context.js';

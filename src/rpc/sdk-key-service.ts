@@ -1,5 +1,5 @@
 import type { ServiceImpl } from '@connectrpc/connect';
-import { SdkKeyService } from '../../gen/keyward/v1/sdk_key_service_pb.js';
+import type { SdkKeyService } from '../../gen/keyward/v1/sdk_key_service_pb.js';
 import type { SdkKeys } from '../domain/sdk-keys.js';
 import { principalOf } from './context.js';
 import { sdkKeyToProto } from './convert.js';

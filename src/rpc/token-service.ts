@@ -1,6 +1,6 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { TokenService } from '../../gen/keyward/v1/token_service_pb.js';
+import type { TokenService } from '../../gen/keyward/v1/token_service_pb.js';
 import type { TokenIssuer } from '../tokens/token-issuer.js';
 import { peerKey, principalOf } from './context.js';
 import { verifyCodeToProto } from './convert.js';

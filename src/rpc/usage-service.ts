@@ -1,5 +1,5 @@
 import type { ServiceImpl } from '@connectrpc/connect';
-import { UsageService } from '../../gen/keyward/v1/usage_service_pb.js';
+import type { UsageService } from '../../gen/keyward/v1/usage_service_pb.js';
 import type { UsageReports } from '../domain/usage.js';
 import { principalOf } from './context.js';
 import { toTime, usageReportToProto } from './convert.js';

@@ -28,7 +28,7 @@
 // stream.respond(): no promise; one small object per call, with its three
 // stream listeners.
 import type { Http2Session, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { ConnectError } from '@connectrpc/connect';
+import type { ConnectError } from '@connectrpc/connect';
 import { createMethodSerializationLookup, validateUniversalHandlerOptions, type Compression, type UniversalHandlerOptions } from '@connectrpc/connect/protocol';
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout } from '@connectrpc/connect/protocol-connect';
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
@@ -62,7 +62,7 @@ import { REQUEST_ID_HEADER, requestIdOf, rpcErrorOf } from './interceptors.js';
 /** A listener of Http2Server's 'stream' event. */
 export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
 
-export const VERIFY_KEY_PATH = `/${KeyService.typeName}/${KeyService.method.verifyKey.name}`;
+const VERIFY_KEY_PATH = `/${KeyService.typeName}/${KeyService.method.verifyKey.name}`;
 const RPC_NAME = `${KeyService.typeName}/${KeyService.method.verifyKey.name}`;
 
 /** What a connection's last authorization header resolved to. */

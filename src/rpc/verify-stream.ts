@@ -70,7 +70,6 @@ export class Call {
   }
 }
 
-
 function ignore(): void {
   // Stream errors (a reset by the client) end the call; there is no one to answer.
 }

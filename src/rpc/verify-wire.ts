@@ -149,7 +149,6 @@ export class CompressionNegotiation {
   }
 }
 
-
 export const OK_TRAILERS: OutgoingHttpHeaders = { 'grpc-status': '0' };
 
 // Options for stream.respond() in the shape Node's compat layer passes them

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from '@connectrpc/connect';
-import { WebhookService } from '../../gen/keyward/v1/webhook_service_pb.js';
+import type { WebhookService } from '../../gen/keyward/v1/webhook_service_pb.js';
 import type { Webhooks } from '../domain/webhooks.js';
 import { principalOf } from './context.js';
 import { deliveryToProto, webhookToProto } from './convert.js';

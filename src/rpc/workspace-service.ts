@@ -1,5 +1,5 @@
 import type { ServiceImpl } from '@connectrpc/connect';
-import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
+import type { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
 import type { Workspaces } from '../domain/workspaces.js';
 import { principalOf } from './context.js';
 import { workspaceToProto } from './convert.js';

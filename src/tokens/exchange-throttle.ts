@@ -12,7 +12,6 @@ export interface ExchangeThrottleOptions {
   maxEntries?: number;
 }
 
-
 /**
  * Throttles TokenService/ExchangeOwnKey, which takes no SDK key, in memory
  * (per process):
@@ -52,9 +51,7 @@ export class ExchangeThrottle {
     const b = bucketOf(this.failures, source, this.opts.failureBurst, this.opts.failuresPerSecond, now);
     if (b.tokens < 1) {
       this.stats.throttledAddresses++;
-      throw resourceExhausted(
-        `too many failed token exchanges from this address; try again in ${this.addressRetryAfterSeconds} s`,
-      );
+      throw resourceExhausted(`too many failed token exchanges from this address; try again in ${this.addressRetryAfterSeconds} s`);
     }
   }
 

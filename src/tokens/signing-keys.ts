@@ -129,9 +129,7 @@ export class SigningKeys {
   async rotate(p: Principal): Promise<{ id: string; retired: string[] }> {
     const result = await this.changes.transaction(this.orm.em, async (em, report) => {
       const sql = em as SqlEntityManager;
-      const retired = await sql.execute<{ id: string }[]>(
-        'update signing_keys set retire_time = now() where retire_time is null and not next returning id',
-      );
+      const retired = await sql.execute<{ id: string }[]>('update signing_keys set retire_time = now() where retire_time is null and not next returning id');
       // The published next key becomes active; without one (never started since 0007), a new key.
       const promoted = await sql.execute<{ id: string }[]>('update signing_keys set next = false where next returning id');
       let id = promoted[0]?.id;

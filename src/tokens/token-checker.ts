@@ -15,10 +15,10 @@ export function looksLikeJwt(s: string): boolean {
 }
 
 /** Why a token passes or not; `key_state` codes are the key's own (it changed after the token was minted). */
-export type TokenCode = 'valid' | 'invalid_token' | 'not_found' | 'disabled' | 'expired' | 'revoked' | 'insufficient_permissions';
+type TokenCode = 'valid' | 'invalid_token' | 'not_found' | 'disabled' | 'expired' | 'revoked' | 'insufficient_permissions';
 
 /** What a token says, once its signature and claims checked out. */
-export interface TokenIdentity {
+interface TokenIdentity {
   keyId: string;
   workspaceId: string;
   customerId: string;
@@ -134,7 +134,12 @@ export class TokenChecker {
     const key = await this.keyNow(identity.keyId, now);
     if (key === null) return { code: 'not_found', message: 'the API key of the token no longer exists' };
     const state: KeyState = keyState(key, now);
-    if (state !== 'active') return { code: state, identity, message: `the API key of the token is ${state === 'disabled' ? 'disabled' : state === 'expired' ? 'expired' : 'revoked'}` };
+    if (state !== 'active')
+      return {
+        code: state,
+        identity,
+        message: `the API key of the token is ${state === 'disabled' ? 'disabled' : state === 'expired' ? 'expired' : 'revoked'}`,
+      };
     const claimed = new Set(identity.permissions);
     for (const p of requiredPermissions) {
       // Both what the token was minted for and what the key holds now.

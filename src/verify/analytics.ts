@@ -8,7 +8,7 @@ import type { VerifyResult } from './contract.js';
 export const HOUR_MS = 3_600_000;
 const MAX_RETRY_ROWS = 100_000;
 /** The key id under which verifications of unknown keys are counted. */
-export const UNKNOWN_KEY_ID = '00000000-0000-0000-0000-000000000000';
+const UNKNOWN_KEY_ID = '00000000-0000-0000-0000-000000000000';
 
 // Outcome codes get a small index on first sight, so a tally is a plain
 // array of numbers; codes added later (rate limits, usage limits) need no
@@ -93,7 +93,13 @@ export class UsageAnalytics extends WriteBehind {
     t.counts[i] = (t.counts[i] ?? 0) + 1;
     if (key !== undefined && (result.code === 'revoked' || result.code === 'expired')) {
       this.security.note(
-        { kind: result.code === 'revoked' ? 'key.used_revoked' : 'key.used_expired', actor: p.actor, resourceType: 'key', resourceId: key.id, workspaceId: key.workspaceId },
+        {
+          kind: result.code === 'revoked' ? 'key.used_revoked' : 'key.used_expired',
+          actor: p.actor,
+          resourceType: 'key',
+          resourceId: key.id,
+          workspaceId: key.workspaceId,
+        },
         now,
       );
     }

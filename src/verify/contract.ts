@@ -4,15 +4,7 @@
 import type { KeyState } from '../domain/key-state.js';
 import type { RateLimitOutcome } from './rate-limits.js';
 
-export type VerifyCode =
-  | 'valid'
-  | 'not_found'
-  | 'disabled'
-  | 'expired'
-  | 'revoked'
-  | 'insufficient_permissions'
-  | 'rate_limited'
-  | 'usage_exceeded';
+export type VerifyCode = 'valid' | 'not_found' | 'disabled' | 'expired' | 'revoked' | 'insufficient_permissions' | 'rate_limited' | 'usage_exceeded';
 
 export interface VerifyInput {
   key: string;

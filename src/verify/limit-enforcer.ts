@@ -39,7 +39,7 @@ export class LimitEnforcer {
     const rate = limits.rateLimits.length === 0 ? NO_RATE_LIMITS : await this.rateLimiter.take(keyId, limits.rateLimits, cost, now);
     if (!rate.admitted) return { code: 'rate_limited', key, limits: { rateLimits: rate.limits } };
     if (!limits.usageLimited) return { code: 'valid', key, limits: { rateLimits: rate.limits } };
-    let uses;
+    let uses: Awaited<ReturnType<UsageLimits['take']>>;
     try {
       uses = await this.usage.take(keyId, limits.refill, cost, now);
     } catch (e) {

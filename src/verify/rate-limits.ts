@@ -97,7 +97,12 @@ export class LocalRateLimiter implements RateLimiter {
       const c = this.counters.get(ids[i]!);
       return c !== undefined && c.window === windowOf(now, l.durationMs) ? c : undefined;
     });
-    const outcome = outcomeOf(limits, current.map((c) => c?.used ?? 0), cost, now);
+    const outcome = outcomeOf(
+      limits,
+      current.map((c) => c?.used ?? 0),
+      cost,
+      now,
+    );
     if (outcome.admitted && cost > 0) {
       limits.forEach((l, i) => {
         const c = current[i];

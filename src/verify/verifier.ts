@@ -94,7 +94,11 @@ function limitsOf(row: LookupRow): KeyLimits | null {
   return {
     rateLimits: rateLimitsOf({ rateLimits: stored }),
     usageLimited: row.usage_limited,
-    refill: refillOf({ refillAmount: row.refill_amount === null ? null : Number(row.refill_amount), refillInterval: row.refill_interval, refillDay: row.refill_day }),
+    refill: refillOf({
+      refillAmount: row.refill_amount === null ? null : Number(row.refill_amount),
+      refillInterval: row.refill_interval,
+      refillDay: row.refill_day,
+    }),
   };
 }
 
@@ -155,7 +159,6 @@ export function checkVerifyInput(input: VerifyInput): void {
   if (input.workspaceId !== '') requireId('workspace_id', input.workspaceId);
   if (input.cost !== undefined) checkCost(input.cost);
 }
-
 
 export class KeyVerifier {
   constructor(

@@ -74,10 +74,14 @@ export class WebhookWorker {
   start(): void {
     this.stopped = false;
     this.loop('deliver', () => this.deliverDue(), this.opts.pollMs);
-    this.loop('expiry', async () => {
-      await this.scanExpiring();
-      await this.prune();
-    }, this.opts.expiryScanMs);
+    this.loop(
+      'expiry',
+      async () => {
+        await this.scanExpiring();
+        await this.prune();
+      },
+      this.opts.expiryScanMs,
+    );
   }
 
   /** Stops the loops and waits for the work in progress. */

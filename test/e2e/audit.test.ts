@@ -128,8 +128,7 @@ describe('security events', () => {
     await grpc.verifyKey({ key: 'kw_x' }).catch(() => undefined);
     await ts.server.app.securityEvents.flush();
     const events = await listAll({ action: 'sdk_key.auth_failed' });
-    const total = (subject: string) =>
-      events.filter((e) => e.resourceId === subject).reduce((n, e) => n + Number(e.count), 0);
+    const total = (subject: string) => events.filter((e) => e.resourceId === subject).reduce((n, e) => n + Number(e.count), 0);
     expect(total(id)).toBe(4);
     expect(total('malformed')).toBe(5);
     expect(total('missing')).toBe(4);
@@ -158,8 +157,7 @@ describe('security events', () => {
     await ts.server.app.analytics.flush();
     await ts.server.app.securityEvents.flush();
     const events = await listAll({ workspaceId: ws, resourceType: 'key' });
-    const sum = (action: string, id: string) =>
-      events.filter((e) => e.action === action && e.resourceId === id).reduce((n, e) => n + Number(e.count), 0);
+    const sum = (action: string, id: string) => events.filter((e) => e.action === action && e.resourceId === id).reduce((n, e) => n + Number(e.count), 0);
     expect(sum('key.used_revoked', keyId)).toBe(4);
     expect(sum('key.used_expired', expiring.key!.id)).toBe(2);
     const revokedUse = events.find((e) => e.action === 'key.used_revoked')!;

@@ -43,14 +43,56 @@ export interface ExpectedByCredential {
  * column of its access kind, so every RPC × credential has one expected answer.
  */
 export const EXPECTED: Record<Access, ExpectedByCredential> = {
-  'create-workspace': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'PERMISSION_DENIED', rightKey: 'OK', restrictedToThisWorkspace: 'PERMISSION_DENIED' },
-  'list-workspaces': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'OK_OWN', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
-  'by-id': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'NOT_FOUND', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
-  'names-workspace': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'PERMISSION_DENIED', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
-  'list-sdk-keys': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'OK_OWN', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
+  'create-workspace': {
+    unauthenticated: 'UNAUTHENTICATED',
+    missingScope: 'PERMISSION_DENIED',
+    otherWorkspace: 'PERMISSION_DENIED',
+    rightKey: 'OK',
+    restrictedToThisWorkspace: 'PERMISSION_DENIED',
+  },
+  'list-workspaces': {
+    unauthenticated: 'UNAUTHENTICATED',
+    missingScope: 'PERMISSION_DENIED',
+    otherWorkspace: 'OK_OWN',
+    rightKey: 'OK',
+    restrictedToThisWorkspace: 'OK',
+  },
+  'by-id': {
+    unauthenticated: 'UNAUTHENTICATED',
+    missingScope: 'PERMISSION_DENIED',
+    otherWorkspace: 'NOT_FOUND',
+    rightKey: 'OK',
+    restrictedToThisWorkspace: 'OK',
+  },
+  'names-workspace': {
+    unauthenticated: 'UNAUTHENTICATED',
+    missingScope: 'PERMISSION_DENIED',
+    otherWorkspace: 'PERMISSION_DENIED',
+    rightKey: 'OK',
+    restrictedToThisWorkspace: 'OK',
+  },
+  'list-sdk-keys': {
+    unauthenticated: 'UNAUTHENTICATED',
+    missingScope: 'PERMISSION_DENIED',
+    otherWorkspace: 'OK_OWN',
+    rightKey: 'OK',
+    restrictedToThisWorkspace: 'OK',
+  },
   self: { unauthenticated: 'UNAUTHENTICATED', missingScope: 'OK', otherWorkspace: 'OK', rightKey: 'OK', restrictedToThisWorkspace: 'OK' },
-  'portal-only': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'PERMISSION_DENIED', otherWorkspace: 'PERMISSION_DENIED', rightKey: 'PERMISSION_DENIED', restrictedToThisWorkspace: 'PERMISSION_DENIED' },
-  'own-api-key': { unauthenticated: 'UNAUTHENTICATED', missingScope: 'UNAUTHENTICATED', otherWorkspace: 'UNAUTHENTICATED', rightKey: 'UNAUTHENTICATED', restrictedToThisWorkspace: 'UNAUTHENTICATED' },
+  'portal-only': {
+    unauthenticated: 'UNAUTHENTICATED',
+    missingScope: 'PERMISSION_DENIED',
+    otherWorkspace: 'PERMISSION_DENIED',
+    rightKey: 'PERMISSION_DENIED',
+    restrictedToThisWorkspace: 'PERMISSION_DENIED',
+  },
+  'own-api-key': {
+    unauthenticated: 'UNAUTHENTICATED',
+    missingScope: 'UNAUTHENTICATED',
+    otherWorkspace: 'UNAUTHENTICATED',
+    rightKey: 'UNAUTHENTICATED',
+    restrictedToThisWorkspace: 'UNAUTHENTICATED',
+  },
 };
 
 export interface AuthzRow {

@@ -45,10 +45,16 @@ describe('one key hammered from many clients', () => {
     const created = await K.createKey({ key: { workspaceId: ws, name: 'hammered', grants: [{ scope: 'things', actions: [Action.READ] }] } });
     const id = created.key!.id;
     type Done = { kind: 'rotate' | 'update'; secret?: string; description?: string; update: { seconds: bigint; nanos: number } | undefined };
-    const calls = Array.from({ length: 40 }, (_, i): Promise<Done> =>
-      i % 2 === 0
-        ? pick(i).rotateKey({ id, gracePeriod: { seconds: 600n } }).then((r) => ({ kind: 'rotate' as const, secret: r.secret, update: r.key!.updateTime }))
-        : pick(i).updateKey({ key: { id, description: `d${i}`, metadata: { writer: String(i) } }, updateMask: { paths: ['description', 'metadata'] } }).then((r) => ({ kind: 'update' as const, description: r.key!.description, update: r.key!.updateTime })),
+    const calls = Array.from(
+      { length: 40 },
+      (_, i): Promise<Done> =>
+        i % 2 === 0
+          ? pick(i)
+              .rotateKey({ id, gracePeriod: { seconds: 600n } })
+              .then((r) => ({ kind: 'rotate' as const, secret: r.secret, update: r.key!.updateTime }))
+          : pick(i)
+              .updateKey({ key: { id, description: `d${i}`, metadata: { writer: String(i) } }, updateMask: { paths: ['description', 'metadata'] } })
+              .then((r) => ({ kind: 'update' as const, description: r.key!.description, update: r.key!.updateTime })),
     );
     const results = await settle(calls);
     expect(results.filter((r) => !r.ok)).toEqual([]);
@@ -88,7 +94,8 @@ describe('one key hammered from many clients', () => {
     const secrets = [created.secret];
     kinds.forEach((k, i) => {
       const r = results[i]!;
-      if (k === 'revoke') expect(r.ok).toBe(true); // idempotent
+      if (k === 'revoke')
+        expect(r.ok).toBe(true); // idempotent
       else if (!r.ok) expect(Code[r.code]).toBe('FailedPrecondition');
       else if (k === 'rotate') secrets.push((r.value as { secret: string }).secret);
     });
@@ -122,7 +129,15 @@ describe('concurrent creates with one name', () => {
     for (const r of results.filter((r) => !r.ok)) expect(Code[(r as { code: Code }).code]).toBe('AlreadyExists');
     const rows = await sql<{ n: string }>("select count(*) as n from workspaces where name = 'only-one'");
     expect(Number(rows[0]!.n)).toBe(1);
-    expect(Number((await sql<{ n: string }>("select count(*) as n from audit_events where action = 'workspace.create' and resource_id in (select id::text from workspaces where name = 'only-one')"))[0]!.n)).toBe(1);
+    expect(
+      Number(
+        (
+          await sql<{ n: string }>(
+            "select count(*) as n from audit_events where action = 'workspace.create' and resource_id in (select id::text from workspaces where name = 'only-one')",
+          )
+        )[0]!.n,
+      ),
+    ).toBe(1);
   });
 
   it('scopes: exactly one wins per workspace', async () => {

@@ -233,7 +233,10 @@ describe('a customer’s own API key, without an SDK key', () => {
     // Over gRPC the same refusal is RESOURCE_EXHAUSTED.
     const e = await client(TokenService, ts, { token: issueApiKey('kw').plaintext, protocol: 'grpc' })
       .exchangeOwnKey({})
-      .then(() => undefined, (x: unknown) => ConnectError.from(x));
+      .then(
+        () => undefined,
+        (x: unknown) => ConnectError.from(x),
+      );
     expect(e?.code).toBe(Code.ResourceExhausted);
   });
 });

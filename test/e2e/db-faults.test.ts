@@ -122,7 +122,9 @@ describe.skipIf(!DATABASE_URL)('database faults', () => {
   it('every backend of the server killed (pool and change listener): it recovers and still hears revocations', async () => {
     const key = await faultKey();
     expect((await K.verifyKey({ key: key.secret })).code).toBe(VerifyCode.VALID);
-    const { rowCount } = await direct.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
+    const { rowCount } = await direct.query(
+      'select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+    );
     expect(rowCount).toBeGreaterThan(0);
     await recovery(10_000);
     // The listener is back (and the cache on again) within its backoff; a revocation by another replica is heard.

@@ -107,7 +107,10 @@ describe('environment variables', () => {
       if (name.endsWith('_') && [...known].some((k) => k.startsWith(name))) return false;
       return !(name in NOT_SERVER_CONFIG);
     });
-    expect(unknown.map(({ name, at }) => `${at}: ${name}`), 'named in the docs, not read by src/config.ts').toEqual([]);
+    expect(
+      unknown.map(({ name, at }) => `${at}: ${name}`),
+      'named in the docs, not read by src/config.ts',
+    ).toEqual([]);
   });
 
   it('the variables the docs name that are not server configuration are read where they are used', () => {
@@ -118,11 +121,15 @@ describe('environment variables', () => {
   });
 
   it('every variable src/config.ts reads has a row in the table of docs/configuration.md', () => {
-    const table = new Set(
-      [...read('docs/configuration.md').matchAll(/^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|/gm)].map((m) => m[1]!),
-    );
-    expect([...known].filter((n) => !table.has(n)), 'read by src/config.ts, missing from docs/configuration.md').toEqual([]);
-    expect([...table].filter((n) => !known.has(n)), 'in docs/configuration.md, not read by src/config.ts').toEqual([]);
+    const table = new Set([...read('docs/configuration.md').matchAll(/^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|/gm)].map((m) => m[1]!));
+    expect(
+      [...known].filter((n) => !table.has(n)),
+      'read by src/config.ts, missing from docs/configuration.md',
+    ).toEqual([]);
+    expect(
+      [...table].filter((n) => !known.has(n)),
+      'in docs/configuration.md, not read by src/config.ts',
+    ).toEqual([]);
   });
 
   it('the defaults in docs/configuration.md are the ones src/config.ts applies', () => {

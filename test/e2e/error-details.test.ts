@@ -25,7 +25,10 @@ async function violationsOf(p: Promise<unknown>) {
     await p;
   } catch (e) {
     const err = ConnectError.from(e);
-    return { message: err.rawMessage, violations: err.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => ({ field: v.field, description: v.description }))) };
+    return {
+      message: err.rawMessage,
+      violations: err.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => ({ field: v.field, description: v.description }))),
+    };
   }
   throw new Error('expected the call to fail');
 }
@@ -57,7 +60,11 @@ describe('INVALID_ARGUMENT carries a google.rpc.BadRequest detail', () => {
     const body = (await res.json()) as { code: string; details: { type: string; value: string; debug: unknown }[] };
     expect(body.code).toBe('invalid_argument');
     expect(body.details).toEqual([
-      { type: 'google.rpc.BadRequest', value: expect.any(String), debug: { fieldViolations: [{ field: 'key.scopes[0]', description: expect.stringContaining('is not scope:action') }] } },
+      {
+        type: 'google.rpc.BadRequest',
+        value: expect.any(String),
+        debug: { fieldViolations: [{ field: 'key.scopes[0]', description: expect.stringContaining('is not scope:action') }] },
+      },
     ]);
   });
 });

@@ -86,9 +86,7 @@ describe.skipIf(!!goMissing)('examples/go', () => {
     // The generated code comes from Debian's plugins.
     const generated = readFileSync(path.join(work, 'gopath/src/keyward.example/walkthrough/gen/keyward/v1/key_service_grpc.pb.go'), 'utf8');
     expect(generated).toContain('func NewKeyServiceClient(');
-    expect(readFileSync(path.join(work, 'gopath/src/keyward.example/walkthrough/gen/keyward/v1/key_service.pb.go'), 'utf8')).toMatch(
-      /protoc-gen-go v1\.\d+/,
-    );
+    expect(readFileSync(path.join(work, 'gopath/src/keyward.example/walkthrough/gen/keyward/v1/key_service.pb.go'), 'utf8')).toMatch(/protoc-gen-go v1\.\d+/);
 
     const sdkKey = await ts.sdkKey(['*']);
     const { stdout, stderr } = await run(bin, ['--target', `127.0.0.1:${ts.server.port}`], {
@@ -119,7 +117,13 @@ describe.skipIf(!!goMissing)('examples/go', () => {
     const key = steps.create_key;
     expect(key).toMatchObject({ workspaceId: ws.id, customerId: 'cus_42', name: 'production', state: 'KEY_STATE_ACTIVE' });
     expect(key.maskedKey).toMatch(/^go_\*{4}/);
-    expect(steps.verify_key).toMatchObject({ valid: true, code: 'VERIFY_CODE_VALID', keyId: key.id, customerId: 'cus_42', permissions: ['balance_transfers:read'] });
+    expect(steps.verify_key).toMatchObject({
+      valid: true,
+      code: 'VERIFY_CODE_VALID',
+      keyId: key.id,
+      customerId: 'cus_42',
+      permissions: ['balance_transfers:read'],
+    });
     expect(steps.rotate_key).toMatchObject({ id: key.id, state: 'KEY_STATE_ACTIVE' });
     expect(steps.rotate_key.maskedKey).not.toBe(key.maskedKey);
     expect(steps.verify_previous_secret).toMatchObject({ code: 'VERIFY_CODE_NOT_FOUND' });
@@ -131,9 +135,7 @@ describe.skipIf(!!goMissing)('examples/go', () => {
 
     // The server agrees: the workspace is gone, the rotated secret verifies
     // REVOKED and the first one not at all.
-    await expect(client(WorkspaceService, ts).getWorkspace({ id: ws.id })).rejects.toSatisfy(
-      (e: unknown) => ConnectError.from(e).code === Code.NotFound,
-    );
+    await expect(client(WorkspaceService, ts).getWorkspace({ id: ws.id })).rejects.toSatisfy((e: unknown) => ConnectError.from(e).code === Code.NotFound);
     const secrets = issued.get(key.id)!;
     expect(secrets).toHaveLength(2);
     const keysClient = client(KeyService, ts);

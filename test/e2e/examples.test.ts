@@ -47,7 +47,13 @@ async function expectWalkthrough(stdout: string, prefix: string) {
   const key = steps.create_key;
   expect(key).toMatchObject({ workspaceId: steps.create_workspace.id, customerId: 'cus_42', name: 'production', state: 'KEY_STATE_ACTIVE' });
   expect(key.maskedKey).toMatch(new RegExp(`^${prefix}_\\*{4}`));
-  expect(steps.verify_key).toMatchObject({ valid: true, code: 'VERIFY_CODE_VALID', keyId: key.id, customerId: 'cus_42', permissions: ['balance_transfers:read'] });
+  expect(steps.verify_key).toMatchObject({
+    valid: true,
+    code: 'VERIFY_CODE_VALID',
+    keyId: key.id,
+    customerId: 'cus_42',
+    permissions: ['balance_transfers:read'],
+  });
   expect(steps.verify_key_missing_permission).toMatchObject({ code: 'VERIFY_CODE_INSUFFICIENT_PERMISSIONS', keyId: key.id });
   expect(steps.verify_key_missing_permission.valid).toBeUndefined();
   expect(steps.exchange_key).toMatchObject({ code: 'VERIFY_CODE_VALID', keyId: key.id });
@@ -56,8 +62,14 @@ async function expectWalkthrough(stdout: string, prefix: string) {
   expect(steps.without_sdk_key.code).toMatch(/^(UNAUTHENTICATED|Unauthenticated)$/);
   // It cleaned up: the workspace is gone and its key revoked with it.
   expect(steps.delete_workspace.id).toBe(steps.create_workspace.id);
-  expect((await client(KeyService, ts).getKey({ id: key.id }).catch((e: unknown) => ConnectError.from(e))) instanceof ConnectError).toBe(true);
-  const ws = await client(WorkspaceService, ts).getWorkspace({ id: steps.create_workspace.id }).catch((e: unknown) => ConnectError.from(e));
+  expect(
+    (await client(KeyService, ts)
+      .getKey({ id: key.id })
+      .catch((e: unknown) => ConnectError.from(e))) instanceof ConnectError,
+  ).toBe(true);
+  const ws = await client(WorkspaceService, ts)
+    .getWorkspace({ id: steps.create_workspace.id })
+    .catch((e: unknown) => ConnectError.from(e));
   expect(ws instanceof ConnectError && ws.code === Code.NotFound).toBe(true);
   // The secret is never printed.
   expect(stdout).not.toMatch(new RegExp(`${prefix}_[0-9A-Za-z]{40,}`));

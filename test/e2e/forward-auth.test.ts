@@ -38,7 +38,14 @@ const keyWith = (
   grants: { scope: string; actions: Action[] }[],
   opts: { enabled?: boolean; workspaceId?: string; customerId?: string; limits?: Pick<ApiKey, 'rateLimits' | 'remainingUses'> } = {},
 ) =>
-  newKey(K(), { workspaceId: opts.workspaceId ?? ws, customerId: opts.customerId ?? 'cus_42', name: 'fa', grants, enabled: opts.enabled ?? true, ...opts.limits });
+  newKey(K(), {
+    workspaceId: opts.workspaceId ?? ws,
+    customerId: opts.customerId ?? 'cus_42',
+    name: 'fa',
+    grants,
+    enabled: opts.enabled ?? true,
+    ...opts.limits,
+  });
 
 beforeAll(async () => {
   ts = await startTestServer();
@@ -73,7 +80,11 @@ describe('forward auth over HTTP/1.1', () => {
   it('takes the key from X-API-Key, any method, and any path below /v1/authorize (Envoy appends the original)', async () => {
     const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ, Action.CREATE] }]);
     for (const method of ['GET', 'POST', 'DELETE', 'HEAD']) {
-      const r = await authorize({ 'x-api-key': k.secret, 'x-keyward-permissions': 'balance_transfers:create, balance_transfers:read' }, method, '/v1/authorize/transfers/7?x=1');
+      const r = await authorize(
+        { 'x-api-key': k.secret, 'x-keyward-permissions': 'balance_transfers:create, balance_transfers:read' },
+        method,
+        '/v1/authorize/transfers/7?x=1',
+      );
       expect(r.status, `${method} ${r.body}`).toBe(200);
       expect(r.headers['x-keyward-key-id']).toBe(k.id);
     }
@@ -162,9 +173,11 @@ describe('forward auth over HTTP/1.1', () => {
   });
 
   it('maps every verify code, including ones added later (rate_limited, usage_exceeded), and refuses unknown ones', () => {
-    expect(['valid', 'not_found', 'disabled', 'expired', 'revoked', 'insufficient_permissions', 'rate_limited', 'usage_exceeded', 'something_new'].map(forwardAuthStatus)).toEqual([
-      200, 401, 401, 401, 401, 403, 429, 429, 403,
-    ]);
+    expect(
+      ['valid', 'not_found', 'disabled', 'expired', 'revoked', 'insufficient_permissions', 'rate_limited', 'usage_exceeded', 'something_new'].map(
+        forwardAuthStatus,
+      ),
+    ).toEqual([200, 401, 401, 401, 401, 403, 429, 429, 403]);
   });
 });
 

@@ -135,12 +135,16 @@ describe.skipIf(!process.env.DATABASE_URL)('when the database is unreachable (Po
       await expect.poll(() => seen[0], { timeout: 5000 }).toBe('SERVING');
       await admin.query(`alter database ${dbName} with allow_connections false`);
       await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1', [dbName]);
-      await expect.poll(async () => (await unary<{ status: string }>(health, 'Check', { service: '' })).status, { timeout: 10_000, interval: 200 }).toBe('NOT_SERVING');
+      await expect
+        .poll(async () => (await unary<{ status: string }>(health, 'Check', { service: '' })).status, { timeout: 10_000, interval: 200 })
+        .toBe('NOT_SERVING');
       expect((await fetch(`${own.baseUrl}/readyz`)).status).toBe(503);
       expect((await fetch(`${own.baseUrl}/healthz`)).status).toBe(200);
       await expect.poll(() => seen.at(-1), { timeout: 5000 }).toBe('NOT_SERVING');
       await admin.query(`alter database ${dbName} with allow_connections true`);
-      await expect.poll(async () => (await unary<{ status: string }>(health, 'Check', { service: '' })).status, { timeout: 15_000, interval: 300 }).toBe('SERVING');
+      await expect
+        .poll(async () => (await unary<{ status: string }>(health, 'Check', { service: '' })).status, { timeout: 15_000, interval: 300 })
+        .toBe('SERVING');
       await expect.poll(() => seen.at(-1), { timeout: 5000 }).toBe('SERVING');
     } finally {
       watch.cancel();
@@ -228,11 +232,14 @@ describe('server reflection (grpc-js client, no SDK key)', () => {
       path.join(ROOT, 'node_modules/.bin/buf'),
       [
         'curl',
-        '--protocol', 'grpc',
+        '--protocol',
+        'grpc',
         '--http2-prior-knowledge',
         '--reflect',
-        '-H', `authorization: Bearer ${ts.adminToken}`,
-        '-d', JSON.stringify({ key: secret, requiredPermissions: ['things:read'] }),
+        '-H',
+        `authorization: Bearer ${ts.adminToken}`,
+        '-d',
+        JSON.stringify({ key: secret, requiredPermissions: ['things:read'] }),
         `${ts.baseUrl}/keyward.v1.KeyService/VerifyKey`,
       ],
       { timeout: 30_000, cwd: '/' },

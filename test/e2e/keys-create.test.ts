@@ -205,7 +205,13 @@ describe('CreateKey', () => {
       [{ workspaceId: ws, grants: [{ scope: 'elsewhere', actions: [Action.READ] }] }, 'key.grants[0].scope'],
       [{ workspaceId: ws, grants: [{ scope: 'nope', actions: [Action.READ] }] }, 'key.grants[0].scope'],
       [
-        { workspaceId: ws, grants: [{ scope: 'orders', actions: [Action.READ] }, { scope: 'elsewhere', actions: [Action.READ] }] },
+        {
+          workspaceId: ws,
+          grants: [
+            { scope: 'orders', actions: [Action.READ] },
+            { scope: 'elsewhere', actions: [Action.READ] },
+          ],
+        },
         'key.grants[1].scope',
       ],
       [{ workspaceId: ws, grants: [{ scope: '', actions: [Action.READ] }] }, 'key.grants[0].scope'],

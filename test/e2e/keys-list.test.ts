@@ -90,8 +90,7 @@ describe('ListKeys', () => {
     const disabledExpiring = await newKey(keys, { workspaceId: ws, name: 'disabled+expiring', enabled: false, expireTime });
     const revokedExpiring = await newKey(keys, { workspaceId: ws, name: 'revoked+expiring', expireTime });
     await keys.revokeKey({ id: revokedExpiring.key.id });
-    const names = async (state: KeyState, customerId = '') =>
-      (await keys.listKeys({ workspaceId: ws, state, customerId })).keys.map((k) => k.name);
+    const names = async (state: KeyState, customerId = '') => (await keys.listKeys({ workspaceId: ws, state, customerId })).keys.map((k) => k.name);
 
     // Before the expiry.
     const [activeNow, disabledNow, revokedNow, expiredNow, allNow, verifiedNow, gotNow] = await Promise.all([
@@ -165,7 +164,11 @@ describe('ListKeys', () => {
       await expectError(keys.listKeys({ workspaceId: ws, pageToken }), Code.InvalidArgument, 'page_token');
     }
     await expectError(keys.listKeys({ workspaceId: ws, pageSize: -1 }), Code.InvalidArgument, 'page_size');
-    await expectError(client(KeyService, ts, { protocol: 'connect-binary' }).listKeys({ workspaceId: ws, state: 99 as KeyState }), Code.InvalidArgument, 'state');
+    await expectError(
+      client(KeyService, ts, { protocol: 'connect-binary' }).listKeys({ workspaceId: ws, state: 99 as KeyState }),
+      Code.InvalidArgument,
+      'state',
+    );
 
     // The token still works with the filters it was issued for, even with another page size.
     const rest = await keys.listKeys({ workspaceId: ws, pageSize: 10, pageToken: token });

@@ -97,10 +97,12 @@ describe('UpdateKey', () => {
       ],
     });
     await expectVerify(keys, secret, VerifyCode.VALID, ['orders:read']);
-    const updated = (await keys.updateKey({
-      key: { id: key.id, grants: [{ scope: 'billing', actions: [Action.CREATE, Action.DELETE] }] },
-      updateMask: { paths: ['grants'] },
-    })).key!;
+    const updated = (
+      await keys.updateKey({
+        key: { id: key.id, grants: [{ scope: 'billing', actions: [Action.CREATE, Action.DELETE] }] },
+        updateMask: { paths: ['grants'] },
+      })
+    ).key!;
     expect(updated.grants.map((g) => g.scope)).toEqual(['billing']);
     expect([...updated.grants[0]!.actions].sort()).toEqual([Action.CREATE, Action.DELETE].sort());
     expect((await getKey(keys, key.id)).grants).toEqual(updated.grants);
@@ -143,7 +145,20 @@ describe('UpdateKey', () => {
     await expectError(keys.updateKey({ key: { id: key.id, name: 'x' } }), Code.InvalidArgument, 'update_mask');
     await expectError(keys.updateKey({ key: { id: key.id, name: 'x' }, updateMask: { paths: [] } }), Code.InvalidArgument, 'update_mask');
     const binary = client(KeyService, ts, { protocol: 'connect-binary' });
-    for (const path of ['state', 'masked_key', 'start', 'id', 'workspace_id', 'secret', 'last_used_time', 'revoke_time', 'create_time', 'bogus', 'key.name', 'Name']) {
+    for (const path of [
+      'state',
+      'masked_key',
+      'start',
+      'id',
+      'workspace_id',
+      'secret',
+      'last_used_time',
+      'revoke_time',
+      'create_time',
+      'bogus',
+      'key.name',
+      'Name',
+    ]) {
       await expectError(binary.updateKey({ key: { id: key.id, name: 'x' }, updateMask: { paths: [path] } }), Code.InvalidArgument, 'update_mask');
     }
     await expectError(keys.updateKey({ key: { id: key.id, name: 'x'.repeat(121) }, updateMask: { paths: ['name'] } }), Code.InvalidArgument, 'key.name');
@@ -153,7 +168,10 @@ describe('UpdateKey', () => {
       'key.expire_time',
     );
     await expectError(
-      keys.updateKey({ key: { id: key.id, metadata: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) }, updateMask: { paths: ['metadata'] } }),
+      keys.updateKey({
+        key: { id: key.id, metadata: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) },
+        updateMask: { paths: ['metadata'] },
+      }),
       Code.InvalidArgument,
       'key.metadata',
     );

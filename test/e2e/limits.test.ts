@@ -6,7 +6,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code, type ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Action } from '../../gen/keyward/v1/key_pb.js';
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
@@ -115,7 +115,10 @@ async function grpcWebRaw(rpcPath: string, body: Buffer) {
   for (let i = 0; i + 5 <= buf.length; ) {
     const len = buf.readUInt32BE(i + 1);
     if (buf[i]! & 0x80) {
-      for (const line of buf.subarray(i + 5, i + 5 + len).toString('utf8').split('\r\n')) {
+      for (const line of buf
+        .subarray(i + 5, i + 5 + len)
+        .toString('utf8')
+        .split('\r\n')) {
         const at = line.indexOf(':');
         if (at > 0) fields[line.slice(0, at).trim().toLowerCase()] = line.slice(at + 1).trim();
       }
@@ -155,7 +158,11 @@ describe(`request bodies over KEYWARD_MAX_REQUEST_BYTES (${MAX_BYTES})`, () => {
   });
 
   it('a chunked body without content-length is cut off at the limit too', async () => {
-    const chunks = [Buffer.from(`{"key":{"workspaceId":"${ws}","customerId":"`), ...Array.from({ length: 20 }, () => Buffer.alloc(8192, 'z')), Buffer.from('"}}')];
+    const chunks = [
+      Buffer.from(`{"key":{"workspaceId":"${ws}","customerId":"`),
+      ...Array.from({ length: 20 }, () => Buffer.alloc(8192, 'z')),
+      Buffer.from('"}}'),
+    ];
     const r = await chunkedPost(path('KeyService', 'CreateKey'), chunks, { 'content-type': 'application/json' });
     expect(r.json?.code).toBe('resource_exhausted');
     await stillServing();
@@ -202,19 +209,13 @@ describe(`request bodies over KEYWARD_MAX_REQUEST_BYTES (${MAX_BYTES})`, () => {
 
 describe('malformed requests', () => {
   it('unknown JSON fields are INVALID_ARGUMENT: a misspelled field must not pass silently', async () => {
-    const r = await connectPost(
-      path('WorkspaceService', 'GetWorkspace'),
-      JSON.stringify({ id: ws, no_such_field: 1 }),
-      { 'content-type': 'application/json' },
-    );
+    const r = await connectPost(path('WorkspaceService', 'GetWorkspace'), JSON.stringify({ id: ws, no_such_field: 1 }), { 'content-type': 'application/json' });
     expect([r.status, r.json?.code]).toEqual([400, 'invalid_argument']);
     expect(r.json.message).toContain('no_such_field');
     // On the verify path a typo would otherwise skip the permission check entirely.
-    const v = await connectPost(
-      path('KeyService', 'VerifyKey'),
-      JSON.stringify({ key: 'kw_x', requiredPermission: ['orders:read'] }),
-      { 'content-type': 'application/json' },
-    );
+    const v = await connectPost(path('KeyService', 'VerifyKey'), JSON.stringify({ key: 'kw_x', requiredPermission: ['orders:read'] }), {
+      'content-type': 'application/json',
+    });
     expect([v.status, v.json?.code]).toEqual([400, 'invalid_argument']);
   });
 
@@ -224,7 +225,6 @@ describe('malformed requests', () => {
       expect([r.status, r.json?.code], body).toEqual([400, 'invalid_argument']);
     }
   });
-
 
   // VerifyKey may be served by a lean path of its own; GetWorkspace by connect-node.
   const BINARY_RPCS = [path('KeyService', 'VerifyKey'), path('WorkspaceService', 'GetWorkspace')];

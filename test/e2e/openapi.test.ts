@@ -58,13 +58,14 @@ function expectDeclared(value: Json, schema: Json, where: string) {
     expect(props, `${where}.${k} is not declared`).toHaveProperty(k);
     const s = props[k]!;
     if (s.$ref && typeof v === 'object' && !Array.isArray(v) && schemaOf(s).type === 'object') expectDeclared(v, schemaOf(s), `${where}.${k}`);
-    if (s.type === 'array' && s.items?.$ref && Array.isArray(v)) for (const item of v) if (typeof item === 'object') expectDeclared(item, schemaOf(s.items), `${where}.${k}[]`);
+    if (s.type === 'array' && s.items?.$ref && Array.isArray(v))
+      for (const item of v) if (typeof item === 'object') expectDeclared(item, schemaOf(s.items), `${where}.${k}[]`);
   }
 }
 
 describe('the OpenAPI document', () => {
   it('is current with proto/ (run `npm run openapi` after changing it)', () => {
-    expect(committed()).toBe(JSON.stringify(openApiDocument(KEYWARD_SERVICES), null, 2) + '\n');
+    expect(committed()).toBe(`${JSON.stringify(openApiDocument(KEYWARD_SERVICES), null, 2)}\n`);
   });
 
   it('is valid OpenAPI 3.1', async () => {
@@ -104,13 +105,18 @@ describe('REST paths in the document', () => {
       const { path: p, op } = restOperation(`${r.service.name}_${r.method.name}_rest`);
       expect(p.startsWith('/v1/'), p).toBe(true);
       for (const name of [...p.matchAll(/\{(\w+)\}/g)].map((m) => m[1])) {
-        expect(op.parameters.find((x: Json) => x.in === 'path' && x.name === name), `${p} parameter ${name}`).toBeDefined();
+        expect(
+          op.parameters.find((x: Json) => x.in === 'path' && x.name === name),
+          `${p} parameter ${name}`,
+        ).toBeDefined();
       }
       expect(op.responses['404'].$ref).toBe('#/components/responses/Error404');
     }
     const create = restOperation('KeyService_CreateKey_rest');
     expect(create).toMatchObject({ path: '/v1/workspaces/{workspace_id}/api-keys', method: 'POST' });
-    expect(Object.keys(create.op.requestBody.content['application/json'].schema.properties)).toEqual(expect.arrayContaining(['name', 'expiresInDays', 'expiresIn']));
+    expect(Object.keys(create.op.requestBody.content['application/json'].schema.properties)).toEqual(
+      expect.arrayContaining(['name', 'expiresInDays', 'expiresIn']),
+    );
     expect(restOperation('KeyService_CreateKey_rest_2').path).toBe('/v1/api-keys');
   });
 
@@ -151,7 +157,14 @@ describe('calls made from the document', () => {
 
     expect((await call('ScopeService_CreateScope', { scope: { workspaceId, name: 'reports' } })).status).toBe(200);
     const key = await call('KeyService_CreateKey', {
-      key: { workspaceId, customerId: 'cus_1', name: 'k', grants: [{ scope: 'reports', actions: ['ACTION_READ'] }], expireTime: '2099-01-01T00:00:00Z', remainingUses: '10' },
+      key: {
+        workspaceId,
+        customerId: 'cus_1',
+        name: 'k',
+        grants: [{ scope: 'reports', actions: ['ACTION_READ'] }],
+        expireTime: '2099-01-01T00:00:00Z',
+        remainingUses: '10',
+      },
     });
     expect(key.status).toBe(200);
     recordSecret(key.json.secret);

@@ -24,12 +24,13 @@ const WRITERS = 30;
 
 let ts: TestServer;
 let gatewayKey: string;
-const clients = () => PROTOCOLS.map((protocol) => ({
-  K: client(KeyService, ts, { protocol }),
-  S: client(ScopeService, ts, { protocol }),
-  W: client(WorkspaceService, ts, { protocol }),
-  H: client(WebhookService, ts, { protocol }),
-}));
+const clients = () =>
+  PROTOCOLS.map((protocol) => ({
+    K: client(KeyService, ts, { protocol }),
+    S: client(ScopeService, ts, { protocol }),
+    W: client(WorkspaceService, ts, { protocol }),
+    H: client(WebhookService, ts, { protocol }),
+  }));
 let pool: ReturnType<typeof clients>;
 const pick = (i: number) => pool[i % pool.length]!;
 
@@ -69,7 +70,7 @@ async function race<T>(calls: (() => Promise<T>)[], maxJitterMs = 25): Promise<O
   return out;
 }
 
-const acknowledged = <T,>(out: Outcome<T>[]) => out.flatMap((o) => (o.ok ? [o.value] : []));
+const acknowledged = <T>(out: Outcome<T>[]) => out.flatMap((o) => (o.ok ? [o.value] : []));
 
 async function sql<T = Record<string, unknown>>(query: string, params: unknown[] = []): Promise<T[]> {
   return ts.server.app.orm.em.fork().execute(query, params) as Promise<T[]>;
@@ -118,10 +119,18 @@ describe('a workspace deleted while its keys are written', () => {
   it('keys created during the delete never verify, and none is left unrevoked', async () => {
     for (let round = 0; round < ROUNDS; round++) {
       const ws = await newWorkspace('create-vs-delete');
-      const calls: (() => Promise<{ secret: string } | 'deleted'>)[] = Array.from({ length: WRITERS }, (_, i) => () =>
-        pick(i).K.createKey({ key: { workspaceId: ws, name: `k${i}`, grants: [{ scope: 'things', actions: [Action.READ] }] } }).then((r) => ({ secret: r.secret })),
+      const calls: (() => Promise<{ secret: string } | 'deleted'>)[] = Array.from(
+        { length: WRITERS },
+        (_, i) => () =>
+          pick(i)
+            .K.createKey({ key: { workspaceId: ws, name: `k${i}`, grants: [{ scope: 'things', actions: [Action.READ] }] } })
+            .then((r) => ({ secret: r.secret })),
       );
-      calls.splice(WRITERS / 2, 0, () => pick(round).W.deleteWorkspace({ id: ws }).then(() => 'deleted' as const));
+      calls.splice(WRITERS / 2, 0, () =>
+        pick(round)
+          .W.deleteWorkspace({ id: ws })
+          .then(() => 'deleted' as const),
+      );
       const out = await race(calls);
       expect(acknowledged(out)).toContain('deleted');
       const refused = out.filter((o) => !o.ok);
@@ -141,10 +150,20 @@ describe('a workspace deleted while its keys are written', () => {
       );
       const secrets = keys.map((k) => k.secret);
       const calls: (() => Promise<string | undefined>)[] = keys.flatMap((k, i) => [
-        () => pick(i).K.rotateKey({ id: k.key!.id, gracePeriod: { seconds: 3600n } }).then((r) => r.secret),
-        () => pick(i + 1).K.updateKey({ key: { id: k.key!.id, enabled: true }, updateMask: { paths: ['enabled'] } }).then(() => undefined),
+        () =>
+          pick(i)
+            .K.rotateKey({ id: k.key!.id, gracePeriod: { seconds: 3600n } })
+            .then((r) => r.secret),
+        () =>
+          pick(i + 1)
+            .K.updateKey({ key: { id: k.key!.id, enabled: true }, updateMask: { paths: ['enabled'] } })
+            .then(() => undefined),
       ]);
-      calls.splice(calls.length / 2, 0, () => pick(round).W.deleteWorkspace({ id: ws }).then(() => undefined));
+      calls.splice(calls.length / 2, 0, () =>
+        pick(round)
+          .W.deleteWorkspace({ id: ws })
+          .then(() => undefined),
+      );
       const out = await race(calls);
       for (const r of out) if (!r.ok) expect([Code.NotFound, Code.FailedPrecondition], r.message).toContain(r.code);
       await expectNoLiveKeyInDeletedWorkspaces();
@@ -158,16 +177,16 @@ describe('a workspace deleted while its keys are written', () => {
       const ws = await newWorkspace('children-vs-delete');
       const calls: (() => Promise<unknown>)[] = [
         ...Array.from({ length: 10 }, (_, i) => () => pick(i).S.createScope({ scope: { workspaceId: ws, name: `s${i}` } })),
-        ...Array.from({ length: 4 }, (_, i) => () => pick(i).H.setWebhook({ webhook: { workspaceId: ws, url: 'https://hooks.example.com/k', expiringNoticeDays: i } })),
+        ...Array.from(
+          { length: 4 },
+          (_, i) => () => pick(i).H.setWebhook({ webhook: { workspaceId: ws, url: 'https://hooks.example.com/k', expiringNoticeDays: i } }),
+        ),
       ];
       calls.splice(7, 0, () => pick(round).W.deleteWorkspace({ id: ws }));
       const out = await race(calls);
       for (const r of out) if (!r.ok) expect(r.code, r.message).toBe(Code.NotFound);
       // Whatever landed, landed before the delete: nothing was written to the workspace after its delete_time.
-      const late = await sql(
-        `select s.id from scopes s join workspaces w on w.id = s.workspace_id where w.id = ? and s.create_time > w.delete_time`,
-        [ws],
-      );
+      const late = await sql(`select s.id from scopes s join workspaces w on w.id = s.workspace_id where w.id = ? and s.create_time > w.delete_time`, [ws]);
       expect(late).toEqual([]);
     }
     expectNoErrorLogs();
@@ -211,12 +230,25 @@ describe('a key revoked while it is written', () => {
       const id = k.key!.id;
       const calls: (() => Promise<string | undefined>)[] = Array.from({ length: 16 }, (_, i) =>
         i % 3 === 0
-          ? () => pick(i).K.rotateKey({ id, gracePeriod: { seconds: 3600n } }).then((r) => r.secret)
+          ? () =>
+              pick(i)
+                .K.rotateKey({ id, gracePeriod: { seconds: 3600n } })
+                .then((r) => r.secret)
           : i % 3 === 1
-            ? () => pick(i).K.updateKey({ key: { id, enabled: true }, updateMask: { paths: ['enabled'] } }).then(() => undefined)
-            : () => pick(i).K.updateKey({ key: { id, grants: [{ scope: 'things', actions: [Action.READ] }] }, updateMask: { paths: ['grants'] } }).then(() => undefined),
+            ? () =>
+                pick(i)
+                  .K.updateKey({ key: { id, enabled: true }, updateMask: { paths: ['enabled'] } })
+                  .then(() => undefined)
+            : () =>
+                pick(i)
+                  .K.updateKey({ key: { id, grants: [{ scope: 'things', actions: [Action.READ] }] }, updateMask: { paths: ['grants'] } })
+                  .then(() => undefined),
       );
-      calls.splice(8, 0, () => pick(round).K.revokeKey({ id }).then(() => undefined));
+      calls.splice(8, 0, () =>
+        pick(round)
+          .K.revokeKey({ id })
+          .then(() => undefined),
+      );
       const out = await race(calls);
       for (const r of out) if (!r.ok) expect(r.code, r.message).toBe(Code.FailedPrecondition);
       for (const s of [k.secret, ...acknowledged(out).filter((s): s is string => !!s)]) {

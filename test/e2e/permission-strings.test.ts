@@ -71,7 +71,11 @@ describe('scopes declare their actions', () => {
   });
 
   it('a bad action is INVALID_ARGUMENT naming it', async () => {
-    for (const [actions, field] of [[['Write'], 'scope.actions[0]'], [['read', 'a:b'], 'scope.actions[1]'], [Array.from({ length: 33 }, (_, i) => `a${i}`), 'scope.actions']] as const) {
+    for (const [actions, field] of [
+      [['Write'], 'scope.actions[0]'],
+      [['read', 'a:b'], 'scope.actions[1]'],
+      [Array.from({ length: 33 }, (_, i) => `a${i}`), 'scope.actions'],
+    ] as const) {
       const e = await rejected(scopes().createScope({ scope: { workspaceId: ws, name: `bad${actions.length}`, actions: [...actions] } }));
       expect(e.code).toBe(Code.InvalidArgument);
       expect(e.rawMessage.startsWith(`${field}: `), e.rawMessage).toBe(true);
@@ -124,7 +128,10 @@ describe('whole-scope grants', () => {
     const r = await keys().createKey({
       key: {
         workspaceId: ws,
-        grants: [{ scope: 'inference', customActions: ['write'] }, { scope: 'analytics', actions: [Action.READ], allActions: true }],
+        grants: [
+          { scope: 'inference', customActions: ['write'] },
+          { scope: 'analytics', actions: [Action.READ], allActions: true },
+        ],
         scopes: ['inference:read'],
       },
     });
@@ -194,7 +201,11 @@ describe('forward auth, tokens and portal sessions use the same rules', () => {
     const gateway = await ts.sdkKey(['api_keys:verify']);
     const k = await newKey(['inference:write', 'admin']);
     const authorize = async (perms: string) =>
-      (await fetch(`${ts.baseUrl}/v1/authorize`, { headers: { authorization: `Bearer ${k.secret}`, 'x-keyward-sdk-key': gateway, 'x-keyward-permissions': perms } })).status;
+      (
+        await fetch(`${ts.baseUrl}/v1/authorize`, {
+          headers: { authorization: `Bearer ${k.secret}`, 'x-keyward-sdk-key': gateway, 'x-keyward-permissions': perms },
+        })
+      ).status;
     expect(await authorize('inference:write, admin:delete')).toBe(200);
     expect(await authorize('admin')).toBe(200);
     expect(await authorize('inference')).toBe(403);
@@ -205,7 +216,11 @@ describe('forward auth, tokens and portal sessions use the same rules', () => {
     const k = await newKey(['admin']);
     const t = await client(TokenService, ts, { token: k.secret }).exchangeOwnKey({ requiredPermissions: ['admin:read'] });
     const authorize = async (perms: string) =>
-      (await fetch(`${ts.baseUrl}/v1/authorize`, { headers: { authorization: `Bearer ${t.token}`, 'x-keyward-sdk-key': gateway, 'x-keyward-permissions': perms } })).status;
+      (
+        await fetch(`${ts.baseUrl}/v1/authorize`, {
+          headers: { authorization: `Bearer ${t.token}`, 'x-keyward-sdk-key': gateway, 'x-keyward-permissions': perms },
+        })
+      ).status;
     expect(await authorize('admin:read')).toBe(200);
     expect(await authorize('admin:delete')).toBe(403);
   });
@@ -214,7 +229,10 @@ describe('forward auth, tokens and portal sessions use the same rules', () => {
     const session = await client(PortalService, ts).createPortalSession({
       workspaceId: ws,
       customerId: 'cus_portal',
-      allowedGrants: [{ scope: 'analytics', allActions: true }, { scope: 'inference', actions: [Action.READ] }],
+      allowedGrants: [
+        { scope: 'analytics', allActions: true },
+        { scope: 'inference', actions: [Action.READ] },
+      ],
       ttl: { seconds: 600n },
     });
     expect((await client(PortalService, ts, { token: session.token }).getPortalSession({})).session!.allowedGrants).toEqual([
@@ -225,7 +243,11 @@ describe('forward auth, tokens and portal sessions use the same rules', () => {
     const ok = await portal.createKey({ key: { workspaceId: ws, scopes: ['analytics', 'analytics:read', 'inference:read'] } });
     recordSecret(ok.secret);
     expect(ok.key!.scopes).toEqual(['analytics', 'inference:read']);
-    for (const [strings, what] of [[['inference:write'], 'inference:write'], [['inference'], 'inference'], [['admin:read'], 'admin:read']] as const) {
+    for (const [strings, what] of [
+      [['inference:write'], 'inference:write'],
+      [['inference'], 'inference'],
+      [['admin:read'], 'admin:read'],
+    ] as const) {
       const e = await rejected(portal.createKey({ key: { workspaceId: ws, scopes: [...strings] } }));
       expect(e.code).toBe(Code.PermissionDenied);
       expect(e.rawMessage).toBe(`key.scopes[0]: the portal session may not grant ${what}`);

@@ -9,7 +9,7 @@ import { Code, ConnectError, createClient, type CallOptions } from '@connectrpc/
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { Action, ApiKeySchema, KeyState } from '../../gen/keyward/v1/key_pb.js';
+import { Action, type ApiKeySchema, KeyState } from '../../gen/keyward/v1/key_pb.js';
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { PortalService } from '../../gen/keyward/v1/portal_service_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
@@ -112,7 +112,10 @@ describe('minting a portal session', () => {
     ];
     for (const [req, field] of bad) {
       const e = await codeOf(P.createPortalSession(req));
-      expect(e.code, JSON.stringify(req, (_k, v) => (typeof v === 'bigint' ? `${v}` : v))).toBe(Code.InvalidArgument);
+      expect(
+        e.code,
+        JSON.stringify(req, (_k, v) => (typeof v === 'bigint' ? `${v}` : v)),
+      ).toBe(Code.InvalidArgument);
       expect(e.message.startsWith(field)).toBe(true);
     }
   });
@@ -124,7 +127,10 @@ describe('what a portal token may call', () => {
     expect(others.length).toBeGreaterThan(15);
     for (const protocol of PROTOCOLS) {
       for (const rpc of others) {
-        const c = createClient(rpc.service, transport(ts.baseUrl, protocol, tokenA)) as unknown as Record<string, (req: unknown, o?: CallOptions) => Promise<unknown>>;
+        const c = createClient(rpc.service, transport(ts.baseUrl, protocol, tokenA)) as unknown as Record<
+          string,
+          (req: unknown, o?: CallOptions) => Promise<unknown>
+        >;
         const req = rpc.name === 'KeyService/VerifyKey' || rpc.name === 'TokenService/ExchangeKey' ? { key: keyOfA.secret } : {};
         const e = await codeOf(c[rpc.method.localName]!(req));
         expect(e.code, `${protocol} ${rpc.name}: ${e.message}`).toBe(Code.PermissionDenied);
@@ -151,7 +157,10 @@ describe('what a portal token may call', () => {
       expect(verified).toMatchObject({ code: VerifyCode.VALID, customerId: 'cus_A' });
 
       const id = created.key!.id;
-      const updated = await K.updateKey({ key: { id, name: 'renamed', description: 'd', enabled: false }, updateMask: { paths: ['name', 'description', 'enabled'] } });
+      const updated = await K.updateKey({
+        key: { id, name: 'renamed', description: 'd', enabled: false },
+        updateMask: { paths: ['name', 'description', 'enabled'] },
+      });
       expect(updated.key).toMatchObject({ name: 'renamed', enabled: false });
       const rotated = await K.rotateKey({ id, gracePeriod: { seconds: 60n } });
       recordSecret(rotated.secret);
@@ -227,7 +236,9 @@ describe('what a portal token may not reach', () => {
       expect(e.message.startsWith(field), e.message).toBe(true);
     }
     for (const path of ['grants', 'customer_id', 'metadata', 'rate_limits', 'remaining_uses', 'expire_time']) {
-      const e = await codeOf(K.updateKey({ key: { id: keyOfA.id, customerId: 'cus_B', grants: [{ scope: 'billing', actions: [Action.READ] }] }, updateMask: { paths: [path] } }));
+      const e = await codeOf(
+        K.updateKey({ key: { id: keyOfA.id, customerId: 'cus_B', grants: [{ scope: 'billing', actions: [Action.READ] }] }, updateMask: { paths: [path] } }),
+      );
       expect(e.code, `${path}: ${e.message}`).toBe(Code.PermissionDenied);
     }
     const a = (await client(KeyService, ts).getKey({ id: keyOfA.id })).key!;
@@ -238,7 +249,9 @@ describe('what a portal token may not reach', () => {
 
   it('expired, tampered, malformed and other-workspace-deleted tokens: UNAUTHENTICATED or NOT_FOUND, never a key', async () => {
     const expired = await session(ws, 'cus_A', [], 60n);
-    await ts.server.app.orm.em.fork().execute(`update portal_sessions set expire_time = now() - interval '1 second' where expire_time < now() + interval '61 seconds'`);
+    await ts.server.app.orm.em
+      .fork()
+      .execute(`update portal_sessions set expire_time = now() - interval '1 second' where expire_time < now() + interval '61 seconds'`);
     const tampered = tokenA.slice(0, -1) + (tokenA.endsWith('a') ? 'b' : 'a');
     for (const [t, why] of [
       [expired, 'expired'],
@@ -301,7 +314,10 @@ describe('CORS for the portal’s origins', () => {
 
 describe('the console and the portal pages', () => {
   it('/ redirects a browser to the console (and answers JSON links otherwise); /console redirects to /console/', async () => {
-    expect(await request('/', { headers: { accept: 'text/html,application/xhtml+xml' } })).toMatchObject({ status: 302, headers: expect.objectContaining({ location: '/console/' }) });
+    expect(await request('/', { headers: { accept: 'text/html,application/xhtml+xml' } })).toMatchObject({
+      status: 302,
+      headers: expect.objectContaining({ location: '/console/' }),
+    });
     const json = await request('/');
     expect(json.status).toBe(200);
     expect(JSON.parse(json.body).links).toMatchObject({ console: '/console/', openapi: '/openapi.json' });

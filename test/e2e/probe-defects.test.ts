@@ -89,7 +89,10 @@ describe('a NUL in a list filter', () => {
     const calls: [string, () => Promise<unknown>][] = [
       ['action', () => client(AuditService, ts, { protocol: 'grpc' }).listAuditEvents({ action: nul })],
       ['key.metadata["plan"]', () => client(KeyService, ts, { protocol: 'grpc' }).createKey({ key: { workspaceId: ws, name: 'n', metadata: { plan: nul } } })],
-      ['key.grants[0].scope', () => client(KeyService, ts, { protocol: 'connect-binary' }).createKey({ key: { workspaceId: ws, grants: [{ scope: nul, actions: [1] }] } })],
+      [
+        'key.grants[0].scope',
+        () => client(KeyService, ts, { protocol: 'connect-binary' }).createKey({ key: { workspaceId: ws, grants: [{ scope: nul, actions: [1] }] } }),
+      ],
       ['page_token', () => client(WorkspaceService, ts, { protocol: 'grpc-web' }).listWorkspaces({ pageToken: nul })],
     ];
     for (const [field, call] of calls) {

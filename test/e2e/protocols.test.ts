@@ -177,7 +177,7 @@ function grpcUnary(c: grpc.Client, method: string, req: unknown, token: string |
   const md = new grpc.Metadata();
   if (token !== null) md.set('authorization', `Bearer ${token}`);
   return new Promise((resolve, reject) => {
-    ((c as unknown as Record<string, Unary>)[method]!).call(c, req, md, { deadline: Date.now() + 15_000 }, (err, res) => {
+    (c as unknown as Record<string, Unary>)[method]!.call(c, req, md, { deadline: Date.now() + 15_000 }, (err, res) => {
       if (err) reject(new RpcFailure(err.code, err.details));
       else resolve(res!);
     });
@@ -233,10 +233,11 @@ function grpcJsApi(): Api & {
     },
     revokeKey: async (id) => keyOut((await raw('KeyService', 'RevokeKey', { id })).key),
     verifyKey: async (req) =>
-      verifyOut(await raw('KeyService', 'VerifyKey', { key: req.key, required_permissions: req.requiredPermissions ?? [], workspace_id: req.workspaceId ?? '' })),
+      verifyOut(
+        await raw('KeyService', 'VerifyKey', { key: req.key, required_permissions: req.requiredPermissions ?? [], workspace_id: req.workspaceId ?? '' }),
+      ),
     anonymous: {
-      verifyKey: async (req) =>
-        verifyOut(await raw('KeyService', 'VerifyKey', { key: req.key, required_permissions: req.requiredPermissions ?? [] }, null)),
+      verifyKey: async (req) => verifyOut(await raw('KeyService', 'VerifyKey', { key: req.key, required_permissions: req.requiredPermissions ?? [] }, null)),
       listWorkspaces: async () => (await raw('WorkspaceService', 'ListWorkspaces', {}, null)).workspaces.map((w: RawReply) => w.id),
     },
   };
@@ -338,7 +339,7 @@ function scenario(label: string, api: () => Api) {
     const long = await failureOf(a.createKey({ workspaceId: ws, customerId: '', name: 'x'.repeat(121), grants: [], metadata: {} }));
     expect(long.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(long.details).toContain('key.name');
-    const perm = await failureOf(a.verifyKey({ key: secret, requiredPermissions: [`${scopeName}:read`, 'Transfer']  }));
+    const perm = await failureOf(a.verifyKey({ key: secret, requiredPermissions: [`${scopeName}:read`, 'Transfer'] }));
     expect(perm.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(perm.details).toContain('required_permissions[1]');
     const grant = await failureOf(a.createKey({ workspaceId: ws, customerId: '', name: 'k', grants: [{ scope: 'nope', actions: ['read'] }], metadata: {} }));

@@ -56,7 +56,11 @@ describe.each(MODES)('rate limits $mode', ({ env, skip }) => {
     const answers = [];
     for (let i = 0; i < 4; i++) {
       const r = await keys.verifyKey({ key: k.secret });
-      answers.push([VerifyCode[r.code], r.valid, ...r.rateLimits.map((l) => [l.name, l.limit, l.remaining, timestampDate(l.resetTime!).getTime(), l.exceeded])]);
+      answers.push([
+        VerifyCode[r.code],
+        r.valid,
+        ...r.rateLimits.map((l) => [l.name, l.limit, l.remaining, timestampDate(l.resetTime!).getTime(), l.exceeded]),
+      ]);
     }
     const t = reset.getTime();
     expect(answers).toEqual([
@@ -107,7 +111,10 @@ describe.each(MODES)('rate limits $mode', ({ env, skip }) => {
     const k = await issue({ rateLimits: [limit('daily', 1, DAY_MS)] });
     expect((await keys.verifyKey({ key: k.secret })).code).toBe(VerifyCode.VALID);
     expect((await keys.verifyKey({ key: k.secret })).code).toBe(VerifyCode.RATE_LIMITED);
-    const up = await keys.updateKey({ key: { id: k.id, rateLimits: [limit('daily', 2, DAY_MS), limit('burst', 5, 1000)] }, updateMask: { paths: ['rate_limits'] } });
+    const up = await keys.updateKey({
+      key: { id: k.id, rateLimits: [limit('daily', 2, DAY_MS), limit('burst', 5, 1000)] },
+      updateMask: { paths: ['rate_limits'] },
+    });
     expect(up.key!.rateLimits.map((l) => l.name)).toEqual(['daily', 'burst']);
     // The same limit (name and window) keeps its count: 1 of now 2 used.
     const r = await keys.verifyKey({ key: k.secret });
@@ -121,7 +128,10 @@ describe.each(MODES)('rate limits $mode', ({ env, skip }) => {
 
   it.skipIf(skip)('rejects bad rate limits, naming the field', async () => {
     const bad = async (rateLimits: ApiKey['rateLimits'], field: string) => expectError(issue({ rateLimits }), Code.InvalidArgument, field);
-    await bad(Array.from({ length: 6 }, (_, i) => limit(`l${i}`, 1, DAY_MS)), 'key.rate_limits');
+    await bad(
+      Array.from({ length: 6 }, (_, i) => limit(`l${i}`, 1, DAY_MS)),
+      'key.rate_limits',
+    );
     await bad([limit('a', 1, DAY_MS), limit('a', 2, HOUR_MS)], 'key.rate_limits[1].name');
     await bad([limit('', 1, DAY_MS)], 'key.rate_limits[0].name');
     await bad([limit('Per Second', 1, DAY_MS)], 'key.rate_limits[0].name');
@@ -192,9 +202,7 @@ describe.skipIf(!haveRedis || !process.env.DATABASE_URL)('two replicas sharing R
     await awayFromWindowEnd(DAY_MS);
     const LIMIT = 300;
     const { secret } = await ka.createKey({ key: { workspaceId: w.id, rateLimits: [limit('daily', LIMIT, DAY_MS)] } });
-    const codes = await Promise.all(
-      Array.from({ length: 1200 }, (_, i) => (i % 2 ? ka : kb).verifyKey({ key: secret }).then((r) => r.code)),
-    );
+    const codes = await Promise.all(Array.from({ length: 1200 }, (_, i) => (i % 2 ? ka : kb).verifyKey({ key: secret }).then((r) => r.code)));
     const admitted = codes.filter((c) => c === VerifyCode.VALID).length;
     expect(admitted).toBeGreaterThanOrEqual(LIMIT);
     expect(admitted).toBeLessThanOrEqual(LIMIT * 1.01);

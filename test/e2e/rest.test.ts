@@ -23,7 +23,12 @@ interface Reply {
   headers: Headers;
 }
 
-async function rest(method: string, path: string, body?: unknown, opts: { token?: string | null; headers?: Record<string, string>; raw?: string } = {}): Promise<Reply> {
+async function rest(
+  method: string,
+  path: string,
+  body?: unknown,
+  opts: { token?: string | null; headers?: Record<string, string>; raw?: string } = {},
+): Promise<Reply> {
   const token = opts.token === undefined ? ts.adminToken : opts.token;
   const headers: Record<string, string> = { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...opts.headers };
   if (body !== undefined && opts.raw === undefined) headers['content-type'] ??= 'application/json';
@@ -48,7 +53,7 @@ afterAll(async () => {
 });
 
 describe("the seeds' curl examples, as written", () => {
-  it("Openlayer: POST /v1/workspaces/{workspaceId}/api-keys {\"name\": \"My API Key\"}", async () => {
+  it('Openlayer: POST /v1/workspaces/{workspaceId}/api-keys {"name": "My API Key"}', async () => {
     const res = await fetch(`${ts.baseUrl}/v1/workspaces/${ws}/api-keys`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${ts.adminToken}`, 'Content-Type': 'application/json' },
@@ -146,7 +151,10 @@ describe('the same answers and errors as Connect', () => {
   it('an API key sent as the SDK key says an SDK key (kws_…) belongs there and API keys are checked with VerifyKey', async () => {
     const created = await rest('POST', `/v1/workspaces/${ws}/api-keys`, { name: 'customer' });
     recordSecret(created.json.secret);
-    for (const r of [await rest('GET', '/v1/workspaces', undefined, { token: created.json.secret }), await connect('WorkspaceService/ListWorkspaces', {}, created.json.secret)]) {
+    for (const r of [
+      await rest('GET', '/v1/workspaces', undefined, { token: created.json.secret }),
+      await connect('WorkspaceService/ListWorkspaces', {}, created.json.secret),
+    ]) {
       expect(r.status).toBe(401);
       expect(r.json.code).toBe('unauthenticated');
       expect(r.json.message).toMatch(/SDK key \("Bearer kws_/);
@@ -174,7 +182,10 @@ describe('query parameters, PATCH and bodies', () => {
     const first = await rest('GET', `/v1/workspaces/${w}/api-keys?customerId=cus_a&page_size=1&state=KEY_STATE_ACTIVE`);
     expect(first.json.keys).toHaveLength(1);
     expect(first.json.nextPageToken).toBeTruthy();
-    const second = await rest('GET', `/v1/workspaces/${w}/api-keys?customerId=cus_a&page_size=1&state=KEY_STATE_ACTIVE&page_token=${encodeURIComponent(first.json.nextPageToken)}`);
+    const second = await rest(
+      'GET',
+      `/v1/workspaces/${w}/api-keys?customerId=cus_a&page_size=1&state=KEY_STATE_ACTIVE&page_token=${encodeURIComponent(first.json.nextPageToken)}`,
+    );
     expect(second.json.keys).toHaveLength(1);
     expect(second.json.keys[0].id).not.toBe(first.json.keys[0].id);
     expect((await rest('GET', `/v1/workspaces/${w}/api-keys?state=KEY_STATE_REVOKED`)).json.keys ?? []).toHaveLength(0);
@@ -182,9 +193,15 @@ describe('query parameters, PATCH and bodies', () => {
     const audit = await rest('GET', `/v1/audit-events?workspace_id=${w}&action=key.create&start_time=2020-01-01T00:00:00Z`);
     expect(audit.json.events).toHaveLength(3);
     // Wrong values are refused naming the field, unknown parameters naming the parameter.
-    expect((await rest('GET', `/v1/workspaces/${w}/api-keys?page_size=-1`)).json).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/page_size/) });
+    expect((await rest('GET', `/v1/workspaces/${w}/api-keys?page_size=-1`)).json).toMatchObject({
+      code: 'invalid_argument',
+      message: expect.stringMatching(/page_size/),
+    });
     expect((await rest('GET', `/v1/workspaces/${w}/api-keys?state=KEY_STATE_BOGUS`)).status).toBe(400);
-    expect((await rest('GET', `/v1/workspaces/${w}/api-keys?customr_id=x`)).json).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/customr_id/) });
+    expect((await rest('GET', `/v1/workspaces/${w}/api-keys?customr_id=x`)).json).toMatchObject({
+      code: 'invalid_argument',
+      message: expect.stringMatching(/customr_id/),
+    });
   });
 
   it('PATCH with update_mask in the query changes only those fields; without one, the fields sent', async () => {
@@ -210,21 +227,37 @@ describe('query parameters, PATCH and bodies', () => {
   it('an unknown JSON field is a 400 naming it; malformed JSON and a body that is no object are 400s', async () => {
     const r = await rest('POST', `/v1/workspaces/${ws}/api-keys`, { nmae: 'x' });
     expect(r).toMatchObject({ status: 400, json: { code: 'invalid_argument', message: expect.stringMatching(/nmae/) } });
-    expect((await rest('POST', `/v1/workspaces/${ws}/api-keys`, undefined, { raw: '{"name":', headers: { 'content-type': 'application/json' } })).json).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/not valid JSON/) });
-    expect((await rest('POST', `/v1/workspaces/${ws}/api-keys`, [1])).json).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/JSON object/) });
+    expect(
+      (await rest('POST', `/v1/workspaces/${ws}/api-keys`, undefined, { raw: '{"name":', headers: { 'content-type': 'application/json' } })).json,
+    ).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/not valid JSON/) });
+    expect((await rest('POST', `/v1/workspaces/${ws}/api-keys`, [1])).json).toMatchObject({
+      code: 'invalid_argument',
+      message: expect.stringMatching(/JSON object/),
+    });
   });
 });
 
 describe('plain-HTTP habits', () => {
   it('a wrong or missing content type gets a JSON error saying what to send, on REST and RPC paths', async () => {
-    const r = await rest('POST', `/v1/workspaces/${ws}/api-keys`, undefined, { raw: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const r = await rest('POST', `/v1/workspaces/${ws}/api-keys`, undefined, {
+      raw: 'name=x',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(r).toMatchObject({ status: 415, json: { code: 'invalid_argument', message: expect.stringMatching(/content-type: application\/json/) } });
     // Bytes, not a string: fetch would label a string text/plain.
-    const rpc = await fetch(`${ts.baseUrl}/keyward.v1.WorkspaceService/ListWorkspaces`, { method: 'POST', headers: { authorization: `Bearer ${ts.adminToken}` }, body: new TextEncoder().encode('{}') });
+    const rpc = await fetch(`${ts.baseUrl}/keyward.v1.WorkspaceService/ListWorkspaces`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ts.adminToken}` },
+      body: new TextEncoder().encode('{}'),
+    });
     expect(rpc.headers.get('content-type')).toBe('application/json');
     expect(rpc.status).toBe(415);
     expect(((await rpc.json()) as Json).message).toMatch(/no content type: send POST with "content-type: application\/json"/);
-    const text = await fetch(`${ts.baseUrl}/keyward.v1.WorkspaceService/ListWorkspaces`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' });
+    const text = await fetch(`${ts.baseUrl}/keyward.v1.WorkspaceService/ListWorkspaces`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: '{}',
+    });
     expect(text.status).toBe(415);
     expect(((await text.json()) as Json).message).toMatch(/"text\/plain" is not supported/);
   });
@@ -282,7 +315,9 @@ describe('portal tokens, CORS and throttling over REST (a server with portal ori
   });
 
   it("a portal token manages its customer's keys by REST, from an allowed origin, and nothing else", async () => {
-    const session = (await (await at('/v1/portal-sessions', { method: 'POST', headers: admin(), body: JSON.stringify({ workspace_id: pw, customer_id: 'cus_p' }) })).json()) as Json;
+    const session = (await (
+      await at('/v1/portal-sessions', { method: 'POST', headers: admin(), body: JSON.stringify({ workspace_id: pw, customer_id: 'cus_p' }) })
+    ).json()) as Json;
     expect(session.token).toMatch(/^kwp_/);
     recordSecret(session.token);
     const portal = { authorization: `Bearer ${session.token}`, 'content-type': 'application/json', origin: ORIGIN };

@@ -74,27 +74,33 @@ describe('ScopeService happy paths', () => {
 
     await new Promise((r) => setTimeout(r, 20));
     // Only the masked field changes, even though the message carries another name.
-    const desc = (await scopes.updateScope({
-      scope: { id: created.id, name: 'ignored_name', description: 'new words' },
-      updateMask: { paths: ['description'] },
-    })).scope!;
+    const desc = (
+      await scopes.updateScope({
+        scope: { id: created.id, name: 'ignored_name', description: 'new words' },
+        updateMask: { paths: ['description'] },
+      })
+    ).scope!;
     expect(desc.name).toBe('balance_transfers');
     expect(desc.description).toBe('new words');
     expect(desc.workspaceId).toBe(ws);
     expect(timestampDate(desc.updateTime!).getTime()).toBeGreaterThan(timestampDate(created.updateTime!).getTime());
     expect(timestampDate(desc.createTime!).getTime()).toBe(createMs);
 
-    const renamed = (await scopes.updateScope({
-      scope: { id: created.id, name: 'transfers', description: 'ignored' },
-      updateMask: { paths: ['name'] },
-    })).scope!;
+    const renamed = (
+      await scopes.updateScope({
+        scope: { id: created.id, name: 'transfers', description: 'ignored' },
+        updateMask: { paths: ['name'] },
+      })
+    ).scope!;
     expect(renamed.name).toBe('transfers');
     expect(renamed.description).toBe('new words');
 
-    const both = (await scopes.updateScope({
-      scope: { id: created.id, name: 'transfers.v2', description: '' },
-      updateMask: { paths: ['name', 'description'] },
-    })).scope!;
+    const both = (
+      await scopes.updateScope({
+        scope: { id: created.id, name: 'transfers.v2', description: '' },
+        updateMask: { paths: ['name', 'description'] },
+      })
+    ).scope!;
     expect(both.name).toBe('transfers.v2');
     expect(both.description).toBe('');
     const reread = (await scopes.getScope({ id: created.id })).scope!;
@@ -261,7 +267,9 @@ describe('ScopeService errors', () => {
 describe('ScopeService under concurrency', () => {
   it('creates a name once when several callers race for it', async () => {
     const ws = await newWorkspace(ts);
-    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => scopes.createScope({ scope: { workspaceId: ws, name: 'race', description: `${i}` } })));
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, (_, i) => scopes.createScope({ scope: { workspaceId: ws, name: 'race', description: `${i}` } })),
+    );
     const ok = results.filter((r) => r.status === 'fulfilled');
     const codes = results.filter((r) => r.status === 'rejected').map((r) => Code[ConnectError.from((r as PromiseRejectedResult).reason).code]);
     expect(ok).toHaveLength(1);

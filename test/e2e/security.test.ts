@@ -203,7 +203,6 @@ type Outcome = { ok: true; res: any } | { ok: false; error: ConnectError };
 type AnyClient = Record<string, (req: unknown, opts: CallOptions) => Promise<unknown>>;
 const clients = new Map<string, AnyClient>();
 
-
 function anyClient(service: DescService): AnyClient {
   const cacheKey = `${service.typeName} ${protocol}`;
   let c = clients.get(cacheKey);
@@ -276,7 +275,11 @@ async function withWebhook(p: Place): Promise<string> {
   }
   return url;
 }
-const webhookUrl = (ws: string) => WH.getWebhook({ workspaceId: ws }).then((r) => r.webhook!.url, () => undefined);
+const webhookUrl = (ws: string) =>
+  WH.getWebhook({ workspaceId: ws }).then(
+    (r) => r.webhook!.url,
+    () => undefined,
+  );
 const anHourAgo = () => timestampFromDate(new Date(Date.now() - 3_600_000));
 
 async function keyUnchanged(k: KeyRef) {
@@ -323,8 +326,7 @@ const BUILDERS = {
     return {
       req: { scope: { workspaceId: p.ws, name, description: 'made by the matrix' } },
       check: (r) => expect(r.scope).toMatchObject({ workspaceId: p.ws, name }),
-      intact: async () =>
-        expect((await S.listScopes({ workspaceId: p.ws, pageSize: 1000 })).scopes.map((s) => s.name)).not.toContain(name),
+      intact: async () => expect((await S.listScopes({ workspaceId: p.ws, pageSize: 1000 })).scopes.map((s) => s.name)).not.toContain(name),
     };
   },
   'ScopeService/GetScope': async (p) => ({
@@ -360,8 +362,7 @@ const BUILDERS = {
         expect(r.secret).toMatch(/^kw_[0-9A-Za-z]{49}$/);
         expect(r.key).toMatchObject({ workspaceId: p.ws, name, state: KeyState.ACTIVE });
       },
-      intact: async () =>
-        expect((await K.listKeys({ workspaceId: p.ws, pageSize: 1000 })).keys.map((k) => k.name)).not.toContain(name),
+      intact: async () => expect((await K.listKeys({ workspaceId: p.ws, pageSize: 1000 })).keys.map((k) => k.name)).not.toContain(name),
     };
   },
   'KeyService/GetKey': async (p) => ({
@@ -579,9 +580,18 @@ describe('the authorization matrix', () => {
 
   it('has a row and a request builder for every RPC, and none for an RPC that does not exist', () => {
     const names = RPCS.map((r) => r.name).sort();
-    expect(names.filter((n) => !(n in AUTHZ_MATRIX)), 'RPCs without a row in authz-matrix.ts').toEqual([]);
-    expect(Object.keys(AUTHZ_MATRIX).filter((n) => !names.includes(n)), 'rows naming no RPC').toEqual([]);
-    expect(names.filter((n) => !(n in BUILDERS)), 'RPCs without a request builder').toEqual([]);
+    expect(
+      names.filter((n) => !(n in AUTHZ_MATRIX)),
+      'RPCs without a row in authz-matrix.ts',
+    ).toEqual([]);
+    expect(
+      Object.keys(AUTHZ_MATRIX).filter((n) => !names.includes(n)),
+      'rows naming no RPC',
+    ).toEqual([]);
+    expect(
+      names.filter((n) => !(n in BUILDERS)),
+      'RPCs without a request builder',
+    ).toEqual([]);
   });
 
   it('every other generated service is one of gRPC’s standard services, listed as open and served as such', () => {
@@ -691,7 +701,10 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
           expect(expected).toBe('OK_OWN');
           const ids: string[] = expectOk(o).workspaces.map((w: { id: string }) => w.id);
           expect(ids).toContain(B.ws);
-          expect(ids.every((id) => id === B.ws || bSpares.includes(id)), `restricted listing returned ${ids}`).toBe(true);
+          expect(
+            ids.every((id) => id === B.ws || bSpares.includes(id)),
+            `restricted listing returned ${ids}`,
+          ).toBe(true);
           // Paging one at a time never reaches another workspace either.
           const seen: string[] = [];
           let pageToken = '';
@@ -823,7 +836,6 @@ describe.each(MATRIX_PROTOCOLS)('over %s', (proto) => {
       await keyUnchanged(A.key);
     });
   });
-
 });
 
 describe('SDK key revocation', () => {

@@ -117,7 +117,11 @@ describe('remaining_uses', () => {
       Code.InvalidArgument,
       'key.refill.day_of_month',
     );
-    await expectError(issue({ remainingUses: 1n, refill: { amount: -1n, interval: RefillInterval.DAILY } as ApiKey['refill'] }), Code.InvalidArgument, 'key.refill.amount');
+    await expectError(
+      issue({ remainingUses: 1n, refill: { amount: -1n, interval: RefillInterval.DAILY } as ApiKey['refill'] }),
+      Code.InvalidArgument,
+      'key.refill.amount',
+    );
   });
 
   it('UpdateKey sets and clears remaining_uses and refill through the mask', async () => {
@@ -125,7 +129,12 @@ describe('remaining_uses', () => {
     const update = (key: ApiKey, paths: string[]) => keys.updateKey({ key: { id: k.id, ...key }, updateMask: { paths } });
     // A name change leaves the (absent) limits alone.
     expect((await update({ name: 'v' }, ['name'])).key!.remainingUses).toBeUndefined();
-    let r = (await update({ remainingUses: 2n, refill: { amount: 7n, interval: RefillInterval.MONTHLY, dayOfMonth: 31 } as ApiKey['refill'] }, ['remaining_uses', 'refill'])).key!;
+    let r = (
+      await update({ remainingUses: 2n, refill: { amount: 7n, interval: RefillInterval.MONTHLY, dayOfMonth: 31 } as ApiKey['refill'] }, [
+        'remaining_uses',
+        'refill',
+      ])
+    ).key!;
     expect([r.remainingUses, r.refill?.amount, r.refill?.interval, r.refill?.dayOfMonth]).toEqual([2n, 7n, RefillInterval.MONTHLY, 31]);
     expect(Math.abs(timestampDate(r.refill!.lastRefillTime!).getTime() - Date.now())).toBeLessThan(60_000);
     expect((await keys.verifyKey({ key: k.secret })).remainingUses).toBe(1n);
@@ -166,7 +175,10 @@ describe('refill', () => {
     expect([r.code, r.remainingUses]).toEqual([VerifyCode.VALID, 3n]);
     // Applied once: the next verification goes on from there.
     expect((await keys.verifyKey({ key: k.secret })).remainingUses).toBe(2n);
-    const stored = (await sql('select remaining_uses, last_refill_time from api_keys where id = ?', [k.id])) as { remaining_uses: string; last_refill_time: Date }[];
+    const stored = (await sql('select remaining_uses, last_refill_time from api_keys where id = ?', [k.id])) as {
+      remaining_uses: string;
+      last_refill_time: Date;
+    }[];
     expect(Number(stored[0]!.remaining_uses)).toBe(2);
     expect(new Date(stored[0]!.last_refill_time)).toEqual(midnight);
   });
@@ -223,9 +235,7 @@ describe.skipIf(!process.env.DATABASE_URL)('two replicas', () => {
     const kb = createClient(KeyService, transport(b.baseUrl, 'grpc', token));
     const w = (await createClient(WorkspaceService, transport(a.baseUrl, 'grpc', token)).createWorkspace({ workspace: { name: 'two' } })).workspace!;
     const { secret, key } = await ka.createKey({ key: { workspaceId: w.id, remainingUses: 100n } });
-    const codes = await Promise.all(
-      Array.from({ length: 1000 }, (_, i) => (i % 2 ? ka : kb).verifyKey({ key: secret }).then((r) => r.code)),
-    );
+    const codes = await Promise.all(Array.from({ length: 1000 }, (_, i) => (i % 2 ? ka : kb).verifyKey({ key: secret }).then((r) => r.code)));
     expect(codes.filter((c) => c === VerifyCode.VALID).length).toBe(100);
     expect(codes.filter((c) => c === VerifyCode.USAGE_EXCEEDED).length).toBe(900);
     expect((await kb.getKey({ id: key!.id })).key!.remainingUses).toBe(0n);

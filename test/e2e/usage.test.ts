@@ -27,8 +27,7 @@ afterAll(async () => {
 });
 
 const since = () => timestampFromDate(new Date(Date.now() - 2 * HOUR_MS));
-const countsOf = (counts: { code: VerifyCode; count: bigint }[]) =>
-  Object.fromEntries(counts.map((c) => [VerifyCode[c.code], Number(c.count)]));
+const countsOf = (counts: { code: VerifyCode; count: bigint }[]) => Object.fromEntries(counts.map((c) => [VerifyCode[c.code], Number(c.count)]));
 
 async function setup(t: TestServer) {
   const ws = (await client(WorkspaceService, t).createWorkspace({ workspace: { name: `usage-${randomBytes(4).toString('hex')}` } })).workspace!.id;
@@ -92,7 +91,13 @@ describe('usage analytics', () => {
     const report = await app.usageReports.keyUsage(CLI_PRINCIPAL, keyId, { start: new Date(h0 + 1000), end: undefined });
     expect(report.buckets.map((b) => [b.hour.getTime() - h0, b.counts])).toEqual([
       [0, [{ code: 'valid', count: 2 }]],
-      [HOUR_MS, [{ code: 'rate_limited', count: 1 }, { code: 'valid', count: 1 }]],
+      [
+        HOUR_MS,
+        [
+          { code: 'rate_limited', count: 1 },
+          { code: 'valid', count: 1 },
+        ],
+      ],
     ]);
     // Over the API a code this build does not know yet is UNSPECIFIED.
     const U = client(UsageService, ts);

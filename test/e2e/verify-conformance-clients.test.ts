@@ -136,9 +136,7 @@ afterAll(() => {
 });
 
 /** What a client saw: the answer or the error, and whether a request id came back. */
-type Outcome =
-  | { answer: unknown; requestId: boolean }
-  | { code: string; message: string; requestId: boolean };
+type Outcome = { answer: unknown; requestId: boolean } | { code: string; message: string; requestId: boolean };
 
 async function callWith(name: ClientName, side: Side, c: Case): Promise<Outcome> {
   const req = requestOf(side, c);
@@ -203,9 +201,7 @@ describe.each(CLIENTS)('%s', (clientName) => {
 });
 
 it('the answers are what the design says', async () => {
-  const answers = Object.fromEntries(
-    await Promise.all(CASES.map(async (c) => [c.name, await callWith('grpc', stock, c)] as const)),
-  ) as Record<string, Outcome>;
+  const answers = Object.fromEntries(await Promise.all(CASES.map(async (c) => [c.name, await callWith('grpc', stock, c)] as const))) as Record<string, Outcome>;
   const code = (name: string) => {
     const o = answers[name]!;
     return 'code' in o ? o.code : (o.answer as { code: string }).code;

@@ -196,7 +196,11 @@ const RAW_GRPC_CASES: RawCase[] = [
     name: 'gRPC-Web, valid',
     request: (s) => ({ headers: { 'content-type': 'application/grpc-web+proto', ...auth(s) }, body: grpcFrame(encode(s)) }),
     fastPath: 'serves',
-    check: (r) => expect(r.body).toMatchObject([{ flags: 0, message: { valid: true } }, { flags: 0x80, trailer: 'grpc-status: 0\r\n' }]),
+    check: (r) =>
+      expect(r.body).toMatchObject([
+        { flags: 0, message: { valid: true } },
+        { flags: 0x80, trailer: 'grpc-status: 0\r\n' },
+      ]),
   },
   {
     name: 'gRPC-Web, unauthenticated',

@@ -113,7 +113,11 @@ describe('SetWebhook, GetWebhook, DeleteWebhook', () => {
     for (const url of ['ftp://example.com/x', 'file:///etc/passwd', 'javascript:alert(1)', 'not a url', '', `https://x.test/${'a'.repeat(2048)}`]) {
       await expectError(H.setWebhook({ webhook: { workspaceId: ws, url } }), Code.InvalidArgument, 'webhook.url');
     }
-    await expectError(H.setWebhook({ webhook: { workspaceId: ws, url: rx.url, expiringNoticeDays: 400 } }), Code.InvalidArgument, 'webhook.expiring_notice_days');
+    await expectError(
+      H.setWebhook({ webhook: { workspaceId: ws, url: rx.url, expiringNoticeDays: 400 } }),
+      Code.InvalidArgument,
+      'webhook.expiring_notice_days',
+    );
     await expectError(H.setWebhook({ webhook: { workspaceId: '', url: rx.url } }), Code.InvalidArgument, 'webhook.workspace_id');
   });
 });
@@ -132,7 +136,7 @@ describe('delivery', () => {
     for (const r of [rot!, rev!]) {
       expect(verifyWebhookSignature(signingSecret, r.body, r.headers[SIGNATURE_HEADER] as string)).toBe(true);
       expect(verifyWebhookSignature('whsec_wrong', r.body, r.headers[SIGNATURE_HEADER] as string)).toBe(false);
-      expect(verifyWebhookSignature(signingSecret, r.body + ' ', r.headers[SIGNATURE_HEADER] as string)).toBe(false);
+      expect(verifyWebhookSignature(signingSecret, `${r.body} `, r.headers[SIGNATURE_HEADER] as string)).toBe(false);
       expect(r.headers[SIGNATURE_HEADER]).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
       expect(r.headers[EVENT_ID_HEADER]).toBe(r.event.id);
       expect(r.headers['content-type']).toBe('application/json');
@@ -196,7 +200,12 @@ describe('delivery', () => {
       const keyId = (await K.createKey({ key: { workspaceId: ws, name: 'internal' } })).key!.id;
       await K.revokeKey({ id: keyId });
       const outboxRow = async () =>
-        (await (guarded.server.app.orm.em.fork() as SqlEntityManager).execute(`select attempts, last_error, delivered_time from webhook_outbox where workspace_id = ?`, [ws]))[0];
+        (
+          await (guarded.server.app.orm.em.fork() as SqlEntityManager).execute(
+            `select attempts, last_error, delivered_time from webhook_outbox where workspace_id = ?`,
+            [ws],
+          )
+        )[0];
       let outbox = await outboxRow();
       // The claim counts the attempt first; its outcome is written after.
       for (const end = Date.now() + 10_000; !outbox?.last_error && Date.now() < end; outbox = await outboxRow()) await new Promise((r) => setTimeout(r, 25));
@@ -224,7 +233,9 @@ describe('delivery', () => {
     const K = client(KeyService, ts);
     await K.revokeKey({ id: (await K.createKey({ key: { workspaceId: ws, name: 'quiet' } })).key!.id });
     const count = async () =>
-      Number((await (ts.server.app.orm.em.fork() as SqlEntityManager).execute(`select count(*)::int as n from webhook_outbox where workspace_id = ?`, [ws]))[0].n);
+      Number(
+        (await (ts.server.app.orm.em.fork() as SqlEntityManager).execute(`select count(*)::int as n from webhook_outbox where workspace_id = ?`, [ws]))[0].n,
+      );
     expect(await count()).toBe(0);
 
     await client(WebhookService, ts).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
@@ -311,7 +322,9 @@ describe('key.usage_exhausted', () => {
     const ws = await workspace(ts);
     await client(WebhookService, ts).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
     const K = client(KeyService, ts);
-    const created = await K.createKey({ key: { workspaceId: ws, name: 'refilled', remainingUses: 1n, refill: { amount: 2n, interval: RefillInterval.DAILY } } });
+    const created = await K.createKey({
+      key: { workspaceId: ws, name: 'refilled', remainingUses: 1n, refill: { amount: 2n, interval: RefillInterval.DAILY } },
+    });
     const keyId = created.key!.id;
     const verify = async () => VerifyCode[(await K.verifyKey({ key: created.secret })).code];
     expect(await verify()).toBe('VALID');
@@ -331,7 +344,9 @@ describe('key.usage_exhausted', () => {
     const created = await K.createKey({ key: { workspaceId: ws, name: 'raced', remainingUses: 5n } });
     const codes = await Promise.all(Array.from({ length: 20 }, () => K.verifyKey({ key: created.secret })));
     expect(codes.filter((r) => r.code === VerifyCode.VALID)).toHaveLength(5);
-    const queued = await sql<{ n: number }>(`select count(*)::int as n from webhook_outbox where event_type = 'key.usage_exhausted' and workspace_id = ?`, [ws]);
+    const queued = await sql<{ n: number }>(`select count(*)::int as n from webhook_outbox where event_type = 'key.usage_exhausted' and workspace_id = ?`, [
+      ws,
+    ]);
     expect(queued[0]!.n).toBe(1);
     await until('key.usage_exhausted', () => rx.of('key.usage_exhausted', created.key!.id).length === 1);
 

@@ -25,7 +25,7 @@ export const ms = (t: { seconds: bigint; nanos: number } | undefined) => (t ? ti
 // ---------------------------------------------------------------------------
 // Key strings, computed independently of src/.
 
-export const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /** Checksum of a key body: base62 of zlib's CRC32, 6 chars. */
 export function checksumOf(body: string): string {

@@ -22,8 +22,8 @@ export interface FuzzFixtures {
   maxRequestBytes: number;
 }
 
-export type Wire = 'connect-proto-h2' | 'connect-json-h2' | 'connect-json-h1' | 'grpc' | 'grpc-web';
-export type Kind = 'message' | 'mutated' | 'random-bytes' | 'invalid-utf8' | 'json-junk' | 'wrong-content-type' | 'oversized' | 'bad-headers';
+type Wire = 'connect-proto-h2' | 'connect-json-h2' | 'connect-json-h1' | 'grpc' | 'grpc-web';
+type Kind = 'message' | 'mutated' | 'random-bytes' | 'invalid-utf8' | 'json-junk' | 'wrong-content-type' | 'oversized' | 'bad-headers';
 
 export interface FuzzInput {
   kind: Kind;
@@ -63,7 +63,11 @@ function stringArb(field: DescField, fx: FuzzFixtures, small = false): fc.Arbitr
   if (/(^|_)id$/.test(name) || name === 'id') {
     specific.push(fc.constantFrom(...fx.workspaceIds, ...fx.scopeIds, ...fx.keyIds), fc.uuid(), fc.constant(randomUUID().toUpperCase()));
   }
-  if (name === 'key') specific.push(fc.constantFrom(...fx.apiKeys), fc.constantFrom(...fx.apiKeys).map((k) => k.slice(0, -1) + 'A'));
+  if (name === 'key')
+    specific.push(
+      fc.constantFrom(...fx.apiKeys),
+      fc.constantFrom(...fx.apiKeys).map((k) => `${k.slice(0, -1)}A`),
+    );
   if (name === 'page_token') {
     specific.push(
       fc.base64String(),
@@ -76,9 +80,15 @@ function stringArb(field: DescField, fx: FuzzFixtures, small = false): fc.Arbitr
   if (name === 'required_permissions' || name === 'scopes') {
     // Permission strings: scope:action, a whole scope, an action no scope declares, near misses.
     const scope = fc.constantFrom(...fx.scopeNames);
-    specific.push(scope.map((s) => `${s}:read`), scope, scope.map((s) => `${s}:write`), fc.string().map((s) => `${s}:${s}`));
+    specific.push(
+      scope.map((s) => `${s}:read`),
+      scope,
+      scope.map((s) => `${s}:write`),
+      fc.string().map((s) => `${s}:${s}`),
+    );
   }
-  if (name === 'actions' || name === 'custom_actions') specific.push(fc.constantFrom('read', 'write', 'create', 'delete', '*'), fc.stringMatching(/^[a-z][a-z0-9_-]{0,40}$/));
+  if (name === 'actions' || name === 'custom_actions')
+    specific.push(fc.constantFrom('read', 'write', 'create', 'delete', '*'), fc.stringMatching(/^[a-z][a-z0-9_-]{0,40}$/));
   return fc.oneof(
     { weight: 4, arbitrary: specific.length ? fc.oneof(...specific) : fc.string() },
     { weight: 3, arbitrary: fc.string({ maxLength: 200 }) },
@@ -114,7 +124,7 @@ function scalarArb(field: DescField, t: ScalarType, fx: FuzzFixtures, small = fa
   }
 }
 
-function wktArb(m: DescMessage, field: DescField, fx: FuzzFixtures): fc.Arbitrary<unknown> | undefined {
+function wktArb(m: DescMessage, field: DescField, _fx: FuzzFixtures): fc.Arbitrary<unknown> | undefined {
   switch (m.typeName) {
     case 'google.protobuf.Timestamp':
     case 'google.protobuf.Duration':
@@ -224,14 +234,22 @@ export function inputArb(rpc: Rpc, fx: FuzzFixtures): fc.Arbitrary<FuzzInput> {
   const wire = fc.constantFrom(...WIRES);
   const stringFields = rpc.method.input.fields.filter((f) => f.fieldKind === 'scalar' && f.scalar === ScalarType.STRING);
   const fallback = new Uint8Array();
-  const message = fc.tuple(msg, wire).map(([init, w]): FuzzInput => ({
-    kind: 'message',
-    wire: w,
-    body: encode(rpc, init, isJson(w)) ?? encode(rpc, init, false) ?? fallback,
-    headers: {},
-  }));
+  const message = fc.tuple(msg, wire).map(
+    ([init, w]): FuzzInput => ({
+      kind: 'message',
+      wire: w,
+      body: encode(rpc, init, isJson(w)) ?? encode(rpc, init, false) ?? fallback,
+      headers: {},
+    }),
+  );
   const mutated = fc
-    .tuple(msg, fc.constantFrom<Wire>('connect-proto-h2', 'grpc', 'grpc-web'), fc.nat(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.boolean())
+    .tuple(
+      msg,
+      fc.constantFrom<Wire>('connect-proto-h2', 'grpc', 'grpc-web'),
+      fc.nat(),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+      fc.boolean(),
+    )
     .map(([init, w, cut, flips, truncate]): FuzzInput => {
       const bytes = Uint8Array.from(encode(rpc, init, false) ?? fallback);
       for (const [at, v] of flips) if (bytes.length) bytes[at % bytes.length] = v;
@@ -264,16 +282,27 @@ export function inputArb(rpc: Rpc, fx: FuzzFixtures): fc.Arbitrary<FuzzInput> {
       fc.boolean(),
       fc.constantFrom<Wire>('connect-json-h2', 'connect-json-h1'),
     )
-    .map(([text, invalidUtf8, w]): FuzzInput => ({
-      kind: 'json-junk',
-      wire: w,
-      body: invalidUtf8 ? Buffer.concat([Buffer.from(text), Buffer.from([0xff, 0xfe])]) : Buffer.from(text),
-      headers: {},
-    }));
+    .map(
+      ([text, invalidUtf8, w]): FuzzInput => ({
+        kind: 'json-junk',
+        wire: w,
+        body: invalidUtf8 ? Buffer.concat([Buffer.from(text), Buffer.from([0xff, 0xfe])]) : Buffer.from(text),
+        headers: {},
+      }),
+    );
   const wrongType = fc
     .tuple(
       msg,
-      fc.constantFrom('text/plain', 'application/xml', 'application/protobuf', 'application/grpc+json', 'application/json; charset=latin1', 'multipart/form-data', 'application/connect+proto', ''),
+      fc.constantFrom(
+        'text/plain',
+        'application/xml',
+        'application/protobuf',
+        'application/grpc+json',
+        'application/json; charset=latin1',
+        'multipart/form-data',
+        'application/connect+proto',
+        '',
+      ),
       fc.constantFrom<Wire>('connect-json-h2', 'connect-json-h1'),
     )
     .map(([init, ct, w]): FuzzInput => ({ kind: 'wrong-content-type', wire: w, body: encode(rpc, init, true) ?? fallback, headers: { 'content-type': ct } }));
@@ -283,21 +312,32 @@ export function inputArb(rpc: Rpc, fx: FuzzFixtures): fc.Arbitrary<FuzzInput> {
       fc.constantFrom(...WIRES),
       fc.record(
         {
-          authorization: fc.oneof(fc.string({ maxLength: 300 }), fc.constant('Bearer '), fc.uuid().map((u) => `Bearer kws_${u}_${'A'.repeat(43)}`), fc.string({ maxLength: 2000 }).map((s) => `Bearer ${s}`)),
+          authorization: fc.oneof(
+            fc.string({ maxLength: 300 }),
+            fc.constant('Bearer '),
+            fc.uuid().map((u) => `Bearer kws_${u}_${'A'.repeat(43)}`),
+            fc.string({ maxLength: 2000 }).map((s) => `Bearer ${s}`),
+          ),
           'connect-timeout-ms': fc.oneof(fc.nat().map(String), fc.string({ maxLength: 20 }), fc.constant('99999999999999999999')),
-          'grpc-timeout': fc.oneof(fc.nat({ max: 99_999_999 }).map((n) => `${n}m`), fc.string({ maxLength: 10 }), fc.constant('1n')),
+          'grpc-timeout': fc.oneof(
+            fc.nat({ max: 99_999_999 }).map((n) => `${n}m`),
+            fc.string({ maxLength: 10 }),
+            fc.constant('1n'),
+          ),
           'x-request-id': fc.string({ maxLength: 500 }),
         },
         { requiredKeys: [] },
       ),
     )
-    .map(([init, w, headers]): FuzzInput => ({
-      kind: 'bad-headers',
-      wire: w,
-      body: encode(rpc, init, isJson(w)) ?? fallback,
-      // Header values must be visible ASCII for the client to send them at all.
-      headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v.replace(/[^\x20-\x7e]/g, '?')])),
-    }));
+    .map(
+      ([init, w, headers]): FuzzInput => ({
+        kind: 'bad-headers',
+        wire: w,
+        body: encode(rpc, init, isJson(w)) ?? fallback,
+        // Header values must be visible ASCII for the client to send them at all.
+        headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v.replace(/[^\x20-\x7e]/g, '?')])),
+      }),
+    );
   return fc.oneof(
     { weight: 8, arbitrary: message },
     { weight: 3, arbitrary: mutated },
@@ -348,7 +388,8 @@ function judgeConnect(status: number, body: Buffer): Outcome {
 }
 
 function judgeGrpc(status: number, grpcStatus: string | undefined, message: string | undefined): Outcome {
-  if (grpcStatus === undefined) return status >= 500 || status === 200 ? { code: `http ${status}`, problem: `HTTP ${status} without grpc-status` } : { code: `http ${status}` };
+  if (grpcStatus === undefined)
+    return status >= 500 || status === 200 ? { code: `http ${status}`, problem: `HTTP ${status} without grpc-status` } : { code: `http ${status}` };
   return GRPC_BAD.has(grpcStatus) ? { code: `grpc ${grpcStatus}`, problem: `grpc-status ${grpcStatus}: ${message}` } : { code: `grpc ${grpcStatus}` };
 }
 
@@ -417,7 +458,7 @@ export class FuzzClient {
     return s;
   }
 
-  private headersOf(rpc: Rpc, input: FuzzInput): Record<string, string> {
+  private headersOf(_rpc: Rpc, input: FuzzInput): Record<string, string> {
     const h: Record<string, string> = { authorization: `Bearer ${this.token}`, ...input.headers, 'content-type': contentType(input) };
     if (input.wire === 'grpc' || input.wire === 'grpc-web') {
       h.te = 'trailers';

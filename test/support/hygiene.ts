@@ -27,7 +27,7 @@ function push(line: string): void {
 
 /** A plaintext the suite was issued: an API key, or an SDK key token. */
 export function recordSecret(secret: string): void {
-  if (secret) push(JSON.stringify({ secret }) + '\n');
+  if (secret) push(`${JSON.stringify({ secret })}\n`);
 }
 
 /** Something a secret must never appear in: a log line, an error message, a database dump. */
@@ -38,7 +38,7 @@ export function recordText(where: string, text: string): void {
     if (seen.has(k)) return;
     if (seen.size < 100_000) seen.add(k);
   }
-  push(JSON.stringify({ where, text }) + '\n');
+  push(`${JSON.stringify({ where, text })}\n`);
 }
 
 /**

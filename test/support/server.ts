@@ -65,9 +65,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: Te
     async close() {
       // An external database is dumped by db.drop(); the embedded one lives in this server.
       if (!db.databaseUrl) {
-        await recordDatabase('database', (sql) => server.app.orm.em.fork().execute(sql)).catch((e: Error) =>
-          recordText('database-dump-failed', e.message),
-        );
+        await recordDatabase('database', (sql) => server.app.orm.em.fork().execute(sql)).catch((e: Error) => recordText('database-dump-failed', e.message));
       }
       await server.close();
       if (!opts.db) await db.drop();

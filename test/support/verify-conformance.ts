@@ -35,7 +35,7 @@ export const UNKNOWN_API_KEY = wellFormedKey('cf', 'Unknown'.padEnd(43, '0'));
 export const GARBAGE_KEY = 'not-an-api-key';
 export const OVERSIZED_KEY = 'x'.repeat(MAX_REQUEST_BYTES + 1000);
 
-export type KeyName = 'valid' | 'big' | 'disabled' | 'expired' | 'revoked' | 'elsewhere' | 'rateLimited' | 'usedUp' | 'limited';
+type KeyName = 'valid' | 'big' | 'disabled' | 'expired' | 'revoked' | 'elsewhere' | 'rateLimited' | 'usedUp' | 'limited';
 type SdkName = 'gateway' | 'noVerify' | 'otherWorkspaceOnly';
 
 export interface Side {
@@ -236,7 +236,10 @@ export function sessionOf(side: Side): http2.ClientHttp2Session {
   return s;
 }
 
-function rawCall(side: Side, r: RawRequest): Promise<{ status: number; headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Buffer }> {
+function rawCall(
+  side: Side,
+  r: RawRequest,
+): Promise<{ status: number; headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const stream = sessionOf(side).request({ ':method': r.method ?? 'POST', ':path': r.path ?? VERIFY_PATH, ...r.headers });
     let headers: http2.IncomingHttpHeaders = {};
@@ -337,7 +340,8 @@ export async function raw(side: Side, r: RawRequest): Promise<RawResponse> {
 }
 
 export const encode = (side: Side, c: Case = { name: '' }) => toBinary(VerifyKeyRequestSchema, create(VerifyKeyRequestSchema, requestOf(side, c)));
-export const jsonOf = (side: Side, c: Case = { name: '' }) => Buffer.from(JSON.stringify(toJson(VerifyKeyRequestSchema, create(VerifyKeyRequestSchema, requestOf(side, c)))));
+export const jsonOf = (side: Side, c: Case = { name: '' }) =>
+  Buffer.from(JSON.stringify(toJson(VerifyKeyRequestSchema, create(VerifyKeyRequestSchema, requestOf(side, c)))));
 export const auth = (side: Side, a: Auth = 'gateway'): Record<string, string> => {
   const v = authorizationOf(side, a);
   return v === undefined ? {} : { authorization: v };
@@ -361,10 +365,10 @@ export const grpcStatusOf = (r: RawResponse) => (r.trailers['grpc-status'] ?? r.
 
 /** Sends the case to both servers: the same answer, the fast path did what the case says, and the case's own checks hold. */
 export async function expectRawCaseConforms(c: RawCase): Promise<void> {
-    const { result: onFast, served, handedOver } = await counting(() => raw(fast, c.request(fast)));
-    const onStock = await raw(stock, c.request(stock));
-    expect(onFast).toEqual(onStock);
-    const expected = { serves: [1, 0], 'hands over': [0, 1], 'not reached': [0, 0] }[c.fastPath];
-    expect([served, handedOver]).toEqual(expected);
-    c.check?.(onStock);
+  const { result: onFast, served, handedOver } = await counting(() => raw(fast, c.request(fast)));
+  const onStock = await raw(stock, c.request(stock));
+  expect(onFast).toEqual(onStock);
+  const expected = { serves: [1, 0], 'hands over': [0, 1], 'not reached': [0, 0] }[c.fastPath];
+  expect([served, handedOver]).toEqual(expected);
+  c.check?.(onStock);
 }

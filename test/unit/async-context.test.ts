@@ -17,11 +17,13 @@ function sources(dir: string): string[] {
 describe('the process never switches on AsyncLocalStorage', () => {
   it('src/ starts transactions with inTransaction(), not em.transactional() or a RequestContext', () => {
     // load-orm.ts is the one place that deals with MikroORM's contexts.
-    const offenders = sources(SRC).filter((file) => !file.endsWith(path.join('db', 'load-orm.ts'))).flatMap((file) => {
-      // Code only: comments may name what they avoid.
-      const text = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
-      return /\.transactional\(|RequestContext|TransactionContext|AsyncLocalStorage/.test(text) ? [path.relative(SRC, file)] : [];
-    });
+    const offenders = sources(SRC)
+      .filter((file) => !file.endsWith(path.join('db', 'load-orm.ts')))
+      .flatMap((file) => {
+        // Code only: comments may name what they avoid.
+        const text = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+        return /\.transactional\(|RequestContext|TransactionContext|AsyncLocalStorage/.test(text) ? [path.relative(SRC, file)] : [];
+      });
     expect(offenders).toEqual([]);
   });
 

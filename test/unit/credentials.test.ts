@@ -6,14 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { hashApiKey, isWellFormedApiKey, issueApiKey, KEY_PREFIX_RE } from '../../src/credentials/api-key.js';
 import { base62DecodeNumber, base62Digit, base62Encode, base62EncodeBigInt, base62EncodeUint32 } from '../../src/credentials/base62.js';
 import { crc32Ascii } from '../../src/credentials/crc32.js';
-import {
-  checkSdkKeySecret,
-  formatSdkKey,
-  hashSdkKeySecret,
-  newSdkKeySecret,
-  parseSdkKey,
-  sdkKeyFingerprint,
-} from '../../src/credentials/sdk-key.js';
+import { checkSdkKeySecret, formatSdkKey, hashSdkKeySecret, newSdkKeySecret, parseSdkKey, sdkKeyFingerprint } from '../../src/credentials/sdk-key.js';
 import { DomainError } from '../../src/domain/errors.js';
 import { newId } from '../../src/ids.js';
 import { closePage, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, openCursor } from '../../src/domain/paging.js';
@@ -101,7 +94,7 @@ describe('isWellFormedApiKey', () => {
       const prefix = lead.endsWith('-') ? lead : lead.endsWith('_') && !lead.endsWith('-_') ? lead.slice(0, -1) : undefined;
       return prefix !== undefined && KEY_PREFIX_RE.test(prefix) && base62EncodeUint32(crc32Ascii(m[2]!), 6) === m[3];
     };
-    const key = fc.constantFrom('kw', 'acme', 'a'.repeat(16), 'x9', 'sk-ol-', 'sk-ol', 'a-', 'b'.repeat(15) + '-').map((p) => issueApiKey(p).plaintext);
+    const key = fc.constantFrom('kw', 'acme', 'a'.repeat(16), 'x9', 'sk-ol-', 'sk-ol', 'a-', `${'b'.repeat(15)}-`).map((p) => issueApiKey(p).plaintext);
     const nearKey = fc
       .tuple(key, fc.nat(70), fc.string({ unit: 'binary', maxLength: 3 }), fc.nat(3))
       .map(([k, at, insert, drop]) => k.slice(0, at) + insert + k.slice(at + drop));
@@ -144,7 +137,7 @@ describe('isWellFormedApiKey', () => {
     const key = issueApiKey('kw').plaintext;
     const { prefix, body, checksum } = parts(key);
     expect(isWellFormedApiKey(key.slice(0, -1))).toBe(false);
-    expect(isWellFormedApiKey(key + 'a')).toBe(false);
+    expect(isWellFormedApiKey(`${key}a`)).toBe(false);
     expect(isWellFormedApiKey(`${prefix}_${body.slice(1)}${checksum}`)).toBe(false);
     expect(isWellFormedApiKey(`${prefix}_${body}0${checksum}`)).toBe(false);
     expect(isWellFormedApiKey(`${prefix}_${body}${checksum.slice(1)}`)).toBe(false);
@@ -254,7 +247,7 @@ describe('base62', () => {
       const s = base62Encode(bytes, 43);
       expect(s).toHaveLength(43);
       expect(s).toMatch(/^[0-9A-Za-z]{43}$/);
-      expect(base62Decode(s)).toBe(BigInt('0x' + Buffer.from(bytes).toString('hex')));
+      expect(base62Decode(s)).toBe(BigInt(`0x${Buffer.from(bytes).toString('hex')}`));
     }
   });
 
@@ -334,7 +327,7 @@ describe('SDK key tokens', () => {
     const fp = sdkKeyFingerprint(token);
     expect(fp).toBe(createHash('sha256').update(token).digest('hex'));
     expect(fp).not.toContain(token.slice(4, 12));
-    expect(sdkKeyFingerprint(token + 'x')).not.toBe(fp);
+    expect(sdkKeyFingerprint(`${token}x`)).not.toBe(fp);
   });
 
   it('stores the secret with bcrypt and checks it', async () => {
@@ -414,7 +407,9 @@ describe('paging', () => {
     expect(nextPageToken).not.toBe('');
     expect(openCursor({ pageSize: 2, pageToken: nextPageToken }, { workspaceId: 'w1' }, anyKey).after).toBe('b');
     // A token whose cursor has the wrong shape for the listing is refused before any query.
-    expect(domainError(() => openCursor({ pageSize: 2, pageToken: nextPageToken }, { workspaceId: 'w1' }, (k) => k.length > 5)).message).toMatch(/^page_token:/);
+    expect(domainError(() => openCursor({ pageSize: 2, pageToken: nextPageToken }, { workspaceId: 'w1' }, (k) => k.length > 5)).message).toMatch(
+      /^page_token:/,
+    );
 
     const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
     const decoded = JSON.parse(Buffer.from(nextPageToken, 'base64url').toString('utf8')) as { a: string; f: string };

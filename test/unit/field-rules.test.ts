@@ -23,7 +23,9 @@ describe('firstNulField', () => {
     ];
     for (const [msg, path] of cases) {
       const m = msg as { $typeName: string };
-      const desc = [ListKeysRequestSchema, CreateKeyRequestSchema, CreateSdkKeyRequestSchema, ListAuditEventsRequestSchema].find((d) => d.typeName === m.$typeName)!;
+      const desc = [ListKeysRequestSchema, CreateKeyRequestSchema, CreateSdkKeyRequestSchema, ListAuditEventsRequestSchema].find(
+        (d) => d.typeName === m.$typeName,
+      )!;
       expect(firstNulField(desc, m as never), path).toBe(path);
     }
   });

@@ -35,7 +35,13 @@ describe('fixed windows', () => {
       ],
     });
     const refused = outcomeOf(limits, [5, 2], 2, now);
-    expect([refused.admitted, refused.limits.map((l) => [l.remaining, l.exceeded])]).toEqual([false, [[5, false], [1, true]]]);
+    expect([refused.admitted, refused.limits.map((l) => [l.remaining, l.exceeded])]).toEqual([
+      false,
+      [
+        [5, false],
+        [1, true],
+      ],
+    ]);
     // Cost 0 needs 1 left and takes nothing.
     expect(outcomeOf(limits, [9, 2], 0, now).admitted).toBe(true);
     expect(outcomeOf(limits, [10, 2], 0, now).limits[0]).toMatchObject({ remaining: 0, exceeded: true });

@@ -9,21 +9,46 @@ const DEFINITION = new RegExp(`^(${SCOPE_NAME_RE.source.slice(1, -1)})(:[a-z][a-
 
 describe('isPermission', () => {
   it('accepts scope:action and a bare scope, nothing else', () => {
-    const ok = ['a:read', 'balance_transfers:create', 'a.b-c_9:update', `a${'b'.repeat(63)}:delete`, 'inference:write', 'admin', 'a:b_c-9', `a:${'b'.repeat(32)}`];
+    const ok = [
+      'a:read',
+      'balance_transfers:create',
+      'a.b-c_9:update',
+      `a${'b'.repeat(63)}:delete`,
+      'inference:write',
+      'admin',
+      'a:b_c-9',
+      `a:${'b'.repeat(32)}`,
+    ];
     for (const s of ok) expect(isPermission(s), s).toBe(true);
-    const bad = ['', ':read', 'a:', 'a:Read', 'A:read', '9a:read', 'a:read ', ' a:read', 'a:read\n', 'a::read', 'a:read:read', `a${'b'.repeat(64)}:read`, 'é:read', 'a:9x', 'a:b.c', `a:${'b'.repeat(33)}`, 'a:*'];
+    const bad = [
+      '',
+      ':read',
+      'a:',
+      'a:Read',
+      'A:read',
+      '9a:read',
+      'a:read ',
+      ' a:read',
+      'a:read\n',
+      'a::read',
+      'a:read:read',
+      `a${'b'.repeat(64)}:read`,
+      'é:read',
+      'a:9x',
+      'a:b.c',
+      `a:${'b'.repeat(33)}`,
+      'a:*',
+    ];
     for (const s of bad) expect(isPermission(s), JSON.stringify(s)).toBe(false);
   });
 
   it('answers as the regular expression of the definition does, for near-permissions and random strings', () => {
     const scope = fc.stringMatching(/^[a-z][a-z0-9_.-]{0,70}$/);
     const action = fc.constantFrom('read', 'write', 'x_y-z9', 'Read', '', '9a', 'a'.repeat(33));
-    const near = fc
-      .tuple(scope, action, fc.nat(110), fc.string({ unit: 'binary', maxLength: 2 }), fc.nat(2))
-      .map(([sc, ac, at, insert, drop]) => {
-        const p = `${sc}:${ac}`;
-        return p.slice(0, at) + insert + p.slice(at + drop);
-      });
+    const near = fc.tuple(scope, action, fc.nat(110), fc.string({ unit: 'binary', maxLength: 2 }), fc.nat(2)).map(([sc, ac, at, insert, drop]) => {
+      const p = `${sc}:${ac}`;
+      return p.slice(0, at) + insert + p.slice(at + drop);
+    });
     fc.assert(
       fc.property(fc.oneof(near, scope, fc.string({ maxLength: 80 })), (s) => {
         expect(isPermission(s)).toBe(DEFINITION.test(s));
@@ -35,7 +60,12 @@ describe('isPermission', () => {
 
 describe('grants', () => {
   it('a whole scope satisfies each of its actions and itself; an action satisfies only itself', () => {
-    const granted = new Set(permissionStrings([{ scope: 'admin', actions: ['*'] }, { scope: 'inference', actions: ['read', 'write'] }]));
+    const granted = new Set(
+      permissionStrings([
+        { scope: 'admin', actions: ['*'] },
+        { scope: 'inference', actions: ['read', 'write'] },
+      ]),
+    );
     expect([...granted]).toEqual(['admin', 'inference:read', 'inference:write']);
     for (const ok of ['admin', 'admin:anything', 'inference:read', 'inference:write']) expect(grants(granted, ok), ok).toBe(true);
     for (const no of ['inference', 'inference:delete', 'adm', 'admin2:read', 'other:read']) expect(grants(granted, no), no).toBe(false);

@@ -26,8 +26,7 @@ function expectAgrees(bytes: Uint8Array): boolean {
 
 describe('decodeVerifyKeyRequest', () => {
   const rnd = prng(20261122);
-  const text = (max: number, alphabet: string) =>
-    Array.from({ length: Math.floor(rnd() * max) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
+  const text = (max: number, alphabet: string) => Array.from({ length: Math.floor(rnd() * max) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
   const ascii = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:-';
 
   it('decodes what clients send exactly as protobuf-es does', () => {

@@ -265,7 +265,9 @@ function keyMessage(f: KeyFields & { workspaceId?: string; id?: string }): { key
 
 /** update_mask paths of the plain fields given (undefined = left alone). */
 function maskOf(fields: Record<string, unknown>, names: Record<string, string>): string[] {
-  return Object.keys(names).filter((k) => fields[k] !== undefined).map((k) => names[k]!);
+  return Object.keys(names)
+    .filter((k) => fields[k] !== undefined)
+    .map((k) => names[k]!);
 }
 
 export class Keyward {
@@ -316,8 +318,7 @@ export class Keyward {
   }
 
   readonly workspaces = {
-    create: async (w: { name: string; keyPrefix?: string }): Promise<Workspace> =>
-      (await this.raw.workspaces.createWorkspace({ workspace: w })).workspace!,
+    create: async (w: { name: string; keyPrefix?: string }): Promise<Workspace> => (await this.raw.workspaces.createWorkspace({ workspace: w })).workspace!,
     get: async (id: string): Promise<Workspace> => (await this.raw.workspaces.getWorkspace({ id })).workspace!,
     list: async (p: PageRequest = {}): Promise<Page<Workspace>> => {
       const r = await this.raw.workspaces.listWorkspaces(p);
@@ -404,8 +405,7 @@ export class Keyward {
   };
 
   readonly usage = {
-    key: async (keyId: string, r: TimeRange) =>
-      this.raw.usage.getKeyUsage({ keyId, startTime: ts(r.startTime), endTime: ts(r.endTime) }),
+    key: async (keyId: string, r: TimeRange) => this.raw.usage.getKeyUsage({ keyId, startTime: ts(r.startTime), endTime: ts(r.endTime) }),
     workspace: async (workspaceId: string, r: TimeRange) =>
       this.raw.usage.getWorkspaceUsage({ workspaceId, startTime: ts(r.startTime), endTime: ts(r.endTime) }),
   };

@@ -62,7 +62,15 @@ describe('management', () => {
     expect(grantStrings(key.grants)).toEqual(['balance_transfers:create', 'balance_transfers:read', 'invoices:read']);
 
     const ok = await kw.keys.verify(secret, { permissions: ['balance_transfers:read'] });
-    expect(ok).toMatchObject({ valid: true, code: 'valid', keyId: key.id, workspaceId: ws.id, customerId: 'cus_42', metadata: { plan: 'pro' }, state: 'active' });
+    expect(ok).toMatchObject({
+      valid: true,
+      code: 'valid',
+      keyId: key.id,
+      workspaceId: ws.id,
+      customerId: 'cus_42',
+      metadata: { plan: 'pro' },
+      state: 'active',
+    });
     expect(ok.expireTime!.getTime()).toBeGreaterThanOrEqual(before + 90 * 86_400_000 - 1000);
     expect((await kw.keys.verify(secret, { permissions: ['invoices:delete'] })).code).toBe('insufficient_permissions');
     expect((await kw.keys.verify('acme_nonsense')).code).toBe('not_found');
@@ -76,7 +84,12 @@ describe('management', () => {
     for await (const k of kw.keys.listAll({ workspaceId: ws.id, customerId: 'cus_43', pageSize: 2 })) names.push(k.name);
     expect(names.sort()).toEqual(['k0', 'k1', 'k2']);
 
-    const updated = await kw.keys.update(key.id, { name: 'prod', grants: ['invoices:read'], rateLimits: [{ name: 'per_minute', limit: 100, durationMs: 60_000 }], remainingUses: 1000 });
+    const updated = await kw.keys.update(key.id, {
+      name: 'prod',
+      grants: ['invoices:read'],
+      rateLimits: [{ name: 'per_minute', limit: 100, durationMs: 60_000 }],
+      remainingUses: 1000,
+    });
     expect(updated.name).toBe('prod');
     expect(grantStrings(updated.grants)).toEqual(['invoices:read']);
     expect(updated.remainingUses).toBe(1000n);

@@ -340,7 +340,10 @@ describe('tokens (JWTs)', () => {
     const k = await newKey();
     const token = await tokenOf(k);
     const noSdkKey = new KeyVerifier({ baseUrl: ts.baseUrl });
-    expect(await verifyKey(noSdkKey, token, { permissions: ['balance_transfers:read'], workspaceId: ws })).toMatchObject({ ok: true, identity: { keyId: k.id } });
+    expect(await verifyKey(noSdkKey, token, { permissions: ['balance_transfers:read'], workspaceId: ws })).toMatchObject({
+      ok: true,
+      identity: { keyId: k.id },
+    });
     const otherWs = '00000000-0000-4000-8000-000000000000';
     expect(await verifyKey(noSdkKey, token, { workspaceId: otherWs })).toMatchObject({
       ok: false,
@@ -361,7 +364,9 @@ describe('tokens (JWTs)', () => {
     const claims = decodeJwt(token);
     const { kid } = decodeProtectedHeader(token);
     const { privateKey } = await generateKeyPair('EdDSA');
-    const forged = await new SignJWT({ ...claims, permissions: ['balance_transfers:delete'] }).setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid: kid! }).sign(privateKey);
+    const forged = await new SignJWT({ ...claims, permissions: ['balance_transfers:delete'] })
+      .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid: kid! })
+      .sign(privateKey);
     const unknownKid = await new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid: 'not-a-keyward-key' }).sign(privateKey);
     const [h, p] = token.split('.');
     const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${p}.`;
@@ -369,9 +374,17 @@ describe('tokens (JWTs)', () => {
       expect(await verifyKey(verifier, bad)).toMatchObject({ ok: false, status: 401, body: { code: 'invalid_token', message: 'the token is not valid' } });
     }
     const picky = new KeyVerifier({ baseUrl: ts.baseUrl, tokens: { issuer: 'someone-else' } });
-    expect(await verifyKey(picky, token)).toMatchObject({ ok: false, status: 401, body: { code: 'invalid_token', message: "the token's iss claim is not accepted here" } });
+    expect(await verifyKey(picky, token)).toMatchObject({
+      ok: false,
+      status: 401,
+      body: { code: 'invalid_token', message: "the token's iss claim is not accepted here" },
+    });
     const audience = new KeyVerifier({ baseUrl: ts.baseUrl, tokens: { audience: 'https://api.example.com' } });
-    expect(await verifyKey(audience, token)).toMatchObject({ ok: false, status: 401, body: { code: 'invalid_token', message: "the token's aud claim is not accepted here" } });
+    expect(await verifyKey(audience, token)).toMatchObject({
+      ok: false,
+      status: 401,
+      body: { code: 'invalid_token', message: "the token's aud claim is not accepted here" },
+    });
   });
 
   it('the JWKS is fetched once and kept; a token of a signing key it lacks makes it fetch again, once', async () => {

@@ -147,7 +147,12 @@ describe('the middleware and a token', () => {
     const message = 'the token has expired';
     const challenge = `Bearer realm="keyward", error="invalid_token", error_description="${message}"`;
     const d = await verifyKey(verifier, token, { permissions: ['balance_transfers:read'] });
-    expect(d).toEqual({ ok: false, status: 401, headers: { 'x-keyward-code': 'invalid_token', 'www-authenticate': challenge }, body: { code: 'invalid_token', message } });
+    expect(d).toEqual({
+      ok: false,
+      status: 401,
+      headers: { 'x-keyward-code': 'invalid_token', 'www-authenticate': challenge },
+      body: { code: 'invalid_token', message },
+    });
     const fa = await fetch(`${ts.baseUrl}/v1/authorize`, { headers: { authorization: `Bearer ${token}`, 'x-keyward-sdk-key': gatewayKey } });
     expect(fa.status).toBe(401);
     expect(fa.headers.get('www-authenticate')).toBe(challenge);

@@ -1,5 +1,5 @@
 // Small building blocks shared by the screens.
-import { cloneElement, useEffect, useId, useRef, useState, type ButtonHTMLAttributes, type ReactElement, type ReactNode } from 'react';
+import { cloneElement, useEffect, useId, useLayoutEffect, useRef, useState, type ButtonHTMLAttributes, type ReactElement, type ReactNode } from 'react';
 import { describeError } from '../api.js';
 import type { Tone } from '../format.js';
 
@@ -48,7 +48,17 @@ export function Notice({ tone = 'info', children }: { tone?: 'info' | 'warning';
 }
 
 /** A labelled form control: a <label for> and, for the hint, aria-describedby. */
-export function Field({ label, hint, children, className }: { label: string; hint?: ReactNode; children: ReactElement<{ id?: string; 'aria-describedby'?: string }>; className?: string }) {
+export function Field({
+  label,
+  hint,
+  children,
+  className,
+}: {
+  label: string;
+  hint?: ReactNode;
+  children: ReactElement<{ id?: string; 'aria-describedby'?: string }>;
+  className?: string;
+}) {
   const id = useId();
   const hintId = `${id}-hint`;
   return (
@@ -353,12 +363,31 @@ export function SecretDialog({
   );
 }
 
-/** A table that scrolls sideways inside its own box on narrow screens. */
+/**
+ * A table that scrolls sideways inside its own box on narrow screens: a named region (a labelled
+ * <section>) that joins the tab order only while it actually scrolls, so that keyboard users can
+ * scroll it with the arrow keys then, and meet no empty tab stop when the table fits.
+ */
 export function TableScroll({ label, children }: { label: string; children: ReactNode }) {
+  const box = useRef<HTMLElement>(null);
+  const [scrolls, setScrolls] = useState(false);
+  // After every render (the rows may have changed) and on every resize of the box or the table.
+  useLayoutEffect(() => {
+    const el = box.current;
+    if (el) setScrolls(el.scrollWidth > el.clientWidth);
+  });
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    const observer = new ResizeObserver(() => setScrolls(el.scrollWidth > el.clientWidth));
+    observer.observe(el);
+    for (const child of el.children) observer.observe(child);
+    return () => observer.disconnect();
+  }, []);
   return (
-    <div className="table-scroll" role="region" aria-label={label} tabIndex={0}>
+    <section ref={box} className="table-scroll" aria-label={label} tabIndex={scrolls ? 0 : undefined}>
       {children}
-    </div>
+    </section>
   );
 }
 

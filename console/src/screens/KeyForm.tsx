@@ -2,7 +2,7 @@
 import { useState } from 'react';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { RefillInterval, type ApiKey, ApiKeySchema } from '../../../gen/keyward/v1/key_pb.js';
+import { RefillInterval, type ApiKey, type ApiKeySchema } from '../../../gen/keyward/v1/key_pb.js';
 import { useSession } from '../session.js';
 import { useAction, useLoad } from '../hooks.js';
 import { durationMs, permissions, splitPermission } from '../format.js';
@@ -11,7 +11,12 @@ import { Button, Dialog, ErrorBanner, Field, Loading, Notice } from '../componen
 type Unit = 'second' | 'minute' | 'hour' | 'day';
 const UNIT_MS: Record<Unit, number> = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
 
+/** A stable identity for a rate-limit or metadata row while the form is open (React's key; never sent). */
+let lastRowId = 0;
+const rowId = () => ++lastRowId;
+
 interface LimitRow {
+  id: number;
   name: string;
   limit: string;
   every: string;
@@ -33,7 +38,13 @@ interface FormState {
   refill: 'none' | 'daily' | 'monthly';
   refillAmount: string;
   refillDay: string;
-  metadata: { k: string; v: string }[];
+  metadata: MetaRow[];
+}
+
+interface MetaRow {
+  id: number;
+  k: string;
+  v: string;
 }
 
 function isoDate(d: Date): string {
@@ -45,7 +56,7 @@ function fromKey(k: ApiKey | undefined): FormState {
   const limits: LimitRow[] = (k?.rateLimits ?? []).map((r) => {
     const ms = durationMs(r.duration);
     const unit = (['day', 'hour', 'minute', 'second'] as Unit[]).find((u) => ms % UNIT_MS[u] === 0) ?? 'second';
-    return { name: r.name, limit: String(r.limit), every: String(ms / UNIT_MS[unit]), unit };
+    return { id: rowId(), name: r.name, limit: String(r.limit), every: String(ms / UNIT_MS[unit]), unit };
   });
   const expire = k?.expireTime ? timestampDate(k.expireTime) : undefined;
   return {
@@ -62,7 +73,7 @@ function fromKey(k: ApiKey | undefined): FormState {
     refill: k?.refill?.interval === RefillInterval.DAILY ? 'daily' : k?.refill?.interval === RefillInterval.MONTHLY ? 'monthly' : 'none',
     refillAmount: k?.refill ? String(k.refill.amount) : '',
     refillDay: k?.refill?.dayOfMonth ? String(k.refill.dayOfMonth) : '1',
-    metadata: Object.entries(k?.metadata ?? {}).map(([kk, v]) => ({ k: kk, v })),
+    metadata: Object.entries(k?.metadata ?? {}).map(([kk, v]) => ({ id: rowId(), k: kk, v })),
   };
 }
 
@@ -289,7 +300,7 @@ export function KeyForm({
           <p className="muted">This workspace has no scopes yet: the key will have no permissions. Add scopes on the Scopes tab.</p>
         ) : (
           <>
-            <div className="grant-table" role="group" aria-label="Grants">
+            <fieldset className="grant-table" aria-label="Grants">
               {[...offered].map(([scope, actions]) => {
                 const whole = has.has(scope);
                 return (
@@ -316,7 +327,7 @@ export function KeyForm({
                   </div>
                 );
               })}
-            </div>
+            </fieldset>
             <div className="grant-summary">
               <span className="muted small">Granted:</span>
               <span className="perm-list" data-testid="granted">
@@ -339,9 +350,13 @@ export function KeyForm({
         <legend>Rate limits</legend>
         {f.limits.length === 0 ? <p className="muted small">No rate limit: the key may be used as often as the gateway allows.</p> : null}
         {f.limits.map((r, i) => {
-          const upd = (patch: Partial<LimitRow>) => set('limits', f.limits.map((x, j) => (j === i ? { ...x, ...patch } : x)));
+          const upd = (patch: Partial<Omit<LimitRow, 'id'>>) =>
+            set(
+              'limits',
+              f.limits.map((x, j) => (j === i ? { ...x, ...patch } : x)),
+            );
           return (
-            <div className="limit-row" key={i}>
+            <div className="limit-row" key={r.id}>
               <Field label="Name">
                 <input className="input mono" value={r.name} onChange={(e) => upd({ name: e.target.value })} placeholder="per_minute" />
               </Field>
@@ -359,14 +374,28 @@ export function KeyForm({
                   <option value="day">day(s)</option>
                 </select>
               </Field>
-              <Button small variant="ghost" className="limit-remove" aria-label={`Remove rate limit ${r.name || i + 1}`} onClick={() => set('limits', f.limits.filter((_, j) => j !== i))}>
+              <Button
+                small
+                variant="ghost"
+                className="limit-remove"
+                aria-label={`Remove rate limit ${r.name || i + 1}`}
+                onClick={() =>
+                  set(
+                    'limits',
+                    f.limits.filter((_, j) => j !== i),
+                  )
+                }
+              >
                 Remove
               </Button>
             </div>
           );
         })}
         {f.limits.length < 5 ? (
-          <Button small onClick={() => set('limits', [...f.limits, { name: f.limits.length ? '' : 'per_minute', limit: '', every: '1', unit: 'minute' }])}>
+          <Button
+            small
+            onClick={() => set('limits', [...f.limits, { id: rowId(), name: f.limits.length ? '' : 'per_minute', limit: '', every: '1', unit: 'minute' }])}
+          >
             Add rate limit
           </Button>
         ) : null}
@@ -408,22 +437,37 @@ export function KeyForm({
         <legend>Metadata</legend>
         <p className="muted small">Returned by VerifyKey to your gateway, e.g. a plan or a tenant id.</p>
         {f.metadata.map((m, i) => {
-          const upd = (patch: Partial<{ k: string; v: string }>) => set('metadata', f.metadata.map((x, j) => (j === i ? { ...x, ...patch } : x)));
+          const upd = (patch: Partial<Omit<MetaRow, 'id'>>) =>
+            set(
+              'metadata',
+              f.metadata.map((x, j) => (j === i ? { ...x, ...patch } : x)),
+            );
           return (
-            <div className="meta-row" key={i}>
+            <div className="meta-row" key={m.id}>
               <Field label="Key">
                 <input className="input mono" value={m.k} onChange={(e) => upd({ k: e.target.value })} maxLength={128} />
               </Field>
               <Field label="Value">
                 <input className="input" value={m.v} onChange={(e) => upd({ v: e.target.value })} maxLength={1024} />
               </Field>
-              <Button small variant="ghost" className="limit-remove" aria-label={`Remove metadata ${m.k || i + 1}`} onClick={() => set('metadata', f.metadata.filter((_, j) => j !== i))}>
+              <Button
+                small
+                variant="ghost"
+                className="limit-remove"
+                aria-label={`Remove metadata ${m.k || i + 1}`}
+                onClick={() =>
+                  set(
+                    'metadata',
+                    f.metadata.filter((_, j) => j !== i),
+                  )
+                }
+              >
                 Remove
               </Button>
             </div>
           );
         })}
-        <Button small onClick={() => set('metadata', [...f.metadata, { k: '', v: '' }])}>
+        <Button small onClick={() => set('metadata', [...f.metadata, { id: rowId(), k: '', v: '' }])}>
           Add metadata
         </Button>
       </fieldset>

@@ -224,8 +224,7 @@ function KeyLimits({ k }: { k: ApiKey }) {
         <>
           <dt>Refill</dt>
           <dd>
-            to {formatCount(k.refill.amount)}{' '}
-            {k.refill.interval === RefillInterval.DAILY ? 'every day' : `every month on day ${k.refill.dayOfMonth || 1}`}
+            to {formatCount(k.refill.amount)} {k.refill.interval === RefillInterval.DAILY ? 'every day' : `every month on day ${k.refill.dayOfMonth || 1}`}
           </dd>
         </>
       ) : null}

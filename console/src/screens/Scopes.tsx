@@ -30,10 +30,9 @@ export function Scopes({ workspaceId }: { workspaceId: string }) {
       }
     >
       <p className="card-intro muted">
-        A scope is a resource of your API, e.g. <code>inference</code>, and declares the actions keys may be granted on it: by default{' '}
-        <code>read</code>, <code>create</code>, <code>update</code> and <code>delete</code>, or its own, such as <code>read</code> and{' '}
-        <code>write</code>. A key is granted actions, checked as <code>inference:write</code>, or the whole scope, checked as{' '}
-        <code>inference</code>.
+        A scope is a resource of your API, e.g. <code>inference</code>, and declares the actions keys may be granted on it: by default <code>read</code>,{' '}
+        <code>create</code>, <code>update</code> and <code>delete</code>, or its own, such as <code>read</code> and <code>write</code>. A key is granted
+        actions, checked as <code>inference:write</code>, or the whole scope, checked as <code>inference</code>.
       </p>
       <ErrorBanner error={list.error} title="Could not load scopes" />
       {list.loading && !list.data ? (
@@ -61,13 +60,13 @@ export function Scopes({ workspaceId }: { workspaceId: string }) {
                     <code className="chip">{s.name}</code>
                   </td>
                   <td>
-                    <div className="perm-list" aria-label={`Actions of ${s.name}`}>
+                    <ul className="perm-list" aria-label={`Actions of ${s.name}`}>
                       {s.actions.map((a) => (
-                        <code key={a} className="chip chip-soft">
-                          {a}
-                        </code>
+                        <li key={a}>
+                          <code className="chip chip-soft">{a}</code>
+                        </li>
                       ))}
-                    </div>
+                    </ul>
                   </td>
                   <td className="wrap">{s.description || <span className="muted">—</span>}</td>
                   <td className="nowrap">{formatDate(s.createTime)}</td>
@@ -77,7 +76,13 @@ export function Scopes({ workspaceId }: { workspaceId: string }) {
                         <Button small variant="ghost" onClick={() => setOpen({ kind: 'edit', scope: s })} aria-label={`Edit scope ${s.name}`}>
                           Edit
                         </Button>
-                        <Button small variant="ghost" className="text-danger" onClick={() => setOpen({ kind: 'delete', scope: s })} aria-label={`Delete scope ${s.name}`}>
+                        <Button
+                          small
+                          variant="ghost"
+                          className="text-danger"
+                          onClick={() => setOpen({ kind: 'delete', scope: s })}
+                          aria-label={`Delete scope ${s.name}`}
+                        >
                           Delete
                         </Button>
                       </>
@@ -185,20 +190,21 @@ function ScopeForm({ workspaceId, scope, onDone, onClose }: { workspaceId: strin
         />
       </Field>
       {actions.length > 0 ? (
-        <div className="perm-list scope-preview" aria-label="Permissions this scope offers">
+        <ul className="perm-list scope-preview" aria-label="Permissions this scope offers">
           {actions.map((a) => (
-            <code key={a} className="chip chip-soft">
-              {`${name.trim() || 'scope'}:${a}`}
-            </code>
+            <li key={a}>
+              <code className="chip chip-soft">{`${name.trim() || 'scope'}:${a}`}</code>
+            </li>
           ))}
-        </div>
+        </ul>
       ) : null}
       <Field label="Description">
         <textarea className="input" rows={3} value={description} onChange={(e) => setDescription(e.target.value)} />
       </Field>
       {removed.length > 0 && !error ? (
         <Notice tone="warning">
-          Removing {removed.map((a, i) => (
+          Removing{' '}
+          {removed.map((a, i) => (
             <span key={a}>
               {i > 0 ? ', ' : ''}
               <code>{a}</code>

@@ -5,7 +5,21 @@ import { SDK_SCOPES, useSession } from '../session.js';
 import { useAction, useLoad } from '../hooks.js';
 import { formatDate, formatTime, relative, shortId } from '../format.js';
 import { useToast } from '../toast.js';
-import { Badge, Button, Card, ConfirmDialog, Dialog, Empty, ErrorBanner, Loading, PageHeader, Pager, SecretDialog, TableScroll, usePages } from '../components/ui.js';
+import {
+  Badge,
+  Button,
+  Card,
+  ConfirmDialog,
+  Dialog,
+  Empty,
+  ErrorBanner,
+  Loading,
+  PageHeader,
+  Pager,
+  SecretDialog,
+  TableScroll,
+  usePages,
+} from '../components/ui.js';
 
 export function SdkKeys() {
   const { api, can, me } = useSession();
@@ -152,10 +166,7 @@ function CreateSdkKey({ onClose, onCreated }: { onClose(): void; onCreated(key: 
   const [scopes, setScopes] = useState<Set<string>>(new Set());
   const [restrict, setRestrict] = useState<Set<string>>(new Set());
   const { busy, error, run } = useAction();
-  const workspaces = useLoad(
-    () => (can('workspace:read') ? api.workspaces.listWorkspaces({ pageSize: 1000 }) : Promise.resolve(undefined)),
-    [],
-  );
+  const workspaces = useLoad(() => (can('workspace:read') ? api.workspaces.listWorkspaces({ pageSize: 1000 }) : Promise.resolve(undefined)), []);
   const isAll = !me || me.scopes.includes('*');
   const holds = (s: string) => isAll || (me?.scopes.includes(s) ?? false);
   const restrictedCaller = (me?.workspaceIds.length ?? 0) > 0;

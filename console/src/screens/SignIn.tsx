@@ -49,7 +49,6 @@ export function SignIn({ onSignIn, expired }: { onSignIn(token: string): Promise
               value={token}
               onChange={(e) => setToken(e.target.value)}
               placeholder="kws_…"
-              autoFocus
             />
           </Field>
           <ErrorBanner error={error} title="Sign-in failed" />

@@ -57,15 +57,7 @@ export function WorkspaceUsage({ workspaceId }: { workspaceId: string }) {
   );
 }
 
-function UsageCard(props: {
-  title: string;
-  report: Report | undefined;
-  error: unknown;
-  loading: boolean;
-  reload(): void;
-  hours: number;
-  select: ReactNode;
-}) {
+function UsageCard(props: { title: string; report: Report | undefined; error: unknown; loading: boolean; reload(): void; hours: number; select: ReactNode }) {
   const { report } = props;
   return (
     <Card
@@ -81,7 +73,9 @@ function UsageCard(props: {
     >
       <ErrorBanner error={props.error} title="Could not load usage" />
       {!report ? (
-        props.loading ? <Loading /> : null
+        props.loading ? (
+          <Loading />
+        ) : null
       ) : report.total === 0n ? (
         <Empty title="No verifications in this period">Counts appear a few seconds after gateways call VerifyKey.</Empty>
       ) : (
@@ -92,4 +86,3 @@ function UsageCard(props: {
     </Card>
   );
 }
-

@@ -53,7 +53,15 @@ export default function UsageChart({ report, hours }: { report: Report; hours: n
             <Tooltip cursor={{ fill: 'rgba(99,102,241,0.06)' }} />
             <Legend iconType="circle" iconSize={8} wrapperStyle={{ fontSize: 12 }} />
             {codes.map((c: VerifyCode) => (
-              <Bar key={c} dataKey={String(c)} name={verifyCodeInfo(c).label} stackId="outcome" fill={verifyCodeInfo(c).color} maxBarSize={28} isAnimationActive={false} />
+              <Bar
+                key={c}
+                dataKey={String(c)}
+                name={verifyCodeInfo(c).label}
+                stackId="outcome"
+                fill={verifyCodeInfo(c).color}
+                maxBarSize={28}
+                isAnimationActive={false}
+              />
             ))}
           </BarChart>
         </ResponsiveContainer>

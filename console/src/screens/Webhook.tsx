@@ -35,7 +35,11 @@ export function Webhook({ workspaceId }: { workspaceId: string }) {
   const save = async (rotateSecret: boolean) => {
     const r = await run(() =>
       api.webhooks.setWebhook({
-        webhook: { workspaceId, url: rotateSecret && hook ? hook.url : url.trim(), expiringNoticeDays: Number(rotateSecret && hook ? hook.expiringNoticeDays : days) || 0 },
+        webhook: {
+          workspaceId,
+          url: rotateSecret && hook ? hook.url : url.trim(),
+          expiringNoticeDays: Number(rotateSecret && hook ? hook.expiringNoticeDays : days) || 0,
+        },
         rotateSecret,
       }),
     );
@@ -48,13 +52,7 @@ export function Webhook({ workspaceId }: { workspaceId: string }) {
   if (res.loading && res.data === undefined) return <Loading />;
   return (
     <div className="stack">
-      <Card
-        title={
-          <span className="title-with-badge">
-            Webhook {hook ? <Badge tone="green">Active</Badge> : <Badge tone="gray">Not set</Badge>}
-          </span>
-        }
-      >
+      <Card title={<span className="title-with-badge">Webhook {hook ? <Badge tone="green">Active</Badge> : <Badge tone="gray">Not set</Badge>}</span>}>
         <p className="card-intro muted">
           Keyward POSTs signed JSON events here: <code>key.expiring</code>, <code>key.revoked</code>, <code>key.rotated</code> and{' '}
           <code>key.usage_exhausted</code>. Verify the <code>keyward-signature</code> header with the signing secret.
@@ -68,7 +66,14 @@ export function Webhook({ workspaceId }: { workspaceId: string }) {
           }}
         >
           <Field label="Endpoint URL">
-            <input className="input" type="url" value={url} onChange={(e) => setUrl(e.target.value)} placeholder="https://example.com/keyward/events" disabled={!writable} />
+            <input
+              className="input"
+              type="url"
+              value={url}
+              onChange={(e) => setUrl(e.target.value)}
+              placeholder="https://example.com/keyward/events"
+              disabled={!writable}
+            />
           </Field>
           <Field label="Expiry notice (days)" hint="key.expiring is sent this many days before a key expires (1–365).">
             <input className="input input-narrow" type="number" min={1} max={365} value={days} onChange={(e) => setDays(e.target.value)} disabled={!writable} />
@@ -101,7 +106,9 @@ export function Webhook({ workspaceId }: { workspaceId: string }) {
       {hook ? <WebhookDeliveries workspaceId={workspaceId} /> : null}
       {secret !== null ? (
         <SecretDialog title="Webhook signing secret" secret={secret} hashed={false} onClose={() => setSecret(null)}>
-          <p>Use it to check the HMAC-SHA256 in each event's <code>keyward-signature</code> header.</p>
+          <p>
+            Use it to check the HMAC-SHA256 in each event's <code>keyward-signature</code> header.
+          </p>
         </SecretDialog>
       ) : null}
       {deleting ? (

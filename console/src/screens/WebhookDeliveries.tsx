@@ -36,7 +36,14 @@ export function WebhookDeliveries({ workspaceId }: { workspaceId: string }) {
     }
   };
   return (
-    <Card title="Recent deliveries" actions={<Button small onClick={list.reload}>Refresh</Button>}>
+    <Card
+      title="Recent deliveries"
+      actions={
+        <Button small onClick={list.reload}>
+          Refresh
+        </Button>
+      }
+    >
       <ErrorBanner error={list.error} title="Could not load deliveries" />
       {list.loading && !list.data ? (
         <Loading />

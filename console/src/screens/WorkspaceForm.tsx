@@ -45,8 +45,8 @@ export function WorkspaceForm({ workspace, onDone, onClose }: { workspace?: Work
         label="Key prefix"
         hint={
           <>
-            Starts every key of this workspace, e.g. <code>{prefix || 'kw'}_3xGv…</code>. Lower-case letters and digits, at most 16; empty means{' '}
-            <code>kw</code>.{workspace ? ' Existing keys keep their prefix.' : ''}
+            Starts every key of this workspace, e.g. <code>{prefix || 'kw'}_3xGv…</code>. Lower-case letters and digits, at most 16; empty means <code>kw</code>
+            .{workspace ? ' Existing keys keep their prefix.' : ''}
           </>
         }
       >

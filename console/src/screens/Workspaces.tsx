@@ -70,7 +70,13 @@ export function Workspaces() {
                           <Button small variant="ghost" onClick={() => setOpen({ kind: 'edit', ws })} aria-label={`Edit ${ws.name}`}>
                             Edit
                           </Button>
-                          <Button small variant="ghost" className="text-danger" onClick={() => setOpen({ kind: 'delete', ws })} aria-label={`Delete ${ws.name}`}>
+                          <Button
+                            small
+                            variant="ghost"
+                            className="text-danger"
+                            onClick={() => setOpen({ kind: 'delete', ws })}
+                            aria-label={`Delete ${ws.name}`}
+                          >
                             Delete
                           </Button>
                         </>

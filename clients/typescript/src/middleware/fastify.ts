@@ -1,7 +1,16 @@
 // Fastify: a preHandler per route (`{ preHandler: auth('balance_transfers:read') }`),
 // or a plugin that guards every route (`app.register(keywardPlugin, { baseUrl, sdkKey })`).
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
-import { guardOptions, nodeHeader, verifierOf, type GuardArgs, type GuardOptions, type KeyVerifier, type KeywardIdentity, type VerifierOptions } from './core.js';
+import {
+  guardOptions,
+  nodeHeader,
+  verifierOf,
+  type GuardArgs,
+  type GuardOptions,
+  type KeyVerifier,
+  type KeywardIdentity,
+  type VerifierOptions,
+} from './core.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
