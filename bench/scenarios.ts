@@ -215,6 +215,12 @@ export const SERVER_GROUPS: ServerGroup[] = [
     [{ id: 'verify-hit-grpc-stock', title: 'Keyward VerifyKey, cache hit, stock path (FAST_PATH=false)', message: hitMessage, answer: VALID }],
   ),
 
+  // (f) Keyward without metrics (KEYWARD_METRICS=false): what recording them costs a cached verification.
+  keyward(
+    { name: 'keyward-no-metrics', label: 'fast', title: 'Keyward (metrics off)', env: { KEYWARD_METRICS: 'false' }, coldKeys: 0, reportDatabase: false },
+    [{ id: 'verify-hit-grpc-metrics-off', title: 'Keyward VerifyKey, cache hit, metrics off (KEYWARD_METRICS=false)', message: hitMessage, answer: VALID }],
+  ),
+
   // (a) again: the same paced load against bare http2, the floor of what the
   // load generator and the runtime add to latency at that rate.
   baseline(

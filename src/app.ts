@@ -44,7 +44,7 @@ import { SdkKeys } from './domain/sdk-keys.js';
 import { Workspaces } from './domain/workspaces.js';
 import type { Logger } from './log.js';
 import { peerKey } from './rpc/context.js';
-import { authInterceptor, errorInterceptor, PORTAL_METHODS } from './rpc/interceptors.js';
+import { authInterceptor, errorInterceptor, PORTAL_METHODS, rpcMetricsInterceptor } from './rpc/interceptors.js';
 import { fieldRulesInterceptor } from './rpc/field-rules.js';
 import { withPortalCors } from './http/cors.js';
 import { RestTranscoder } from './http/rest.js';
@@ -65,6 +65,7 @@ import { LocalRateLimiter, type RateLimiter } from './verify/rate-limits.js';
 import { newRateLimitStats, RedisRateLimiter, type RateLimitStats } from './verify/redis-rate-limiter.js';
 import { UsageLimits } from './verify/usage-limits.js';
 import type { Config } from './config.js';
+import { Metrics } from './metrics/metrics.js';
 
 export type AppOptions = Pick<
   Config,
@@ -91,6 +92,8 @@ export type AppOptions = Pick<
   | 'redisPrefix'
   | 'redisTimeoutMs'
   | 'portalOrigins'
+  | 'metrics'
+  | 'metricsPort'
 >;
 
 /** Keyward's own services: every call needs an SDK key. */
@@ -155,6 +158,18 @@ export class App {
   private readonly rateLimiter: RateLimiter;
   /** The console and the portal, served on the RPC port. */
   readonly browserApps: StaticApp[];
+  /** Prometheus metrics; undefined with KEYWARD_METRICS=false. */
+  readonly metrics: Metrics | undefined;
+  /** VerifyKey's metrics, recorded by the transports. */
+  get verifyMetrics() {
+    return this.metrics?.verify;
+  }
+  /** /metrics on the RPC port, unless KEYWARD_METRICS_PORT serves it apart. */
+  get metricsOnMainPort(): boolean {
+    return this.opts.metricsPort === undefined;
+  }
+  /** The database pool, for its gauges; known once startBackground() has run. */
+  private pool: { totalCount: number; idleCount: number; waitingCount: number } | undefined;
 
   constructor(
     readonly orm: MikroORM,
@@ -227,6 +242,15 @@ export class App {
     this.tokenChecker = new TokenChecker(orm, this.signingKeys, tokenOpts, { stateTtlMs: opts.verifyCacheTtlMs });
     this.probe = new DatabaseProbe(orm);
     this.browserApps = browserApps(opts.portalOrigins);
+    this.metrics = opts.metrics
+      ? new Metrics({
+          cacheStats: () => this.keyCache.stats,
+          rateLimitStats: () => this.rateLimitStats,
+          sdkKeyAuthStats: () => this.auth.stats,
+          webhookEvents: () => this.webhooks.outboxStats(),
+          databasePool: () => this.pool && { used: this.pool.totalCount - this.pool.idleCount, free: this.pool.idleCount, pending: this.pool.waitingCount },
+        })
+      : undefined;
     this.changes.subscribe((c) => {
       if (c.keys) this.keyCache.evictKeys(c.keys);
       if (c.workspace) this.keyCache.evictWorkspace(c.workspace);
@@ -243,7 +267,7 @@ export class App {
   routes = (router: ConnectRouter): void => {
     router.service(WorkspaceService, workspaceService(this.workspaces));
     router.service(ScopeService, scopeService(this.scopes));
-    router.service(KeyService, keyService(this.keys, this.verifyCall, this.opts.maxRequestTimeoutMs));
+    router.service(KeyService, keyService(this.keys, this.verifyCall, this.opts.maxRequestTimeoutMs, this.verifyMetrics));
     router.service(UsageService, usageService(this.usageReports));
     router.service(AuditService, auditService(this.auditLog));
     router.service(WebhookService, webhookService(this.webhooks));
@@ -266,6 +290,7 @@ export class App {
   /** Starts the background work: batched writes of usage and security events, webhook delivery. */
   async startBackground(): Promise<void> {
     await this.rateLimiter.start();
+    if (this.metrics) this.pool = await nativePool(this.orm);
     this.lastUsed.start();
     this.analytics.start();
     this.securityEvents.start();
@@ -292,6 +317,7 @@ export class App {
   /** The request handler for both the HTTP/2 and the HTTP/1.1 server. */
   handler(shutdownSignal?: AbortSignal) {
     const interceptors = [
+      ...(this.metrics ? [rpcMetricsInterceptor(this.metrics)] : []),
       errorInterceptor(this.log),
       authInterceptor(this.auth, this.portalAuth, new Set(STANDARD_SERVICES.map((s) => s.typeName))),
       // After auth: an unauthenticated caller learns nothing about its fields.
@@ -340,4 +366,11 @@ export class App {
       jsonOptions: { ignoreUnknownFields: false },
     };
   }
+}
+
+/** The `pg` pool under MikroORM's connection (for its gauges); undefined if the driver has none. */
+async function nativePool(orm: MikroORM): Promise<{ totalCount: number; idleCount: number; waitingCount: number } | undefined> {
+  const connection = orm.em.getConnection() as unknown as { getNativeClient?: () => Promise<unknown> };
+  const pool = (await connection.getNativeClient?.()) as { totalCount?: unknown } | undefined;
+  return typeof pool?.totalCount === 'number' ? (pool as { totalCount: number; idleCount: number; waitingCount: number }) : undefined;
 }

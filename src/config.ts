@@ -58,6 +58,10 @@ export interface Config {
   tokenExchangesPerMinute: number;
   /** Origins (`https://app.example.com`) whose pages may embed the customer portal and call its RPCs (CORS). */
   portalOrigins: string[];
+  /** Prometheus metrics at /metrics (src/metrics/). */
+  metrics: boolean;
+  /** Serve /metrics on this port only (kept off the public port); unset serves it on `port`. */
+  metricsPort: number | undefined;
 }
 
 const ORIGIN_RE = /^https?:\/\/[^/\s?#]+$/;
@@ -86,6 +90,12 @@ function numberSetting(env: NodeJS.ProcessEnv, name: string, dflt: number, ok: (
 
 const int = (env: NodeJS.ProcessEnv, name: string, dflt: number, min = 0) =>
   numberSetting(env, name, dflt, (n) => Number.isInteger(n) && n >= min, `an integer >= ${min}`);
+
+/** A port number, or undefined when unset or empty. */
+function optionalPort(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const n = numberSetting(env, name, Number.NaN, (v) => Number.isInteger(v) && v >= 1 && v <= 65_535, 'a port number (1 to 65535)');
+  return Number.isNaN(n) ? undefined : n;
+}
 
 /** A positive number, fractions allowed (a rate such as 0.1 a second). */
 const rate = (env: NodeJS.ProcessEnv, name: string, dflt: number) => numberSetting(env, name, dflt, (n) => Number.isFinite(n) && n > 0, 'a number > 0');
@@ -125,6 +135,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tokenIssuer: env.KEYWARD_TOKEN_ISSUER || 'keyward',
     tokenAudience: env.KEYWARD_TOKEN_AUDIENCE || '',
     tokenExchangesPerMinute: int(env, 'KEYWARD_TOKEN_EXCHANGES_PER_MINUTE', 60, 1),
+    metrics: env.KEYWARD_METRICS !== 'false',
+    metricsPort: optionalPort(env, 'KEYWARD_METRICS_PORT'),
     portalOrigins: origins(env, 'KEYWARD_PORTAL_ORIGINS'),
   };
 }

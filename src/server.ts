@@ -10,6 +10,8 @@ import { openDatabase, type Database } from './db/database.js';
 import type { Logger } from './log.js';
 import { VerifyFastPath, type StreamListener } from './rpc/verify-fast-path.js';
 import { replayConsumedBody } from './rpc/verify-stream.js';
+import { sendMetrics } from './http/endpoints.js';
+import type { Metrics } from './metrics/metrics.js';
 
 export interface RunningServer {
   port: number;
@@ -138,6 +140,7 @@ function withVerifyFastPath(app: App, handler: (req: http2.Http2ServerRequest, r
     log: app.log,
     protocolOptions: app.protocolOptions(),
     deadlineCapMs: app.opts.maxRequestTimeoutMs,
+    metrics: app.verifyMetrics,
   };
   h2.on('stream', new VerifyFastPath(deps, toCompat).onStream);
   return h2;
@@ -157,14 +160,21 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const app = new App(db.orm, log, config, db.shared);
   if (!app.secrets.sealing) log.info('KEYWARD_SECRETS_KEY is not set: JWT signing keys and webhook secrets are stored unsealed');
   let listener: ChangeListener | undefined;
+  let metricsServer: http.Server | undefined;
   try {
     if (db.shared) {
       // Until other replicas' changes can be heard, nothing is cached.
       app.keyCache.setEnabled(false);
       listener = new ChangeListener(
         db.url,
-        (c) => app.changes.deliver(c),
-        (on) => app.keyCache.setEnabled(on),
+        (c) => {
+          app.metrics?.changeReceived();
+          app.changes.deliver(c);
+        },
+        (on) => {
+          app.metrics?.listeningChanged(on);
+          app.keyCache.setEnabled(on);
+        },
         log,
       );
       await listener.start();
@@ -182,6 +192,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await app.startBackground();
     const server = await listen(app, config.host, config.port, config.shutdownGraceMs, { verifyFastPath: config.verifyFastPath });
     log.info('keyward listening', { host: config.host, port: server.port, database: db.description });
+    if (app.metrics && config.metricsPort !== undefined) {
+      metricsServer = await listenForMetrics(app.metrics, config.host, config.metricsPort);
+      log.info('metrics listening', { host: config.host, port: config.metricsPort, path: '/metrics' });
+    }
     return {
       port: server.port,
       app,
@@ -190,6 +204,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         // Health checks and /readyz answer NOT_SERVING while in-flight requests finish.
         app.probe.drain();
         await server.close();
+        await closeServer(metricsServer);
         await listener?.stop();
         await app.stopBackground();
         await db.close();
@@ -197,9 +212,31 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     };
   } catch (e) {
     // E.g. the port is taken: stop what started, or its timers and connections keep the process alive.
+    await closeServer(metricsServer);
     await listener?.stop();
     await app.stopBackground();
     await db.close();
     throw e;
   }
+}
+
+/** /metrics alone on a port of its own (KEYWARD_METRICS_PORT), so it can stay off the public one. */
+async function listenForMetrics(metrics: Metrics, host: string, port: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics is served here\n');
+      return;
+    }
+    sendMetrics(metrics, req, res).catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
+
+function closeServer(server: http.Server | undefined): Promise<void> {
+  return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
 }

@@ -60,7 +60,8 @@ export class SdkKeyAuthenticator {
   /** Fingerprints of tokens that failed: when, and the subject their failures are recorded under. */
   private readonly failed = new Map<string, { at: number; subject: string }>();
   private readonly buckets = new Map<string, Bucket>();
-  readonly stats = { bcryptChecks: 0, throttled: 0, failuresFromMemory: 0 };
+  /** `failures`: SDK keys refused; `throttled`: checks refused because their address failed too often. */
+  readonly stats = { bcryptChecks: 0, throttled: 0, failuresFromMemory: 0, failures: 0 };
 
   constructor(
     private readonly orm: MikroORM,
@@ -72,6 +73,11 @@ export class SdkKeyAuthenticator {
     private readonly onFailure: (subject: string) => void,
   ) {}
 
+  private refused(subject: string): void {
+    this.stats.failures++;
+    this.onFailure(subject);
+  }
+
   /** How long a throttled source waits, at most, for its next check (a Retry-After). */
   get throttledRetryAfterSeconds(): number {
     return Math.ceil(1 / this.opts.failuresPerSecond);
@@ -80,12 +86,12 @@ export class SdkKeyAuthenticator {
   /** The SDK key of an authorization header. */
   private token(authorization: string | null | undefined): string {
     if (!authorization) {
-      this.onFailure('missing');
+      this.refused('missing');
       throw unauthenticated('missing SDK key: send "authorization: Bearer <sdk key>"');
     }
     const token = bearerTokenOf(authorization);
     if (token === undefined) {
-      this.onFailure('malformed');
+      this.refused('malformed');
       throw unauthenticated('the authorization header must be "Bearer <sdk key>"');
     }
     return token;
@@ -147,7 +153,7 @@ export class SdkKeyAuthenticator {
     const row = await this.orm.em.fork().findOne(SdkKey, { id: hit.sdkKeyId });
     if (!row || row.revokeTime) {
       this.drop(fp, hit);
-      this.onFailure(row ? row.id : 'unknown');
+      this.refused(row ? row.id : 'unknown');
       throw invalidKey();
     }
     return this.remember(fp, row);
@@ -156,14 +162,14 @@ export class SdkKeyAuthenticator {
   private async verify(fp: string, token: string, source: string): Promise<Remembered> {
     const parsed = parseSdkKey(token);
     if (!parsed) {
-      this.onFailure('malformed');
+      this.refused('malformed');
       throw unauthenticated(malformedMessage(token));
     }
     const now = Date.now();
     const failed = this.failed.get(fp);
     if (failed !== undefined && now - failed.at < this.opts.failureTtlMs) {
       this.stats.failuresFromMemory++;
-      this.onFailure(failed.subject);
+      this.refused(failed.subject);
       throw invalidKey();
     }
     // Failed bcrypt checks are what a source's bucket counts; a source whose
@@ -192,7 +198,7 @@ export class SdkKeyAuthenticator {
   /** Refuses a token that failed its check, and remembers it so that it fails again without one. */
   private refuse(fp: string, subject: string): never {
     boundedSet(this.failed, fp, { at: Date.now(), subject }, this.opts.maxEntries);
-    this.onFailure(subject);
+    this.refused(subject);
     throw invalidKey();
   }
 

@@ -119,6 +119,23 @@ export class Webhooks {
     private readonly secrets: SecretBox,
   ) {}
 
+  /** The outbox at a glance, for metrics: events by state, and the age of the oldest not yet delivered. */
+  async outboxStats(): Promise<{ pending: number; delivered: number; failed: number; oldestPendingSeconds: number }> {
+    const [row] = await this.orm.em.fork().execute<{ pending: string; delivered: string; failed: string; oldest: number | null }[]>(
+      `select count(*) filter (where delivered_time is null and failed_time is null) as pending,
+              count(*) filter (where delivered_time is not null) as delivered,
+              count(*) filter (where failed_time is not null) as failed,
+              extract(epoch from now() - min(create_time) filter (where delivered_time is null and failed_time is null))::float8 as oldest
+         from webhook_outbox`,
+    );
+    return {
+      pending: Number(row?.pending ?? 0),
+      delivered: Number(row?.delivered ?? 0),
+      failed: Number(row?.failed ?? 0),
+      oldestPendingSeconds: row?.oldest ?? 0,
+    };
+  }
+
   async set(p: Principal, input: WebhookInput, rotateSecret: boolean): Promise<SetWebhookResult> {
     p.requireScope('workspace:write');
     requireId('webhook.workspace_id', input.workspaceId);

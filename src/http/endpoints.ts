@@ -3,6 +3,7 @@
 //   /v1/authorize[/...]     forward auth for gateways (src/http/forward-auth.ts)
 //   /.well-known/jwks.json  public keys of exchanged tokens (TokenService)
 //   /openapi.json           the OpenAPI 3.1 document of the Connect JSON API (src/http/openapi.ts)
+//   /metrics                Prometheus metrics (src/metrics/), unless KEYWARD_METRICS_PORT serves them apart
 //   /healthz                the process is alive: always 200
 //   /readyz                 200 when the database answers and every migration is applied, else 503
 //   /console/, /portal/     the operator console and the customer portal (src/http/static-assets.ts)
@@ -17,6 +18,7 @@ import { sendJson } from './json-reply.js';
 import { AUTHORIZE_PATH, forwardAuth, type ForwardAuthDeps } from './forward-auth.js';
 import type { RestTranscoder } from './rest.js';
 import { serveStatic, staticAppOf, type StaticApp } from './static-assets.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 /** What the plain HTTP endpoints use (the App has them all). */
 export interface EndpointDeps extends ForwardAuthDeps {
@@ -24,6 +26,9 @@ export interface EndpointDeps extends ForwardAuthDeps {
   signingKeys: Pick<SigningKeys, 'publicKeys'>;
   browserApps: readonly StaticApp[];
   openApiJson(): string;
+  /** GET /metrics, unless served on a port of its own (KEYWARD_METRICS_PORT); absent without metrics. */
+  metrics?: Pick<Metrics, 'text' | 'contentType'> | undefined;
+  metricsOnMainPort?: boolean;
 }
 
 /** What connect-node's adapter hands its fallback: an HTTP/1.1 or HTTP/2 (compat) request and response. */
@@ -79,6 +84,10 @@ async function route(app: EndpointDeps, req: Req, res: Res, path: string): Promi
     sendJson(req, res, 200, { keys }, { 'cache-control': 'public, max-age=60' });
     return;
   }
+  if (path === '/metrics' && readOnly && app.metrics && app.metricsOnMainPort) {
+    await sendMetrics(app.metrics, req, res);
+    return;
+  }
   if (path === '/openapi.json' && readOnly) {
     const text = app.openApiJson();
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=300', 'content-length': Buffer.byteLength(text) });
@@ -114,4 +123,12 @@ async function route(app: EndpointDeps, req: Req, res: Res, path: string): Promi
     code: 'not_found',
     message: `no such path: ${path}. RPCs are POST /keyward.v1.<Service>/<Method>, REST paths start with /v1/; both are listed in /openapi.json`,
   });
+}
+
+/** The Prometheus text of `metrics` (also what the separate metrics port, KEYWARD_METRICS_PORT, answers). */
+export async function sendMetrics(metrics: Pick<Metrics, 'text' | 'contentType'>, req: { method?: string | undefined }, res: Res): Promise<void> {
+  const text = await metrics.text();
+  res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+  if (req.method === 'HEAD') res.end();
+  else res.end(text);
 }

@@ -43,6 +43,7 @@ import type { SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
 import type { Logger } from '../log.js';
 import { checkVerifyInput } from '../verify/verifier.js';
 import type { VerifyCall } from '../verify/verify-call.js';
+import type { VerifyMetrics } from '../metrics/verify-metrics.js';
 import { looksLikeJwt, type TokenCheck, type TokenChecker } from '../tokens/token-checker.js';
 import { httpFailureOf } from './failure.js';
 import type { VerifyResult } from '../verify/verifier.js';
@@ -237,6 +238,8 @@ function makeResultAnswer(r: VerifyResult): ForwardAuthAnswer {
 export interface ForwardAuthDeps {
   auth: Pick<SdkKeyAuthenticator, 'authenticateToken' | 'throttledRetryAfterSeconds'>;
   verifyCall: Pick<VerifyCall, 'verify'>;
+  /** Counts each answer (keyward_verify_total, path forward_auth); absent without metrics. */
+  verifyMetrics?: Pick<VerifyMetrics, 'record'> | undefined;
   /** Checks exchanged JWTs; without it a JWT is checked as an API key (and is not found). */
   tokenChecker?: Pick<TokenChecker, 'check'>;
   log: Logger;
@@ -263,6 +266,13 @@ function tokenAnswer(t: TokenCheck): ForwardAuthAnswer {
  * included, carries X-Keyward-Code.
  */
 export async function forwardAuth(app: ForwardAuthDeps, h: IncomingHttpHeaders, source: string): Promise<ForwardAuthAnswer> {
+  const start = performance.now();
+  const a = await decide(app, h, source);
+  app.verifyMetrics?.record('forward_auth', 'http', a.body.code, (performance.now() - start) / 1000);
+  return a;
+}
+
+async function decide(app: ForwardAuthDeps, h: IncomingHttpHeaders, source: string): Promise<ForwardAuthAnswer> {
   try {
     const sdkKey = header(h, HEADER.sdkKey)?.trim();
     if (!sdkKey) {

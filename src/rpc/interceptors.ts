@@ -98,6 +98,32 @@ export function errorInterceptor(log: Logger): Interceptor {
   };
 }
 
+/** Snake-case names of the codes: `InvalidArgument` → `invalid_argument`. */
+export const CODE_NAMES: ReadonlyMap<Code, string> = new Map(
+  Object.entries(Code)
+    .filter(([, v]) => typeof v === 'number')
+    .map(([k, v]) => [v as Code, k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase()]),
+);
+
+/**
+ * Counts every RPC answered and how long it took, by service, method and
+ * code (`ok` or the error's). Outermost: the time includes authentication.
+ */
+export function rpcMetricsInterceptor(metrics: { rpcAnswered(service: string, method: string, code: string, seconds: number): void }): Interceptor {
+  return (next) => async (req) => {
+    const start = performance.now();
+    let code = 'ok';
+    try {
+      return await next(req);
+    } catch (e) {
+      code = CODE_NAMES.get(ConnectError.from(e).code) ?? 'unknown';
+      throw e;
+    } finally {
+      metrics.rpcAnswered(req.service.typeName, req.method.name, code, (performance.now() - start) / 1000);
+    }
+  };
+}
+
 /** The RPCs a customer portal token may call; the domain narrows them to the session's customer. */
 export const PORTAL_METHODS: ReadonlySet<DescMethod> = new Set<DescMethod>([
   KeyService.method.listKeys,

@@ -1,7 +1,10 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import { durationMs } from '@bufbuild/protobuf/wkt';
 import type { KeyService, CreateKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
-import { invalidArgument } from '../domain/errors.js';
+import { ConnectError } from '@connectrpc/connect';
+import { DomainError, invalidArgument } from '../domain/errors.js';
+import type { VerifyMetrics, VerifyProtocol } from '../metrics/verify-metrics.js';
+import { CODE_NAMES } from './interceptors.js';
 import type { Keys, RelativeExpiry } from '../domain/keys.js';
 import { cappedTimeoutMs, deadlineAt } from '../verify/deadline.js';
 import type { VerifyCall } from '../verify/verify-call.js';
@@ -19,8 +22,11 @@ function relativeExpiryOf(req: CreateKeyRequest): RelativeExpiry | undefined {
   return { field: 'expires_in', ms: d.seconds < 0n || d.nanos < 0 ? -1 : durationMs(d) };
 }
 
+/** connect-es's protocol names, as the metrics name them. */
+const STOCK_PROTOCOLS: Record<string, VerifyProtocol> = { grpc: 'grpc', 'grpc-web': 'grpc_web', connect: 'connect' };
+
 /** `deadlineCapMs`: the longest deadline VerifyKey honours (KEYWARD_MAX_REQUEST_TIMEOUT_MS). */
-export function keyService(keys: Keys, verifyCall: VerifyCall, deadlineCapMs: number): ServiceImpl<typeof KeyService> {
+export function keyService(keys: Keys, verifyCall: VerifyCall, deadlineCapMs: number, metrics?: Pick<VerifyMetrics, 'record'>): ServiceImpl<typeof KeyService> {
   return {
     async createKey(req, ctx) {
       const { view, secret } = await keys.create(principalOf(ctx), keyInputFromProto(req.key), { expiresIn: relativeExpiryOf(req) });
@@ -60,9 +66,20 @@ export function keyService(keys: Keys, verifyCall: VerifyCall, deadlineCapMs: nu
     },
     async verifyKey(req, ctx) {
       // The auth interceptor has authenticated the caller.
+      const start = performance.now();
       const timeoutMs = cappedTimeoutMs(ctx.timeoutMs(), deadlineCapMs);
       const deadline = timeoutMs === undefined ? undefined : deadlineAt(timeoutMs);
-      return verifyResultToProto(await verifyCall.verify(principalOf(ctx), verifyInputFromProto(req), deadline));
+      let code = 'internal';
+      try {
+        const result = await verifyCall.verify(principalOf(ctx), verifyInputFromProto(req), deadline);
+        code = result.code;
+        return verifyResultToProto(result);
+      } catch (e) {
+        code = e instanceof DomainError ? e.kind : (CODE_NAMES.get(ConnectError.from(e).code) ?? 'internal');
+        throw e;
+      } finally {
+        metrics?.record('stock', STOCK_PROTOCOLS[ctx.protocolName] ?? 'http', code, (performance.now() - start) / 1000);
+      }
     },
   };
 }

@@ -40,6 +40,7 @@ import { errorFields, type Logger } from '../log.js';
 import type { VerifyInput, VerifyResult } from '../verify/contract.js';
 import { cappedTimeoutMs, deadlineAt } from '../verify/deadline.js';
 import type { VerifyCall } from '../verify/verify-call.js';
+import type { VerifyMetrics } from '../metrics/verify-metrics.js';
 import { verifyInputFromProto, verifyResultToProto } from './convert.js';
 import { decodeVerifyKeyRequest } from './verify-request.js';
 import { attach, Call, detach, type FastStream } from './verify-stream.js';
@@ -57,7 +58,7 @@ import {
   RESPOND,
   RESPOND_THEN_TRAILERS,
 } from './verify-wire.js';
-import { REQUEST_ID_HEADER, requestIdOf, rpcErrorOf } from './interceptors.js';
+import { CODE_NAMES, REQUEST_ID_HEADER, requestIdOf, rpcErrorOf } from './interceptors.js';
 
 /** A listener of Http2Server's 'stream' event. */
 export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
@@ -82,7 +83,12 @@ export interface FastPathDeps {
   protocolOptions: Partial<UniversalHandlerOptions>;
   /** The longest deadline honoured (KEYWARD_MAX_REQUEST_TIMEOUT_MS). */
   deadlineCapMs: number;
+  /** Counts each answer and its latency (path fast); absent without metrics. */
+  metrics?: Pick<VerifyMetrics, 'record'> | undefined;
 }
+
+/** The metrics' name of each protocol this path serves. */
+const PROTOCOL_NAMES = { [GRPC]: 'grpc', [GRPC_WEB]: 'grpc_web', [CONNECT]: 'connect' } as const;
 
 export class VerifyFastPath {
   private readonly opt;
@@ -291,6 +297,7 @@ export class VerifyFastPath {
 
   /** `requestId` is the caller's; a successful answer carries no generated one (see errorInterceptor). */
   private succeed(call: Call, requestId: string | null, result: VerifyResult): void {
+    call.code = result.code;
     let message: Uint8Array;
     try {
       message = this.encode(result, call.kind.binary);
@@ -311,7 +318,9 @@ export class VerifyFastPath {
 
   private fail(call: Call, sentRequestId: string | null, e: unknown): void {
     const requestId = requestIdOf(sentRequestId);
-    this.sendError(call, rpcErrorOf(e, this.deps.log, RPC_NAME, requestId)).catch((err: unknown) => this.bug(call, err));
+    const error = rpcErrorOf(e, this.deps.log, RPC_NAME, requestId);
+    call.code = CODE_NAMES.get(error.code) ?? 'unknown';
+    this.sendError(call, error).catch((err: unknown) => this.bug(call, err));
   }
 
   /**
@@ -389,5 +398,6 @@ export class VerifyFastPath {
       this.deps.log.warn('could not write a response', { rpc: RPC_NAME, ...errorFields(e) });
       s.destroy();
     }
+    this.deps.metrics?.record('fast', PROTOCOL_NAMES[call.kind.protocol], call.code, (performance.now() - call.start) / 1000);
   }
 }

@@ -34,6 +34,9 @@ export class Call {
   size = 0;
   /** Trailers to send when the stream asks for them (gRPC). */
   trailers: OutgoingHttpHeaders = OK_TRAILERS;
+  /** When the call's headers came (performance.now()), and the code it was answered with: for metrics. */
+  readonly start = performance.now();
+  code = '';
   // Assigned in the constructor, not as class fields: tsx keeps function
   // names, and a named field would cost an Object.defineProperty per call.
   readonly onData: (chunk: Buffer) => void;

@@ -31,7 +31,8 @@ export class KeyCache<T> {
   private readonly inflight = new Map<string, { promise: Promise<T | null>; generation: number }>();
   private generation = 0;
   private enabled = true;
-  readonly stats = { hits: 0, misses: 0, fills: 0, discardedFills: 0, evictions: 0 };
+  /** `negativeHits`: the hits (of `hits`) that were a cached "no such key". */
+  readonly stats = { hits: 0, negativeHits: 0, misses: 0, fills: 0, discardedFills: 0, evictions: 0 };
 
   constructor(private readonly opts: CacheOptions<T>) {}
 
@@ -45,6 +46,7 @@ export class KeyCache<T> {
     const e = this.entries.get(hash);
     if (e === undefined || e.expiresAt <= now) return undefined;
     this.stats.hits++;
+    if (e.value === null) this.stats.negativeHits++;
     return e.value;
   }
 
@@ -57,6 +59,7 @@ export class KeyCache<T> {
       const e = this.entries.get(hash);
       if (e && e.expiresAt > now) {
         this.stats.hits++;
+        if (e.value === null) this.stats.negativeHits++;
         return e.value;
       }
       if (e) this.delete(hash);
