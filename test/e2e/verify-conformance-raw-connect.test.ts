@@ -87,7 +87,11 @@ const RAW_CONNECT_CASES: RawCase[] = [
     fastPath: 'serves',
     check: (r) => {
       expect(r.status).toBe(400);
-      expect(r.body).toEqual({ code: 'invalid_argument', message: 'key: is required' });
+      expect(r.body).toEqual({
+        code: 'invalid_argument',
+        message: 'key: is required',
+        details: [{ type: 'google.rpc.BadRequest', value: expect.any(String), debug: { fieldViolations: [{ field: 'key', description: 'is required' }] } }],
+      });
     },
   },
   {
