@@ -16,6 +16,27 @@ def claims(jwt: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
+
+def _tokens_from_threads(test, source, n):
+    """`source.token()` from n threads released at once; asserts none failed and returns the tokens."""
+    barrier = threading.Barrier(n)
+    results, errors = [], []
+
+    def worker():
+        try:
+            barrier.wait()
+            results.append(source.token())
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    test.assertEqual(errors, [])
+    return results
+
 class TokenSourceTest(ServerTestCase):
     @classmethod
     def setUpClass(cls):
@@ -76,22 +97,7 @@ class TokenSourceTest(ServerTestCase):
             return exchange(*args, **kwargs)
 
         source._client = type("Proxy", (), {"tokens": type("T", (), {"exchange": staticmethod(slow_exchange)})()})()
-        barrier = threading.Barrier(20)
-        results, errors = [], []
-
-        def worker():
-            try:
-                barrier.wait()
-                results.append(source.token())
-            except Exception as e:  # noqa: BLE001
-                errors.append(e)
-
-        threads = [threading.Thread(target=worker) for _ in range(20)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        self.assertEqual(errors, [])
+        results = _tokens_from_threads(self, source, 20)
         self.assertEqual(len(results), 20)
         self.assertEqual(len(set(results)), 1, "every thread got the same token")
         self.assertEqual((len(calls), source.exchanges), (1, 1))
@@ -150,22 +156,7 @@ class OwnKeyTokenSourceTest(ServerTestCase):
 
     def test_single_flight_under_20_threads(self):
         source = TokenSource(key=self.created.secret, base_url=URL, refresh_buffer_seconds=0)
-        barrier = threading.Barrier(20)
-        results, errors = [], []
-
-        def worker():
-            try:
-                barrier.wait()
-                results.append(source.token())
-            except Exception as e:  # noqa: BLE001
-                errors.append(e)
-
-        threads = [threading.Thread(target=worker) for _ in range(20)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        self.assertEqual(errors, [])
+        results = _tokens_from_threads(self, source, 20)
         self.assertEqual(len(set(results)), 1, "every thread got the same token")
         self.assertEqual(source.exchanges, 1)
 
