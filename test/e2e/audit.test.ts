@@ -73,8 +73,8 @@ describe('audit trail of changes', () => {
   });
 
   it('records SDK key creation and revocation by the CLI, with actor cli', async () => {
-    const issued = await ts.server.app.sdkKeys.create({ name: 'audited', scopes: ['workspace:read'], workspaceIds: [] });
-    await ts.server.app.sdkKeys.revoke(issued.sdkKey.id);
+    const issued = await ts.internals.sdkKeys.create({ name: 'audited', scopes: ['workspace:read'], workspaceIds: [] });
+    await ts.internals.sdkKeys.revoke(issued.sdkKey.id);
     const events = await listAll({ resourceId: issued.sdkKey.id });
     expect(events.map((e) => [e.action, e.actor, e.resourceType, e.requestId, e.workspaceId])).toEqual([
       ['sdk_key.revoke', 'cli', 'sdk_key', '', ''],
@@ -126,7 +126,7 @@ describe('security events', () => {
     // VerifyKey over the HTTP/2 fast path is refused alike.
     const grpc = client(KeyService, ts, { protocol: 'grpc', token: null });
     await grpc.verifyKey({ key: 'kw_x' }).catch(() => undefined);
-    await ts.server.app.securityEvents.flush();
+    await ts.internals.securityEvents.flush();
     const events = await listAll({ action: 'sdk_key.auth_failed' });
     const total = (subject: string) => events.filter((e) => e.resourceId === subject).reduce((n, e) => n + Number(e.count), 0);
     expect(total(id)).toBe(4);
@@ -154,8 +154,8 @@ describe('security events', () => {
     expect((await K.verifyKey({ key: secret })).code).toBe(VerifyCode.REVOKED);
     await new Promise((r) => setTimeout(r, 1600));
     for (let i = 0; i < 2; i++) expect((await grpc.verifyKey({ key: expiring.secret })).code).toBe(VerifyCode.EXPIRED);
-    await ts.server.app.analytics.flush();
-    await ts.server.app.securityEvents.flush();
+    await ts.internals.analytics.flush();
+    await ts.internals.securityEvents.flush();
     const events = await listAll({ workspaceId: ws, resourceType: 'key' });
     const sum = (action: string, id: string) => events.filter((e) => e.action === action && e.resourceId === id).reduce((n, e) => n + Number(e.count), 0);
     expect(sum('key.used_revoked', keyId)).toBe(4);

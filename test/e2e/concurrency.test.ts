@@ -21,7 +21,7 @@ async function settle<T>(calls: Promise<T>[]) {
 }
 
 async function sql<T = Record<string, unknown>>(query: string, params: unknown[] = []): Promise<T[]> {
-  return ts.server.app.orm.em.fork().execute(query, params) as Promise<T[]>;
+  return ts.sql(query, params) as Promise<T[]>;
 }
 
 const auditCount = async (action: string, id: string) =>

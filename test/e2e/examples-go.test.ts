@@ -59,7 +59,7 @@ describe.skipIf(!!goMissing)('examples/go', () => {
     ts = await startTestServer();
     // Keeps, in memory only, the secrets the server hands the Go client, to
     // check them against the server after the run.
-    const keys = ts.server.app.keys;
+    const keys = ts.internals.keys;
     for (const m of ['create', 'rotate'] as const) {
       const original = keys[m].bind(keys) as (...args: unknown[]) => Promise<{ view: { key: { id: string } }; secret: string }>;
       (keys as unknown as Record<string, unknown>)[m] = async (...args: unknown[]) => {

@@ -165,7 +165,7 @@ describe('forward auth over HTTP/1.1', () => {
     const k = await keyWith([{ scope: 'balance_transfers', actions: [Action.READ] }]);
     expect((await authorize({ authorization: `Bearer ${k.secret}` })).status).toBe(200);
     // The verdict came through VerifyKey's cache, which the revocation evicts.
-    expect(ts.server.app.keyCache.peek(hashApiKey(k.secret))?.id).toBe(k.id);
+    expect(ts.internals.keyCache.peek(hashApiKey(k.secret))?.id).toBe(k.id);
     await K().revokeKey({ id: k.id });
     const r = await authorize({ authorization: `Bearer ${k.secret}` });
     expect(r.status).toBe(401);

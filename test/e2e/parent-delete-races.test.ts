@@ -73,7 +73,7 @@ async function race<T>(calls: (() => Promise<T>)[], maxJitterMs = 25): Promise<O
 const acknowledged = <T>(out: Outcome<T>[]) => out.flatMap((o) => (o.ok ? [o.value] : []));
 
 async function sql<T = Record<string, unknown>>(query: string, params: unknown[] = []): Promise<T[]> {
-  return ts.server.app.orm.em.fork().execute(query, params) as Promise<T[]>;
+  return ts.sql(query, params) as Promise<T[]>;
 }
 
 function forwardAuth(secret: string): Promise<number> {

@@ -91,7 +91,7 @@ describe('minting a portal session', () => {
     const expires = Number(r.expireTime!.seconds) * 1000;
     expect(expires).toBeGreaterThanOrEqual(before + 3600_000 - 1000);
     expect(expires).toBeLessThanOrEqual(Date.now() + 3600_000 + 1000);
-    const rows = await ts.server.app.orm.em.fork().execute<{ token_hash: string }[]>('select token_hash from portal_sessions where customer_id = ?', ['cus_C']);
+    const rows = await ts.sql<{ token_hash: string }[]>('select token_hash from portal_sessions where customer_id = ?', ['cus_C']);
     expect(rows).toHaveLength(1);
     expect(rows[0]!.token_hash).toMatch(/^[0-9a-f]{64}$/);
     expect(JSON.stringify(rows)).not.toContain(r.token.slice(4));
@@ -249,9 +249,7 @@ describe('what a portal token may not reach', () => {
 
   it('expired, tampered, malformed and other-workspace-deleted tokens: UNAUTHENTICATED or NOT_FOUND, never a key', async () => {
     const expired = await session(ws, 'cus_A', [], 60n);
-    await ts.server.app.orm.em
-      .fork()
-      .execute(`update portal_sessions set expire_time = now() - interval '1 second' where expire_time < now() + interval '61 seconds'`);
+    await ts.sql(`update portal_sessions set expire_time = now() - interval '1 second' where expire_time < now() + interval '61 seconds'`);
     const tampered = tokenA.slice(0, -1) + (tokenA.endsWith('a') ? 'b' : 'a');
     for (const [t, why] of [
       [expired, 'expired'],

@@ -147,7 +147,7 @@ describe.each(MODES)('rate limits $mode', ({ env, skip }) => {
     const k = await issue({});
     const r = await keys.verifyKey({ key: k.secret, cost: 5n });
     expect([r.code, r.rateLimits, r.remainingUses]).toEqual([VerifyCode.VALID, [], undefined]);
-    if (env.REDIS_URL) expect(ts.server.app.rateLimitStats).toMatchObject({ redis: true, redisUp: true, localFallbacks: 0, redisOutages: 0 });
+    if (env.REDIS_URL) expect(ts.internals.rateLimitStats).toMatchObject({ redis: true, redisUp: true, localFallbacks: 0, redisOutages: 0 });
   });
 });
 
@@ -170,7 +170,7 @@ describe('when Redis cannot be reached', () => {
     const codes = [];
     for (let i = 0; i < 5; i++) codes.push(VerifyCode[(await keys.verifyKey({ key: k.secret })).code]);
     expect(codes).toEqual(['VALID', 'VALID', 'VALID', 'RATE_LIMITED', 'RATE_LIMITED']);
-    const stats = ts.server.app.rateLimitStats;
+    const stats = ts.internals.rateLimitStats;
     expect(stats).toMatchObject({ redis: true, redisUp: false, redisDecisions: 0, localFallbacks: 5, redisOutages: 1 });
     // ioredis keeps trying to reconnect meanwhile; the outage is logged once.
     await new Promise((r) => setTimeout(r, 500));

@@ -38,7 +38,7 @@ describe('failed SDK key checks', () => {
     withServer(async (ts) => {
       const token = await ts.sdkKey(['*']);
       const wrong = wrongSecretFor(token);
-      const stats = ts.server.app.auth.stats;
+      const stats = ts.internals.auth.stats;
       const before = stats.bcryptChecks;
       const W = client(WorkspaceService, ts, { token: wrong });
       // One after another, so the single-flight of concurrent checks is not what saves them.
@@ -54,7 +54,7 @@ describe('failed SDK key checks', () => {
         const victim = await ts.sdkKey(['*']);
         // The admin key is remembered before the flood.
         await client(WorkspaceService, ts, { protocol }).listWorkspaces({});
-        const stats = ts.server.app.auth.stats;
+        const stats = ts.internals.auth.stats;
         const before = stats.bcryptChecks;
         const started = Date.now();
         // One connection; each call carries its own wrong secret.

@@ -188,8 +188,8 @@ beforeAll(async () => {
   // Used once (so it is remembered), then revoked the way the CLI does it.
   tokens.revoked = await issue(['*']);
   await client(WorkspaceService, ts, { token: tokens.revoked }).listWorkspaces({});
-  await ts.server.app.sdkKeys.revoke(sdkKeyId(tokens.revoked));
-  ts.server.app.auth.forget(sdkKeyId(tokens.revoked));
+  await ts.internals.sdkKeys.revoke(sdkKeyId(tokens.revoked));
+  ts.internals.auth.forget(sdkKeyId(tokens.revoked));
 });
 
 afterAll(async () => {
@@ -501,7 +501,7 @@ const BUILDERS = {
         expect(r.token).toMatch(/^kws_/);
         expect(r.sdkKey).toMatchObject({ name, scopes: ['sdk_keys:write'], workspaceIds: [p.ws] });
       },
-      intact: async () => expect((await ts.server.app.sdkKeys.list()).map((k) => k.name)).not.toContain(name),
+      intact: async () => expect((await ts.internals.sdkKeys.list()).map((k) => k.name)).not.toContain(name),
     };
   },
   'SdkKeyService/ListSdkKeys': async (p) => {
@@ -516,7 +516,7 @@ const BUILDERS = {
     return {
       req: { id },
       check: (r) => expect(r.sdkKey.revokeTime).toBeDefined(),
-      intact: async () => expect((await ts.server.app.sdkKeys.list()).find((k) => k.id === id)?.revokeTime).toBeNull(),
+      intact: async () => expect((await ts.internals.sdkKeys.list()).find((k) => k.id === id)?.revokeTime).toBeNull(),
     };
   },
   'PortalService/CreatePortalSession': async (p) => ({
@@ -844,7 +844,7 @@ describe('SDK key revocation', () => {
     addSdkToken(token);
     const c = client(WorkspaceService, ts, { token });
     await c.listWorkspaces({});
-    await ts.server.app.sdkKeys.revoke(sdkKeyId(token));
+    await ts.internals.sdkKeys.revoke(sdkKeyId(token));
     const revokedAt = Date.now();
     let code: Code | undefined;
     while (Date.now() - revokedAt < 3000) {

@@ -123,7 +123,7 @@ describe('ExchangeKey', () => {
 describe('signing keys', () => {
   it('private halves are stored sealed with KEYWARD_SECRETS_KEY, never as PEM', async () => {
     await tokens().exchangeKey({ key: (await tokenKey()).secret });
-    const rows = await ts.server.app.orm.em.fork().execute<{ private_pkcs8: string }[]>(`select private_pkcs8 from signing_keys`);
+    const rows = await ts.sql<{ private_pkcs8: string }[]>(`select private_pkcs8 from signing_keys`);
     expect(rows.length).toBeGreaterThan(0);
     for (const r of rows) expect(r.private_pkcs8).toMatch(/^sealed:v1:[A-Za-z0-9_-]+$/);
   });
@@ -156,7 +156,7 @@ describe('signing keys', () => {
     const old = await tokens().exchangeKey({ key: k.secret });
     // A verifier that fetched the JWKS before the rotation already has the key that signs after it.
     const before = (await (await fetch(jwksUrl())).json()) as { keys: { kid: string }[] };
-    const rotated = await ts.server.app.signingKeys.rotate(CLI_PRINCIPAL);
+    const rotated = await ts.internals.signingKeys.rotate(CLI_PRINCIPAL);
     expect(before.keys.map((x) => x.kid)).toContain(rotated.id);
     expect(rotated.retired).toEqual([old.signingKeyId]);
     const fresh = await tokens().exchangeKey({ key: k.secret });
@@ -167,7 +167,7 @@ describe('signing keys', () => {
     const jwks = createRemoteJWKSet(jwksUrl());
     for (const t of [old.token, fresh.token]) expect((await jwtVerify(t, jwks)).payload.sub).toBe(k.id);
     // Once the old key retired longer ago than a token lives (plus a margin), it is no longer published.
-    await ts.server.app.orm.em.fork().execute(`update signing_keys set retire_time = now() - interval '1 hour' where id = ?`, [old.signingKeyId]);
+    await ts.sql(`update signing_keys set retire_time = now() - interval '1 hour' where id = ?`, [old.signingKeyId]);
     const { keys } = (await (await fetch(jwksUrl())).json()) as { keys: { kid: string }[] };
     expect(keys.map((x) => x.kid)).toContain(rotated.id);
     expect(keys.map((x) => x.kid)).not.toContain(old.signingKeyId);
@@ -175,7 +175,7 @@ describe('signing keys', () => {
   });
 
   it('writes an audit record per rotation and never logs a private key', async () => {
-    const rows = await ts.server.app.orm.em.fork().execute<{ n: number }[]>(`select count(*)::int as n from audit_events where action = 'signing_key.rotate'`);
+    const rows = await ts.sql<{ n: number }[]>(`select count(*)::int as n from audit_events where action = 'signing_key.rotate'`);
     expect(rows[0]!.n).toBeGreaterThanOrEqual(1);
     for (const line of ts.logs) expect(line).not.toMatch(/PRIVATE KEY|"d":/);
   });

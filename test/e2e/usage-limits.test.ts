@@ -34,7 +34,7 @@ async function issue(key: ApiKey) {
   return { id: r.key!.id, secret: r.secret, key: r.key! };
 }
 
-const sql = (query: string, params: unknown[] = []) => ts.server.app.orm.em.fork().execute(query, params);
+const sql = (query: string, params: unknown[] = []) => ts.sql(query, params);
 
 describe('remaining_uses', () => {
   it('counts down by each verification and then answers USAGE_EXCEEDED', async () => {

@@ -56,7 +56,7 @@ describe('usage analytics', () => {
     // Nothing is written per verification.
     expect((await U.getKeyUsage({ keyId, startTime: since() })).total).toBe(0n);
 
-    await ts.server.app.analytics.flush();
+    await ts.internals.analytics.flush();
     const usage = await U.getKeyUsage({ keyId, startTime: since() });
     expect(usage.total).toBe(6n);
     expect(countsOf(usage.totals)).toEqual({ VALID: 4, INSUFFICIENT_PERMISSIONS: 1, DISABLED: 1 });
@@ -74,7 +74,7 @@ describe('usage analytics', () => {
     // A second flush adds to the same rows.
     await K.updateKey({ key: { id: keyId, enabled: true }, updateMask: { paths: ['enabled'] } });
     await grpc.verifyKey({ key: secret });
-    await ts.server.app.analytics.flush();
+    await ts.internals.analytics.flush();
     expect(countsOf((await U.getKeyUsage({ keyId, startTime: since() })).totals).VALID).toBe(5);
   });
 

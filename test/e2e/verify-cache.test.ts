@@ -14,19 +14,19 @@ afterAll(async () => {
 
 // The cache's own counters tell how many lookups reached the database:
 // every miss that is not joined to another in-flight lookup runs one query.
-const lookups = () => ts.server.app.keyCache.stats.misses;
+const lookups = () => ts.internals.keyCache.stats.misses;
 
 describe('verify cache', () => {
   it('rejects malformed keys and bad checksums before the cache or database', async () => {
     const keys = client(KeyService, ts);
     const real = issueApiKey('kw').plaintext;
     const typo = real.slice(0, 10) + (real[10] === 'a' ? 'b' : 'a') + real.slice(11);
-    const before = { ...ts.server.app.keyCache.stats };
+    const before = { ...ts.internals.keyCache.stats };
     for (const key of ['x', 'kw_', 'kw_short', typo, real.toUpperCase(), 'a'.repeat(500)]) {
       const r = await keys.verifyKey({ key });
       expect(r.code).toBe(VerifyCode.NOT_FOUND);
     }
-    expect(ts.server.app.keyCache.stats).toEqual(before);
+    expect(ts.internals.keyCache.stats).toEqual(before);
   });
 
   it('costs one lookup per well-formed unknown key per negative-TTL window', async () => {

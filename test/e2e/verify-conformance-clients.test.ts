@@ -185,7 +185,7 @@ async function callWith(name: ClientName, side: Side, c: Case): Promise<Outcome>
 }
 
 it('the two servers differ only in the fast path', () => {
-  expect(fast.ts.server.app.fastPathStats).toEqual({ served: 0, handedOver: 0 });
+  expect(fast.ts.internals.fastPathStats).toEqual({ served: 0, handedOver: 0 });
   expect(fast.names.size).toBe(stock.names.size);
 });
 

@@ -5,7 +5,6 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
-import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyState, RefillInterval } from '../../gen/keyward/v1/key_pb.js';
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
@@ -160,11 +159,7 @@ describe('delivery', () => {
       const attempts = rx.of('key.revoked', keyId);
       expect(attempts).toHaveLength(3); // the third was accepted: no more
       expect(new Set(attempts.map((a) => a.event.id)).size).toBe(1);
-      const row = (
-        await (ts.server.app.orm.em.fork() as SqlEntityManager).execute(`select attempts, delivered_time, last_error from webhook_outbox where id = ?`, [
-          attempts[0]!.event.id,
-        ])
-      )[0];
+      const row = (await ts.sql(`select attempts, delivered_time, last_error from webhook_outbox where id = ?`, [attempts[0]!.event.id]))[0];
       expect(row).toMatchObject({ attempts: 3, last_error: null });
       expect(row.delivered_time).not.toBeNull();
     } finally {
@@ -177,7 +172,7 @@ describe('delivery', () => {
     try {
       const ws = await workspace(sealed);
       const { signingSecret } = await client(WebhookService, sealed).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
-      const [row] = await (sealed.server.app.orm.em.fork() as SqlEntityManager).execute(`select secret from webhooks where workspace_id = ?`, [ws]);
+      const [row] = await sealed.sql(`select secret from webhooks where workspace_id = ?`, [ws]);
       expect(row.secret).toMatch(/^sealed:v1:/);
       expect(row.secret).not.toContain(signingSecret.slice(6));
       const K = client(KeyService, sealed);
@@ -199,13 +194,7 @@ describe('delivery', () => {
       const K = client(KeyService, guarded);
       const keyId = (await K.createKey({ key: { workspaceId: ws, name: 'internal' } })).key!.id;
       await K.revokeKey({ id: keyId });
-      const outboxRow = async () =>
-        (
-          await (guarded.server.app.orm.em.fork() as SqlEntityManager).execute(
-            `select attempts, last_error, delivered_time from webhook_outbox where workspace_id = ?`,
-            [ws],
-          )
-        )[0];
+      const outboxRow = async () => (await guarded.sql(`select attempts, last_error, delivered_time from webhook_outbox where workspace_id = ?`, [ws]))[0];
       let outbox = await outboxRow();
       // The claim counts the attempt first; its outcome is written after.
       for (const end = Date.now() + 10_000; !outbox?.last_error && Date.now() < end; outbox = await outboxRow()) await new Promise((r) => setTimeout(r, 25));
@@ -232,10 +221,7 @@ describe('delivery', () => {
     const ws = await workspace(ts);
     const K = client(KeyService, ts);
     await K.revokeKey({ id: (await K.createKey({ key: { workspaceId: ws, name: 'quiet' } })).key!.id });
-    const count = async () =>
-      Number(
-        (await (ts.server.app.orm.em.fork() as SqlEntityManager).execute(`select count(*)::int as n from webhook_outbox where workspace_id = ?`, [ws]))[0].n,
-      );
+    const count = async () => Number((await ts.sql(`select count(*)::int as n from webhook_outbox where workspace_id = ?`, [ws]))[0].n);
     expect(await count()).toBe(0);
 
     await client(WebhookService, ts).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
@@ -253,7 +239,7 @@ describe('delivery', () => {
 });
 
 describe('key.usage_exhausted', () => {
-  const sql = <T = Record<string, unknown>>(q: string, params: unknown[] = []) => (ts.server.app.orm.em.fork() as SqlEntityManager).execute<T[]>(q, params);
+  const sql = <T = Record<string, unknown>>(q: string, params: unknown[] = []) => ts.sql<T[]>(q, params);
   const settle = () => new Promise((r) => setTimeout(r, 400)); // several worker polls
 
   it('is sent once when a verification takes the last use, signed, with the key; again after UpdateKey raises the uses and they run out', async () => {

@@ -20,8 +20,17 @@ export interface TestServer {
   logs: string[];
   /** Issues an SDK key through the same code path as the CLI. */
   sdkKey(scopes: string[], workspaceIds?: string[]): Promise<string>;
+  /** Runs SQL on the server's database (to look at or arrange rows the API does not show). */
+  sql<T = Record<string, unknown>[]>(query: string, params?: unknown[]): Promise<T>;
+  /** The few parts of the server tests look into: counters, caches, and management calls with no RPC (as the CLI makes them). */
+  internals: TestInternals;
   close(): Promise<void>;
 }
+
+type TestInternals = Pick<
+  RunningServer['app'],
+  'sdkKeys' | 'keys' | 'auth' | 'keyCache' | 'analytics' | 'securityEvents' | 'rateLimitStats' | 'fastPathStats' | 'signingKeys'
+>;
 
 export interface TestServerOptions {
   /** Rewrites the test database's URL before the server connects (e.g. through a TcpProxy). */
@@ -62,6 +71,8 @@ export async function startTestServer(env: Record<string, string> = {}, opts: Te
     adminToken,
     logs,
     sdkKey,
+    sql: <T>(query: string, params: unknown[] = []) => server.app.orm.em.fork().execute(query, params) as Promise<T>,
+    internals: server.app,
     async close() {
       // An external database is dumped by db.drop(); the embedded one lives in this server.
       if (!db.databaseUrl) {

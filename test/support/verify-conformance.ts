@@ -182,7 +182,7 @@ export function authorizationOf(side: Side, auth: Auth = 'gateway'): string | un
 
 /** Runs `fn` against the fast server and reports what its fast path did meanwhile. */
 export async function counting<T>(fn: () => Promise<T>): Promise<{ result: T; served: number; handedOver: number }> {
-  const stats = fast.ts.server.app.fastPathStats;
+  const stats = fast.ts.internals.fastPathStats;
   const before = { ...stats };
   const result = await fn();
   return { result, served: stats.served - before.served, handedOver: stats.handedOver - before.handedOver };

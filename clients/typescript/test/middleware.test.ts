@@ -395,8 +395,8 @@ describe('tokens (JWTs)', () => {
     for (let i = 0; i < 5; i++) expect((await call(url, 'GET', { authorization: `Bearer ${token}` })).status).toBe(200);
     expect(verifier.tokens!.jwks.stats.fetches).toBe(1);
     // The JWKS publishes the next signing key ahead of time: two rotations make one it has never seen.
-    await ts.server.app.signingKeys.rotate(CLI_PRINCIPAL);
-    const rotated = await ts.server.app.signingKeys.rotate(CLI_PRINCIPAL);
+    await ts.internals.signingKeys.rotate(CLI_PRINCIPAL);
+    const rotated = await ts.internals.signingKeys.rotate(CLI_PRINCIPAL);
     const fresh = await tokenOf(await newKey());
     expect(decodeProtectedHeader(fresh).kid).toBe(rotated.id);
     await new Promise((r) => setTimeout(r, 1100)); // reloads for unknown keys are at most one a second
