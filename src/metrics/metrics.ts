@@ -28,8 +28,10 @@ export class Metrics {
   private readonly rpcDuration: Histogram<'service' | 'method'>;
   private listening = 0;
   private notifications = 0;
+  /** The webhook outbox as read once per scrape (one query for both of its families). */
+  private outbox = { pending: 0, delivered: 0, failed: 0, oldestPendingSeconds: 0 };
 
-  constructor(sources: MetricsSources) {
+  constructor(private readonly sources: MetricsSources) {
     this.verify = new VerifyMetrics(() => sources.cacheStats());
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -118,8 +120,8 @@ export class Metrics {
       help: 'Webhook events in the outbox, by state: pending (to be delivered), delivered, failed (given up).',
       labelNames: ['state'],
       registers,
-      async collect() {
-        const e = await sources.webhookEvents();
+      collect() {
+        const e = self.outbox;
         this.set({ state: 'pending' }, e.pending);
         this.set({ state: 'delivered' }, e.delivered);
         this.set({ state: 'failed' }, e.failed);
@@ -129,8 +131,8 @@ export class Metrics {
       name: 'keyward_webhook_oldest_pending_seconds',
       help: 'Age of the oldest webhook event not yet delivered (0 when none): how far delivery lags.',
       registers,
-      async collect() {
-        this.set((await sources.webhookEvents()).oldestPendingSeconds);
+      collect() {
+        this.set(self.outbox.oldestPendingSeconds);
       },
     });
     new Gauge({
@@ -165,6 +167,7 @@ export class Metrics {
 
   /** Everything, in the Prometheus text format. */
   async text(): Promise<string> {
+    this.outbox = await this.sources.webhookEvents();
     return (await this.registry.metrics()) + this.verify.text();
   }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
+import { codeToString } from '@connectrpc/connect/protocol-connect';
 import type { DescMethod } from '@bufbuild/protobuf';
 import { BadRequestSchema } from '../../gen/google/rpc/error_details_pb.js';
 import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
@@ -98,13 +99,6 @@ export function errorInterceptor(log: Logger): Interceptor {
   };
 }
 
-/** Snake-case names of the codes: `InvalidArgument` → `invalid_argument`. */
-export const CODE_NAMES: ReadonlyMap<Code, string> = new Map(
-  Object.entries(Code)
-    .filter(([, v]) => typeof v === 'number')
-    .map(([k, v]) => [v as Code, k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase()]),
-);
-
 /**
  * Counts every RPC answered and how long it took, by service, method and
  * code (`ok` or the error's). Outermost: the time includes authentication.
@@ -116,7 +110,7 @@ export function rpcMetricsInterceptor(metrics: { rpcAnswered(service: string, me
     try {
       return await next(req);
     } catch (e) {
-      code = CODE_NAMES.get(ConnectError.from(e).code) ?? 'unknown';
+      code = codeToString(ConnectError.from(e).code);
       throw e;
     } finally {
       metrics.rpcAnswered(req.service.typeName, req.method.name, code, (performance.now() - start) / 1000);

@@ -2,9 +2,9 @@ import type { ServiceImpl } from '@connectrpc/connect';
 import { durationMs } from '@bufbuild/protobuf/wkt';
 import type { KeyService, CreateKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
 import { ConnectError } from '@connectrpc/connect';
+import { codeToString } from '@connectrpc/connect/protocol-connect';
 import { DomainError, invalidArgument } from '../domain/errors.js';
 import type { VerifyMetrics, VerifyProtocol } from '../metrics/verify-metrics.js';
-import { CODE_NAMES } from './interceptors.js';
 import type { Keys, RelativeExpiry } from '../domain/keys.js';
 import { cappedTimeoutMs, deadlineAt } from '../verify/deadline.js';
 import type { VerifyCall } from '../verify/verify-call.js';
@@ -75,7 +75,7 @@ export function keyService(keys: Keys, verifyCall: VerifyCall, deadlineCapMs: nu
         code = result.code;
         return verifyResultToProto(result);
       } catch (e) {
-        code = e instanceof DomainError ? e.kind : (CODE_NAMES.get(ConnectError.from(e).code) ?? 'internal');
+        code = e instanceof DomainError ? e.kind : codeToString(ConnectError.from(e).code);
         throw e;
       } finally {
         metrics?.record('stock', STOCK_PROTOCOLS[ctx.protocolName] ?? 'http', code, (performance.now() - start) / 1000);

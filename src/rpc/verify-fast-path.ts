@@ -30,7 +30,7 @@
 import type { Http2Session, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { ConnectError } from '@connectrpc/connect';
 import { createMethodSerializationLookup, validateUniversalHandlerOptions, type Compression, type UniversalHandlerOptions } from '@connectrpc/connect/protocol';
-import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout } from '@connectrpc/connect/protocol-connect';
+import { codeToHttpStatus, codeToString, errorToJsonBytes, parseTimeout as parseConnectTimeout } from '@connectrpc/connect/protocol-connect';
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
 import { trailerFlag, trailerSerialize } from '@connectrpc/connect/protocol-grpc-web';
 import { KeyService, type VerifyKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
@@ -58,7 +58,7 @@ import {
   RESPOND,
   RESPOND_THEN_TRAILERS,
 } from './verify-wire.js';
-import { CODE_NAMES, REQUEST_ID_HEADER, requestIdOf, rpcErrorOf } from './interceptors.js';
+import { REQUEST_ID_HEADER, requestIdOf, rpcErrorOf } from './interceptors.js';
 
 /** A listener of Http2Server's 'stream' event. */
 export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
@@ -165,7 +165,7 @@ export class VerifyFastPath {
         }
       }
     }
-    return new Call(this, stream, headers, flags, rawHeaders, k, compression, deadline, limit, lengthHint);
+    return new Call(this, stream, headers, flags, rawHeaders, k, compression, deadline, limit, lengthHint, this.deps.metrics ? performance.now() : 0);
   }
 
   /**
@@ -319,7 +319,7 @@ export class VerifyFastPath {
   private fail(call: Call, sentRequestId: string | null, e: unknown): void {
     const requestId = requestIdOf(sentRequestId);
     const error = rpcErrorOf(e, this.deps.log, RPC_NAME, requestId);
-    call.code = CODE_NAMES.get(error.code) ?? 'unknown';
+    call.code = codeToString(error.code);
     this.sendError(call, error).catch((err: unknown) => this.bug(call, err));
   }
 
@@ -398,6 +398,7 @@ export class VerifyFastPath {
       this.deps.log.warn('could not write a response', { rpc: RPC_NAME, ...errorFields(e) });
       s.destroy();
     }
-    this.deps.metrics?.record('fast', PROTOCOL_NAMES[call.kind.protocol], call.code, (performance.now() - call.start) / 1000);
+    const metrics = this.deps.metrics;
+    if (metrics) metrics.record('fast', PROTOCOL_NAMES[call.kind.protocol], call.code, (performance.now() - call.start) / 1000);
   }
 }

@@ -34,8 +34,7 @@ export class Call {
   size = 0;
   /** Trailers to send when the stream asks for them (gRPC). */
   trailers: OutgoingHttpHeaders = OK_TRAILERS;
-  /** When the call's headers came (performance.now()), and the code it was answered with: for metrics. */
-  readonly start = performance.now();
+  /** The code the call was answered with, for metrics. */
   code = '';
   // Assigned in the constructor, not as class fields: tsx keeps function
   // names, and a named field would cost an Object.defineProperty per call.
@@ -56,6 +55,8 @@ export class Call {
     readonly limit: number,
     /** Connect: the declared content-length, else -1. */
     readonly lengthHint: number,
+    /** When the call's headers came (performance.now()), for metrics; 0 without them. */
+    readonly start: number,
   ) {
     this.onData = (chunk) => {
       this.chunks.push(chunk);
