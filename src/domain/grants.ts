@@ -3,9 +3,8 @@
 // scopes the workspace declares, and resolved to scope rows.
 import { LockMode, type EntityManager } from '@mikro-orm/core';
 import { Scope } from '../db/entities.js';
-import { invalidArgument, permissionDenied } from './errors.js';
+import { invalidArgument } from './errors.js';
 import { isActionName, isPermission, parsePermission, WHOLE_SCOPE, type GrantSpec } from './permissions.js';
-import type { Principal } from './principal.js';
 
 /** Grants as asked for: structured (`grants`) and as strings (`permissions`, ApiKey.scopes). */
 export interface GrantsInput {
@@ -14,7 +13,7 @@ export interface GrantsInput {
 }
 
 /** One scope's wanted actions, with the request field that first named it (for errors). */
-interface Wanted {
+export interface Wanted {
   actions: Set<string>;
   field: string;
 }
@@ -25,7 +24,7 @@ const quoted = (s: string) => JSON.stringify(s.slice(0, 64));
  * Both forms merged by scope name, each entry checked for shape. `field` is
  * the grants' field (`key.grants`); `permissionsField` the strings' field.
  */
-function wantedOf(input: GrantsInput, field: string, permissionsField: string): Map<string, Wanted> {
+export function wantedOf(input: GrantsInput, field: string, permissionsField: string): Map<string, Wanted> {
   const wanted = new Map<string, Wanted>();
   const add = (scope: string, action: string, at: string) => {
     const w = wanted.get(scope) ?? { actions: new Set<string>(), field: at };
@@ -72,22 +71,4 @@ export async function resolveGrants(em: EntityManager, workspaceId: string, inpu
     }
     return { scope, actions: scope.actions.filter((a) => w.actions.has(a)) };
   });
-}
-
-/**
- * A portal session grants only within its allowed grants (a whole scope
- * allowed allows each of its actions, and the whole scope).
- */
-export function checkPortalGrants(p: Principal, input: GrantsInput, field = 'key.grants', permissionsField = 'key.scopes'): void {
-  const allowedGrants = p.portal?.allowedGrants;
-  if (!allowedGrants) return;
-  for (const [scope, w] of wantedOf(input, field, permissionsField)) {
-    const allowed = allowedGrants.get(scope);
-    if (allowed?.has(WHOLE_SCOPE)) continue;
-    const outside = allowed ? [...w.actions].find((a) => !allowed.has(a)) : [...w.actions][0];
-    if (!allowed || outside !== undefined) {
-      const what = outside === undefined || outside === WHOLE_SCOPE ? scope : `${scope}:${outside}`;
-      throw permissionDenied(`${w.field.replace(/\.scope$/, '')}: the portal session may not grant ${what}`);
-    }
-  }
 }

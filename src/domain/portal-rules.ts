@@ -1,7 +1,8 @@
 // What a customer portal session (Principal.portal) may do to keys: only
 // its own customer's, granted within its allowed grants, changing only name,
 // description and enabled. Management (keys.ts) asks these before it writes.
-import { checkPortalGrants, type GrantsInput } from './grants.js';
+import { wantedOf, type GrantsInput } from './grants.js';
+import { WHOLE_SCOPE } from './permissions.js';
 import { permissionDenied } from './errors.js';
 import type { Principal } from './principal.js';
 
@@ -51,4 +52,22 @@ export function listedCustomer(p: Principal, customerId: string): string {
   if (!p.portal) return customerId;
   if (customerId !== '' && customerId !== p.portal.customerId) throw permissionDenied("customer_id: a portal session sees only its own customer's keys");
   return p.portal.customerId;
+}
+
+/**
+ * A portal session grants only within its allowed grants (a whole scope
+ * allowed allows each of its actions, and the whole scope).
+ */
+function checkPortalGrants(p: Principal, input: GrantsInput, field = 'key.grants', permissionsField = 'key.scopes'): void {
+  const allowedGrants = p.portal?.allowedGrants;
+  if (!allowedGrants) return;
+  for (const [scope, w] of wantedOf(input, field, permissionsField)) {
+    const allowed = allowedGrants.get(scope);
+    if (allowed?.has(WHOLE_SCOPE)) continue;
+    const outside = allowed ? [...w.actions].find((a) => !allowed.has(a)) : [...w.actions][0];
+    if (!allowed || outside !== undefined) {
+      const what = outside === undefined || outside === WHOLE_SCOPE ? scope : `${scope}:${outside}`;
+      throw permissionDenied(`${w.field.replace(/\.scope$/, '')}: the portal session may not grant ${what}`);
+    }
+  }
 }
