@@ -317,7 +317,7 @@ describe.skipIf(!!missing)('operator console', () => {
     expect(await actionsOf('admin')).toEqual(['read', 'create', 'update', 'delete']);
     await shot(page, 'scopes.png');
     // The table fits: its scroll box is no tab stop.
-    expect(await page.getByRole('region', { name: 'Scopes' }).getAttribute('tabindex')).toBeNull();
+    await expect.poll(() => page.getByRole('region', { name: 'Scopes' }).getAttribute('tabindex')).toBeNull();
 
     // A key with inference:write and the whole admin scope, picked from what each scope declares.
     await page.getByRole('link', { name: 'API keys' }).click();
@@ -342,11 +342,12 @@ describe.skipIf(!!missing)('operator console', () => {
     await page.getByRole('button', { name: 'I have saved it' }).click();
 
     const row = page.getByRole('row', { name: /Model runner/ });
-    expect(await row.locator('.perm-list code').allTextContents()).toEqual(['admin', 'inference:write']);
+    // The list reloads after the dialog closes: wait for the new row.
+    await expect.poll(() => row.locator('.perm-list code').allTextContents()).toEqual(['admin', 'inference:write']);
     await row.getByRole('link', { name: 'Model runner' }).click();
     await page.getByRole('heading', { name: /Model runner/ }).waitFor();
     const details = page.locator('.card', { has: page.getByRole('heading', { name: 'Details' }) }).locator('.perm-list code');
-    expect(await details.allTextContents()).toEqual(['admin', 'inference:write']);
+    await expect.poll(() => details.allTextContents()).toEqual(['admin', 'inference:write']);
     await shot(page, 'key-page-permissions.png');
 
     // Editing the key replaces its permissions: the whole scope traded for one action.
