@@ -6,7 +6,7 @@ import { permissionDenied, resourceExhausted, unauthenticated } from '../domain/
 import { Principal } from '../domain/principal.js';
 import { bearerTokenOf } from './bearer.js';
 import { PORTAL_TOKEN_REFUSED } from './portal-auth.js';
-import { boundedSet, bucketOf, type Bucket } from './token-bucket.js';
+import { boundedSet, bucketOf, refilled, type Bucket } from './token-bucket.js';
 
 /** A verified SDK key as remembered; see SdkKeyAuthenticator. */
 export interface Remembered {
@@ -28,10 +28,26 @@ export interface SdkKeyAuthOptions {
   failureBurst: number;
   /** ... and how many more it regains per second. */
   failuresPerSecond: number;
+  /** Failed bcrypt checks one SDK key id may take, from all sources together, before it is throttled ... */
+  idFailureBurst: number;
+  /** ... and how many more it regains per second. */
+  idFailuresPerSecond: number;
 }
 
+/** The budget of failed checks of one SDK key id, and the sources whose wrong secrets drew from it. */
+interface IdBudget {
+  bucket: Bucket;
+  /** Sources that failed a check of this id since its bucket was last full (at most FAILING_SOURCES_KEPT). */
+  failedFrom: Set<string>;
+  /** More sources failed than are kept: while the bucket is empty, every source counts as failing. */
+  overflowed: boolean;
+}
+
+/** Sources remembered per throttled SDK key id; more than this and the id is refused to every source. */
+const FAILING_SOURCES_KEPT = 64;
+
 /** The options that are not configuration (the failure budget is: see config.ts). */
-export const DEFAULT_SDK_KEY_AUTH: Omit<SdkKeyAuthOptions, 'failureBurst' | 'failuresPerSecond'> = {
+export const DEFAULT_SDK_KEY_AUTH: Omit<SdkKeyAuthOptions, 'failureBurst' | 'failuresPerSecond' | 'idFailureBurst' | 'idFailuresPerSecond'> = {
   recheckMs: 1000,
   maxEntries: 10_000,
   failureTtlMs: 10 * 60_000,
@@ -52,7 +68,19 @@ const LAST_USED_RESOLUTION_MS = 60_000;
  * - each source (remote address) has a token bucket of failed bcrypt checks:
  *   `failureBurst` at once, `failuresPerSecond` after that. A source whose
  *   bucket is empty gets RESOURCE_EXHAUSTED for any SDK key that would need
- *   a bcrypt check, without one; keys already remembered keep working.
+ *   a bcrypt check, without one; keys already remembered keep working;
+ * - each SDK key id has a bucket too (`idFailureBurst`, `idFailuresPerSecond`),
+ *   drawn by wrong secrets for that id from any source. While it is empty,
+ *   the sources that failed against the id are refused for it without a
+ *   check (and without drawing from their own buckets, so an attacker at a
+ *   shared proxy address who guesses one id cannot drain that address's
+ *   budget for everyone else); any other source still gets its check, so the
+ *   right secret still passes there, and a wrong one adds that source to the
+ *   refused. More than FAILING_SOURCES_KEPT failing sources refuse the id to
+ *   every source until its bucket is full again. Other ids never notice.
+ *
+ * `source` is the caller's address as TrustedProxies.clientAddress resolves
+ * it (X-Forwarded-For only from configured proxies).
  */
 export class SdkKeyAuthenticator {
   private readonly remembered = new Map<string, Remembered>();
@@ -60,8 +88,12 @@ export class SdkKeyAuthenticator {
   /** Fingerprints of tokens that failed: when, and the subject their failures are recorded under. */
   private readonly failed = new Map<string, { at: number; subject: string }>();
   private readonly buckets = new Map<string, Bucket>();
-  /** `failures`: SDK keys refused; `throttled`: checks refused because their address failed too often. */
-  readonly stats = { bcryptChecks: 0, throttled: 0, failuresFromMemory: 0, failures: 0 };
+  private readonly idBudgets = new Map<string, IdBudget>();
+  /**
+   * `failures`: SDK keys refused; `throttled`: checks refused because their
+   * address (or their key id, also counted in `throttledById`) failed too often.
+   */
+  readonly stats = { bcryptChecks: 0, throttled: 0, throttledById: 0, failuresFromMemory: 0, failures: 0 };
 
   constructor(
     private readonly orm: MikroORM,
@@ -78,9 +110,9 @@ export class SdkKeyAuthenticator {
     this.onFailure(subject);
   }
 
-  /** How long a throttled source waits, at most, for its next check (a Retry-After). */
+  /** How long a throttled source waits, at most, for its next check (a Retry-After), whether its address or its key id was throttled. */
   get throttledRetryAfterSeconds(): number {
-    return Math.ceil(1 / this.opts.failuresPerSecond);
+    return Math.ceil(1 / Math.min(this.opts.failuresPerSecond, this.opts.idFailuresPerSecond));
   }
 
   /** The SDK key of an authorization header. */
@@ -177,6 +209,7 @@ export class SdkKeyAuthenticator {
     // is taken before the check (synchronously with looking, so concurrent
     // attempts cannot all pass) and given back if the secret was right.
     if (this.bucketOf(source, now).tokens < 1) throw this.throttled();
+    if (this.idRefuses(parsed.id, source, now)) throw this.throttledById();
     const row = await this.orm.em.fork().findOne(SdkKey, { id: parsed.id });
     if (!row || row.revokeTime) {
       // No bcrypt, so nothing taken from the bucket (which would let anyone at
@@ -184,14 +217,27 @@ export class SdkKeyAuthenticator {
       // remembered, so repeating it costs no second read.
       this.refuse(fp, row ? row.id : 'unknown');
     }
-    const bucket = this.bucketOf(source, Date.now());
+    const checkAt = Date.now();
+    const bucket = this.bucketOf(source, checkAt);
     if (bucket.tokens < 1) throw this.throttled();
+    if (this.idRefuses(row.id, source, checkAt)) throw this.throttledById();
     bucket.tokens -= 1;
     boundedSet(this.buckets, source, bucket, this.opts.maxEntries);
+    // The id's bucket pays too, when it can; a check it cannot pay for is
+    // one from a source that has not failed against this id (idRefuses).
+    const idBudget = this.idBudgetOf(row.id, checkAt);
+    const idPaid = idBudget.bucket.tokens >= 1;
+    if (idPaid) idBudget.bucket.tokens -= 1;
+    boundedSet(this.idBudgets, row.id, idBudget, this.opts.maxEntries);
     this.stats.bcryptChecks++;
-    if (!(await checkSdkKeySecret(parsed.secret, row.secretHash))) this.refuse(fp, row.id);
+    if (!(await checkSdkKeySecret(parsed.secret, row.secretHash))) {
+      if (idBudget.failedFrom.size < FAILING_SOURCES_KEPT) idBudget.failedFrom.add(source);
+      else if (!idBudget.failedFrom.has(source)) idBudget.overflowed = true;
+      this.refuse(fp, row.id);
+    }
     const refund = this.buckets.get(source);
     if (refund) refund.tokens = Math.min(this.opts.failureBurst, refund.tokens + 1);
+    if (idPaid) idBudget.bucket.tokens = Math.min(this.opts.idFailureBurst, idBudget.bucket.tokens + 1);
     return this.remember(fp, row);
   }
 
@@ -205,6 +251,31 @@ export class SdkKeyAuthenticator {
   private throttled() {
     this.stats.throttled++;
     return resourceExhausted('too many failed SDK key checks from this address; try again later');
+  }
+
+  private throttledById() {
+    this.stats.throttled++;
+    this.stats.throttledById++;
+    return resourceExhausted('too many failed checks of this SDK key id; try again later');
+  }
+
+  /** The id's budget, its bucket refilled up to now; a full bucket forgets the sources that failed. */
+  private idBudgetOf(id: string, now: number): IdBudget {
+    const budget = this.idBudgets.get(id);
+    if (!budget) return { bucket: { tokens: this.opts.idFailureBurst, at: now }, failedFrom: new Set(), overflowed: false };
+    refilled(budget.bucket, this.opts.idFailureBurst, this.opts.idFailuresPerSecond, now);
+    if (budget.bucket.tokens >= this.opts.idFailureBurst) {
+      budget.failedFrom.clear();
+      budget.overflowed = false;
+    }
+    return budget;
+  }
+
+  /** Whether the id's bucket is empty and `source` failed against it (or too many sources did). */
+  private idRefuses(id: string, source: string, now: number): boolean {
+    if (!this.idBudgets.has(id)) return false;
+    const budget = this.idBudgetOf(id, now);
+    return budget.bucket.tokens < 1 && (budget.overflowed || budget.failedFrom.has(source));
   }
 
   /** The source's bucket of failed checks, refilled up to now. */

@@ -13,7 +13,11 @@ export interface Bucket {
  */
 export function bucketOf(m: Map<string, Bucket>, id: string, burst: number, perSecond: number, now: number): Bucket {
   const b = m.get(id);
-  if (!b) return { tokens: burst, at: now };
+  return b ? refilled(b, burst, perSecond, now) : { tokens: burst, at: now };
+}
+
+/** `b`, refilled up to `now` at `perSecond`, holding at most `burst`. */
+export function refilled(b: Bucket, burst: number, perSecond: number, now: number): Bucket {
   b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * perSecond);
   b.at = now;
   return b;

@@ -19,6 +19,7 @@ import { AUTHORIZE_PATH, forwardAuth, type ForwardAuthDeps } from './forward-aut
 import type { RestTranscoder } from './rest.js';
 import { serveStatic, staticAppOf, type StaticApp } from './static-assets.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { ClientAddress } from '../auth/client-address.js';
 
 /** What the plain HTTP endpoints use (the App has them all). */
 export interface EndpointDeps extends ForwardAuthDeps {
@@ -29,6 +30,8 @@ export interface EndpointDeps extends ForwardAuthDeps {
   /** GET /metrics, unless served on a port of its own (KEYWARD_METRICS_PORT); absent without metrics. */
   metrics?: Pick<Metrics, 'text' | 'contentType'> | undefined;
   metricsOnMainPort?: boolean;
+  /** The caller's address (TrustedProxies.clientAddress): the gateway's, for throttling its failed SDK key checks. */
+  clientAddress: ClientAddress;
 }
 
 /** What connect-node's adapter hands its fallback: an HTTP/1.1 or HTTP/2 (compat) request and response. */
@@ -61,7 +64,7 @@ async function route(app: EndpointDeps, req: Req, res: Res, path: string): Promi
   // Forward auth takes any method: nginx's auth_request and Envoy send the
   // original request's method, Traefik and Caddy their own.
   if (path === AUTHORIZE_PATH || path.startsWith(`${AUTHORIZE_PATH}/`)) {
-    const a = await forwardAuth(app, req.headers, req.socket?.remoteAddress ?? '');
+    const a = await forwardAuth(app, req.headers, app.clientAddress(req.socket?.remoteAddress, req.headers['x-forwarded-for']));
     sendJson(req, res, a.status, a.body, a.headers);
     return;
   }

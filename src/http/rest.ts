@@ -28,6 +28,7 @@ import { ScalarType, type DescField, type DescMessage, type DescService, type Js
 import type { HandlerContext } from '@connectrpc/connect';
 import type { ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
 import { peerKey } from '../rpc/context.js';
+import type { ClientAddress } from '../auth/client-address.js';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { sendJson } from './json-reply.js';
 import { RestError, RestRouter, restRoutes, type Match } from './rest-routes.js';
@@ -185,6 +186,8 @@ export interface TranscoderOptions {
    * checks from the caller's address), when the RPC's answer names none.
    */
   retryAfterSeconds?: () => number;
+  /** The caller's address (TrustedProxies.clientAddress), for throttling failed credential checks. */
+  clientAddress: ClientAddress;
 }
 
 /** Serves REST requests by handing them to the RPCs' own Connect handlers. */
@@ -193,6 +196,7 @@ export class RestTranscoder {
   private readonly handlers = new Map<string, UniversalHandler>();
   private readonly readMaxBytes: number;
   private readonly retryAfterSeconds: (() => number) | undefined;
+  private readonly clientAddress: ClientAddress;
 
   constructor(opts: TranscoderOptions) {
     this.router = new RestRouter(restRoutes(opts.services));
@@ -210,6 +214,7 @@ export class RestTranscoder {
     for (const h of router.handlers) this.handlers.set(h.requestPath, h);
     this.readMaxBytes = opts.readMaxBytes;
     this.retryAfterSeconds = opts.retryAfterSeconds;
+    this.clientAddress = opts.clientAddress;
   }
 
   /** Answers one REST request; every failure is a JSON error. */
@@ -248,7 +253,7 @@ export class RestTranscoder {
       header,
       body: oneChunk(Buffer.from(JSON.stringify(json))),
       signal: abort.signal,
-      contextValues: createContextValues().set(peerKey, req.socket?.remoteAddress ?? ''),
+      contextValues: createContextValues().set(peerKey, this.clientAddress(req.socket?.remoteAddress, req.headers['x-forwarded-for'])),
     });
     const chunks: Uint8Array[] = [];
     if (answer.body) for await (const c of answer.body) chunks.push(c);

@@ -4,6 +4,7 @@ import { keyState, type KeyState } from '../domain/key-state.js';
 import { grants } from '../domain/permissions.js';
 import { KEY_STATE_COLUMNS } from '../verify/verifier.js';
 import { SIGNING_ALGORITHM, type SigningKeys } from './signing-keys.js';
+import type { TokenDenylist } from './token-denylist.js';
 import type { TokenOptions } from './token-issuer.js';
 
 /** Three dot-separated base64url parts: a JWS in compact serialization (API keys have no dots). */
@@ -58,6 +59,13 @@ const KEY_SQL = `
     join workspaces w on w.id = k.workspace_id
    where k.id = ?`;
 
+const KEY_GONE_MESSAGES = {
+  not_found: 'the API key of the token no longer exists',
+  disabled: 'the API key of the token is disabled',
+  expired: 'the API key of the token is expired',
+  revoked: 'the API key of the token is revoked',
+} as const;
+
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export interface TokenCheckerOptions {
@@ -67,6 +75,8 @@ export interface TokenCheckerOptions {
   jwksTtlMs?: number;
   /** Bound on keys whose state is remembered. */
   maxEntries?: number;
+  /** Keys whose tokens are refused without a read (revoked, deleted, disabled); fed by evictKeys/evictWorkspace. */
+  denylist?: TokenDenylist;
 }
 
 type Jwks = ReturnType<typeof createLocalJWKSet>;
@@ -79,8 +89,10 @@ type Jwks = ReturnType<typeof createLocalJWKSet>;
  * key's state by its id (`sub`): a token whose key was revoked, disabled,
  * deleted or whose grants were narrowed after it was minted is refused. That
  * state is one primary-key lookup per key, remembered for `stateTtlMs`
- * (1 s: every replica sees a revocation within it) and evicted at once by
- * changes made in this process or announced by others.
+ * and evicted at once by changes made in this process or announced by
+ * others (and not remembered at all while those cannot be heard). Before
+ * that lookup, the denylist (TokenDenylist) refuses, without a read, the
+ * tokens of keys revoked, deleted or disabled within a token's lifetime.
  */
 export class TokenChecker {
   private jwks: { set: Jwks; at: number } | undefined;
@@ -89,7 +101,10 @@ export class TokenChecker {
   private readonly pending = new Map<string, Promise<KeyNow | null>>();
   private readonly jwksTtlMs: number;
   private readonly maxEntries: number;
-  readonly stats = { stateLookups: 0, jwksLoads: 0 };
+  /** False while other replicas' changes cannot be heard (the change listener is down): no state is remembered then. */
+  private listening = true;
+  /** `denied`: tokens refused from the denylist, without a state lookup. */
+  readonly stats = { stateLookups: 0, jwksLoads: 0, denied: 0 };
 
   constructor(
     private readonly orm: MikroORM,
@@ -101,14 +116,33 @@ export class TokenChecker {
     this.maxEntries = opts.maxEntries ?? 100_000;
   }
 
-  /** Forgets the states of these keys (changed in this process or another). */
+  /** Forgets the states of these keys (changed in this process or another); the denylist reads them again. */
   evictKeys(ids: readonly string[]): void {
     for (const id of ids) this.states.delete(id);
+    void this.opts.denylist?.keysChanged(ids);
   }
 
   /** Forgets the states of a workspace's keys (deleted, or a scope renamed or deleted). */
   evictWorkspace(workspaceId: string): void {
     for (const [id, s] of this.states) if (s.key === null || s.key.workspaceId === workspaceId) this.states.delete(id);
+    void this.opts.denylist?.workspaceChanged(workspaceId);
+  }
+
+  /**
+   * The change listener lost its connection (false) or listens again (true).
+   * Changes announced meanwhile were not heard: remembered states are
+   * forgotten and none is kept until it listens again, and then the denylist
+   * reloads what ended tokens within their lifetime.
+   */
+  setListening(on: boolean): Promise<void> {
+    this.listening = on;
+    this.states.clear();
+    return on ? this.loadDenylist() : Promise.resolve();
+  }
+
+  /** Loads into the denylist what ended tokens within their lifetime (at start; setListening does it on reconnect). */
+  async loadDenylist(): Promise<void> {
+    await this.opts.denylist?.reload();
   }
 
   /** Forgets the public keys (a signing key rotated). */
@@ -130,16 +164,17 @@ export class TokenChecker {
     if (!canSee(identity.workspaceId) || (workspaceId !== '' && identity.workspaceId !== workspaceId)) {
       return { code: 'not_found', message: 'the token is not valid for this workspace' };
     }
+    const denied = this.opts.denylist?.refusal(identity.keyId, typeof claims.iat === 'number' ? claims.iat : undefined);
+    if (denied !== undefined) {
+      this.stats.denied++;
+      // As for a key read as gone: a deleted key's token names no identity.
+      return denied === 'not_found' ? { code: denied, message: KEY_GONE_MESSAGES[denied] } : { code: denied, identity, message: KEY_GONE_MESSAGES[denied] };
+    }
     const now = Date.now();
     const key = await this.keyNow(identity.keyId, now);
-    if (key === null) return { code: 'not_found', message: 'the API key of the token no longer exists' };
+    if (key === null) return { code: 'not_found', message: KEY_GONE_MESSAGES.not_found };
     const state: KeyState = keyState(key, now);
-    if (state !== 'active')
-      return {
-        code: state,
-        identity,
-        message: `the API key of the token is ${state === 'disabled' ? 'disabled' : state === 'expired' ? 'expired' : 'revoked'}`,
-      };
+    if (state !== 'active') return { code: state, identity, message: KEY_GONE_MESSAGES[state] };
     const claimed = new Set(identity.permissions);
     for (const p of requiredPermissions) {
       // Both what the token was minted for and what the key holds now.
@@ -201,6 +236,7 @@ export class TokenChecker {
     }
     const key = await p;
     this.states.delete(id);
+    if (!this.listening) return key;
     if (this.states.size >= this.maxEntries) this.states.delete(this.states.keys().next().value!);
     this.states.set(id, { key, at: now });
     return key;
