@@ -72,6 +72,29 @@ export async function startEmbeddedPostgres(dataDir: string, joinRunning: boolea
   }
 }
 
+/**
+ * Holds dataDir for a process that must have it to itself without opening the
+ * database in it (`keyward restore`), as an owner does: a server or the CLI
+ * started meanwhile is refused or waits. Throws if a process has it open.
+ * Returns the release.
+ */
+export function claimDataDir(dataDir: string): () => void {
+  const dir = resolve(dataDir);
+  mkdirSync(dir, { recursive: true });
+  const addressFile = join(dir, ADDRESS_FILE);
+  for (;;) {
+    try {
+      writeFileSync(addressFile, `${JSON.stringify({ pid: process.pid })}\n`, { flag: 'wx', mode: 0o600 });
+      return () => rmSync(addressFile, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const owner = readOwner(addressFile);
+    if (owner && alive(owner.pid)) throw new Error(`the embedded database in ${dir} is in use by process ${owner.pid}; stop it first`);
+    rmSync(addressFile, { force: true }); // left behind by a process that is gone
+  }
+}
+
 function readOwner(file: string): { pid: number; url?: string } | undefined {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as { pid: number; url?: string };

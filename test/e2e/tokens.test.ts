@@ -125,7 +125,7 @@ describe('signing keys', () => {
     await tokens().exchangeKey({ key: (await tokenKey()).secret });
     const rows = await ts.sql<{ private_pkcs8: string }[]>(`select private_pkcs8 from signing_keys`);
     expect(rows.length).toBeGreaterThan(0);
-    for (const r of rows) expect(r.private_pkcs8).toMatch(/^sealed:v1:[A-Za-z0-9_-]+$/);
+    for (const r of rows) expect(r.private_pkcs8).toMatch(/^sealed:v2:[A-Za-z0-9_-]{8}:[A-Za-z0-9_-]+$/);
   });
 
   it('a fresh server publishes its signing key, and the next one, before any exchange', async () => {
