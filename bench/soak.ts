@@ -8,14 +8,22 @@
 // Uses DATABASE_URL's server (a fresh database, dropped at the end) when set;
 // otherwise one embedded database, so the second process is left out (an
 // embedded database has one owner).
+//
+//   npm run soak -- --crash            # 200 kill -9 rounds (KEYWARD_SOAK_CRASH_ROUNDS)
+//
+// runs the crash rounds of test/e2e/crash-safety.test.ts instead: write load,
+// kill -9 of the server, restart, audit of every acknowledged write.
 import { createClient } from '@connectrpc/connect';
 import { Action } from '../gen/keyward/v1/key_pb.js';
 import { KeyService, VerifyCode } from '../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../gen/keyward/v1/workspace_service_pb.js';
+import { runCrashRounds } from '../test/support/crash-rounds.js';
 import { createTestDatabase } from '../test/support/database.js';
 import { adminTokenOf, rssMb, spawnServer, type ServerProcess } from '../test/support/process.js';
 import { transport } from '../test/support/server.js';
+
+if (process.argv.includes('--crash')) process.exit(await crashSoak());
 
 const SECONDS = Number(process.env.KEYWARD_SOAK_SECONDS || 180);
 const CONCURRENCY = Number(process.env.KEYWARD_SOAK_CONCURRENCY || 16);
@@ -92,4 +100,26 @@ try {
 } finally {
   for (const s of servers) await s.stop();
   await db.drop();
+}
+
+/** `--crash`: kill -9 rounds on one database; exit code 1 if any acknowledged write was lost or any key is half there. */
+async function crashSoak(): Promise<number> {
+  const rounds = Number(process.env.KEYWARD_SOAK_CRASH_ROUNDS || 200);
+  const seed = process.env.KEYWARD_CRASH_SEED ? Number(process.env.KEYWARD_CRASH_SEED) : undefined;
+  const crashDb = await createTestDatabase({ persistent: true });
+  try {
+    const report = await runCrashRounds({ databaseUrl: crashDb.databaseUrl, dataDir: crashDb.dataDir, rounds, seed, log: console.log });
+    const restart = [...report.restartMs].sort((a, b) => a - b);
+    console.log(
+      `crash soak: ${report.rounds} rounds (seed ${report.seed}); acknowledged ${JSON.stringify(report.acknowledged)}; ${report.inFlight} writes cut off by a kill (${report.inFlightApplied} of them applied)`,
+    );
+    console.log(`  restart after kill -9: median ${restart[restart.length >> 1] ?? 0} ms, max ${restart.at(-1) ?? 0} ms`);
+    for (const v of report.violations) console.log(`  VIOLATION ${v}`);
+    console.log(
+      report.violations.length === 0 && report.rounds === rounds ? 'crash soak: no violations' : `crash soak: ${report.violations.length} violations`,
+    );
+    return report.violations.length === 0 && report.rounds === rounds ? 0 : 1;
+  } finally {
+    await crashDb.drop();
+  }
 }

@@ -20,8 +20,8 @@ export class TcpProxy {
   accepted = 0;
 
   constructor(
-    private readonly targetHost: string,
-    private readonly targetPort: number,
+    private targetHost: string,
+    private targetPort: number,
   ) {}
 
   async start(): Promise<this> {
@@ -74,6 +74,19 @@ export class TcpProxy {
     if (mode === 'pass') {
       // Connections held by a blackhole are beyond repair: end them.
       for (const pair of [...this.pairs]) if (pair.client.isPaused()) pair.client.resetAndDestroy();
+    }
+  }
+
+  /**
+   * Sends new connections to another address, as a service address (DNS name,
+   * virtual IP) moved to a promoted replica does; open connections are ended.
+   */
+  retarget(host: string, port: number): void {
+    this.targetHost = host;
+    this.targetPort = port;
+    for (const pair of [...this.pairs]) {
+      pair.client.destroy();
+      pair.upstream?.destroy();
     }
   }
 
