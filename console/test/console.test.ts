@@ -424,6 +424,13 @@ describe.skipIf(!!missing)('operator console', () => {
     await shot(page, 'webhook-deliveries.png', true);
     await row.getByRole('button', { name: /again/ }).click();
     await page.getByText('Sending key.revoked again').waitFor();
+    // A test event: its outcome at once, then in the list, with no Redeliver (it is never sent again).
+    await page.getByRole('button', { name: 'Send test event' }).click();
+    await page.getByText(/Test event not delivered: refused: 127\.0\.0\.1/).waitFor();
+    const testRow = page.getByRole('row', { name: /webhook\.test/ });
+    await testRow.waitFor();
+    expect(await testRow.getByRole('button', { name: /again/ }).count()).toBe(0);
+    await shot(page, 'webhook-test-event.png', true);
     expect(errors).toEqual([]);
     await context.close();
   }, 30_000);

@@ -5,7 +5,7 @@ import type { SecretBox } from '../credentials/secret-box.js';
 import { Webhook, type ApiKey } from '../db/entities.js';
 import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
-import { invalidArgument, notFound } from './errors.js';
+import { failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { isId, newId } from '../ids.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
@@ -14,6 +14,36 @@ import { findVisibleWorkspace } from './workspaces.js';
 
 /** Events a workspace's webhook receives. */
 export type WebhookEventType = 'key.expiring' | 'key.revoked' | 'key.rotated' | 'key.usage_exhausted';
+
+/** The event SendTestEvent sends: posted at once, never queued, never retried. */
+export const TEST_EVENT_TYPE = 'webhook.test';
+
+const TEST_EVENT_DATA = { test: true, message: 'A test event sent with SendTestEvent; nothing changed.' };
+
+/** A webhook's URL and its signing secret as stored (sealed). */
+export interface WebhookTarget {
+  url: string;
+  secret: string;
+}
+
+/** What became of one attempt to post an event. */
+export interface SendOutcome {
+  /** The receiver answered 2xx. */
+  delivered: boolean;
+  /** The receiver's HTTP status; 0 if it did not answer. */
+  httpStatus: number;
+  /** Why it was not delivered (`HTTP 500`, `refused: ...`, a network error); '' when delivered. */
+  error: string;
+  durationMs: number;
+}
+
+/** Posts one signed event now (src/webhooks/sender.ts). */
+export type PostWebhookEvent = (target: WebhookTarget, eventId: string, payload: string) => Promise<SendOutcome>;
+
+/** A test event's outcome and its record. */
+export interface TestEventResult extends SendOutcome {
+  delivery: Delivery;
+}
 
 const DEFAULT_EXPIRING_NOTICE_DAYS = 7;
 const MAX_URL_LENGTH = 2048;
@@ -117,6 +147,7 @@ export class Webhooks {
   constructor(
     private readonly orm: MikroORM,
     private readonly secrets: SecretBox,
+    private readonly post: PostWebhookEvent,
   ) {}
 
   /** The outbox at a glance, for metrics: events by state, and the age of the oldest not yet delivered. */
@@ -200,15 +231,55 @@ export class Webhooks {
     return inTransaction(this.orm.em, async (em) => {
       await findVisibleWorkspace(em, p, workspaceId, 'workspace_id');
       const sql = em as SqlEntityManager;
-      const updated = await sql.execute<{ id: string }[]>(
-        `update webhook_outbox set attempts = 0, next_attempt_time = now(), delivered_time = null, failed_time = null, last_error = null
-          where workspace_id = ? and id = ? returning id`,
-        [workspaceId, eventId],
+      const [event] = await sql.execute<{ event_type: string }[]>(`select event_type from webhook_outbox where workspace_id = ? and id = ? for update`, [
+        workspaceId,
+        eventId,
+      ]);
+      if (!event) throw notFound('webhook event', eventId);
+      if (event.event_type === TEST_EVENT_TYPE) throw failedPrecondition('a webhook.test event is not redelivered; send a new one with SendTestEvent');
+      await sql.execute(
+        `update webhook_outbox set attempts = 0, next_attempt_time = now(), delivered_time = null, failed_time = null, last_error = null where id = ?`,
+        [eventId],
       );
-      if (updated.length === 0) throw notFound('webhook event', eventId);
       audit(em, p, 'webhook.redeliver', { type: 'webhook_event', id: eventId, workspaceId });
       const [row] = await sql.execute<DeliveryRow[]>(`${DELIVERY_SQL} where id = ?`, [eventId]);
       return deliveryOf(row!);
+    });
+  }
+
+  /**
+   * Posts a `webhook.test` event to the workspace's webhook now, through the
+   * same sender as every event, and records it with this one attempt as
+   * delivered or failed, so the worker never picks it up again. A receiver's
+   * failure is an outcome, not an error.
+   */
+  async sendTestEvent(p: Principal, workspaceId: string): Promise<TestEventResult> {
+    p.requireScope('workspace:write');
+    requireId('workspace_id', workspaceId);
+    p.requireWorkspace(workspaceId);
+    const em = this.orm.em.fork() as SqlEntityManager;
+    const webhook = await findWebhook(em, p, workspaceId);
+    const id = newId();
+    const now = new Date();
+    const [built] = await em.execute<{ payload: string }[]>(`select ${eventPayloadSql('e')} as payload from (${EVENT_SOURCE_SQL}) e`, [
+      id,
+      workspaceId,
+      TEST_EVENT_TYPE,
+      now,
+      JSON.stringify(TEST_EVENT_DATA),
+    ]);
+    const payload = built!.payload;
+    const outcome = await this.post({ url: webhook.url, secret: webhook.secret }, id, payload);
+    return inTransaction(this.orm.em, async (tx) => {
+      const sql = tx as SqlEntityManager;
+      await sql.execute(
+        `insert into webhook_outbox (id, workspace_id, event_type, payload, attempts, next_attempt_time, create_time, delivered_time, failed_time, last_error)
+         values (?, ?, ?, ?, 1, now(), ?, case when ? then now() end, case when ? then null else now() end, ?)`,
+        [id, workspaceId, TEST_EVENT_TYPE, payload, now, outcome.delivered, outcome.delivered, outcome.delivered ? null : outcome.error.slice(0, 500)],
+      );
+      audit(tx, p, 'webhook.test', { type: 'webhook_event', id, workspaceId }, { delivered: outcome.delivered, http_status: outcome.httpStatus });
+      const [row] = await sql.execute<DeliveryRow[]>(`${DELIVERY_SQL} where id = ?`, [id]);
+      return { ...outcome, delivery: deliveryOf(row!) };
     });
   }
 
@@ -236,18 +307,23 @@ export class Webhooks {
  */
 export function insertEventsSql(source: string): string {
   return `insert into webhook_outbox (id, workspace_id, event_type, payload, attempts, next_attempt_time, create_time)
-    select e.id, e.workspace_id, e.type,
-           json_build_object('id', e.id, 'type', e.type, 'create_time', ${isoTimeSql('e.create_time')},
-                             'workspace_id', e.workspace_id, 'data', e.data)::text,
-           0, e.create_time, e.create_time
+    select e.id, e.workspace_id, e.type, ${eventPayloadSql('e')}, 0, e.create_time, e.create_time
       from (${source}) e
      where exists (select 1 from webhooks w where w.workspace_id = e.workspace_id)`;
 }
 
+/** The JSON body of the event row `alias` (columns as insertEventsSql's source), as text. */
+const eventPayloadSql = (alias: string) =>
+  `json_build_object('id', ${alias}.id, 'type', ${alias}.type, 'create_time', ${isoTimeSql(`${alias}.create_time`)},
+                     'workspace_id', ${alias}.workspace_id, 'data', ${alias}.data)::text`;
+
 /** A timestamptz as JS's toISOString() writes it (UTC, milliseconds). */
 const isoTimeSql = (expr: string) => `to_char(${expr} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
-const QUEUE_SQL = insertEventsSql(`select ?::uuid as id, ?::uuid as workspace_id, ?::text as type, ?::timestamptz as create_time, ?::json as data`);
+/** One event from parameters: id, workspace id, type, create time, data (JSON text). */
+const EVENT_SOURCE_SQL = `select ?::uuid as id, ?::uuid as workspace_id, ?::text as type, ?::timestamptz as create_time, ?::json as data`;
+
+const QUEUE_SQL = insertEventsSql(EVENT_SOURCE_SQL);
 
 /**
  * Queues a webhook event for the workspace, if it has a webhook. Call it with

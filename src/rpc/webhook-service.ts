@@ -26,5 +26,9 @@ export function webhookService(webhooks: Webhooks): ServiceImpl<typeof WebhookSe
     async redeliverWebhookEvent(req, ctx) {
       return { delivery: deliveryToProto(await webhooks.redeliver(principalOf(ctx), req.workspaceId, req.eventId)) };
     },
+    async sendTestEvent(req, ctx) {
+      const { delivery, ...outcome } = await webhooks.sendTestEvent(principalOf(ctx), req.workspaceId);
+      return { ...outcome, delivery: deliveryToProto(delivery) };
+    },
   };
 }

@@ -25,18 +25,28 @@ function isGlobalUnicast(address: string): boolean {
   return a.range() === 'unicast';
 }
 
+/** The addresses a host name resolves to, in the resolver's order. */
+export type ResolveHost = (hostname: string) => Promise<string[]>;
+
+/** The system resolver (getaddrinfo, as the OS would connect). */
+export const resolveWithDns: ResolveHost = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+
+/** Where a webhook may be called: the addresses to connect to, or why not. */
+export type Destination = { addresses: string[]; refused?: undefined } | { refused: string };
+
 /**
- * Why a webhook URL must not be called now, or undefined if it may: its host
- * resolves to an address that is not global unicast. Checked before each
- * delivery (a name can change what it resolves to). A name that resolves
- * differently between this check and the connection (DNS rebinding) is not
- * caught; an operator who needs that closed puts an egress proxy in front.
+ * Resolves the host of a webhook URL once, before each delivery (a name can
+ * change what it resolves to), and checks every address it resolves to
+ * unless private networks are allowed: if one is not global unicast, the URL
+ * must not be called. The caller connects only to the addresses returned
+ * (src/webhooks/sender.ts pins the connection to them), so a name that
+ * resolves differently at connection time (DNS rebinding) cannot reach
+ * another address. An IP literal is its own only address.
  */
-export async function refusedDestination(url: string): Promise<string | undefined> {
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  const addresses = isIP(host) ? [host] : (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
-  const blocked = addresses.find((a) => !isGlobalUnicast(a));
-  return blocked === undefined
-    ? undefined
-    : `refused: ${host} resolves to a private or non-public address (set KEYWARD_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true to allow)`;
+export async function checkDestination(url: URL, resolve: ResolveHost, allowPrivateNetworks: boolean): Promise<Destination> {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const addresses = isIP(host) ? [host] : await resolve(host);
+  if (addresses.length === 0 || addresses.some((a) => isIP(a) === 0)) return { refused: `refused: ${host} did not resolve to an IP address` };
+  if (allowPrivateNetworks || addresses.every(isGlobalUnicast)) return { addresses };
+  return { refused: `refused: ${host} resolves to a private or non-public address (set KEYWARD_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true to allow)` };
 }

@@ -1,24 +1,9 @@
-import { createHmac } from 'node:crypto';
 import type { MikroORM, SqlEntityManager } from '@mikro-orm/postgresql';
-import type { SecretBox } from '../credentials/secret-box.js';
 import { jsonColumn } from '../db/json.js';
 import { inTransaction } from '../db/transaction.js';
-import { enqueueWebhookEvent, keyEventDataSql } from '../domain/webhooks.js';
+import { enqueueWebhookEvent, keyEventDataSql, TEST_EVENT_TYPE } from '../domain/webhooks.js';
 import { errorFields, type Logger } from '../log.js';
-import { refusedDestination } from './address-guard.js';
-
-export const SIGNATURE_HEADER = 'keyward-signature';
-export const EVENT_ID_HEADER = 'keyward-event-id';
-
-/**
- * `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as Stripe signs its
- * webhooks. Receivers check it with verifyWebhookSignature of the TypeScript
- * client (clients/typescript/src/webhooks.ts).
- */
-function signWebhook(secret: string, body: string, timestampSeconds: number): string {
-  const v1 = createHmac('sha256', secret).update(`${timestampSeconds}.${body}`).digest('hex');
-  return `t=${timestampSeconds},v1=${v1}`;
-}
+import type { WebhookSender } from './sender.js';
 
 export interface WebhookWorkerOptions {
   /** How often due events are looked for. */
@@ -27,14 +12,12 @@ export interface WebhookWorkerOptions {
   retryBaseMs: number;
   /** Attempts before an event is given up (failed_time set). */
   maxAttempts: number;
-  /** How long a receiver may take to answer. */
+  /** How long a receiver may take to answer (the sender's timeout; a claim's lease is longer). */
   timeoutMs: number;
   /** How often keys about to expire are looked for (key.expiring). */
   expiryScanMs: number;
-  /** Whether receivers may be on loopback, private or link-local addresses. */
-  allowPrivateNetworks: boolean;
-  /** Opens the stored signing secrets. */
-  secrets: SecretBox;
+  /** Posts the events (with its private-network guard and resolver, shared with SendTestEvent). */
+  sender: WebhookSender;
 }
 
 const MAX_BACKOFF_MS = 3_600_000;
@@ -122,10 +105,12 @@ export class WebhookWorker {
     const leaseMs = this.opts.timeoutMs + 5000;
     return (this.orm.em.fork() as SqlEntityManager).execute<Claimed[]>(
       // Only events whose workspace still has a webhook: one queued while its
-      // webhook was being deleted must not sit at the head of the queue.
+      // webhook was being deleted must not sit at the head of the queue. Never
+      // a test event: SendTestEvent posts it once and records the outcome.
       `with due as (
          select o.id from webhook_outbox o
           where o.delivered_time is null and o.failed_time is null and o.next_attempt_time <= now()
+            and o.event_type <> ?
             and exists (select 1 from webhooks w where w.workspace_id = o.workspace_id)
           order by o.next_attempt_time
           limit ?
@@ -135,7 +120,7 @@ export class WebhookWorker {
          from due, webhooks w
         where o.id = due.id and w.workspace_id = o.workspace_id
        returning o.id, o.payload, o.attempts, w.url, w.secret`,
-      [CLAIM_BATCH, leaseMs],
+      [TEST_EVENT_TYPE, CLAIM_BATCH, leaseMs],
     );
   }
 
@@ -165,26 +150,8 @@ export class WebhookWorker {
 
   /** Posts one event; the error, or undefined when the receiver took it (2xx). */
   private async send(c: Claimed): Promise<string | undefined> {
-    try {
-      const refused = this.opts.allowPrivateNetworks ? undefined : await refusedDestination(c.url);
-      if (refused !== undefined) return refused;
-      const res = await fetch(c.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'keyward-webhooks',
-          [EVENT_ID_HEADER]: c.id,
-          [SIGNATURE_HEADER]: signWebhook(this.opts.secrets.open(c.secret), c.payload, Math.floor(Date.now() / 1000)),
-        },
-        body: c.payload,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
-      });
-      await res.body?.cancel().catch(() => {});
-      return res.status < 200 || res.status > 299 ? `HTTP ${res.status}` : undefined;
-    } catch (e) {
-      return ((e as Error).cause as Error | undefined)?.message ?? (e as Error).message;
-    }
+    const outcome = await this.opts.sender.send({ url: c.url, secret: c.secret }, c.id, c.payload);
+    return outcome.delivered ? undefined : outcome.error;
   }
 
   /**

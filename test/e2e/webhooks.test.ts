@@ -12,7 +12,8 @@ import { WebhookService } from '../../gen/keyward/v1/webhook_service_pb.js';
 import { WebhookSchema } from '../../gen/keyward/v1/webhook_pb.js';
 import { toJsonString } from '@bufbuild/protobuf';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
-import { EVENT_ID_HEADER, SIGNATURE_HEADER } from '../../src/webhooks/worker.js';
+import { AuditService } from '../../gen/keyward/v1/audit_service_pb.js';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER } from '../../src/webhooks/sender.js';
 import { verifyWebhookSignature } from '../../clients/typescript/src/webhooks.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { expectError } from '../support/rpc.js';
@@ -173,7 +174,7 @@ describe('delivery', () => {
       const ws = await workspace(sealed);
       const { signingSecret } = await client(WebhookService, sealed).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
       const [row] = await sealed.sql(`select secret from webhooks where workspace_id = ?`, [ws]);
-      expect(row.secret).toMatch(/^sealed:v1:/);
+      expect(row.secret).toMatch(/^sealed:v2:/);
       expect(row.secret).not.toContain(signingSecret.slice(6));
       const K = client(KeyService, sealed);
       const keyId = (await K.createKey({ key: { workspaceId: ws, name: 'sealed' } })).key!.id;
@@ -235,6 +236,132 @@ describe('delivery', () => {
     } finally {
       rx.status = () => 200;
     }
+  });
+});
+
+describe('SendTestEvent', () => {
+  /** Waits until the worker has finished a whole pass after this point: two events queued one after the other, both received. */
+  async function workerPassed(ws: string) {
+    const K = client(KeyService, ts);
+    for (const name of ['pass 1', 'pass 2']) {
+      const keyId = (await K.createKey({ key: { workspaceId: ws, name } })).key!.id;
+      await K.revokeKey({ id: keyId });
+      await until(`key.revoked of ${name}`, () => rx.of('key.revoked', keyId).length === 1);
+    }
+  }
+  const testEventsOf = (ws: string) => rx.received.filter((r) => r.event.type === 'webhook.test' && r.event.workspace_id === ws);
+
+  it('posts a signed webhook.test event at once and answers the outcome; it is listed, audited, and never sent again', async () => {
+    const ws = await workspace(ts);
+    const H = client(WebhookService, ts);
+    const { signingSecret } = await H.setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+    const res = await H.sendTestEvent({ workspaceId: ws });
+    expect(res).toMatchObject({ delivered: true, httpStatus: 200, error: '' });
+    expect(res.durationMs).toBeGreaterThanOrEqual(0);
+    expect(res.delivery).toMatchObject({ eventType: 'webhook.test', keyId: '', state: DeliveryState.DELIVERED, attempts: 1, lastError: '' });
+    expect(res.delivery!.deliveredTime).toBeDefined();
+    expect(res.delivery!.nextAttemptTime).toBeUndefined();
+
+    // The answer came after the receiver had it: signed like every event, the same envelope.
+    const [got] = testEventsOf(ws);
+    expect(got).toBeDefined();
+    expect(verifyWebhookSignature(signingSecret, got!.body, got!.headers[SIGNATURE_HEADER] as string)).toBe(true);
+    expect(verifyWebhookSignature('whsec_wrong', got!.body, got!.headers[SIGNATURE_HEADER] as string)).toBe(false);
+    expect(got!.headers[EVENT_ID_HEADER]).toBe(res.delivery!.eventId);
+    expect(got!.headers['content-type']).toBe('application/json');
+    expect(got!.event).toEqual({
+      id: res.delivery!.eventId,
+      type: 'webhook.test',
+      create_time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      workspace_id: ws,
+      data: { test: true, message: expect.stringContaining('test') },
+    });
+
+    const listed = (await H.listWebhookDeliveries({ workspaceId: ws })).deliveries;
+    expect(listed.find((d) => d.eventId === res.delivery!.eventId)).toMatchObject({ eventType: 'webhook.test', state: DeliveryState.DELIVERED });
+    const audited = await client(AuditService, ts).listAuditEvents({ workspaceId: ws, action: 'webhook.test' });
+    expect(audited.events.map((e) => e.resourceId)).toEqual([res.delivery!.eventId]);
+
+    await workerPassed(ws);
+    expect(testEventsOf(ws)).toHaveLength(1);
+    // Not redelivered either: a new test is a new SendTestEvent.
+    const again = await expectError(H.redeliverWebhookEvent({ workspaceId: ws, eventId: res.delivery!.eventId }), Code.FailedPrecondition);
+    expect(again.rawMessage).toContain('SendTestEvent');
+  });
+
+  it('reports a receiver that answers 500 or cannot be reached as an outcome, records it failed, and never retries it', async () => {
+    const ws = await workspace(ts);
+    const H = client(WebhookService, ts);
+    await H.setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+    rx.status = (r) => (r.event.type === 'webhook.test' && r.event.workspace_id === ws ? 500 : 200);
+    try {
+      const res = await H.sendTestEvent({ workspaceId: ws });
+      expect(res).toMatchObject({ delivered: false, httpStatus: 500, error: 'HTTP 500' });
+      expect(res.delivery).toMatchObject({ eventType: 'webhook.test', state: DeliveryState.FAILED, attempts: 1, lastError: 'HTTP 500' });
+      expect(res.delivery!.failedTime).toBeDefined();
+      expect(testEventsOf(ws)).toHaveLength(1);
+      await workerPassed(ws);
+      expect(testEventsOf(ws)).toHaveLength(1);
+      const [row] = await ts.sql(`select attempts, failed_time, delivered_time from webhook_outbox where id = ?`, [res.delivery!.eventId]);
+      expect(row).toMatchObject({ attempts: 1, delivered_time: null });
+      expect(row!.failed_time).not.toBeNull();
+    } finally {
+      rx.status = () => 200;
+    }
+
+    // A closed port: no HTTP status, the network's error.
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    await H.setWebhook({ webhook: { workspaceId: ws, url: `http://127.0.0.1:${port}/hook` } });
+    const down = await H.sendTestEvent({ workspaceId: ws });
+    expect(down).toMatchObject({ delivered: false, httpStatus: 0 });
+    expect(down.error).toContain(`ECONNREFUSED 127.0.0.1:${port}`);
+    expect(down.delivery).toMatchObject({ state: DeliveryState.FAILED, lastError: down.error });
+  });
+
+  it('is refused by the private-network guard like any event: nothing is sent', async () => {
+    const { KEYWARD_WEBHOOK_ALLOW_PRIVATE_NETWORKS: _allowed, ...defaults } = FAST;
+    const guarded = await startTestServer(defaults);
+    try {
+      const ws = await workspace(guarded);
+      const H = client(WebhookService, guarded);
+      await H.setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+      const res = await H.sendTestEvent({ workspaceId: ws });
+      expect(res).toMatchObject({ delivered: false, httpStatus: 0 });
+      expect(res.error).toMatch(/^refused: 127\.0\.0\.1 resolves to a private or non-public address/);
+      expect(testEventsOf(ws)).toHaveLength(0);
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it('answers NOT_FOUND for a workspace without a webhook or that does not exist, PERMISSION_DENIED for a key restricted to another workspace', async () => {
+    const H = client(WebhookService, ts);
+    const bare = await workspace(ts);
+    await expectError(H.sendTestEvent({ workspaceId: bare }), Code.NotFound);
+    await expectError(H.sendTestEvent({ workspaceId: '00000000-0000-4000-8000-000000000000' }), Code.NotFound);
+    await expectError(H.sendTestEvent({ workspaceId: '' }), Code.InvalidArgument, 'workspace_id');
+    const hooked = await workspace(ts);
+    await H.setWebhook({ webhook: { workspaceId: hooked, url: rx.url } });
+    const other = client(WebhookService, ts, { token: await ts.sdkKey(['workspace:write'], [bare]) });
+    await expectError(other.sendTestEvent({ workspaceId: hooked }), Code.PermissionDenied);
+    expect(testEventsOf(hooked)).toHaveLength(0);
+  });
+
+  it('is served at POST /v1/workspaces/{workspace_id}/webhook:sendTestEvent', async () => {
+    const ws = await workspace(ts);
+    await client(WebhookService, ts).setWebhook({ webhook: { workspaceId: ws, url: rx.url } });
+    const res = await fetch(`${ts.baseUrl}/v1/workspaces/${ws}/webhook:sendTestEvent`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ts.adminToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ delivered: true, httpStatus: 200, delivery: { eventType: 'webhook.test', state: 'DELIVERY_STATE_DELIVERED' } });
+    expect(testEventsOf(ws)).toHaveLength(1);
   });
 });
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { refusedDestination } from '../../src/webhooks/address-guard.js';
+import { checkDestination, resolveWithDns, type ResolveHost } from '../../src/webhooks/address-guard.js';
+
+const refused = async (url: string, resolve: ResolveHost = resolveWithDns) => (await checkDestination(new URL(url), resolve, false)).refused;
 
 describe('webhook destinations', () => {
   it.each([
@@ -31,10 +33,28 @@ describe('webhook destinations', () => {
     'http://255.255.255.255/hook',
     'http://[2001:db8::1]/hook',
   ])('refuses %s', async (url) => {
-    expect(await refusedDestination(url)).toMatch(/^refused: .* resolves to a private or non-public address/);
+    expect(await refused(url)).toMatch(/^refused: .* resolves to a private or non-public address/);
   });
 
   it.each(['https://93.184.216.34/hook', 'http://[2606:4700::1111]/hook', 'http://8.8.8.8/hook'])('allows %s', async (url) => {
-    expect(await refusedDestination(url)).toBeUndefined();
+    expect(await refused(url)).toBeUndefined();
+  });
+
+  it('resolves a name once and refuses it if any of its addresses is not public', async () => {
+    const asked: string[] = [];
+    const resolver =
+      (...addresses: string[]): ResolveHost =>
+      async (host) => {
+        asked.push(host);
+        return addresses;
+      };
+    expect(await refused('https://hooks.example.test/x', resolver('127.0.0.1'))).toMatch(/^refused: hooks\.example\.test resolves to a private/);
+    expect(await refused('https://hooks.example.test/x', resolver('93.184.216.34', '10.0.0.7'))).toMatch(/^refused: /);
+    expect(await refused('https://hooks.example.test/x', resolver())).toMatch(/^refused: hooks\.example\.test did not resolve/);
+    expect(asked).toEqual(['hooks.example.test', 'hooks.example.test', 'hooks.example.test']);
+    const ok = await checkDestination(new URL('https://hooks.example.test/x'), resolver('93.184.216.34', '2606:4700::1111'), false);
+    expect(ok).toEqual({ addresses: ['93.184.216.34', '2606:4700::1111'] });
+    // Allowed private networks: still resolved once, and the addresses are what the sender pins to.
+    expect(await checkDestination(new URL('http://hooks.example.test/x'), resolver('127.0.0.1'), true)).toEqual({ addresses: ['127.0.0.1'] });
   });
 });

@@ -24,6 +24,8 @@ export function Webhook({ workspaceId }: { workspaceId: string }) {
   const [days, setDays] = useState('7');
   const [secret, setSecret] = useState<string | null>(null);
   const [deleting, setDeleting] = useState(false);
+  /** Bumped after a test event, so the deliveries list shows it. */
+  const [tests, setTests] = useState(0);
   const { busy, error, run } = useAction();
   const writable = can('workspace:write');
 
@@ -47,6 +49,17 @@ export function Webhook({ workspaceId }: { workspaceId: string }) {
     if (r.signingSecret) setSecret(r.signingSecret);
     toast(rotateSecret ? 'Signing secret rotated' : 'Webhook saved');
     res.reload();
+  };
+
+  const sendTest = async () => {
+    const r = await run(() => api.webhooks.sendTestEvent({ workspaceId }));
+    if (!r) return;
+    toast(
+      r.delivered
+        ? `Test event delivered: HTTP ${r.httpStatus} in ${r.durationMs} ms`
+        : `Test event not delivered: ${r.error}${r.durationMs ? ` (after ${r.durationMs} ms)` : ''}`,
+    );
+    setTests((n) => n + 1);
   };
 
   if (res.loading && res.data === undefined) return <Loading />;
@@ -85,6 +98,9 @@ export function Webhook({ workspaceId }: { workspaceId: string }) {
               </Button>
               {hook ? (
                 <>
+                  <Button onClick={() => void sendTest()} disabled={busy}>
+                    Send test event
+                  </Button>
                   <Button onClick={() => void save(true)} disabled={busy}>
                     Rotate signing secret
                   </Button>
@@ -103,7 +119,7 @@ export function Webhook({ workspaceId }: { workspaceId: string }) {
           </p>
         ) : null}
       </Card>
-      {hook ? <WebhookDeliveries workspaceId={workspaceId} /> : null}
+      {hook ? <WebhookDeliveries key={tests} workspaceId={workspaceId} /> : null}
       {secret !== null ? (
         <SecretDialog title="Webhook signing secret" secret={secret} hashed={false} onClose={() => setSecret(null)}>
           <p>

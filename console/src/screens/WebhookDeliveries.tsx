@@ -79,7 +79,8 @@ export function WebhookDeliveries({ workspaceId }: { workspaceId: string }) {
                   <td>{d.attempts}</td>
                   <td className="wrap break-anywhere">{d.lastError || <span className="muted">—</span>}</td>
                   <td className="row-actions">
-                    {can('workspace:write') ? (
+                    {/* A test event (SendTestEvent) is sent once, never again. */}
+                    {can('workspace:write') && d.eventType !== 'webhook.test' ? (
                       <Button small variant="ghost" onClick={() => void redeliver(d)} aria-label={`Send ${d.eventType} event ${shortId(d.eventId)} again`}>
                         Redeliver
                       </Button>

@@ -32,7 +32,9 @@ export const file_keyward_v1_webhook: GenFile = /*@__PURE__*/
  *   (remaining_uses became 0); once per exhaustion, queued atomically with
  *   the decrement. A refill or an UpdateKey raising remaining_uses and a later
  *   exhaustion send another. UpdateKey setting remaining_uses to 0 sends none:
- *   only consumption by verification does.
+ *   only consumption by verification does;
+ * - `webhook.test`: SendTestEvent, sent at once and never retried; its data
+ *   is `{"test": true, "message": "..."}` (no key).
  * Any 2xx answer within 10 seconds is a delivery (redirects are not
  * followed); otherwise it is retried with exponential backoff (by default 10
  * attempts, 10 s after the first and doubling, about 85 minutes in all), also

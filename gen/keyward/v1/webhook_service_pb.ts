@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/webhook_service.proto.
  */
 export const file_keyward_v1_webhook_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBrZXl3YXJkL3YxL3dlYmhvb2tfc2VydmljZS5wcm90bxIKa2V5d2FyZC52MSLkAgoPV2ViaG9va0RlbGl2ZXJ5EhAKCGV2ZW50X2lkGAEgASgJEhIKCmV2ZW50X3R5cGUYAiABKAkSDgoGa2V5X2lkGAMgASgJEigKBXN0YXRlGAQgASgOMhkua2V5d2FyZC52MS5EZWxpdmVyeVN0YXRlEhAKCGF0dGVtcHRzGAUgASgFEhIKCmxhc3RfZXJyb3IYBiABKAkSNQoRbmV4dF9hdHRlbXB0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmRlbGl2ZXJlZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmYWlsZWRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlsKHExpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QSFAoMd29ya3NwYWNlX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImkKHUxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEi8KCmRlbGl2ZXJpZXMYASADKAsyGy5rZXl3YXJkLnYxLldlYmhvb2tEZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRgocUmVkZWxpdmVyV2ViaG9va0V2ZW50UmVxdWVzdBIUCgx3b3Jrc3BhY2VfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkiTgodUmVkZWxpdmVyV2ViaG9va0V2ZW50UmVzcG9uc2USLQoIZGVsaXZlcnkYASABKAsyGy5rZXl3YXJkLnYxLldlYmhvb2tEZWxpdmVyeSJQChFTZXRXZWJob29rUmVxdWVzdBIkCgd3ZWJob29rGAEgASgLMhMua2V5d2FyZC52MS5XZWJob29rEhUKDXJvdGF0ZV9zZWNyZXQYAiABKAgiUgoSU2V0V2ViaG9va1Jlc3BvbnNlEiQKB3dlYmhvb2sYASABKAsyEy5rZXl3YXJkLnYxLldlYmhvb2sSFgoOc2lnbmluZ19zZWNyZXQYAiABKAkiKQoRR2V0V2ViaG9va1JlcXVlc3QSFAoMd29ya3NwYWNlX2lkGAEgASgJIjoKEkdldFdlYmhvb2tSZXNwb25zZRIkCgd3ZWJob29rGAEgASgLMhMua2V5d2FyZC52MS5XZWJob29rIiwKFERlbGV0ZVdlYmhvb2tSZXF1ZXN0EhQKDHdvcmtzcGFjZV9pZBgBIAEoCSIXChVEZWxldGVXZWJob29rUmVzcG9uc2UqhAEKDURlbGl2ZXJ5U3RhdGUSHgoaREVMSVZFUllfU1RBVEVfVU5TUEVDSUZJRUQQABIaChZERUxJVkVSWV9TVEFURV9QRU5ESU5HEAESHAoYREVMSVZFUllfU1RBVEVfREVMSVZFUkVEEAISGQoVREVMSVZFUllfU1RBVEVfRkFJTEVEEAMyigYKDldlYmhvb2tTZXJ2aWNlEosBCgpTZXRXZWJob29rEh0ua2V5d2FyZC52MS5TZXRXZWJob29rUmVxdWVzdBoeLmtleXdhcmQudjEuU2V0V2ViaG9va1Jlc3BvbnNlIj6C0+STAjg6B3dlYmhvb2saLS92MS93b3Jrc3BhY2VzL3t3ZWJob29rLndvcmtzcGFjZV9pZH0vd2ViaG9vaxJ6CgpHZXRXZWJob29rEh0ua2V5d2FyZC52MS5HZXRXZWJob29rUmVxdWVzdBoeLmtleXdhcmQudjEuR2V0V2ViaG9va1Jlc3BvbnNlIi2C0+STAicSJS92MS93b3Jrc3BhY2VzL3t3b3Jrc3BhY2VfaWR9L3dlYmhvb2sSgwEKDURlbGV0ZVdlYmhvb2sSIC5rZXl3YXJkLnYxLkRlbGV0ZVdlYmhvb2tSZXF1ZXN0GiEua2V5d2FyZC52MS5EZWxldGVXZWJob29rUmVzcG9uc2UiLYLT5JMCJyolL3YxL3dvcmtzcGFjZXMve3dvcmtzcGFjZV9pZH0vd2ViaG9vaxKmAQoVTGlzdFdlYmhvb2tEZWxpdmVyaWVzEigua2V5d2FyZC52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0Gikua2V5d2FyZC52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZSI4gtPkkwIyEjAvdjEvd29ya3NwYWNlcy97d29ya3NwYWNlX2lkfS93ZWJob29rL2RlbGl2ZXJpZXMSvgEKFVJlZGVsaXZlcldlYmhvb2tFdmVudBIoLmtleXdhcmQudjEuUmVkZWxpdmVyV2ViaG9va0V2ZW50UmVxdWVzdBopLmtleXdhcmQudjEuUmVkZWxpdmVyV2ViaG9va0V2ZW50UmVzcG9uc2UiUILT5JMCSjoBKiJFL3YxL3dvcmtzcGFjZXMve3dvcmtzcGFjZV9pZH0vd2ViaG9vay9kZWxpdmVyaWVzL3tldmVudF9pZH06cmVkZWxpdmVyYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_keyward_v1_webhook]);
+  fileDesc("CiBrZXl3YXJkL3YxL3dlYmhvb2tfc2VydmljZS5wcm90bxIKa2V5d2FyZC52MSLkAgoPV2ViaG9va0RlbGl2ZXJ5EhAKCGV2ZW50X2lkGAEgASgJEhIKCmV2ZW50X3R5cGUYAiABKAkSDgoGa2V5X2lkGAMgASgJEigKBXN0YXRlGAQgASgOMhkua2V5d2FyZC52MS5EZWxpdmVyeVN0YXRlEhAKCGF0dGVtcHRzGAUgASgFEhIKCmxhc3RfZXJyb3IYBiABKAkSNQoRbmV4dF9hdHRlbXB0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmRlbGl2ZXJlZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmYWlsZWRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlsKHExpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QSFAoMd29ya3NwYWNlX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImkKHUxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEi8KCmRlbGl2ZXJpZXMYASADKAsyGy5rZXl3YXJkLnYxLldlYmhvb2tEZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRgocUmVkZWxpdmVyV2ViaG9va0V2ZW50UmVxdWVzdBIUCgx3b3Jrc3BhY2VfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkiTgodUmVkZWxpdmVyV2ViaG9va0V2ZW50UmVzcG9uc2USLQoIZGVsaXZlcnkYASABKAsyGy5rZXl3YXJkLnYxLldlYmhvb2tEZWxpdmVyeSIsChRTZW5kVGVzdEV2ZW50UmVxdWVzdBIUCgx3b3Jrc3BhY2VfaWQYASABKAkikgEKFVNlbmRUZXN0RXZlbnRSZXNwb25zZRIRCglkZWxpdmVyZWQYASABKAgSEwoLaHR0cF9zdGF0dXMYAiABKAUSDQoFZXJyb3IYAyABKAkSEwoLZHVyYXRpb25fbXMYBCABKAUSLQoIZGVsaXZlcnkYBSABKAsyGy5rZXl3YXJkLnYxLldlYmhvb2tEZWxpdmVyeSJQChFTZXRXZWJob29rUmVxdWVzdBIkCgd3ZWJob29rGAEgASgLMhMua2V5d2FyZC52MS5XZWJob29rEhUKDXJvdGF0ZV9zZWNyZXQYAiABKAgiUgoSU2V0V2ViaG9va1Jlc3BvbnNlEiQKB3dlYmhvb2sYASABKAsyEy5rZXl3YXJkLnYxLldlYmhvb2sSFgoOc2lnbmluZ19zZWNyZXQYAiABKAkiKQoRR2V0V2ViaG9va1JlcXVlc3QSFAoMd29ya3NwYWNlX2lkGAEgASgJIjoKEkdldFdlYmhvb2tSZXNwb25zZRIkCgd3ZWJob29rGAEgASgLMhMua2V5d2FyZC52MS5XZWJob29rIiwKFERlbGV0ZVdlYmhvb2tSZXF1ZXN0EhQKDHdvcmtzcGFjZV9pZBgBIAEoCSIXChVEZWxldGVXZWJob29rUmVzcG9uc2UqhAEKDURlbGl2ZXJ5U3RhdGUSHgoaREVMSVZFUllfU1RBVEVfVU5TUEVDSUZJRUQQABIaChZERUxJVkVSWV9TVEFURV9QRU5ESU5HEAESHAoYREVMSVZFUllfU1RBVEVfREVMSVZFUkVEEAISGQoVREVMSVZFUllfU1RBVEVfRkFJTEVEEAMyoQcKDldlYmhvb2tTZXJ2aWNlEosBCgpTZXRXZWJob29rEh0ua2V5d2FyZC52MS5TZXRXZWJob29rUmVxdWVzdBoeLmtleXdhcmQudjEuU2V0V2ViaG9va1Jlc3BvbnNlIj6C0+STAjg6B3dlYmhvb2saLS92MS93b3Jrc3BhY2VzL3t3ZWJob29rLndvcmtzcGFjZV9pZH0vd2ViaG9vaxJ6CgpHZXRXZWJob29rEh0ua2V5d2FyZC52MS5HZXRXZWJob29rUmVxdWVzdBoeLmtleXdhcmQudjEuR2V0V2ViaG9va1Jlc3BvbnNlIi2C0+STAicSJS92MS93b3Jrc3BhY2VzL3t3b3Jrc3BhY2VfaWR9L3dlYmhvb2sSgwEKDURlbGV0ZVdlYmhvb2sSIC5rZXl3YXJkLnYxLkRlbGV0ZVdlYmhvb2tSZXF1ZXN0GiEua2V5d2FyZC52MS5EZWxldGVXZWJob29rUmVzcG9uc2UiLYLT5JMCJyolL3YxL3dvcmtzcGFjZXMve3dvcmtzcGFjZV9pZH0vd2ViaG9vaxKmAQoVTGlzdFdlYmhvb2tEZWxpdmVyaWVzEigua2V5d2FyZC52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0Gikua2V5d2FyZC52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZSI4gtPkkwIyEjAvdjEvd29ya3NwYWNlcy97d29ya3NwYWNlX2lkfS93ZWJob29rL2RlbGl2ZXJpZXMSvgEKFVJlZGVsaXZlcldlYmhvb2tFdmVudBIoLmtleXdhcmQudjEuUmVkZWxpdmVyV2ViaG9va0V2ZW50UmVxdWVzdBopLmtleXdhcmQudjEuUmVkZWxpdmVyV2ViaG9va0V2ZW50UmVzcG9uc2UiUILT5JMCSjoBKiJFL3YxL3dvcmtzcGFjZXMve3dvcmtzcGFjZV9pZH0vd2ViaG9vay9kZWxpdmVyaWVzL3tldmVudF9pZH06cmVkZWxpdmVyEpQBCg1TZW5kVGVzdEV2ZW50EiAua2V5d2FyZC52MS5TZW5kVGVzdEV2ZW50UmVxdWVzdBohLmtleXdhcmQudjEuU2VuZFRlc3RFdmVudFJlc3BvbnNlIj6C0+STAjg6ASoiMy92MS93b3Jrc3BhY2VzL3t3b3Jrc3BhY2VfaWR9L3dlYmhvb2s6c2VuZFRlc3RFdmVudGIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_keyward_v1_webhook]);
 
 /**
  * One webhook event and its delivery.
@@ -31,7 +31,8 @@ export type WebhookDelivery = Message<"keyward.v1.WebhookDelivery"> & {
   eventId: string;
 
   /**
-   * `key.expiring`, `key.revoked`, `key.rotated`, `key.usage_exhausted`.
+   * `key.expiring`, `key.revoked`, `key.rotated`, `key.usage_exhausted`, or
+   * `webhook.test` (SendTestEvent).
    *
    * @generated from field: string event_type = 2;
    */
@@ -186,6 +187,72 @@ export const RedeliverWebhookEventResponseSchema: GenMessage<RedeliverWebhookEve
   messageDesc(file_keyward_v1_webhook_service, 4);
 
 /**
+ * @generated from message keyward.v1.SendTestEventRequest
+ */
+export type SendTestEventRequest = Message<"keyward.v1.SendTestEventRequest"> & {
+  /**
+   * @generated from field: string workspace_id = 1;
+   */
+  workspaceId: string;
+};
+
+/**
+ * Describes the message keyward.v1.SendTestEventRequest.
+ * Use `create(SendTestEventRequestSchema)` to create a new message.
+ */
+export const SendTestEventRequestSchema: GenMessage<SendTestEventRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_webhook_service, 5);
+
+/**
+ * @generated from message keyward.v1.SendTestEventResponse
+ */
+export type SendTestEventResponse = Message<"keyward.v1.SendTestEventResponse"> & {
+  /**
+   * Whether the receiver answered 2xx.
+   *
+   * @generated from field: bool delivered = 1;
+   */
+  delivered: boolean;
+
+  /**
+   * The receiver's HTTP status; 0 if it did not answer (refused, unreachable,
+   * timed out).
+   *
+   * @generated from field: int32 http_status = 2;
+   */
+  httpStatus: number;
+
+  /**
+   * Why it was not delivered (`HTTP 500`, `refused: ...`, a network error);
+   * empty when delivered.
+   *
+   * @generated from field: string error = 3;
+   */
+  error: string;
+
+  /**
+   * How long the attempt took, in milliseconds.
+   *
+   * @generated from field: int32 duration_ms = 4;
+   */
+  durationMs: number;
+
+  /**
+   * The test event as ListWebhookDeliveries shows it.
+   *
+   * @generated from field: keyward.v1.WebhookDelivery delivery = 5;
+   */
+  delivery?: WebhookDelivery | undefined;
+};
+
+/**
+ * Describes the message keyward.v1.SendTestEventResponse.
+ * Use `create(SendTestEventResponseSchema)` to create a new message.
+ */
+export const SendTestEventResponseSchema: GenMessage<SendTestEventResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_webhook_service, 6);
+
+/**
  * @generated from message keyward.v1.SetWebhookRequest
  */
 export type SetWebhookRequest = Message<"keyward.v1.SetWebhookRequest"> & {
@@ -209,7 +276,7 @@ export type SetWebhookRequest = Message<"keyward.v1.SetWebhookRequest"> & {
  * Use `create(SetWebhookRequestSchema)` to create a new message.
  */
 export const SetWebhookRequestSchema: GenMessage<SetWebhookRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_webhook_service, 5);
+  messageDesc(file_keyward_v1_webhook_service, 7);
 
 /**
  * @generated from message keyward.v1.SetWebhookResponse
@@ -234,7 +301,7 @@ export type SetWebhookResponse = Message<"keyward.v1.SetWebhookResponse"> & {
  * Use `create(SetWebhookResponseSchema)` to create a new message.
  */
 export const SetWebhookResponseSchema: GenMessage<SetWebhookResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_webhook_service, 6);
+  messageDesc(file_keyward_v1_webhook_service, 8);
 
 /**
  * @generated from message keyward.v1.GetWebhookRequest
@@ -251,7 +318,7 @@ export type GetWebhookRequest = Message<"keyward.v1.GetWebhookRequest"> & {
  * Use `create(GetWebhookRequestSchema)` to create a new message.
  */
 export const GetWebhookRequestSchema: GenMessage<GetWebhookRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_webhook_service, 7);
+  messageDesc(file_keyward_v1_webhook_service, 9);
 
 /**
  * @generated from message keyward.v1.GetWebhookResponse
@@ -268,7 +335,7 @@ export type GetWebhookResponse = Message<"keyward.v1.GetWebhookResponse"> & {
  * Use `create(GetWebhookResponseSchema)` to create a new message.
  */
 export const GetWebhookResponseSchema: GenMessage<GetWebhookResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_webhook_service, 8);
+  messageDesc(file_keyward_v1_webhook_service, 10);
 
 /**
  * @generated from message keyward.v1.DeleteWebhookRequest
@@ -285,7 +352,7 @@ export type DeleteWebhookRequest = Message<"keyward.v1.DeleteWebhookRequest"> & 
  * Use `create(DeleteWebhookRequestSchema)` to create a new message.
  */
 export const DeleteWebhookRequestSchema: GenMessage<DeleteWebhookRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_webhook_service, 9);
+  messageDesc(file_keyward_v1_webhook_service, 11);
 
 /**
  * @generated from message keyward.v1.DeleteWebhookResponse
@@ -298,7 +365,7 @@ export type DeleteWebhookResponse = Message<"keyward.v1.DeleteWebhookResponse"> 
  * Use `create(DeleteWebhookResponseSchema)` to create a new message.
  */
 export const DeleteWebhookResponseSchema: GenMessage<DeleteWebhookResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_webhook_service, 10);
+  messageDesc(file_keyward_v1_webhook_service, 12);
 
 /**
  * Where an event is in its delivery.
@@ -408,7 +475,8 @@ export const WebhookService: GenService<{
    * Sends an event again: its attempts start anew and the next one is due
    * now, whether it was delivered, given up or still pending. Requires
    * `workspace:write`. Returns PERMISSION_DENIED as SetWebhook does,
-   * NOT_FOUND if the workspace or the event does not exist.
+   * NOT_FOUND if the workspace or the event does not exist,
+   * FAILED_PRECONDITION for a `webhook.test` event (send a new one).
    *
    * @generated from rpc keyward.v1.WebhookService.RedeliverWebhookEvent
    */
@@ -416,6 +484,25 @@ export const WebhookService: GenService<{
     methodKind: "unary";
     input: typeof RedeliverWebhookEventRequestSchema;
     output: typeof RedeliverWebhookEventResponseSchema;
+  },
+  /**
+   * Sends one signed `webhook.test` event to the workspace's webhook now, so
+   * an operator can check a receiver: the same envelope, headers and
+   * signature as real events, through the same delivery (private-network
+   * guard, timeout, no redirects), with `data` saying it is a test. Answers
+   * with the outcome; a receiver that fails or cannot be reached is an
+   * answer (delivered false, with the error), not an RPC error. The event is
+   * recorded, delivered or failed, in ListWebhookDeliveries and is never
+   * retried. Requires `workspace:write`. Returns PERMISSION_DENIED as
+   * SetWebhook does, NOT_FOUND if the workspace does not exist or has no
+   * webhook.
+   *
+   * @generated from rpc keyward.v1.WebhookService.SendTestEvent
+   */
+  sendTestEvent: {
+    methodKind: "unary";
+    input: typeof SendTestEventRequestSchema;
+    output: typeof SendTestEventResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keyward_v1_webhook_service, 0);

@@ -16,7 +16,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from keyward.v1 import webhook_pb2 as keyward_dot_v1_dot_webhook__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n keyward/v1/webhook_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18keyward/v1/webhook.proto\"\xe4\x02\n\x0fWebhookDelivery\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.keyward.v1.DeliveryState\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x35\n\x11next_attempt_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x64\x65livered_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66\x61iled_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x1cListWebhookDeliveriesRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"i\n\x1dListWebhookDeliveriesResponse\x12/\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1b.keyward.v1.WebhookDelivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"F\n\x1cRedeliverWebhookEventRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\"N\n\x1dRedeliverWebhookEventResponse\x12-\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1b.keyward.v1.WebhookDelivery\"P\n\x11SetWebhookRequest\x12$\n\x07webhook\x18\x01 \x01(\x0b\x32\x13.keyward.v1.Webhook\x12\x15\n\rrotate_secret\x18\x02 \x01(\x08\"R\n\x12SetWebhookResponse\x12$\n\x07webhook\x18\x01 \x01(\x0b\x32\x13.keyward.v1.Webhook\x12\x16\n\x0esigning_secret\x18\x02 \x01(\t\")\n\x11GetWebhookRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\":\n\x12GetWebhookResponse\x12$\n\x07webhook\x18\x01 \x01(\x0b\x32\x13.keyward.v1.Webhook\",\n\x14\x44\x65leteWebhookRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteWebhookResponse*\x84\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x02\x12\x19\n\x15\x44\x45LIVERY_STATE_FAILED\x10\x03\x32\x8a\x06\n\x0eWebhookService\x12\x8b\x01\n\nSetWebhook\x12\x1d.keyward.v1.SetWebhookRequest\x1a\x1e.keyward.v1.SetWebhookResponse\">\x82\xd3\xe4\x93\x02\x38\x1a-/v1/workspaces/{webhook.workspace_id}/webhook:\x07webhook\x12z\n\nGetWebhook\x12\x1d.keyward.v1.GetWebhookRequest\x1a\x1e.keyward.v1.GetWebhookResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/v1/workspaces/{workspace_id}/webhook\x12\x83\x01\n\rDeleteWebhook\x12 .keyward.v1.DeleteWebhookRequest\x1a!.keyward.v1.DeleteWebhookResponse\"-\x82\xd3\xe4\x93\x02\'*%/v1/workspaces/{workspace_id}/webhook\x12\xa6\x01\n\x15ListWebhookDeliveries\x12(.keyward.v1.ListWebhookDeliveriesRequest\x1a).keyward.v1.ListWebhookDeliveriesResponse\"8\x82\xd3\xe4\x93\x02\x32\x12\x30/v1/workspaces/{workspace_id}/webhook/deliveries\x12\xbe\x01\n\x15RedeliverWebhookEvent\x12(.keyward.v1.RedeliverWebhookEventRequest\x1a).keyward.v1.RedeliverWebhookEventResponse\"P\x82\xd3\xe4\x93\x02J\"E/v1/workspaces/{workspace_id}/webhook/deliveries/{event_id}:redeliver:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n keyward/v1/webhook_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18keyward/v1/webhook.proto\"\xe4\x02\n\x0fWebhookDelivery\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.keyward.v1.DeliveryState\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x35\n\x11next_attempt_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x64\x65livered_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66\x61iled_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x1cListWebhookDeliveriesRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"i\n\x1dListWebhookDeliveriesResponse\x12/\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1b.keyward.v1.WebhookDelivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"F\n\x1cRedeliverWebhookEventRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\"N\n\x1dRedeliverWebhookEventResponse\x12-\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1b.keyward.v1.WebhookDelivery\",\n\x14SendTestEventRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\"\x92\x01\n\x15SendTestEventResponse\x12\x11\n\tdelivered\x18\x01 \x01(\x08\x12\x13\n\x0bhttp_status\x18\x02 \x01(\x05\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\x05\x12-\n\x08\x64\x65livery\x18\x05 \x01(\x0b\x32\x1b.keyward.v1.WebhookDelivery\"P\n\x11SetWebhookRequest\x12$\n\x07webhook\x18\x01 \x01(\x0b\x32\x13.keyward.v1.Webhook\x12\x15\n\rrotate_secret\x18\x02 \x01(\x08\"R\n\x12SetWebhookResponse\x12$\n\x07webhook\x18\x01 \x01(\x0b\x32\x13.keyward.v1.Webhook\x12\x16\n\x0esigning_secret\x18\x02 \x01(\t\")\n\x11GetWebhookRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\":\n\x12GetWebhookResponse\x12$\n\x07webhook\x18\x01 \x01(\x0b\x32\x13.keyward.v1.Webhook\",\n\x14\x44\x65leteWebhookRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteWebhookResponse*\x84\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x02\x12\x19\n\x15\x44\x45LIVERY_STATE_FAILED\x10\x03\x32\xa1\x07\n\x0eWebhookService\x12\x8b\x01\n\nSetWebhook\x12\x1d.keyward.v1.SetWebhookRequest\x1a\x1e.keyward.v1.SetWebhookResponse\">\x82\xd3\xe4\x93\x02\x38\x1a-/v1/workspaces/{webhook.workspace_id}/webhook:\x07webhook\x12z\n\nGetWebhook\x12\x1d.keyward.v1.GetWebhookRequest\x1a\x1e.keyward.v1.GetWebhookResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/v1/workspaces/{workspace_id}/webhook\x12\x83\x01\n\rDeleteWebhook\x12 .keyward.v1.DeleteWebhookRequest\x1a!.keyward.v1.DeleteWebhookResponse\"-\x82\xd3\xe4\x93\x02\'*%/v1/workspaces/{workspace_id}/webhook\x12\xa6\x01\n\x15ListWebhookDeliveries\x12(.keyward.v1.ListWebhookDeliveriesRequest\x1a).keyward.v1.ListWebhookDeliveriesResponse\"8\x82\xd3\xe4\x93\x02\x32\x12\x30/v1/workspaces/{workspace_id}/webhook/deliveries\x12\xbe\x01\n\x15RedeliverWebhookEvent\x12(.keyward.v1.RedeliverWebhookEventRequest\x1a).keyward.v1.RedeliverWebhookEventResponse\"P\x82\xd3\xe4\x93\x02J\"E/v1/workspaces/{workspace_id}/webhook/deliveries/{event_id}:redeliver:\x01*\x12\x94\x01\n\rSendTestEvent\x12 .keyward.v1.SendTestEventRequest\x1a!.keyward.v1.SendTestEventResponse\">\x82\xd3\xe4\x93\x02\x38\"3/v1/workspaces/{workspace_id}/webhook:sendTestEvent:\x01*b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyward.v1.webhook_service_pb2', globals())
@@ -33,8 +33,10 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _WEBHOOKSERVICE.methods_by_name['ListWebhookDeliveries']._serialized_options = b'\202\323\344\223\0022\0220/v1/workspaces/{workspace_id}/webhook/deliveries'
   _WEBHOOKSERVICE.methods_by_name['RedeliverWebhookEvent']._options = None
   _WEBHOOKSERVICE.methods_by_name['RedeliverWebhookEvent']._serialized_options = b'\202\323\344\223\002J\"E/v1/workspaces/{workspace_id}/webhook/deliveries/{event_id}:redeliver:\001*'
-  _DELIVERYSTATE._serialized_start=1189
-  _DELIVERYSTATE._serialized_end=1321
+  _WEBHOOKSERVICE.methods_by_name['SendTestEvent']._options = None
+  _WEBHOOKSERVICE.methods_by_name['SendTestEvent']._serialized_options = b'\202\323\344\223\0028\"3/v1/workspaces/{workspace_id}/webhook:sendTestEvent:\001*'
+  _DELIVERYSTATE._serialized_start=1384
+  _DELIVERYSTATE._serialized_end=1516
   _WEBHOOKDELIVERY._serialized_start=138
   _WEBHOOKDELIVERY._serialized_end=494
   _LISTWEBHOOKDELIVERIESREQUEST._serialized_start=496
@@ -45,18 +47,22 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _REDELIVERWEBHOOKEVENTREQUEST._serialized_end=766
   _REDELIVERWEBHOOKEVENTRESPONSE._serialized_start=768
   _REDELIVERWEBHOOKEVENTRESPONSE._serialized_end=846
-  _SETWEBHOOKREQUEST._serialized_start=848
-  _SETWEBHOOKREQUEST._serialized_end=928
-  _SETWEBHOOKRESPONSE._serialized_start=930
-  _SETWEBHOOKRESPONSE._serialized_end=1012
-  _GETWEBHOOKREQUEST._serialized_start=1014
-  _GETWEBHOOKREQUEST._serialized_end=1055
-  _GETWEBHOOKRESPONSE._serialized_start=1057
-  _GETWEBHOOKRESPONSE._serialized_end=1115
-  _DELETEWEBHOOKREQUEST._serialized_start=1117
-  _DELETEWEBHOOKREQUEST._serialized_end=1161
-  _DELETEWEBHOOKRESPONSE._serialized_start=1163
-  _DELETEWEBHOOKRESPONSE._serialized_end=1186
-  _WEBHOOKSERVICE._serialized_start=1324
-  _WEBHOOKSERVICE._serialized_end=2102
+  _SENDTESTEVENTREQUEST._serialized_start=848
+  _SENDTESTEVENTREQUEST._serialized_end=892
+  _SENDTESTEVENTRESPONSE._serialized_start=895
+  _SENDTESTEVENTRESPONSE._serialized_end=1041
+  _SETWEBHOOKREQUEST._serialized_start=1043
+  _SETWEBHOOKREQUEST._serialized_end=1123
+  _SETWEBHOOKRESPONSE._serialized_start=1125
+  _SETWEBHOOKRESPONSE._serialized_end=1207
+  _GETWEBHOOKREQUEST._serialized_start=1209
+  _GETWEBHOOKREQUEST._serialized_end=1250
+  _GETWEBHOOKRESPONSE._serialized_start=1252
+  _GETWEBHOOKRESPONSE._serialized_end=1310
+  _DELETEWEBHOOKREQUEST._serialized_start=1312
+  _DELETEWEBHOOKREQUEST._serialized_end=1356
+  _DELETEWEBHOOKRESPONSE._serialized_start=1358
+  _DELETEWEBHOOKRESPONSE._serialized_end=1381
+  _WEBHOOKSERVICE._serialized_start=1519
+  _WEBHOOKSERVICE._serialized_end=2448
 # @@protoc_insertion_point(module_scope)

@@ -43,6 +43,11 @@ class WebhookServiceStub(object):
                 request_serializer=keyward_dot_v1_dot_webhook__service__pb2.RedeliverWebhookEventRequest.SerializeToString,
                 response_deserializer=keyward_dot_v1_dot_webhook__service__pb2.RedeliverWebhookEventResponse.FromString,
                 )
+        self.SendTestEvent = channel.unary_unary(
+                '/keyward.v1.WebhookService/SendTestEvent',
+                request_serializer=keyward_dot_v1_dot_webhook__service__pb2.SendTestEventRequest.SerializeToString,
+                response_deserializer=keyward_dot_v1_dot_webhook__service__pb2.SendTestEventResponse.FromString,
+                )
 
 
 class WebhookServiceServicer(object):
@@ -100,7 +105,24 @@ class WebhookServiceServicer(object):
         """Sends an event again: its attempts start anew and the next one is due
         now, whether it was delivered, given up or still pending. Requires
         `workspace:write`. Returns PERMISSION_DENIED as SetWebhook does,
-        NOT_FOUND if the workspace or the event does not exist.
+        NOT_FOUND if the workspace or the event does not exist,
+        FAILED_PRECONDITION for a `webhook.test` event (send a new one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendTestEvent(self, request, context):
+        """Sends one signed `webhook.test` event to the workspace's webhook now, so
+        an operator can check a receiver: the same envelope, headers and
+        signature as real events, through the same delivery (private-network
+        guard, timeout, no redirects), with `data` saying it is a test. Answers
+        with the outcome; a receiver that fails or cannot be reached is an
+        answer (delivered false, with the error), not an RPC error. The event is
+        recorded, delivered or failed, in ListWebhookDeliveries and is never
+        retried. Requires `workspace:write`. Returns PERMISSION_DENIED as
+        SetWebhook does, NOT_FOUND if the workspace does not exist or has no
+        webhook.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -133,6 +155,11 @@ def add_WebhookServiceServicer_to_server(servicer, server):
                     servicer.RedeliverWebhookEvent,
                     request_deserializer=keyward_dot_v1_dot_webhook__service__pb2.RedeliverWebhookEventRequest.FromString,
                     response_serializer=keyward_dot_v1_dot_webhook__service__pb2.RedeliverWebhookEventResponse.SerializeToString,
+            ),
+            'SendTestEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendTestEvent,
+                    request_deserializer=keyward_dot_v1_dot_webhook__service__pb2.SendTestEventRequest.FromString,
+                    response_serializer=keyward_dot_v1_dot_webhook__service__pb2.SendTestEventResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -230,5 +257,22 @@ class WebhookService(object):
         return grpc.experimental.unary_unary(request, target, '/keyward.v1.WebhookService/RedeliverWebhookEvent',
             keyward_dot_v1_dot_webhook__service__pb2.RedeliverWebhookEventRequest.SerializeToString,
             keyward_dot_v1_dot_webhook__service__pb2.RedeliverWebhookEventResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SendTestEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyward.v1.WebhookService/SendTestEvent',
+            keyward_dot_v1_dot_webhook__service__pb2.SendTestEventRequest.SerializeToString,
+            keyward_dot_v1_dot_webhook__service__pb2.SendTestEventResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
