@@ -49,6 +49,7 @@ import { httpFailureOf } from './failure.js';
 import type { VerifyResult } from '../verify/verifier.js';
 import type { LimitOutcome } from '../verify/contract.js';
 import type { RateLimitOutcome } from '../verify/rate-limits.js';
+import { withCallerTrace } from '../tracing.js';
 
 export const AUTHORIZE_PATH = '/v1/authorize';
 
@@ -299,7 +300,7 @@ async function decide(app: ForwardAuthDeps, h: IncomingHttpHeaders, source: stri
       return tokenAnswer(await app.tokenChecker.check(key, input.requiredPermissions, input.workspaceId, (w) => principal.canSee(w)));
     }
     // A gateway sends no deadline: its own timeout to this request is the limit.
-    return resultAnswer(await app.verifyCall.verify(principal, input, undefined));
+    return resultAnswer(await withCallerTrace(h, () => app.verifyCall.verify(principal, input, undefined)));
   } catch (e) {
     return failureAnswer(app, e);
   }
@@ -333,7 +334,7 @@ function failureAnswer(app: ForwardAuthDeps, e: unknown): ForwardAuthAnswer {
     case 'invalid_argument':
       return answer(400, 'invalid_argument', invalidHeaderMessage(e));
     case 'resource_exhausted':
-      // Too many failed SDK-key checks from this gateway's address (SECURITY.md).
+      // Too many failed SDK-key checks from this gateway's address, or of its SDK key id (SECURITY.md).
       return answer(429, 'gateway_throttled', `the gateway's SDK key: ${e.message}`, {
         'retry-after': String(app.auth.throttledRetryAfterSeconds),
       });

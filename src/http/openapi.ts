@@ -6,6 +6,7 @@
 // writes it, a test checks it is current).
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { VERSION } from '../version.js';
 import { restRoutes } from './rest-routes.js';
 import { ScalarType, type DescMethod, type DescEnum, type DescField, type DescMessage, type DescService } from '@bufbuild/protobuf';
 
@@ -277,7 +278,7 @@ export function openApiDocument(services: readonly DescService[], opts: { server
     openapi: '3.1.0',
     info: {
       title: 'Keyward',
-      version: (JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version,
+      version: VERSION,
       description:
         'The Connect protocol with JSON: every RPC is a POST of its request message as proto3 JSON (lowerCamelCase fields, 64-bit integers as strings, enums by name, times as RFC 3339) to /<package>.<Service>/<Method>. gRPC and gRPC-Web clients generated from proto/ reach the same RPCs on the same port. The same RPCs also have REST paths under /v1/ (their google.api.http options in proto/): path variables and query parameters (snake_case or lowerCamelCase names, `a.b` for nested fields, repeated by repeating), a flat JSON body, the same answers and the same errors.',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },

@@ -14,6 +14,7 @@ import { looksLikePortalToken } from '../credentials/portal-token.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError, permissionDenied, type ErrorKind } from '../domain/errors.js';
 import { errorFields, type Logger } from '../log.js';
+import { inServerSpan, withCallerTrace } from '../tracing.js';
 import { peerKey, principalKey, requestIdKey } from './context.js';
 
 const CODES: Record<ErrorKind, Code> = {
@@ -115,6 +116,34 @@ export function rpcMetricsInterceptor(metrics: { rpcAnswered(service: string, me
     } finally {
       metrics.rpcAnswered(req.service.typeName, req.method.name, code, (performance.now() - start) / 1000);
     }
+  };
+}
+
+/** The RPC system of a request, as OpenTelemetry names it, by its content type. */
+function rpcSystemOf(contentType: string | null): string {
+  return contentType?.startsWith('application/grpc') ? 'grpc' : 'connect_rpc';
+}
+
+/**
+ * Traces every RPC as a SERVER span under the caller's `traceparent`, but
+ * VerifyKey: it runs in the caller's trace context and is traced only where
+ * it reaches the database (src/verify/verifier.ts). Outermost, so a span
+ * covers authentication and carries the request id and the code the client got.
+ */
+export function tracingInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    if (req.method === KeyService.method.verifyKey) return withCallerTrace(req.header, () => next(req));
+    const attributes = { 'rpc.system': rpcSystemOf(req.header.get('content-type')), 'rpc.service': req.service.typeName, 'rpc.method': req.method.name };
+    return inServerSpan(
+      req.header,
+      `${req.service.typeName}/${req.method.name}`,
+      attributes,
+      () => next(req),
+      (e) => {
+        const err = ConnectError.from(e);
+        return { code: codeToString(err.code), number: err.code, message: err.rawMessage };
+      },
+    );
   };
 }
 
