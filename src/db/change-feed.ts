@@ -13,6 +13,10 @@ export interface Change {
   sdkKey?: string;
   /** A new token signing key made active (the previous one retired). */
   signingKey?: string;
+  /** SHA-256 hashes of secrets created (a key created, rotated or imported): for the membership filter. */
+  secrets?: string[];
+  /** A barrier (src/db/change-listener.ts): heard only by the listener that sent it. */
+  barrier?: string;
 }
 
 export const CHANGE_CHANNEL = 'keyward_changes';

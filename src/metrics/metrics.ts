@@ -5,11 +5,11 @@
 // listener, Redis, SDK-key authentication, the webhook outbox, and the
 // process itself (prom-client's default metrics).
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { VerifyMetrics } from './verify-metrics.js';
+import { VerifyMetrics, type VerifyLookupStats } from './verify-metrics.js';
 
 /** What the gauges read, each when a scrape asks. */
 export interface MetricsSources {
-  cacheStats(): { hits: number; misses: number; negativeHits: number };
+  cacheStats(): VerifyLookupStats;
   rateLimitStats(): { redis: boolean; redisUp: boolean; redisDecisions: number; localFallbacks: number; redisOutages: number };
   sdkKeyAuthStats(): { failures: number; throttled: number };
   /** Webhook events by state: pending (to be delivered), delivered, failed (given up). */
@@ -108,7 +108,7 @@ export class Metrics {
     });
     new Counter({
       name: 'keyward_sdk_key_throttled_total',
-      help: 'SDK-key checks refused because their address failed too many (RESOURCE_EXHAUSTED, 429).',
+      help: 'SDK-key checks refused because their address, or their SDK key id, failed too many (RESOURCE_EXHAUSTED, 429).',
       registers,
       collect() {
         this.reset();

@@ -41,6 +41,24 @@ const CODES = [
 const CODE_INDEX: Record<string, number> = Object.fromEntries(CODES.map((c, i) => [c, i]));
 const OTHER = CODES.length - 1;
 
+/** The verify cache's and the membership filter's counters. */
+export interface VerifyLookupStats {
+  hits: number;
+  negativeHits: number;
+  misses: number;
+  /** Unknown keys answered by the membership filter. */
+  filtered: number;
+  /** Change-feed barriers sent (notifications). */
+  barriers: number;
+  /** Lookup queries run (each reads the keys of several misses). */
+  lookupQueries: number;
+  filterBytes: number;
+  filterKeys: number;
+  /** Remaining-uses statements run, and the takes they decided (more takes than statements: concurrent ones went together). */
+  usageStatements: number;
+  usageTakes: number;
+}
+
 /** Upper bounds of the latency buckets, in seconds: from 25 µs (a cached verification) to 2.5 s. */
 const VERIFY_BUCKETS = [25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5];
 
@@ -49,8 +67,8 @@ export class VerifyMetrics {
   /** Per path: a count per bucket (not cumulative), then +Inf. */
   private readonly buckets = new Float64Array(PATHS.length * (VERIFY_BUCKETS.length + 1));
   private readonly sums = new Float64Array(PATHS.length);
-  /** Verify cache outcomes, read from the cache's own counters at scrape time. */
-  constructor(private readonly cacheStats: () => { hits: number; misses: number; negativeHits: number }) {}
+  /** Verify cache and membership filter outcomes, read from their own counters at scrape time. */
+  constructor(private readonly cacheStats: () => VerifyLookupStats) {}
 
   /** One verification answered with `code` after `seconds` on the server. */
   record(path: VerifyPath, protocol: VerifyProtocol, code: string, seconds: number): void {
@@ -94,11 +112,30 @@ export class VerifyMetrics {
     });
     const cache = this.cacheStats();
     out.push(
-      '# HELP keyward_verify_cache_total Verify cache lookups: a cached key (hit), a cached "no such key" (negative), or a database lookup (miss).',
+      '# HELP keyward_verify_cache_total Verify cache lookups: a cached key (hit), a cached "no such key" (negative), a key the membership filter knows was never issued (filtered, no query), or a database lookup (miss).',
       '# TYPE keyward_verify_cache_total counter',
       `keyward_verify_cache_total{result="hit"} ${cache.hits - cache.negativeHits}`,
       `keyward_verify_cache_total{result="negative"} ${cache.negativeHits}`,
+      `keyward_verify_cache_total{result="filtered"} ${cache.filtered}`,
       `keyward_verify_cache_total{result="miss"} ${cache.misses}`,
+      '# HELP keyward_verify_lookup_queries_total Queries that read keys on verify cache misses (one reads every miss that arrived together).',
+      '# TYPE keyward_verify_lookup_queries_total counter',
+      `keyward_verify_lookup_queries_total ${cache.lookupQueries}`,
+      '# HELP keyward_verify_filter_bytes Memory of the membership filter of issued keys.',
+      '# TYPE keyward_verify_filter_bytes gauge',
+      `keyward_verify_filter_bytes ${cache.filterBytes}`,
+      '# HELP keyward_verify_filter_keys Secrets the membership filter holds.',
+      '# TYPE keyward_verify_filter_keys gauge',
+      `keyward_verify_filter_keys ${cache.filterKeys}`,
+      '# HELP keyward_change_barriers_total Change-feed barriers sent (a shared database): one notification each, shared by every unknown key whose "not found" waited for it.',
+      '# TYPE keyward_change_barriers_total counter',
+      `keyward_change_barriers_total ${cache.barriers}`,
+      '# HELP keyward_remaining_uses_statements_total Statements that took remaining uses (one per batch of concurrent verifications of a key).',
+      '# TYPE keyward_remaining_uses_statements_total counter',
+      `keyward_remaining_uses_statements_total ${cache.usageStatements}`,
+      '# HELP keyward_remaining_uses_takes_total Verifications of keys with remaining uses decided by those statements.',
+      '# TYPE keyward_remaining_uses_takes_total counter',
+      `keyward_remaining_uses_takes_total ${cache.usageTakes}`,
     );
     return `${out.join('\n')}\n`;
   }

@@ -31,8 +31,11 @@ export class KeyCache<T> {
   private readonly inflight = new Map<string, { promise: Promise<T | null>; generation: number }>();
   private generation = 0;
   private enabled = true;
-  /** `negativeHits`: the hits (of `hits`) that were a cached "no such key". */
-  readonly stats = { hits: 0, negativeHits: 0, misses: 0, fills: 0, discardedFills: 0, evictions: 0 };
+  /**
+   * `negativeHits`: the hits (of `hits`) that were a cached "no such key";
+   * `misses`: loads (database lookups); `joined`: misses that waited for a load already running.
+   */
+  readonly stats = { hits: 0, negativeHits: 0, misses: 0, joined: 0, fills: 0, discardedFills: 0, evictions: 0 };
 
   constructor(private readonly opts: CacheOptions<T>) {}
 
@@ -64,12 +67,15 @@ export class KeyCache<T> {
       }
       if (e) this.delete(hash);
     }
-    this.stats.misses++;
     // Join a load only if no eviction came after it started: one that began
     // before a revoke may return the row as it was, and a caller that arrives
     // after the revoke must not get that.
     const pending = this.inflight.get(hash);
-    if (pending && pending.generation === this.generation) return pending.promise;
+    if (pending && pending.generation === this.generation) {
+      this.stats.joined++;
+      return pending.promise;
+    }
+    this.stats.misses++;
     const startedAt = this.generation;
     const promise = load().then((value) => {
       if (this.enabled && this.generation === startedAt) this.store(hash, value, Date.now());

@@ -97,6 +97,8 @@ export class RedisRateLimiter implements RateLimiter {
       connectTimeout: 2000,
       retryStrategy: (times) => Math.min(100 * times, 2000),
       lazyConnect: false,
+      // The scripts of one event-loop turn go to Redis in one write (a pipeline), not one each.
+      enableAutoPipelining: true,
     }) as LimitRedis;
     this.redis.defineCommand('keywardTake', { lua: TAKE_LUA });
     this.redis.defineCommand('keywardRefund', { lua: REFUND_LUA });

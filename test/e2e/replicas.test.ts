@@ -8,6 +8,7 @@ import { Action } from '../../gen/keyward/v1/key_pb.js';
 import type { TestDatabase } from '../support/database.js';
 import { startReplicas, type Replicas, type ServerProcess } from '../support/process.js';
 import { transport } from '../support/server.js';
+import { issueApiKey } from '../../src/credentials/api-key.js';
 
 // Two server processes on one Postgres: a change made through one must be
 // seen by the other, whose verify cache holds the old answer, within 1 s —
@@ -60,6 +61,12 @@ describe.skipIf(!process.env.DATABASE_URL)('replicas share revocations through L
     }
   }
 
+  /** Unknown keys a replica answered from its membership filter, without a query. */
+  async function filteredOn(baseUrl: string): Promise<number> {
+    const text = await (await fetch(`${baseUrl}/metrics`)).text();
+    return Number(/^keyward_verify_cache_total\{result="filtered"\} (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
+  }
+
   async function primeCacheOnB(secret: string) {
     const kb = clients(b.baseUrl).keys;
     for (let i = 0; i < 3; i++) {
@@ -101,6 +108,24 @@ describe.skipIf(!process.env.DATABASE_URL)('replicas share revocations through L
     expect(await waitUntilNotValid(k3.secret, VerifyCode.REVOKED)).toBeLessThan(1000);
   });
 
+  it('a key created through A verifies on B at once, though B answers unknown keys from its filter without a query', async () => {
+    const c = clients(a.baseUrl);
+    const { workspace } = await c.ws.createWorkspace({ workspace: { name: 'replicas-filter' } });
+    const kb = clients(b.baseUrl).keys;
+    // B's filter answers unknown keys (metrics: result="filtered"), and every fresh key of A is VALID on B right after CreateKey returns.
+    const filteredBefore = await filteredOn(b.baseUrl);
+    for (let i = 0; i < 20; i++) {
+      const created = await c.keys.createKey({ key: { workspaceId: workspace!.id } });
+      const [fresh, unknown] = await Promise.all([kb.verifyKey({ key: created.secret }), kb.verifyKey({ key: issueApiKey('kw').plaintext })]);
+      expect(fresh.code).toBe(VerifyCode.VALID);
+      expect(unknown.code).toBe(VerifyCode.NOT_FOUND);
+      // A rotated key's new secret alike.
+      const rotated = await c.keys.rotateKey({ id: created.key!.id });
+      expect((await kb.verifyKey({ key: rotated.secret })).code).toBe(VerifyCode.VALID);
+    }
+    expect((await filteredOn(b.baseUrl)) - filteredBefore).toBeGreaterThanOrEqual(20);
+  });
+
   it('after the listeners are killed with pg_terminate_backend, B still sees revocations', async () => {
     const k = await issueKey('replicas-killed');
     await primeCacheOnB(k.secret);
@@ -125,5 +150,9 @@ describe.skipIf(!process.env.DATABASE_URL)('replicas share revocations through L
     await clients(a.baseUrl).keys.revokeKey({ id: k2.id });
     expect(await waitUntilNotValid(k2.secret, VerifyCode.REVOKED)).toBeLessThan(1000);
     expect(b.stderr()).toContain('change listener lost its connection');
+    // The filter was rebuilt when B listened again: keys A made meanwhile verify on B.
+    expect(b.stderr()).toMatch(/key filter built[^\n]*"keys":[1-9]/);
+    const k3 = await issueKey('replicas-after-rebuild');
+    expect((await clients(b.baseUrl).keys.verifyKey({ key: k3.secret, requiredPermissions: ['orders:read'] })).code).toBe(VerifyCode.VALID);
   });
 });
