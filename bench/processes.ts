@@ -73,9 +73,19 @@ export function processCpuS(pid: number | undefined): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    // With its child processes (KEYWARD_WORKERS): the server is all of them.
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK + childrenOf(pid).reduce((a, c) => a + (processCpuS(c) || 0), 0);
   } catch {
     return NaN;
+  }
+}
+
+/** The processes `pid` started (none when /proc does not say). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
   }
 }
 

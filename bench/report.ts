@@ -22,6 +22,8 @@ export interface Row {
   ratioToBare: number | null;
   /** Server CPU per request (µs): less sensitive than req/s to other load on the machine. */
   serverUsPerReq: number | null;
+  /** Database round trips per verification (lookups, change-feed barriers, remaining-uses writes), from Keyward's /metrics; null for other rows. */
+  dbQueriesPerVerify: number | null;
   requests: number;
   failed: number;
   cpuPct: { server: number; loadgen: number; other: number; backgroundBefore: number };
@@ -39,6 +41,7 @@ export const noMeasurement = () =>
     maxMs: null,
     ratioToBare: null,
     serverUsPerReq: null,
+    dbQueriesPerVerify: null,
     requests: 0,
     failed: 0,
     cpuPct: { server: NaN, loadgen: NaN, other: NaN, backgroundBefore: NaN },
@@ -76,10 +79,32 @@ export function report(rows: Row[], meta: Record<string, unknown>, loadgenNotes:
           : 'not measured',
     },
   ];
+  const ratio = (id: string) => (get(id)?.rps != null && bare != null ? get(id)!.rps! / bare : null);
+  const ratioRow = (id: string, min: number, what: string) => ({
+    target: `${what} >= ${min.toFixed(2)} x bare http2`,
+    pass: ratio(id) === null ? null : ratio(id)! >= min,
+    value:
+      ratio(id) === null
+        ? 'not measured'
+        : `${ratio(id)!.toFixed(3)} x (${fmtNum(get(id)!.rps)} req/s, ${get(id)!.dbQueriesPerVerify?.toFixed(4) ?? '-'} db queries a verification)`,
+  });
+  const rate = (id: string, min: number, what: string, per = 1) => ({
+    target: `${what} >= ${fmtNum(min)}/s`,
+    pass: get(id)?.rps == null ? null : get(id)!.rps! * per >= min,
+    value: get(id)?.rps == null ? 'not measured' : `${fmtNum(get(id)!.rps! * per)}/s`,
+  });
+  targets.push(
+    ratioRow('verify-miss-distinct', 0.6, 'never-issued keys (membership filter)'),
+    ratioRow('verify-hit-ratelimited-redis', 0.5, 'rate-limited key (Redis)'),
+    ratioRow('verify-hit-remaining-uses-hot', 0.25, 'key with remaining uses, 256 at a time'),
+    rate('create-key', 1500, 'CreateKey'),
+    rate('import-keys', 20_000, 'ImportKeys, keys', 1000),
+  );
   meta.totalS = Math.round((Date.now() - started) / 1000);
   meta.notes = [
     ...loadgenNotes,
     `2 cores: the load generator and the server share them; cpu% columns say who used what (100 = one core; "other" = database, kernel and anything else running).`,
+    `db q/verify = database round trips per verification during the row, from Keyward's /metrics (key lookup queries, change-feed barriers, remaining-uses statements).`,
     `srv us/req = server process CPU per request${process.env.DATABASE_URL ? ' (the PostgreSQL server\'s CPU is in "other")' : ' (embedded PGlite runs inside the server process, so it is included)'}.`,
     loadgen === 'h2load'
       ? `paced rows: one connection, requests sent one every 1/rate s from an h2load timing script (open loop; a request h2load sends late is timed from when it was sent); the bare-http2-same-rate row shows what the generator and the runtime cost on their own at that rate.`
@@ -110,7 +135,7 @@ export function report(rows: Row[], meta: Record<string, unknown>, loadgenNotes:
   const hitUs = us('verify-hit-grpc');
   if (bareUs && hitUs) {
     const cpuInfo = [
-      `info  server CPU per request (us): bare ${bareUs.toFixed(0)}, grpc-js empty ${us('grpc-js-empty')?.toFixed(0) ?? '-'}, connect-node empty ${us('connect-node-empty')?.toFixed(0) ?? '-'}, VerifyKey hit ${hitUs.toFixed(0)}, stock path ${us('verify-hit-grpc-stock')?.toFixed(0) ?? '-'}`,
+      `info  server CPU per request (us): bare ${bareUs.toFixed(0)}, grpc-js empty ${us('grpc-js-empty')?.toFixed(0) ?? '-'}, connect-node empty ${us('connect-node-empty')?.toFixed(0) ?? '-'}, VerifyKey hit ${hitUs.toFixed(0)}, stock path ${us('verify-hit-grpc-stock')?.toFixed(0) ?? '-'}, two workers ${us('verify-hit-grpc-2-workers')?.toFixed(0) ?? '-'}`,
       `info  by CPU per request, cached VerifyKey gRPC = ${(bareUs / hitUs).toFixed(2)} x bare http2 (the req/s ratio one would get if each had a core to itself)`,
     ];
     out.push(...cpuInfo);
@@ -132,7 +157,7 @@ export function report(rows: Row[], meta: Record<string, unknown>, loadgenNotes:
 }
 
 function table(rs: Row[]): string {
-  const head = ['scenario', 'protocol', 'gen', 'load', 'req/s', 'p50 ms', 'p99 ms', 'x bare', 'srv us/req', 'cpu% srv/gen/other'];
+  const head = ['scenario', 'protocol', 'gen', 'load', 'req/s', 'p50 ms', 'p99 ms', 'x bare', 'srv us/req', 'db q/verify', 'cpu% srv/gen/other'];
   const body = rs.map((r) => [
     r.id,
     r.protocol,
@@ -143,10 +168,11 @@ function table(rs: Row[]): string {
     fmtMs(r.p99Ms),
     r.ratioToBare === null ? '-' : r.ratioToBare.toFixed(2),
     r.serverUsPerReq === null || !Number.isFinite(r.serverUsPerReq) ? '-' : r.serverUsPerReq.toFixed(0),
+    r.dbQueriesPerVerify === null ? '-' : r.dbQueriesPerVerify.toFixed(r.dbQueriesPerVerify < 0.01 && r.dbQueriesPerVerify > 0 ? 4 : 2),
     Number.isFinite(r.cpuPct.server) ? `${r.cpuPct.server}/${r.cpuPct.loadgen}/${r.cpuPct.other}` : '-',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const right = new Set([4, 5, 6, 7, 8, 9]);
+  const right = new Set([4, 5, 6, 7, 8, 9, 10]);
   const line = (cells: string[]) => `| ${cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
   return [line(head), `|${widths.map((w, i) => (right.has(i) ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`, ...body.map(line)].join('\n');
 }

@@ -74,7 +74,7 @@ function measurement(sc: Scenario<Context>, c: Context, server: Server, rate: nu
   else spec.bodyFile = writeTmp(`${sc.id}.body`, body);
   if (rate !== undefined) Object.assign(spec, { rate, connections: 1, durationS: Math.max(DURATION_S, PACED_MIN_DURATION_S) });
   const check = async () => {
-    const a = await h2Request(server.port, reqPath, headers, body);
+    const a = await h2Request(server.port, reqPath, headers, sc.freshCheck ? frame(sc.message(c)) : body);
     if (protocol === 'connect') {
       expect(a.status === 200, `HTTP ${a.status} ${a.data.toString('utf8').slice(0, 200)}`);
       return sc.answer ? `HTTP 200, ${sc.answer(a.data)}` : 'HTTP 200';
@@ -111,9 +111,12 @@ async function measure(m: Measurement): Promise<void> {
     row.cpuPct.backgroundBefore = await waitQuiet();
     const problemsBefore = m.server.problems.length;
     const snap = () => ({ server: processCpuS(m.server.proc.pid), machine: machineCpuS().busy, ns: process.hrtime.bigint() });
+    const q0 = await verifyQueries(m.server.port);
     let s0 = snap();
     const res = row.generator === 'node' ? await runNodeLoadgen(spec, m.id, () => (s0 = snap())) : await runH2load(spec, m.id);
     const s1 = snap();
+    const q1 = await verifyQueries(m.server.port);
+    if (q0 && q1 && q1.verifies > q0.verifies) row.dbQueriesPerVerify = (q1.queries - q0.queries) / (q1.verifies - q0.verifies);
     const wallS = Number(s1.ns - s0.ns) / 1e9;
     const pct = (s: number) => Math.round((100 * s) / wallS);
     row.cpuPct.server = pct(s1.server - s0.server);
@@ -149,6 +152,29 @@ async function measure(m: Measurement): Promise<void> {
     progress(`  FAILED: ${row.error}`);
   }
   rows.push(row);
+}
+
+/**
+ * Verifications answered and the database round trips they made, from a
+ * Keyward's /metrics; null for a server without them (the baselines, or
+ * metrics off).
+ */
+async function verifyQueries(port: number): Promise<{ verifies: number; queries: number } | null> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    if (!res.ok) return null;
+    const text = await res.text();
+    const sum = (re: RegExp) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
+    return {
+      verifies: sum(/^keyward_verify_total\{[^}]*\} (\S+)$/gm),
+      queries:
+        sum(/^keyward_verify_lookup_queries_total (\S+)$/gm) +
+        sum(/^keyward_change_barriers_total (\S+)$/gm) +
+        sum(/^keyward_remaining_uses_statements_total (\S+)$/gm),
+    };
+  } catch {
+    return null;
+  }
 }
 
 /** Starts the group's server, measures its wanted rows in order, stops it; a server that fails to start or set up becomes one ERROR row. */

@@ -2,11 +2,14 @@
 // with its rows. A row is a small declaration (request, protocol, load,
 // what a correct answer is); bench/run.ts turns each into a load-generator
 // run with the exact request checked before and after it.
+import { randomBytes } from 'node:crypto';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { Action } from '../gen/keyward/v1/key_pb.js';
 import {
   CreateKeyRequestSchema,
   CreateKeyResponseSchema,
+  ImportKeysRequestSchema,
+  ImportKeysResponseSchema,
   VerifyCode,
   VerifyKeyRequestSchema,
   VerifyKeyResponseSchema,
@@ -34,11 +37,13 @@ export interface Scenario<C extends Context> {
   /** gRPC (default) or Connect binary. */
   protocol?: 'grpc' | 'connect';
   /** The KeyService method (default VerifyKey). */
-  method?: 'VerifyKey' | 'CreateKey';
+  method?: 'VerifyKey' | 'CreateKey' | 'ImportKeys';
   /** The request message: of every request, and of the answer checked before and after the run. */
   message: (c: C) => Uint8Array;
   /** Distinct messages, each sent once, instead of `message` over and over (then only checked with); needs bench/loadgen.ts. */
   eachOnce?: (c: C) => Uint8Array[];
+  /** The check before and after the run sends a new `message` each time (a request that cannot be repeated, such as an import). */
+  freshCheck?: boolean;
   /** Checks the response message of the checked request and says what it was; default: only the status. */
   answer?: (response: Uint8Array) => string;
   /** One request at a time (a latency row), or other concurrency than --connections x --streams. */
@@ -87,6 +92,28 @@ const verifies = (code: VerifyCode) => (message: Uint8Array) => {
   return `grpc-status 0, ${VerifyCode[res.code]}`;
 };
 
+/** Keys per ImportKeys call in the bench, and calls prepared (each imports keys never seen before). */
+const IMPORT_BATCH = 1000;
+const IMPORT_CALLS = 300;
+
+const importMessage = (workspaceId: string) =>
+  toBinary(
+    ImportKeysRequestSchema,
+    create(ImportKeysRequestSchema, {
+      workspaceId,
+      keys: Array.from({ length: IMPORT_BATCH }, (_, i) => ({
+        key: { name: `imported ${i}`, customerId: `cus_import_${i % 100}`, scopes: ['balance_transfers:read'] },
+        secret: { case: 'plaintext' as const, value: `legacy_${randomBytes(24).toString('base64url')}` },
+      })),
+    }),
+  );
+
+const keysImported = (message: Uint8Array) => {
+  const res = fromBinary(ImportKeysResponseSchema, message);
+  expect(res.keys.length === IMPORT_BATCH, `ImportKeys returned ${res.keys.length} keys`);
+  return `grpc-status 0, ${res.keys.length} keys imported`;
+};
+
 const keyCreated = (message: Uint8Array) => {
   const res = fromBinary(CreateKeyResponseSchema, message);
   expect(res.secret.startsWith('bench_') && !!res.key?.id, 'CreateKey returned no key or secret');
@@ -125,9 +152,11 @@ interface KeywardContext extends Context {
 const keyward = (
   o: { name: string; label: string; title: string; env: NodeJS.ProcessEnv; coldKeys: number; reportDatabase: boolean },
   scenarios: Scenario<KeywardContext>[],
+  extra: Pick<ServerGroup, 'when'> = {},
 ) =>
   serverGroup({
     failure: { id: o.name, title: o.title, server: o.name },
+    when: extra.when,
     start: async (run) => {
       const setting = o.env.KEYWARD_VERIFY_FAST_PATH;
       progress(`starting Keyward (KEYWARD_VERIFY_FAST_PATH${setting === undefined ? ' unset' : `=${setting}`})`);
@@ -172,7 +201,7 @@ export const SERVER_GROUPS: ServerGroup[] = [
     { id: 'verify-miss-unknown', title: 'Keyward VerifyKey, unknown well-formed key (one key: negative cache)', message: unknownKey, answer: NOT_FOUND },
     {
       id: 'verify-miss-distinct',
-      title: 'Keyward VerifyKey, distinct unknown well-formed keys (1 query each)',
+      title: 'Keyward VerifyKey, distinct unknown well-formed keys (membership filter: no lookup)',
       message: unknownKey,
       eachOnce: () => Array.from({ length: UNKNOWN_KEYS }, unknownKey),
       answer: NOT_FOUND,
@@ -207,15 +236,68 @@ export const SERVER_GROUPS: ServerGroup[] = [
         ),
       answer: keyCreated,
     },
+    {
+      // The first call is spent on the checks; the others each import 1,000 keys never seen before.
+      id: 'import-keys',
+      title: `Keyward ImportKeys, ${IMPORT_BATCH} plaintext keys a call (management write)`,
+      method: 'ImportKeys',
+      load: { connections: 2, streams: 2 },
+      message: (c) => importMessage(c.fixture.workspaceId),
+      eachOnce: (c) => Array.from({ length: IMPORT_CALLS }, () => importMessage(c.fixture.workspaceId)),
+      answer: keysImported,
+      freshCheck: true,
+      notes: () => [`req/s x ${IMPORT_BATCH} = keys imported a second`],
+    },
   ]),
 
-  // (e) Keyward on the stock connect-node path.
+  // (e) Keys with limits: a rate limit kept in Redis (REDIS_URL, or Redis on
+  // 127.0.0.1:6379), and remaining uses taken in PostgreSQL or PGlite.
+  keyward(
+    {
+      name: 'keyward-limits',
+      label: 'limits',
+      title: 'Keyward (keys with limits, Redis)',
+      env: { REDIS_URL: process.env.REDIS_URL || 'redis://127.0.0.1:6379' },
+      coldKeys: 0,
+      reportDatabase: false,
+    },
+    [
+      {
+        id: 'verify-hit-ratelimited-redis',
+        title: 'Keyward VerifyKey, cache hit, a key with one rate limit in Redis (never reached)',
+        message: (c) => verifyMessage(c.fixture.rateLimitedSecret),
+        answer: VALID,
+      },
+      {
+        id: 'verify-hit-remaining-uses',
+        title: 'Keyward VerifyKey, cache hit, a key with remaining uses, 8 at a time',
+        message: (c) => verifyMessage(c.fixture.usesSecret),
+        answer: VALID,
+        load: { connections: 8, streams: 1 },
+      },
+      {
+        id: 'verify-hit-remaining-uses-hot',
+        title: 'Keyward VerifyKey, cache hit, a key with remaining uses, 256 at a time',
+        message: (c) => verifyMessage(c.fixture.usesSecret),
+        answer: VALID,
+      },
+    ],
+  ),
+
+  // (f) Keyward on the stock connect-node path.
   keyward(
     { name: 'keyward-stock', label: 'stock', title: 'Keyward (stock path)', env: { KEYWARD_VERIFY_FAST_PATH: 'false' }, coldKeys: 0, reportDatabase: false },
     [{ id: 'verify-hit-grpc-stock', title: 'Keyward VerifyKey, cache hit, stock path (FAST_PATH=false)', message: hitMessage, answer: VALID }],
   ),
 
-  // (f) Keyward without metrics (KEYWARD_METRICS=false): what recording them costs a cached verification.
+  // (g) Keyward on every core: KEYWARD_WORKERS=2 (PostgreSQL only); CPU counted over all its processes.
+  keyward(
+    { name: 'keyward-2-workers', label: 'workers', title: 'Keyward (KEYWARD_WORKERS=2)', env: { KEYWARD_WORKERS: '2' }, coldKeys: 0, reportDatabase: false },
+    [{ id: 'verify-hit-grpc-2-workers', title: 'Keyward VerifyKey, cache hit, two worker processes (KEYWARD_WORKERS=2)', message: hitMessage, answer: VALID }],
+    { when: () => process.env.DATABASE_URL !== undefined },
+  ),
+
+  // (h) Keyward without metrics (KEYWARD_METRICS=false): what recording them costs a cached verification.
   keyward(
     { name: 'keyward-no-metrics', label: 'fast', title: 'Keyward (metrics off)', env: { KEYWARD_METRICS: 'false' }, coldKeys: 0, reportDatabase: false },
     [{ id: 'verify-hit-grpc-metrics-off', title: 'Keyward VerifyKey, cache hit, metrics off (KEYWARD_METRICS=false)', message: hitMessage, answer: VALID }],

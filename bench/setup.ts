@@ -88,6 +88,10 @@ export async function startKeyward(name: string, label: string, extraEnv: NodeJS
 export interface Fixture {
   workspaceId: string;
   secret: string;
+  /** A key with one rate limit it never reaches in a run. */
+  rateLimitedSecret: string;
+  /** A key with remaining uses enough for any run. */
+  usesSecret: string;
   /** Secrets of keys created for the cold scenario, never verified before it. */
   coldSecrets: string[];
 }
@@ -102,13 +106,15 @@ export async function setUp(kw: Keyward, coldKeys: number): Promise<Fixture> {
   const ws = (await createClient(WorkspaceService, transport).createWorkspace({ workspace: { name: 'bench', keyPrefix: 'bench' } })).workspace!;
   await createClient(ScopeService, transport).createScope({ scope: { workspaceId: ws.id, name: 'balance_transfers' } });
   const keys = createClient(KeyService, transport);
-  const newKey = async (name: string) =>
+  const newKey = async (name: string, limits: { rateLimits?: { name: string; limit: bigint; duration: { seconds: bigint } }[]; remainingUses?: bigint } = {}) =>
     (
       await keys.createKey({
-        key: { workspaceId: ws.id, customerId: 'cus_bench', name, grants: [{ scope: 'balance_transfers', actions: [Action.READ] }] },
+        key: { workspaceId: ws.id, customerId: 'cus_bench', name, grants: [{ scope: 'balance_transfers', actions: [Action.READ] }], ...limits },
       })
     ).secret;
   const secret = await newKey('bench');
+  const rateLimitedSecret = await newKey('bench rate-limited', { rateLimits: [{ name: 'requests', limit: 1_000_000_000n, duration: { seconds: 60n } }] });
+  const usesSecret = await newKey('bench remaining uses', { remainingUses: 1_000_000_000_000n });
   const coldSecrets: string[] = [];
   if (coldKeys > 0) {
     const t0 = Date.now();
@@ -124,5 +130,5 @@ export async function setUp(kw: Keyward, coldKeys: number): Promise<Fixture> {
     );
     progress(`  created ${coldSecrets.length} keys for the cold scenario in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
-  return { workspaceId: ws.id, secret, coldSecrets };
+  return { workspaceId: ws.id, secret, rateLimitedSecret, usesSecret, coldSecrets };
 }

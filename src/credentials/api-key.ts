@@ -79,3 +79,23 @@ export function isWellFormedApiKey(s: string): boolean {
   for (let i = bodyStart; i < bodyEnd; i++) if (base62Digit(s.charCodeAt(i)) < 0) return false;
   return base62DecodeNumber(s, bodyEnd, n) === crc32Ascii(s, bodyStart, bodyEnd);
 }
+
+/** Keyward's own key shape, checksum aside: a prefix, its separator, 49 base62 characters. */
+const KEYWARD_SHAPE_RE = /^[a-z][a-z0-9-]{0,15}[_-][0-9A-Za-z]{49}$/;
+/** A key brought in with ImportKeys in a format of its own: 8 to 512 printable ASCII characters, no spaces. */
+export const IMPORTED_KEY_RE = /^[\x21-\x7e]{8,512}$/;
+
+/** Whether a string has Keyward's key shape (its checksum unchecked): such a key must be well-formed. */
+export function hasApiKeyShape(s: string): boolean {
+  return KEYWARD_SHAPE_RE.test(s);
+}
+
+/**
+ * Whether VerifyKey looks a key up at all: a well-formed Keyward key, or a key
+ * in another format (an imported one). A Keyward-shaped key whose checksum
+ * fails is a typo, refused from its checksum alone.
+ */
+export function isVerifiableKey(s: string): boolean {
+  if (isWellFormedApiKey(s)) return true;
+  return IMPORTED_KEY_RE.test(s) && !hasApiKeyShape(s);
+}

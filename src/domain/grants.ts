@@ -49,6 +49,9 @@ export function wantedOf(input: GrantsInput, field: string, permissionsField: st
   return wanted;
 }
 
+/** Grants resolved to scope rows. */
+export type ResolvedGrant = { scope: Scope; actions: string[] };
+
 /**
  * Resolves grants by scope name to rows, rejecting unknown scopes and actions
  * the scope does not declare. A whole-scope grant absorbs the scope's single
@@ -57,18 +60,25 @@ export function wantedOf(input: GrantsInput, field: string, permissionsField: st
  * grants) or has committed (and the scope is unknown here).
  */
 export async function resolveGrants(em: EntityManager, workspaceId: string, input: GrantsInput, field = 'key.grants', permissionsField = 'key.scopes') {
-  const wanted = wantedOf(input, field, permissionsField);
-  if (wanted.size === 0) return [];
-  const scopes = await em.find(Scope, { workspaceId, name: { $in: [...wanted.keys()] } }, { lockMode: LockMode.PESSIMISTIC_READ });
+  return (await resolveGrantsOfMany(em, workspaceId, [wantedOf(input, field, permissionsField)]))[0]!;
+}
+
+/** resolveGrants() of several keys' wanted grants (wantedOf), with one read of the scopes they name. */
+export async function resolveGrantsOfMany(em: EntityManager, workspaceId: string, wanted: Map<string, Wanted>[]): Promise<ResolvedGrant[][]> {
+  const names = [...new Set(wanted.flatMap((w) => [...w.keys()]))];
+  if (names.length === 0) return wanted.map(() => []);
+  const scopes = await em.find(Scope, { workspaceId, name: { $in: names } }, { lockMode: LockMode.PESSIMISTIC_READ });
   const byName = new Map(scopes.map((s) => [s.name, s]));
-  return [...wanted].map(([name, w]) => {
-    const scope = byName.get(name);
-    if (!scope) throw invalidArgument(w.field, `the workspace has no scope named ${quoted(name)}`);
-    if (w.actions.has(WHOLE_SCOPE)) return { scope, actions: [WHOLE_SCOPE] };
-    const undeclared = [...w.actions].find((a) => !scope.actions.includes(a));
-    if (undeclared !== undefined) {
-      throw invalidArgument(w.field, `the scope ${quoted(name)} declares no action ${quoted(undeclared)} (it declares ${scope.actions.join(', ')})`);
-    }
-    return { scope, actions: scope.actions.filter((a) => w.actions.has(a)) };
-  });
+  return wanted.map((w) =>
+    [...w].map(([name, { actions, field }]) => {
+      const scope = byName.get(name);
+      if (!scope) throw invalidArgument(field, `the workspace has no scope named ${quoted(name)}`);
+      if (actions.has(WHOLE_SCOPE)) return { scope, actions: [WHOLE_SCOPE] };
+      const undeclared = [...actions].find((a) => !scope.actions.includes(a));
+      if (undeclared !== undefined) {
+        throw invalidArgument(field, `the scope ${quoted(name)} declares no action ${quoted(undeclared)} (it declares ${scope.actions.join(', ')})`);
+      }
+      return { scope, actions: scope.actions.filter((a) => actions.has(a)) };
+    }),
+  );
 }

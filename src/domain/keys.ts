@@ -2,33 +2,37 @@ import { LockMode, type EntityManager, type FilterQuery } from '@mikro-orm/core'
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKey, ApiKeyGrant, ApiKeySecret, Scope, Workspace } from '../db/entities.js';
 import { issueApiKey, type IssuedApiKey } from '../credentials/api-key.js';
-import { inTransaction } from '../db/transaction.js';
 import { audit } from './audit.js';
-import type { ChangeBus } from './changes.js';
-import { failedPrecondition, invalidArgument, notFound } from './errors.js';
-import { resolveGrants } from './grants.js';
-import { checkPortalCreate, checkPortalMask, listedCustomer } from './portal-rules.js';
+import type { Change, ChangeBus } from './changes.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from './errors.js';
+import { resolveGrants, resolveGrantsOfMany, wantedOf } from './grants.js';
+import { checkPortalMask, listedCustomer } from './portal-rules.js';
+import { checkImport, inEntry, type ImportItem, type NewKey } from './key-import.js';
+import { insertKeys } from './key-insert.js';
+import {
+  checkCustomerId,
+  checkDescription,
+  checkExpireTime,
+  checkName,
+  limitsDetails,
+  newKeyColumns,
+  storedRateLimits,
+  usageColumns,
+  usageOf,
+  workspaceOfNewKey,
+  type RelativeExpiry,
+} from './key-fields.js';
 import { keyState, type KeyState } from './key-state.js';
-import type { GrantSpec } from './permissions.js';
+import type { KeyInput, KeyView } from './key-types.js';
+
+export type { KeyInput, KeyView } from './key-types.js';
 import { isId } from '../ids.js';
 import { closePage, openCursor, type Page, type PageRequest } from './paging.js';
 import type { Principal } from './principal.js';
 import { checkLength, checkMetadata, checkUpdateMask, requireId } from './validate.js';
 import { enqueueKeyEvent } from './webhooks.js';
 import { findVisibleWorkspace } from './workspaces.js';
-import {
-  checkRateLimits,
-  checkRefill,
-  checkRemainingUses,
-  rateLimitsOf,
-  refillOf,
-  usageAt,
-  type RateLimitInput,
-  type RateLimitSpec,
-  type RefillInput,
-  type RefillSpec,
-  type UsageState,
-} from './limits.js';
+import { checkRefill, checkRemainingUses, rateLimitsOf, refillOf } from './limits.js';
 
 const MAX_GRACE_PERIOD_MS = 30 * 24 * 3600 * 1000;
 const KEY_MASK = [
@@ -46,69 +50,6 @@ const KEY_MASK = [
   'refill',
 ] as const;
 
-export interface KeyInput {
-  workspaceId: string;
-  customerId: string;
-  name: string;
-  description: string;
-  grants: GrantSpec[];
-  /** Permission strings (ApiKey.scopes), merged with grants. */
-  permissions: string[];
-  /** Undefined on create means enabled. */
-  enabled?: boolean;
-  metadata: Record<string, string>;
-  expireTime?: Date;
-  rateLimits: RateLimitInput[];
-  /** Undefined: unlimited. */
-  remainingUses?: number;
-  /** Undefined: no refill. */
-  refill?: RefillInput;
-}
-
-/** A key as callers see it: the row, its grants by scope name, and its state. */
-export interface KeyView {
-  key: ApiKey;
-  grants: GrantSpec[];
-  state: KeyState;
-  rateLimits: RateLimitSpec[];
-  /** Remaining uses with any due refill applied; null when unlimited. */
-  usage: UsageState | null;
-  refill: RefillSpec | null;
-}
-
-/** Rate limits as the api_keys column stores them, checked. */
-function storedRateLimits(input: RateLimitInput[]) {
-  return checkRateLimits('key.rate_limits', input).map((l) => ({ name: l.name, limit: l.limit, duration_ms: l.durationMs }));
-}
-
-/** The key's remaining uses with any refill due by `now` applied; null when unlimited. */
-function usageOf(key: ApiKey, now: number): UsageState | null {
-  if (key.remainingUses === null) return null;
-  return usageAt({ remainingUses: Number(key.remainingUses), lastRefillTime: key.lastRefillTime ?? null }, refillOf(key), now);
-}
-
-/** The key's limits as audit details. */
-function limitsDetails(key: ApiKey) {
-  const refill = refillOf(key);
-  return {
-    rate_limits: key.rateLimits,
-    remaining_uses: key.remainingUses,
-    refill: refill && { amount: refill.amount, interval: refill.interval, day_of_month: refill.dayOfMonth },
-  };
-}
-
-/** A key's remaining uses and refill columns, set together; a refill needs remaining uses. Starts a new refill period. */
-function usageColumns(remainingUses: number | null, refill: RefillSpec | null, now: number) {
-  if (refill !== null && remainingUses === null) throw invalidArgument('key.refill', 'needs remaining_uses: a key without remaining_uses has unlimited uses');
-  return {
-    remainingUses,
-    refillAmount: refill?.amount ?? null,
-    refillInterval: refill?.interval ?? null,
-    refillDay: refill?.dayOfMonth ?? null,
-    lastRefillTime: remainingUses === null ? null : new Date(now),
-  };
-}
-
 export interface IssuedKey {
   view: KeyView;
   /** The full API key, returned once. */
@@ -121,47 +62,6 @@ export interface KeyFilter {
   state?: KeyState;
   /** Only keys with an expire_time before this. */
   expireBefore?: Date;
-}
-
-const checkCustomerId = (v: string) => checkLength('key.customer_id', v, 255);
-const checkName = (v: string) => checkLength('key.name', v, 120);
-const checkDescription = (v: string) => checkLength('key.description', v, 1000);
-
-/** The longest relative expiry accepted on create: 100 years (36,500 days). */
-const MAX_EXPIRES_IN_MS = 36_500 * 86_400_000;
-
-/** An expiry relative to creation: `expires_in_days` or `expires_in` on CreateKey, named by `field`. */
-export interface RelativeExpiry {
-  field: string;
-  ms: number;
-}
-
-/** When a new key expires: its expire_time, or now + a relative expiry (never both). */
-function expireTimeOnCreate(t: Date | undefined, relative: RelativeExpiry | undefined, now: number): Date | null {
-  if (!relative) return checkExpireTime(t, now);
-  if (t) throw invalidArgument(relative.field, 'must not be set together with key.expire_time (set one of them)');
-  if (!Number.isFinite(relative.ms) || relative.ms <= 0) throw invalidArgument(relative.field, 'must be positive');
-  if (relative.ms > MAX_EXPIRES_IN_MS) throw invalidArgument(relative.field, 'must be at most 36500 days');
-  return new Date(now + relative.ms);
-}
-
-/**
- * The workspace a new key goes to: the one named, else the caller's only
- * workspace when its SDK key (or portal session) is restricted to exactly one
- * ("scoped to your organization").
- */
-function workspaceOfNewKey(p: Principal, named: string): string {
-  if (named !== '') return named;
-  const visible = p.visibleWorkspaces();
-  if (visible?.length === 1) return visible[0]!;
-  throw invalidArgument('key.workspace_id', 'is required (it may be left out only by an SDK key restricted to exactly one workspace)');
-}
-
-function checkExpireTime(t: Date | undefined, now: number): Date | null {
-  if (!t) return null;
-  if (Number.isNaN(t.getTime())) throw invalidArgument('key.expire_time', 'is not a valid time');
-  if (t.getTime() <= now) throw invalidArgument('key.expire_time', 'must be in the future');
-  return t;
 }
 
 function stateFilter(state: KeyState, now: Date): FilterQuery<ApiKey> {
@@ -233,41 +133,61 @@ export class Keys {
     const input = { ...keyInput, workspaceId: workspaceOfNewKey(p, keyInput.workspaceId) };
     requireId('key.workspace_id', input.workspaceId);
     p.requireWorkspace(input.workspaceId);
-    const now = Date.now();
-    const fields = {
-      customerId: checkCustomerId(checkPortalCreate(p, input)),
-      name: checkName(input.name),
-      description: checkDescription(input.description),
-      metadata: checkMetadata('key.metadata', input.metadata),
-      expireTime: expireTimeOnCreate(input.expireTime, opts.expiresIn, now),
-      enabled: input.enabled ?? true,
-      rateLimits: storedRateLimits(input.rateLimits),
-    };
-    const remainingUses = checkRemainingUses('key.remaining_uses', input.remainingUses);
-    const refill = checkRefill('key.refill', input.refill);
-    return inTransaction(this.orm.em, async (em) => {
+    const columns = newKeyColumns(p, input, Date.now(), opts.expiresIn);
+    const wanted = wantedOf(input, 'key.grants', 'key.scopes');
+    return this.changes.transaction(this.orm.em, async (em, report) => {
       const ws = await findVisibleWorkspace(em, p, input.workspaceId, 'key.workspace_id', 'share');
-      const grants = await resolveGrants(em, ws.id, input);
       const issued = issueApiKey(ws.keyPrefix);
-      const key = em.create(ApiKey, {
-        ...fields,
-        workspaceId: ws.id,
-        maskedKey: issued.masked,
-        start: issued.start,
-        lastUsedTime: null,
-        revokeTime: null,
-        ...usageColumns(remainingUses, refill, now),
-      });
-      // The entities carry plain id columns, not relations, so the unit of work
-      // cannot order inserts by foreign key: write the key before its secret
-      // and grants.
-      await em.flush();
-      const secret = this.addSecret(em, key, issued);
-      for (const g of grants) em.create(ApiKeyGrant, { apiKeyId: key.id, scopeId: g.scope.id, actions: g.actions });
-      audit(em, p, 'key.create', { type: 'key', id: key.id, workspaceId: ws.id }, limitsDetails(key));
-      await em.flush();
-      return { view: await this.view(em, key), secret };
+      const [view] = await this.insert(em, p, ws.id, [{ columns, wanted, secret: issued }], report);
+      return { view: view!, secret: issued.plaintext };
     });
+  }
+
+  /**
+   * Brings existing keys in, all or none: each with its secret as it is (any
+   * format) or only its SHA-256. Errors name the entry (`keys[3].key.name`).
+   */
+  async import(p: Principal, workspaceId: string, items: ImportItem[]): Promise<KeyView[]> {
+    p.requireScope('api_keys:write');
+    requireId('workspace_id', workspaceId);
+    p.requireWorkspace(workspaceId);
+    const now = Date.now();
+    const prepared = checkImport(items, (item, i) => ({
+      columns: inEntry(i, () => {
+        if (item.key.workspaceId !== '' && item.key.workspaceId !== workspaceId) {
+          throw invalidArgument('key.workspace_id', "must be empty or the request's workspace_id");
+        }
+        return newKeyColumns(p, item.key, now);
+      }),
+      // Named in full here: unknown scopes are found later, in the transaction.
+      wanted: wantedOf(item.key, `keys[${i}].key.grants`, `keys[${i}].key.scopes`),
+    }));
+    return this.changes.transaction(this.orm.em, async (em, report) => {
+      const ws = await findVisibleWorkspace(em, p, workspaceId, 'workspace_id', 'share');
+      const taken = await em.find(ApiKeySecret, { hash: { $in: prepared.map((k) => k.secret.hash) } }, { fields: ['hash'] });
+      if (taken.length > 0) {
+        const i = prepared.findIndex((k) => k.secret.hash === taken[0]!.hash);
+        throw alreadyExists(`keys[${i}]: a key with this secret already exists`);
+      }
+      return this.insert(em, p, ws.id, prepared, report, 'key.import');
+    });
+  }
+
+  /**
+   * Writes new keys with their secrets, grants and audit records, and
+   * announces the secrets to every replica's membership filter (this one's
+   * before the call returns).
+   */
+  private async insert(em: EntityManager, p: Principal, workspaceId: string, keys: NewKey[], report: (c: Change) => void, action = 'key.create') {
+    const grants = await resolveGrantsOfMany(
+      em,
+      workspaceId,
+      keys.map((k) => k.wanted),
+    );
+    const views = await insertKeys(em, p, workspaceId, keys, grants, action);
+    // A notification carries at most 8,000 bytes: 100 hashes each.
+    for (let i = 0; i < keys.length; i += 100) report({ secrets: keys.slice(i, i + 100).map((k) => k.secret.hash) });
+    return views;
   }
 
   async get(p: Principal, id: string): Promise<KeyView> {
@@ -355,11 +275,12 @@ export class Keys {
       } else {
         await em.nativeUpdate(ApiKeySecret, { apiKeyId: id, $or: [{ expireTime: null }, { expireTime: { $gt: until } }] }, { expireTime: until });
       }
-      const secret = this.addSecret(em, key, issueApiKey(ws.keyPrefix));
+      const issued = issueApiKey(ws.keyPrefix);
+      const secret = this.addSecret(em, key, issued);
       key.updateTime = now;
       audit(em, p, 'key.rotate', { type: 'key', id, workspaceId: key.workspaceId });
       await enqueueKeyEvent(em, 'key.rotated', key, { previous_secret_expire_time: until.toISOString() });
-      report({ keys: [id] });
+      report({ keys: [id], secrets: [issued.hash] });
       await em.flush();
       return { view: await this.view(em, key), secret };
     });

@@ -5,7 +5,8 @@ import { ConnectError } from '@connectrpc/connect';
 import { codeToString } from '@connectrpc/connect/protocol-connect';
 import { DomainError, invalidArgument } from '../domain/errors.js';
 import type { VerifyMetrics, VerifyProtocol } from '../metrics/verify-metrics.js';
-import type { Keys, RelativeExpiry } from '../domain/keys.js';
+import type { Keys } from '../domain/keys.js';
+import type { RelativeExpiry } from '../domain/key-fields.js';
 import { cappedTimeoutMs, deadlineAt } from '../verify/deadline.js';
 import type { VerifyCall } from '../verify/verify-call.js';
 import { principalOf } from './context.js';
@@ -31,6 +32,14 @@ export function keyService(keys: Keys, verifyCall: VerifyCall, deadlineCapMs: nu
     async createKey(req, ctx) {
       const { view, secret } = await keys.create(principalOf(ctx), keyInputFromProto(req.key), { expiresIn: relativeExpiryOf(req) });
       return { key: keyToProto(view), secret };
+    },
+    async importKeys(req, ctx) {
+      const items = req.keys.map((k) => ({
+        key: keyInputFromProto(k.key),
+        plaintext: k.secret.case === 'plaintext' ? k.secret.value : '',
+        sha256: k.secret.case === 'sha256' ? k.secret.value : '',
+      }));
+      return { keys: (await keys.import(principalOf(ctx), req.workspaceId, items)).map(keyToProto) };
     },
     async getKey(req, ctx) {
       return { key: keyToProto(await keys.get(principalOf(ctx), req.id)) };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { bearerTokenOf } from '../auth/bearer.js';
-import { hashApiKey, isWellFormedApiKey } from '../credentials/api-key.js';
+import { hashApiKey, isVerifiableKey } from '../credentials/api-key.js';
 import { permissionDenied, resourceExhausted, unauthenticated } from '../domain/errors.js';
 import { Principal } from '../domain/principal.js';
 import { checkVerifyInput, type KeyVerifier, type VerifiedKey, type VerifyCode, type VerifyInput } from '../verify/verifier.js';
@@ -78,7 +78,7 @@ export class TokenIssuer {
     const hash = hashApiKey(key);
     // Only a well-formed key costs a lookup, so only such keys are throttled
     // (a malformed one is refused from its checksum alone).
-    const costsLookup = isWellFormedApiKey(key);
+    const costsLookup = isVerifiableKey(key);
     if (costsLookup) this.throttle?.checkAddress(source, hash);
     const r = await this.verifier.verify(SELF_EXCHANGE, input);
     const refusal = OWN_KEY_REFUSALS[r.code];

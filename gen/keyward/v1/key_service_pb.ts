@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyward/v1/key_service.proto.
  */
 export const file_keyward_v1_key_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxrZXl3YXJkL3YxL2tleV9zZXJ2aWNlLnByb3RvEgprZXl3YXJkLnYxInsKEENyZWF0ZUtleVJlcXVlc3QSHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkSFwoPZXhwaXJlc19pbl9kYXlzGAIgASgFEi0KCmV4cGlyZXNfaW4YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRAoRQ3JlYXRlS2V5UmVzcG9uc2USHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJIhsKDUdldEtleVJlcXVlc3QSCgoCaWQYASABKAkiMQoOR2V0S2V5UmVzcG9uc2USHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkiuwEKD0xpc3RLZXlzUmVxdWVzdBIUCgx3b3Jrc3BhY2VfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSIwoFc3RhdGUYAyABKA4yFC5rZXl3YXJkLnYxLktleVN0YXRlEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEjEKDWV4cGlyZV9iZWZvcmUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk0KEExpc3RLZXlzUmVzcG9uc2USIAoEa2V5cxgBIAMoCzISLmtleXdhcmQudjEuQXBpS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJkChBVcGRhdGVLZXlSZXF1ZXN0Eh8KA2tleRgBIAEoCzISLmtleXdhcmQudjEuQXBpS2V5Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI0ChFVcGRhdGVLZXlSZXNwb25zZRIfCgNrZXkYASABKAsyEi5rZXl3YXJkLnYxLkFwaUtleSJPChBSb3RhdGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJEi8KDGdyYWNlX3BlcmlvZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJEChFSb3RhdGVLZXlSZXNwb25zZRIfCgNrZXkYASABKAsyEi5rZXl3YXJkLnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiHgoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSI0ChFSZXZva2VLZXlSZXNwb25zZRIfCgNrZXkYASABKAsyEi5rZXl3YXJkLnYxLkFwaUtleSIeChBEZWxldGVLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIhMKEURlbGV0ZUtleVJlc3BvbnNlIm8KEFZlcmlmeUtleVJlcXVlc3QSCwoDa2V5GAEgASgJEhwKFHJlcXVpcmVkX3Blcm1pc3Npb25zGAIgAygJEhQKDHdvcmtzcGFjZV9pZBgDIAEoCRIRCgRjb3N0GBQgASgDSACIAQFCBwoFX2Nvc3QiggEKDlJhdGVMaW1pdFN0YXRlEgwKBG5hbWUYASABKAkSDQoFbGltaXQYAiABKAMSEQoJcmVtYWluaW5nGAMgASgDEi4KCnJlc2V0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGV4Y2VlZGVkGAUgASgIIs0DChFWZXJpZnlLZXlSZXNwb25zZRINCgV2YWxpZBgBIAEoCBIkCgRjb2RlGAIgASgOMhYua2V5d2FyZC52MS5WZXJpZnlDb2RlEg4KBmtleV9pZBgDIAEoCRIUCgx3b3Jrc3BhY2VfaWQYBCABKAkSEwoLY3VzdG9tZXJfaWQYBSABKAkSDAoEbmFtZRgGIAEoCRITCgtwZXJtaXNzaW9ucxgHIAMoCRI9CghtZXRhZGF0YRgIIAMoCzIrLmtleXdhcmQudjEuVmVyaWZ5S2V5UmVzcG9uc2UuTWV0YWRhdGFFbnRyeRIvCgtleHBpcmVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoFc3RhdGUYCiABKA4yFC5rZXl3YXJkLnYxLktleVN0YXRlEi8KC3JhdGVfbGltaXRzGBQgAygLMhoua2V5d2FyZC52MS5SYXRlTGltaXRTdGF0ZRIbCg5yZW1haW5pbmdfdXNlcxgVIAEoA0gAiAEBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIRCg9fcmVtYWluaW5nX3VzZXMqjwIKClZlcmlmeUNvZGUSGwoXVkVSSUZZX0NPREVfVU5TUEVDSUZJRUQQABIVChFWRVJJRllfQ09ERV9WQUxJRBABEhkKFVZFUklGWV9DT0RFX05PVF9GT1VORBACEhgKFFZFUklGWV9DT0RFX0RJU0FCTEVEEAMSFwoTVkVSSUZZX0NPREVfRVhQSVJFRBAEEhcKE1ZFUklGWV9DT0RFX1JFVk9LRUQQBRIoCiRWRVJJRllfQ09ERV9JTlNVRkZJQ0lFTlRfUEVSTUlTU0lPTlMQBhIcChhWRVJJRllfQ09ERV9SQVRFX0xJTUlURUQQBxIeChpWRVJJRllfQ09ERV9VU0FHRV9FWENFRURFRBAIMpMHCgpLZXlTZXJ2aWNlEpYBCglDcmVhdGVLZXkSHC5rZXl3YXJkLnYxLkNyZWF0ZUtleVJlcXVlc3QaHS5rZXl3YXJkLnYxLkNyZWF0ZUtleVJlc3BvbnNlIkyC0+STAkY6A2tleVoTOgNrZXkiDC92MS9hcGkta2V5cyIqL3YxL3dvcmtzcGFjZXMve2tleS53b3Jrc3BhY2VfaWR9L2FwaS1rZXlzEloKBkdldEtleRIZLmtleXdhcmQudjEuR2V0S2V5UmVxdWVzdBoaLmtleXdhcmQudjEuR2V0S2V5UmVzcG9uc2UiGYLT5JMCExIRL3YxL2FwaS1rZXlzL3tpZH0SdQoITGlzdEtleXMSGy5rZXl3YXJkLnYxLkxpc3RLZXlzUmVxdWVzdBocLmtleXdhcmQudjEuTGlzdEtleXNSZXNwb25zZSIugtPkkwIoEiYvdjEvd29ya3NwYWNlcy97d29ya3NwYWNlX2lkfS9hcGkta2V5cxJsCglVcGRhdGVLZXkSHC5rZXl3YXJkLnYxLlVwZGF0ZUtleVJlcXVlc3QaHS5rZXl3YXJkLnYxLlVwZGF0ZUtleVJlc3BvbnNlIiKC0+STAhw6A2tleTIVL3YxL2FwaS1rZXlzL3trZXkuaWR9Em0KCVJvdGF0ZUtleRIcLmtleXdhcmQudjEuUm90YXRlS2V5UmVxdWVzdBodLmtleXdhcmQudjEuUm90YXRlS2V5UmVzcG9uc2UiI4LT5JMCHToBKiIYL3YxL2FwaS1rZXlzL3tpZH06cm90YXRlEm0KCVJldm9rZUtleRIcLmtleXdhcmQudjEuUmV2b2tlS2V5UmVxdWVzdBodLmtleXdhcmQudjEuUmV2b2tlS2V5UmVzcG9uc2UiI4LT5JMCHToBKiIYL3YxL2FwaS1rZXlzL3tpZH06cmV2b2tlEmMKCURlbGV0ZUtleRIcLmtleXdhcmQudjEuRGVsZXRlS2V5UmVxdWVzdBodLmtleXdhcmQudjEuRGVsZXRlS2V5UmVzcG9uc2UiGYLT5JMCEyoRL3YxL2FwaS1rZXlzL3tpZH0SaAoJVmVyaWZ5S2V5Ehwua2V5d2FyZC52MS5WZXJpZnlLZXlSZXF1ZXN0Gh0ua2V5d2FyZC52MS5WZXJpZnlLZXlSZXNwb25zZSIegtPkkwIYOgEqIhMvdjEvYXBpLWtleXM6dmVyaWZ5YgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_keyward_v1_key]);
+  fileDesc("ChxrZXl3YXJkL3YxL2tleV9zZXJ2aWNlLnByb3RvEgprZXl3YXJkLnYxInsKEENyZWF0ZUtleVJlcXVlc3QSHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkSFwoPZXhwaXJlc19pbl9kYXlzGAIgASgFEi0KCmV4cGlyZXNfaW4YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRAoRQ3JlYXRlS2V5UmVzcG9uc2USHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJIlAKEUltcG9ydEtleXNSZXF1ZXN0EhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIlCgRrZXlzGAIgAygLMhcua2V5d2FyZC52MS5JbXBvcnRlZEtleSJfCgtJbXBvcnRlZEtleRIfCgNrZXkYASABKAsyEi5rZXl3YXJkLnYxLkFwaUtleRITCglwbGFpbnRleHQYAiABKAlIABIQCgZzaGEyNTYYAyABKAlIAEIICgZzZWNyZXQiNgoSSW1wb3J0S2V5c1Jlc3BvbnNlEiAKBGtleXMYASADKAsyEi5rZXl3YXJkLnYxLkFwaUtleSIbCg1HZXRLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIjEKDkdldEtleVJlc3BvbnNlEh8KA2tleRgBIAEoCzISLmtleXdhcmQudjEuQXBpS2V5IrsBCg9MaXN0S2V5c1JlcXVlc3QSFAoMd29ya3NwYWNlX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEiMKBXN0YXRlGAMgASgOMhQua2V5d2FyZC52MS5LZXlTdGF0ZRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCRIxCg1leHBpcmVfYmVmb3JlGB4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJNChBMaXN0S2V5c1Jlc3BvbnNlEiAKBGtleXMYASADKAsyEi5rZXl3YXJkLnYxLkFwaUtleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiZAoQVXBkYXRlS2V5UmVxdWVzdBIfCgNrZXkYASABKAsyEi5rZXl3YXJkLnYxLkFwaUtleRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siNAoRVXBkYXRlS2V5UmVzcG9uc2USHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkiTwoQUm90YXRlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCRIvCgxncmFjZV9wZXJpb2QYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRAoRUm90YXRlS2V5UmVzcG9uc2USHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJIh4KEFJldm9rZUtleVJlcXVlc3QSCgoCaWQYASABKAkiNAoRUmV2b2tlS2V5UmVzcG9uc2USHwoDa2V5GAEgASgLMhIua2V5d2FyZC52MS5BcGlLZXkiHgoQRGVsZXRlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSITChFEZWxldGVLZXlSZXNwb25zZSJvChBWZXJpZnlLZXlSZXF1ZXN0EgsKA2tleRgBIAEoCRIcChRyZXF1aXJlZF9wZXJtaXNzaW9ucxgCIAMoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkSEQoEY29zdBgUIAEoA0gAiAEBQgcKBV9jb3N0IoIBCg5SYXRlTGltaXRTdGF0ZRIMCgRuYW1lGAEgASgJEg0KBWxpbWl0GAIgASgDEhEKCXJlbWFpbmluZxgDIAEoAxIuCgpyZXNldF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghleGNlZWRlZBgFIAEoCCLNAwoRVmVyaWZ5S2V5UmVzcG9uc2USDQoFdmFsaWQYASABKAgSJAoEY29kZRgCIAEoDjIWLmtleXdhcmQudjEuVmVyaWZ5Q29kZRIOCgZrZXlfaWQYAyABKAkSFAoMd29ya3NwYWNlX2lkGAQgASgJEhMKC2N1c3RvbWVyX2lkGAUgASgJEgwKBG5hbWUYBiABKAkSEwoLcGVybWlzc2lvbnMYByADKAkSPQoIbWV0YWRhdGEYCCADKAsyKy5rZXl3YXJkLnYxLlZlcmlmeUtleVJlc3BvbnNlLk1ldGFkYXRhRW50cnkSLwoLZXhwaXJlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBXN0YXRlGAogASgOMhQua2V5d2FyZC52MS5LZXlTdGF0ZRIvCgtyYXRlX2xpbWl0cxgUIAMoCzIaLmtleXdhcmQudjEuUmF0ZUxpbWl0U3RhdGUSGwoOcmVtYWluaW5nX3VzZXMYFSABKANIAIgBARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCEQoPX3JlbWFpbmluZ191c2VzKo8CCgpWZXJpZnlDb2RlEhsKF1ZFUklGWV9DT0RFX1VOU1BFQ0lGSUVEEAASFQoRVkVSSUZZX0NPREVfVkFMSUQQARIZChVWRVJJRllfQ09ERV9OT1RfRk9VTkQQAhIYChRWRVJJRllfQ09ERV9ESVNBQkxFRBADEhcKE1ZFUklGWV9DT0RFX0VYUElSRUQQBBIXChNWRVJJRllfQ09ERV9SRVZPS0VEEAUSKAokVkVSSUZZX0NPREVfSU5TVUZGSUNJRU5UX1BFUk1JU1NJT05TEAYSHAoYVkVSSUZZX0NPREVfUkFURV9MSU1JVEVEEAcSHgoaVkVSSUZZX0NPREVfVVNBR0VfRVhDRUVERUQQCDKbCAoKS2V5U2VydmljZRKWAQoJQ3JlYXRlS2V5Ehwua2V5d2FyZC52MS5DcmVhdGVLZXlSZXF1ZXN0Gh0ua2V5d2FyZC52MS5DcmVhdGVLZXlSZXNwb25zZSJMgtPkkwJGOgNrZXlaEzoDa2V5IgwvdjEvYXBpLWtleXMiKi92MS93b3Jrc3BhY2VzL3trZXkud29ya3NwYWNlX2lkfS9hcGkta2V5cxKFAQoKSW1wb3J0S2V5cxIdLmtleXdhcmQudjEuSW1wb3J0S2V5c1JlcXVlc3QaHi5rZXl3YXJkLnYxLkltcG9ydEtleXNSZXNwb25zZSI4gtPkkwIyOgEqIi0vdjEvd29ya3NwYWNlcy97d29ya3NwYWNlX2lkfS9hcGkta2V5czppbXBvcnQSWgoGR2V0S2V5Ehkua2V5d2FyZC52MS5HZXRLZXlSZXF1ZXN0Ghoua2V5d2FyZC52MS5HZXRLZXlSZXNwb25zZSIZgtPkkwITEhEvdjEvYXBpLWtleXMve2lkfRJ1CghMaXN0S2V5cxIbLmtleXdhcmQudjEuTGlzdEtleXNSZXF1ZXN0Ghwua2V5d2FyZC52MS5MaXN0S2V5c1Jlc3BvbnNlIi6C0+STAigSJi92MS93b3Jrc3BhY2VzL3t3b3Jrc3BhY2VfaWR9L2FwaS1rZXlzEmwKCVVwZGF0ZUtleRIcLmtleXdhcmQudjEuVXBkYXRlS2V5UmVxdWVzdBodLmtleXdhcmQudjEuVXBkYXRlS2V5UmVzcG9uc2UiIoLT5JMCHDoDa2V5MhUvdjEvYXBpLWtleXMve2tleS5pZH0SbQoJUm90YXRlS2V5Ehwua2V5d2FyZC52MS5Sb3RhdGVLZXlSZXF1ZXN0Gh0ua2V5d2FyZC52MS5Sb3RhdGVLZXlSZXNwb25zZSIjgtPkkwIdOgEqIhgvdjEvYXBpLWtleXMve2lkfTpyb3RhdGUSbQoJUmV2b2tlS2V5Ehwua2V5d2FyZC52MS5SZXZva2VLZXlSZXF1ZXN0Gh0ua2V5d2FyZC52MS5SZXZva2VLZXlSZXNwb25zZSIjgtPkkwIdOgEqIhgvdjEvYXBpLWtleXMve2lkfTpyZXZva2USYwoJRGVsZXRlS2V5Ehwua2V5d2FyZC52MS5EZWxldGVLZXlSZXF1ZXN0Gh0ua2V5d2FyZC52MS5EZWxldGVLZXlSZXNwb25zZSIZgtPkkwITKhEvdjEvYXBpLWtleXMve2lkfRJoCglWZXJpZnlLZXkSHC5rZXl3YXJkLnYxLlZlcmlmeUtleVJlcXVlc3QaHS5rZXl3YXJkLnYxLlZlcmlmeUtleVJlc3BvbnNlIh6C0+STAhg6ASoiEy92MS9hcGkta2V5czp2ZXJpZnliBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_keyward_v1_key]);
 
 /**
  * @generated from message keyward.v1.CreateKeyRequest
@@ -81,6 +81,95 @@ export const CreateKeyResponseSchema: GenMessage<CreateKeyResponse> = /*@__PURE_
   messageDesc(file_keyward_v1_key_service, 1);
 
 /**
+ * @generated from message keyward.v1.ImportKeysRequest
+ */
+export type ImportKeysRequest = Message<"keyward.v1.ImportKeysRequest"> & {
+  /**
+   * The workspace the keys go into.
+   *
+   * @generated from field: string workspace_id = 1;
+   */
+  workspaceId: string;
+
+  /**
+   * 1 to 1,000 keys.
+   *
+   * @generated from field: repeated keyward.v1.ImportedKey keys = 2;
+   */
+  keys: ImportedKey[];
+};
+
+/**
+ * Describes the message keyward.v1.ImportKeysRequest.
+ * Use `create(ImportKeysRequestSchema)` to create a new message.
+ */
+export const ImportKeysRequestSchema: GenMessage<ImportKeysRequest> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_key_service, 2);
+
+/**
+ * A key to import: its fields and its secret.
+ *
+ * @generated from message keyward.v1.ImportedKey
+ */
+export type ImportedKey = Message<"keyward.v1.ImportedKey"> & {
+  /**
+   * As CreateKey's key; `workspace_id` is the request's (empty or the same).
+   *
+   * @generated from field: keyward.v1.ApiKey key = 1;
+   */
+  key?: ApiKey | undefined;
+
+  /**
+   * @generated from oneof keyward.v1.ImportedKey.secret
+   */
+  secret: {
+    /**
+     * The key exactly as clients will send it: 8 to 512 printable ASCII
+     * characters, no spaces. A key in Keyward's own format must have a valid
+     * checksum.
+     *
+     * @generated from field: string plaintext = 2;
+     */
+    value: string;
+    case: "plaintext";
+  } | {
+    /**
+     * The SHA-256 of the key as clients will send it, 64 hex digits.
+     *
+     * @generated from field: string sha256 = 3;
+     */
+    value: string;
+    case: "sha256";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message keyward.v1.ImportedKey.
+ * Use `create(ImportedKeySchema)` to create a new message.
+ */
+export const ImportedKeySchema: GenMessage<ImportedKey> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_key_service, 3);
+
+/**
+ * @generated from message keyward.v1.ImportKeysResponse
+ */
+export type ImportKeysResponse = Message<"keyward.v1.ImportKeysResponse"> & {
+  /**
+   * The keys, in request order.
+   *
+   * @generated from field: repeated keyward.v1.ApiKey keys = 1;
+   */
+  keys: ApiKey[];
+};
+
+/**
+ * Describes the message keyward.v1.ImportKeysResponse.
+ * Use `create(ImportKeysResponseSchema)` to create a new message.
+ */
+export const ImportKeysResponseSchema: GenMessage<ImportKeysResponse> = /*@__PURE__*/
+  messageDesc(file_keyward_v1_key_service, 4);
+
+/**
  * @generated from message keyward.v1.GetKeyRequest
  */
 export type GetKeyRequest = Message<"keyward.v1.GetKeyRequest"> & {
@@ -95,7 +184,7 @@ export type GetKeyRequest = Message<"keyward.v1.GetKeyRequest"> & {
  * Use `create(GetKeyRequestSchema)` to create a new message.
  */
 export const GetKeyRequestSchema: GenMessage<GetKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 2);
+  messageDesc(file_keyward_v1_key_service, 5);
 
 /**
  * @generated from message keyward.v1.GetKeyResponse
@@ -112,7 +201,7 @@ export type GetKeyResponse = Message<"keyward.v1.GetKeyResponse"> & {
  * Use `create(GetKeyResponseSchema)` to create a new message.
  */
 export const GetKeyResponseSchema: GenMessage<GetKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 3);
+  messageDesc(file_keyward_v1_key_service, 6);
 
 /**
  * @generated from message keyward.v1.ListKeysRequest
@@ -165,7 +254,7 @@ export type ListKeysRequest = Message<"keyward.v1.ListKeysRequest"> & {
  * Use `create(ListKeysRequestSchema)` to create a new message.
  */
 export const ListKeysRequestSchema: GenMessage<ListKeysRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 4);
+  messageDesc(file_keyward_v1_key_service, 7);
 
 /**
  * @generated from message keyward.v1.ListKeysResponse
@@ -189,7 +278,7 @@ export type ListKeysResponse = Message<"keyward.v1.ListKeysResponse"> & {
  * Use `create(ListKeysResponseSchema)` to create a new message.
  */
 export const ListKeysResponseSchema: GenMessage<ListKeysResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 5);
+  messageDesc(file_keyward_v1_key_service, 8);
 
 /**
  * @generated from message keyward.v1.UpdateKeyRequest
@@ -216,7 +305,7 @@ export type UpdateKeyRequest = Message<"keyward.v1.UpdateKeyRequest"> & {
  * Use `create(UpdateKeyRequestSchema)` to create a new message.
  */
 export const UpdateKeyRequestSchema: GenMessage<UpdateKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 6);
+  messageDesc(file_keyward_v1_key_service, 9);
 
 /**
  * @generated from message keyward.v1.UpdateKeyResponse
@@ -233,7 +322,7 @@ export type UpdateKeyResponse = Message<"keyward.v1.UpdateKeyResponse"> & {
  * Use `create(UpdateKeyResponseSchema)` to create a new message.
  */
 export const UpdateKeyResponseSchema: GenMessage<UpdateKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 7);
+  messageDesc(file_keyward_v1_key_service, 10);
 
 /**
  * @generated from message keyward.v1.RotateKeyRequest
@@ -257,7 +346,7 @@ export type RotateKeyRequest = Message<"keyward.v1.RotateKeyRequest"> & {
  * Use `create(RotateKeyRequestSchema)` to create a new message.
  */
 export const RotateKeyRequestSchema: GenMessage<RotateKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 8);
+  messageDesc(file_keyward_v1_key_service, 11);
 
 /**
  * @generated from message keyward.v1.RotateKeyResponse
@@ -281,7 +370,7 @@ export type RotateKeyResponse = Message<"keyward.v1.RotateKeyResponse"> & {
  * Use `create(RotateKeyResponseSchema)` to create a new message.
  */
 export const RotateKeyResponseSchema: GenMessage<RotateKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 9);
+  messageDesc(file_keyward_v1_key_service, 12);
 
 /**
  * @generated from message keyward.v1.RevokeKeyRequest
@@ -298,7 +387,7 @@ export type RevokeKeyRequest = Message<"keyward.v1.RevokeKeyRequest"> & {
  * Use `create(RevokeKeyRequestSchema)` to create a new message.
  */
 export const RevokeKeyRequestSchema: GenMessage<RevokeKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 10);
+  messageDesc(file_keyward_v1_key_service, 13);
 
 /**
  * @generated from message keyward.v1.RevokeKeyResponse
@@ -315,7 +404,7 @@ export type RevokeKeyResponse = Message<"keyward.v1.RevokeKeyResponse"> & {
  * Use `create(RevokeKeyResponseSchema)` to create a new message.
  */
 export const RevokeKeyResponseSchema: GenMessage<RevokeKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 11);
+  messageDesc(file_keyward_v1_key_service, 14);
 
 /**
  * @generated from message keyward.v1.DeleteKeyRequest
@@ -332,7 +421,7 @@ export type DeleteKeyRequest = Message<"keyward.v1.DeleteKeyRequest"> & {
  * Use `create(DeleteKeyRequestSchema)` to create a new message.
  */
 export const DeleteKeyRequestSchema: GenMessage<DeleteKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 12);
+  messageDesc(file_keyward_v1_key_service, 15);
 
 /**
  * @generated from message keyward.v1.DeleteKeyResponse
@@ -345,7 +434,7 @@ export type DeleteKeyResponse = Message<"keyward.v1.DeleteKeyResponse"> & {
  * Use `create(DeleteKeyResponseSchema)` to create a new message.
  */
 export const DeleteKeyResponseSchema: GenMessage<DeleteKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 13);
+  messageDesc(file_keyward_v1_key_service, 16);
 
 /**
  * @generated from message keyward.v1.VerifyKeyRequest
@@ -391,7 +480,7 @@ export type VerifyKeyRequest = Message<"keyward.v1.VerifyKeyRequest"> & {
  * Use `create(VerifyKeyRequestSchema)` to create a new message.
  */
 export const VerifyKeyRequestSchema: GenMessage<VerifyKeyRequest> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 14);
+  messageDesc(file_keyward_v1_key_service, 17);
 
 /**
  * The state of one rate limit of the key after this request.
@@ -438,7 +527,7 @@ export type RateLimitState = Message<"keyward.v1.RateLimitState"> & {
  * Use `create(RateLimitStateSchema)` to create a new message.
  */
 export const RateLimitStateSchema: GenMessage<RateLimitState> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 15);
+  messageDesc(file_keyward_v1_key_service, 18);
 
 /**
  * @generated from message keyward.v1.VerifyKeyResponse
@@ -524,7 +613,7 @@ export type VerifyKeyResponse = Message<"keyward.v1.VerifyKeyResponse"> & {
  * Use `create(VerifyKeyResponseSchema)` to create a new message.
  */
 export const VerifyKeyResponseSchema: GenMessage<VerifyKeyResponse> = /*@__PURE__*/
-  messageDesc(file_keyward_v1_key_service, 16);
+  messageDesc(file_keyward_v1_key_service, 19);
 
 /**
  * Why a key did or did not verify.
@@ -627,6 +716,25 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof CreateKeyRequestSchema;
     output: typeof CreateKeyResponseSchema;
+  },
+  /**
+   * Brings existing keys into Keyward: up to 1,000 per call, into one
+   * workspace, all or none. Each comes with its secret as it is (any format:
+   * it verifies exactly as sent) or only the SHA-256 of it (a migration that
+   * never sees the secrets), and the same fields as CreateKey (grants or
+   * scopes, customer id, name, metadata, limits, expiry, enabled). Requires
+   * `api_keys:write`. Returns the keys in request order, without secrets.
+   * INVALID_ARGUMENT names the entry (`keys[3].plaintext`), also for a
+   * secret given twice; ALREADY_EXISTS names the entry whose secret a key
+   * already has; PERMISSION_DENIED if the SDK key is restricted to other
+   * workspaces; NOT_FOUND if the workspace does not exist.
+   *
+   * @generated from rpc keyward.v1.KeyService.ImportKeys
+   */
+  importKeys: {
+    methodKind: "unary";
+    input: typeof ImportKeysRequestSchema;
+    output: typeof ImportKeysResponseSchema;
   },
   /**
    * Returns one key, without its secret. Requires `api_keys:read`. Returns

@@ -18,7 +18,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from keyward.v1 import key_pb2 as keyward_dot_v1_dot_key__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ckeyward/v1/key_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14keyward/v1/key.proto\"{\n\x10\x43reateKeyRequest\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\x12\x17\n\x0f\x65xpires_in_days\x18\x02 \x01(\x05\x12-\n\nexpires_in\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"D\n\x11\x43reateKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x1b\n\rGetKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x0eGetKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\"\xbb\x01\n\x0fListKeysRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.keyward.v1.KeyState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x31\n\rexpire_before\x18\x1e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x10ListKeysResponse\x12 \n\x04keys\x18\x01 \x03(\x0b\x32\x12.keyward.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"d\n\x10UpdateKeyRequest\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"4\n\x11UpdateKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\"O\n\x10RotateKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0cgrace_period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"D\n\x11RotateKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x1e\n\x10RevokeKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"4\n\x11RevokeKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\"\x1e\n\x10\x44\x65leteKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x13\n\x11\x44\x65leteKeyResponse\"o\n\x10VerifyKeyRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1c\n\x14required_permissions\x18\x02 \x03(\t\x12\x14\n\x0cworkspace_id\x18\x03 \x01(\t\x12\x11\n\x04\x63ost\x18\x14 \x01(\x03H\x00\x88\x01\x01\x42\x07\n\x05_cost\"\x82\x01\n\x0eRateLimitState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x03\x12\x11\n\tremaining\x18\x03 \x01(\x03\x12.\n\nreset_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65xceeded\x18\x05 \x01(\x08\"\xcd\x03\n\x11VerifyKeyResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12$\n\x04\x63ode\x18\x02 \x01(\x0e\x32\x16.keyward.v1.VerifyCode\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x04 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x05 \x01(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x13\n\x0bpermissions\x18\x07 \x03(\t\x12=\n\x08metadata\x18\x08 \x03(\x0b\x32+.keyward.v1.VerifyKeyResponse.MetadataEntry\x12/\n\x0b\x65xpire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x05state\x18\n \x01(\x0e\x32\x14.keyward.v1.KeyState\x12/\n\x0brate_limits\x18\x14 \x03(\x0b\x32\x1a.keyward.v1.RateLimitState\x12\x1b\n\x0eremaining_uses\x18\x15 \x01(\x03H\x00\x88\x01\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x11\n\x0f_remaining_uses*\x8f\x02\n\nVerifyCode\x12\x1b\n\x17VERIFY_CODE_UNSPECIFIED\x10\x00\x12\x15\n\x11VERIFY_CODE_VALID\x10\x01\x12\x19\n\x15VERIFY_CODE_NOT_FOUND\x10\x02\x12\x18\n\x14VERIFY_CODE_DISABLED\x10\x03\x12\x17\n\x13VERIFY_CODE_EXPIRED\x10\x04\x12\x17\n\x13VERIFY_CODE_REVOKED\x10\x05\x12(\n$VERIFY_CODE_INSUFFICIENT_PERMISSIONS\x10\x06\x12\x1c\n\x18VERIFY_CODE_RATE_LIMITED\x10\x07\x12\x1e\n\x1aVERIFY_CODE_USAGE_EXCEEDED\x10\x08\x32\x93\x07\n\nKeyService\x12\x96\x01\n\tCreateKey\x12\x1c.keyward.v1.CreateKeyRequest\x1a\x1d.keyward.v1.CreateKeyResponse\"L\x82\xd3\xe4\x93\x02\x46\"*/v1/workspaces/{key.workspace_id}/api-keys:\x03keyZ\x13\"\x0c/v1/api-keys:\x03key\x12Z\n\x06GetKey\x12\x19.keyward.v1.GetKeyRequest\x1a\x1a.keyward.v1.GetKeyResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/api-keys/{id}\x12u\n\x08ListKeys\x12\x1b.keyward.v1.ListKeysRequest\x1a\x1c.keyward.v1.ListKeysResponse\".\x82\xd3\xe4\x93\x02(\x12&/v1/workspaces/{workspace_id}/api-keys\x12l\n\tUpdateKey\x12\x1c.keyward.v1.UpdateKeyRequest\x1a\x1d.keyward.v1.UpdateKeyResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x32\x15/v1/api-keys/{key.id}:\x03key\x12m\n\tRotateKey\x12\x1c.keyward.v1.RotateKeyRequest\x1a\x1d.keyward.v1.RotateKeyResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/api-keys/{id}:rotate:\x01*\x12m\n\tRevokeKey\x12\x1c.keyward.v1.RevokeKeyRequest\x1a\x1d.keyward.v1.RevokeKeyResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/api-keys/{id}:revoke:\x01*\x12\x63\n\tDeleteKey\x12\x1c.keyward.v1.DeleteKeyRequest\x1a\x1d.keyward.v1.DeleteKeyResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/v1/api-keys/{id}\x12h\n\tVerifyKey\x12\x1c.keyward.v1.VerifyKeyRequest\x1a\x1d.keyward.v1.VerifyKeyResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/api-keys:verify:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ckeyward/v1/key_service.proto\x12\nkeyward.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14keyward/v1/key.proto\"{\n\x10\x43reateKeyRequest\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\x12\x17\n\x0f\x65xpires_in_days\x18\x02 \x01(\x05\x12-\n\nexpires_in\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"D\n\x11\x43reateKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"P\n\x11ImportKeysRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12%\n\x04keys\x18\x02 \x03(\x0b\x32\x17.keyward.v1.ImportedKey\"_\n\x0bImportedKey\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\x12\x13\n\tplaintext\x18\x02 \x01(\tH\x00\x12\x10\n\x06sha256\x18\x03 \x01(\tH\x00\x42\x08\n\x06secret\"6\n\x12ImportKeysResponse\x12 \n\x04keys\x18\x01 \x03(\x0b\x32\x12.keyward.v1.ApiKey\"\x1b\n\rGetKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x0eGetKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\"\xbb\x01\n\x0fListKeysRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.keyward.v1.KeyState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x31\n\rexpire_before\x18\x1e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x10ListKeysResponse\x12 \n\x04keys\x18\x01 \x03(\x0b\x32\x12.keyward.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"d\n\x10UpdateKeyRequest\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"4\n\x11UpdateKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\"O\n\x10RotateKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0cgrace_period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"D\n\x11RotateKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x1e\n\x10RevokeKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"4\n\x11RevokeKeyResponse\x12\x1f\n\x03key\x18\x01 \x01(\x0b\x32\x12.keyward.v1.ApiKey\"\x1e\n\x10\x44\x65leteKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x13\n\x11\x44\x65leteKeyResponse\"o\n\x10VerifyKeyRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1c\n\x14required_permissions\x18\x02 \x03(\t\x12\x14\n\x0cworkspace_id\x18\x03 \x01(\t\x12\x11\n\x04\x63ost\x18\x14 \x01(\x03H\x00\x88\x01\x01\x42\x07\n\x05_cost\"\x82\x01\n\x0eRateLimitState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x03\x12\x11\n\tremaining\x18\x03 \x01(\x03\x12.\n\nreset_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65xceeded\x18\x05 \x01(\x08\"\xcd\x03\n\x11VerifyKeyResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12$\n\x04\x63ode\x18\x02 \x01(\x0e\x32\x16.keyward.v1.VerifyCode\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x04 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x05 \x01(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x13\n\x0bpermissions\x18\x07 \x03(\t\x12=\n\x08metadata\x18\x08 \x03(\x0b\x32+.keyward.v1.VerifyKeyResponse.MetadataEntry\x12/\n\x0b\x65xpire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x05state\x18\n \x01(\x0e\x32\x14.keyward.v1.KeyState\x12/\n\x0brate_limits\x18\x14 \x03(\x0b\x32\x1a.keyward.v1.RateLimitState\x12\x1b\n\x0eremaining_uses\x18\x15 \x01(\x03H\x00\x88\x01\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x11\n\x0f_remaining_uses*\x8f\x02\n\nVerifyCode\x12\x1b\n\x17VERIFY_CODE_UNSPECIFIED\x10\x00\x12\x15\n\x11VERIFY_CODE_VALID\x10\x01\x12\x19\n\x15VERIFY_CODE_NOT_FOUND\x10\x02\x12\x18\n\x14VERIFY_CODE_DISABLED\x10\x03\x12\x17\n\x13VERIFY_CODE_EXPIRED\x10\x04\x12\x17\n\x13VERIFY_CODE_REVOKED\x10\x05\x12(\n$VERIFY_CODE_INSUFFICIENT_PERMISSIONS\x10\x06\x12\x1c\n\x18VERIFY_CODE_RATE_LIMITED\x10\x07\x12\x1e\n\x1aVERIFY_CODE_USAGE_EXCEEDED\x10\x08\x32\x9b\x08\n\nKeyService\x12\x96\x01\n\tCreateKey\x12\x1c.keyward.v1.CreateKeyRequest\x1a\x1d.keyward.v1.CreateKeyResponse\"L\x82\xd3\xe4\x93\x02\x46\"*/v1/workspaces/{key.workspace_id}/api-keys:\x03keyZ\x13\"\x0c/v1/api-keys:\x03key\x12\x85\x01\n\nImportKeys\x12\x1d.keyward.v1.ImportKeysRequest\x1a\x1e.keyward.v1.ImportKeysResponse\"8\x82\xd3\xe4\x93\x02\x32\"-/v1/workspaces/{workspace_id}/api-keys:import:\x01*\x12Z\n\x06GetKey\x12\x19.keyward.v1.GetKeyRequest\x1a\x1a.keyward.v1.GetKeyResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/api-keys/{id}\x12u\n\x08ListKeys\x12\x1b.keyward.v1.ListKeysRequest\x1a\x1c.keyward.v1.ListKeysResponse\".\x82\xd3\xe4\x93\x02(\x12&/v1/workspaces/{workspace_id}/api-keys\x12l\n\tUpdateKey\x12\x1c.keyward.v1.UpdateKeyRequest\x1a\x1d.keyward.v1.UpdateKeyResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x32\x15/v1/api-keys/{key.id}:\x03key\x12m\n\tRotateKey\x12\x1c.keyward.v1.RotateKeyRequest\x1a\x1d.keyward.v1.RotateKeyResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/api-keys/{id}:rotate:\x01*\x12m\n\tRevokeKey\x12\x1c.keyward.v1.RevokeKeyRequest\x1a\x1d.keyward.v1.RevokeKeyResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/api-keys/{id}:revoke:\x01*\x12\x63\n\tDeleteKey\x12\x1c.keyward.v1.DeleteKeyRequest\x1a\x1d.keyward.v1.DeleteKeyResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/v1/api-keys/{id}\x12h\n\tVerifyKey\x12\x1c.keyward.v1.VerifyKeyRequest\x1a\x1d.keyward.v1.VerifyKeyResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/api-keys:verify:\x01*b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyward.v1.key_service_pb2', globals())
@@ -29,6 +29,8 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _VERIFYKEYRESPONSE_METADATAENTRY._serialized_options = b'8\001'
   _KEYSERVICE.methods_by_name['CreateKey']._options = None
   _KEYSERVICE.methods_by_name['CreateKey']._serialized_options = b'\202\323\344\223\002F\"*/v1/workspaces/{key.workspace_id}/api-keys:\003keyZ\023\"\014/v1/api-keys:\003key'
+  _KEYSERVICE.methods_by_name['ImportKeys']._options = None
+  _KEYSERVICE.methods_by_name['ImportKeys']._serialized_options = b'\202\323\344\223\0022\"-/v1/workspaces/{workspace_id}/api-keys:import:\001*'
   _KEYSERVICE.methods_by_name['GetKey']._options = None
   _KEYSERVICE.methods_by_name['GetKey']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/api-keys/{id}'
   _KEYSERVICE.methods_by_name['ListKeys']._options = None
@@ -43,44 +45,50 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _KEYSERVICE.methods_by_name['DeleteKey']._serialized_options = b'\202\323\344\223\002\023*\021/v1/api-keys/{id}'
   _KEYSERVICE.methods_by_name['VerifyKey']._options = None
   _KEYSERVICE.methods_by_name['VerifyKey']._serialized_options = b'\202\323\344\223\002\030\"\023/v1/api-keys:verify:\001*'
-  _VERIFYCODE._serialized_start=1896
-  _VERIFYCODE._serialized_end=2167
+  _VERIFYCODE._serialized_start=2131
+  _VERIFYCODE._serialized_end=2402
   _CREATEKEYREQUEST._serialized_start=195
   _CREATEKEYREQUEST._serialized_end=318
   _CREATEKEYRESPONSE._serialized_start=320
   _CREATEKEYRESPONSE._serialized_end=388
-  _GETKEYREQUEST._serialized_start=390
-  _GETKEYREQUEST._serialized_end=417
-  _GETKEYRESPONSE._serialized_start=419
-  _GETKEYRESPONSE._serialized_end=468
-  _LISTKEYSREQUEST._serialized_start=471
-  _LISTKEYSREQUEST._serialized_end=658
-  _LISTKEYSRESPONSE._serialized_start=660
-  _LISTKEYSRESPONSE._serialized_end=737
-  _UPDATEKEYREQUEST._serialized_start=739
-  _UPDATEKEYREQUEST._serialized_end=839
-  _UPDATEKEYRESPONSE._serialized_start=841
-  _UPDATEKEYRESPONSE._serialized_end=893
-  _ROTATEKEYREQUEST._serialized_start=895
-  _ROTATEKEYREQUEST._serialized_end=974
-  _ROTATEKEYRESPONSE._serialized_start=976
-  _ROTATEKEYRESPONSE._serialized_end=1044
-  _REVOKEKEYREQUEST._serialized_start=1046
-  _REVOKEKEYREQUEST._serialized_end=1076
-  _REVOKEKEYRESPONSE._serialized_start=1078
-  _REVOKEKEYRESPONSE._serialized_end=1130
-  _DELETEKEYREQUEST._serialized_start=1132
-  _DELETEKEYREQUEST._serialized_end=1162
-  _DELETEKEYRESPONSE._serialized_start=1164
-  _DELETEKEYRESPONSE._serialized_end=1183
-  _VERIFYKEYREQUEST._serialized_start=1185
-  _VERIFYKEYREQUEST._serialized_end=1296
-  _RATELIMITSTATE._serialized_start=1299
-  _RATELIMITSTATE._serialized_end=1429
-  _VERIFYKEYRESPONSE._serialized_start=1432
-  _VERIFYKEYRESPONSE._serialized_end=1893
-  _VERIFYKEYRESPONSE_METADATAENTRY._serialized_start=1827
-  _VERIFYKEYRESPONSE_METADATAENTRY._serialized_end=1874
-  _KEYSERVICE._serialized_start=2170
-  _KEYSERVICE._serialized_end=3085
+  _IMPORTKEYSREQUEST._serialized_start=390
+  _IMPORTKEYSREQUEST._serialized_end=470
+  _IMPORTEDKEY._serialized_start=472
+  _IMPORTEDKEY._serialized_end=567
+  _IMPORTKEYSRESPONSE._serialized_start=569
+  _IMPORTKEYSRESPONSE._serialized_end=623
+  _GETKEYREQUEST._serialized_start=625
+  _GETKEYREQUEST._serialized_end=652
+  _GETKEYRESPONSE._serialized_start=654
+  _GETKEYRESPONSE._serialized_end=703
+  _LISTKEYSREQUEST._serialized_start=706
+  _LISTKEYSREQUEST._serialized_end=893
+  _LISTKEYSRESPONSE._serialized_start=895
+  _LISTKEYSRESPONSE._serialized_end=972
+  _UPDATEKEYREQUEST._serialized_start=974
+  _UPDATEKEYREQUEST._serialized_end=1074
+  _UPDATEKEYRESPONSE._serialized_start=1076
+  _UPDATEKEYRESPONSE._serialized_end=1128
+  _ROTATEKEYREQUEST._serialized_start=1130
+  _ROTATEKEYREQUEST._serialized_end=1209
+  _ROTATEKEYRESPONSE._serialized_start=1211
+  _ROTATEKEYRESPONSE._serialized_end=1279
+  _REVOKEKEYREQUEST._serialized_start=1281
+  _REVOKEKEYREQUEST._serialized_end=1311
+  _REVOKEKEYRESPONSE._serialized_start=1313
+  _REVOKEKEYRESPONSE._serialized_end=1365
+  _DELETEKEYREQUEST._serialized_start=1367
+  _DELETEKEYREQUEST._serialized_end=1397
+  _DELETEKEYRESPONSE._serialized_start=1399
+  _DELETEKEYRESPONSE._serialized_end=1418
+  _VERIFYKEYREQUEST._serialized_start=1420
+  _VERIFYKEYREQUEST._serialized_end=1531
+  _RATELIMITSTATE._serialized_start=1534
+  _RATELIMITSTATE._serialized_end=1664
+  _VERIFYKEYRESPONSE._serialized_start=1667
+  _VERIFYKEYRESPONSE._serialized_end=2128
+  _VERIFYKEYRESPONSE_METADATAENTRY._serialized_start=2062
+  _VERIFYKEYRESPONSE_METADATAENTRY._serialized_end=2109
+  _KEYSERVICE._serialized_start=2405
+  _KEYSERVICE._serialized_end=3456
 # @@protoc_insertion_point(module_scope)

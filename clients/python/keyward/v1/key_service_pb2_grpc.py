@@ -22,6 +22,11 @@ class KeyServiceStub(object):
                 request_serializer=keyward_dot_v1_dot_key__service__pb2.CreateKeyRequest.SerializeToString,
                 response_deserializer=keyward_dot_v1_dot_key__service__pb2.CreateKeyResponse.FromString,
                 )
+        self.ImportKeys = channel.unary_unary(
+                '/keyward.v1.KeyService/ImportKeys',
+                request_serializer=keyward_dot_v1_dot_key__service__pb2.ImportKeysRequest.SerializeToString,
+                response_deserializer=keyward_dot_v1_dot_key__service__pb2.ImportKeysResponse.FromString,
+                )
         self.GetKey = channel.unary_unary(
                 '/keyward.v1.KeyService/GetKey',
                 request_serializer=keyward_dot_v1_dot_key__service__pb2.GetKeyRequest.SerializeToString,
@@ -75,6 +80,22 @@ class KeyServiceServicer(object):
         limit, duration, duplicate name), a remaining_uses out of range, or a
         refill that is incomplete, out of range or without remaining_uses; PERMISSION_DENIED if the SDK key is restricted
         to other workspaces; NOT_FOUND if the workspace does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportKeys(self, request, context):
+        """Brings existing keys into Keyward: up to 1,000 per call, into one
+        workspace, all or none. Each comes with its secret as it is (any format:
+        it verifies exactly as sent) or only the SHA-256 of it (a migration that
+        never sees the secrets), and the same fields as CreateKey (grants or
+        scopes, customer id, name, metadata, limits, expiry, enabled). Requires
+        `api_keys:write`. Returns the keys in request order, without secrets.
+        INVALID_ARGUMENT names the entry (`keys[3].plaintext`), also for a
+        secret given twice; ALREADY_EXISTS names the entry whose secret a key
+        already has; PERMISSION_DENIED if the SDK key is restricted to other
+        workspaces; NOT_FOUND if the workspace does not exist.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -203,6 +224,11 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     request_deserializer=keyward_dot_v1_dot_key__service__pb2.CreateKeyRequest.FromString,
                     response_serializer=keyward_dot_v1_dot_key__service__pb2.CreateKeyResponse.SerializeToString,
             ),
+            'ImportKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportKeys,
+                    request_deserializer=keyward_dot_v1_dot_key__service__pb2.ImportKeysRequest.FromString,
+                    response_serializer=keyward_dot_v1_dot_key__service__pb2.ImportKeysResponse.SerializeToString,
+            ),
             'GetKey': grpc.unary_unary_rpc_method_handler(
                     servicer.GetKey,
                     request_deserializer=keyward_dot_v1_dot_key__service__pb2.GetKeyRequest.FromString,
@@ -265,6 +291,23 @@ class KeyService(object):
         return grpc.experimental.unary_unary(request, target, '/keyward.v1.KeyService/CreateKey',
             keyward_dot_v1_dot_key__service__pb2.CreateKeyRequest.SerializeToString,
             keyward_dot_v1_dot_key__service__pb2.CreateKeyResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ImportKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/keyward.v1.KeyService/ImportKeys',
+            keyward_dot_v1_dot_key__service__pb2.ImportKeysRequest.SerializeToString,
+            keyward_dot_v1_dot_key__service__pb2.ImportKeysResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
