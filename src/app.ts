@@ -15,6 +15,7 @@ import { auditService } from './rpc/audit-service.js';
 import { usageService } from './rpc/usage-service.js';
 import { webhookService } from './rpc/webhook-service.js';
 import { UsageAnalytics } from './verify/analytics.js';
+import { WebhookSender } from './webhooks/sender.js';
 import { WebhookWorker } from './webhooks/worker.js';
 import { TokenService } from '../gen/keyward/v1/token_service_pb.js';
 import { SdkKeyService } from '../gen/keyward/v1/sdk_key_service_pb.js';
@@ -28,6 +29,7 @@ import { ServerReflection as ReflectionV1 } from '../gen/grpc/reflection/v1/refl
 import { ServerReflection as ReflectionV1Alpha } from '../gen/grpc/reflection/v1alpha/reflection_pb.js';
 import type { DescService } from '@bufbuild/protobuf';
 import { DatabaseProbe } from './health/database-probe.js';
+import { driverPool, lazyDriverPool } from './db/database.js';
 import { httpEndpoints } from './http/endpoints.js';
 import { healthService } from './rpc/health-service.js';
 import { DescriptorIndex, reflectionV1, reflectionV1Alpha } from './rpc/reflection-service.js';
@@ -36,15 +38,17 @@ import { SigningKeys } from './tokens/signing-keys.js';
 import { TokenIssuer } from './tokens/token-issuer.js';
 import { ExchangeThrottle } from './tokens/exchange-throttle.js';
 import { TokenChecker } from './tokens/token-checker.js';
+import { TokenDenylist } from './tokens/token-denylist.js';
 import { DEFAULT_SDK_KEY_AUTH, SdkKeyAuthenticator } from './auth/sdk-key-auth.js';
 import { SecretBox } from './credentials/secret-box.js';
 import { Keys } from './domain/keys.js';
 import { Scopes } from './domain/scopes.js';
 import { SdkKeys } from './domain/sdk-keys.js';
 import { Workspaces } from './domain/workspaces.js';
-import type { Logger } from './log.js';
+import { errorFields, type Logger } from './log.js';
 import { peerKey } from './rpc/context.js';
-import { authInterceptor, errorInterceptor, PORTAL_METHODS, rpcMetricsInterceptor } from './rpc/interceptors.js';
+import { TrustedProxies, type ClientAddress } from './auth/client-address.js';
+import { authInterceptor, errorInterceptor, PORTAL_METHODS, rpcMetricsInterceptor, tracingInterceptor } from './rpc/interceptors.js';
 import { fieldRulesInterceptor } from './rpc/field-rules.js';
 import { withPortalCors } from './http/cors.js';
 import { RestTranscoder } from './http/rest.js';
@@ -56,7 +60,9 @@ import { keyService } from './rpc/key-service.js';
 import { scopeService } from './rpc/scope-service.js';
 import { workspaceService } from './rpc/workspace-service.js';
 import { LastUsedRecorder } from './verify/last-used.js';
-import { KeyVerifier, newKeyCache, type KeyRecord } from './verify/verifier.js';
+import { KeyVerifier, newKeyCache, secretScan, type KeyRecord } from './verify/verifier.js';
+import { KeyFilter } from './verify/key-filter.js';
+import type { ChangeListener } from './db/change-listener.js';
 import { VerifyCall } from './verify/verify-call.js';
 import type { KeyCache } from './verify/key-cache.js';
 import { ChangeBus } from './domain/changes.js';
@@ -76,6 +82,7 @@ export type AppOptions = Pick<
   | 'webhookTimeoutMs'
   | 'webhookAllowPrivateNetworks'
   | 'secretsKey'
+  | 'previousSecretsKeys'
   | 'expiryScanMs'
   | 'maxRequestBytes'
   | 'maxRequestTimeoutMs'
@@ -88,12 +95,16 @@ export type AppOptions = Pick<
   | 'tokenExchangesPerMinute'
   | 'sdkKeyFailureBurst'
   | 'sdkKeyFailuresPerSecond'
+  | 'sdkKeyIdFailureBurst'
+  | 'sdkKeyIdFailuresPerSecond'
+  | 'trustedProxies'
   | 'redisUrl'
   | 'redisPrefix'
   | 'redisTimeoutMs'
   | 'portalOrigins'
   | 'metrics'
   | 'metricsPort'
+  | 'tracing'
 >;
 
 /** Keyward's own services: every call needs an SDK key. */
@@ -143,7 +154,13 @@ export class App {
   /** The one VerifyKey boundary every transport goes through. */
   readonly verifyCall: VerifyCall;
   readonly changes: ChangeBus;
+  /** The caller's address of a request (X-Forwarded-For only from KEYWARD_TRUSTED_PROXIES), for every transport. */
+  readonly clientAddress: ClientAddress;
   readonly keyCache: KeyCache<KeyRecord>;
+  /** Which key secrets exist: unknown keys are answered without a query (src/verify/key-filter.ts). */
+  readonly keyFilter: KeyFilter;
+  /** Remaining uses of keys, taken in batches (src/verify/usage-limits.ts). */
+  readonly usageLimits: UsageLimits;
   readonly signingKeys: SigningKeys;
   private readonly tokens: TokenIssuer;
   /** Throttles ExchangeOwnKey per key and per address. */
@@ -177,8 +194,12 @@ export class App {
     readonly opts: AppOptions,
     /** Whether other processes share the database (announce changes to them). */
     shared: boolean,
+    /** With a shared database: the change feed's listener, for its barriers (src/db/change-listener.ts). */
+    private readonly feed?: Pick<ChangeListener, 'barrier' | 'barriersSent'>,
   ) {
+    if (shared && feed === undefined) throw new Error('a shared database needs the change feed');
     this.changes = new ChangeBus(shared);
+    this.clientAddress = new TrustedProxies(opts.trustedProxies).clientAddress;
     this.workspaces = new Workspaces(orm, this.changes);
     this.scopes = new Scopes(orm, this.changes);
     this.keys = new Keys(orm, this.changes);
@@ -186,7 +207,13 @@ export class App {
     this.securityEvents = new SecurityEventRecorder(orm, log, opts.usageFlushMs);
     this.auth = new SdkKeyAuthenticator(
       orm,
-      { ...DEFAULT_SDK_KEY_AUTH, failureBurst: opts.sdkKeyFailureBurst, failuresPerSecond: opts.sdkKeyFailuresPerSecond },
+      {
+        ...DEFAULT_SDK_KEY_AUTH,
+        failureBurst: opts.sdkKeyFailureBurst,
+        failuresPerSecond: opts.sdkKeyFailuresPerSecond,
+        idFailureBurst: opts.sdkKeyIdFailureBurst,
+        idFailuresPerSecond: opts.sdkKeyIdFailuresPerSecond,
+      },
       (subject) =>
         this.securityEvents.note({ kind: 'sdk_key.auth_failed', actor: 'unauthenticated', resourceType: 'sdk_key', resourceId: subject, workspaceId: null }),
     );
@@ -206,16 +233,20 @@ export class App {
     this.analytics = new UsageAnalytics(orm, log, opts.usageFlushMs, this.securityEvents);
     this.usageReports = new UsageReports(orm);
     this.auditLog = new AuditLog(orm);
-    this.secrets = new SecretBox(opts.secretsKey);
-    this.webhooks = new Webhooks(orm, this.secrets);
+    this.secrets = new SecretBox(opts.secretsKey, opts.previousSecretsKeys);
+    const webhookSender = new WebhookSender({
+      timeoutMs: opts.webhookTimeoutMs,
+      allowPrivateNetworks: opts.webhookAllowPrivateNetworks,
+      secrets: this.secrets,
+    });
+    this.webhooks = new Webhooks(orm, this.secrets, (target, eventId, payload) => webhookSender.send(target, eventId, payload));
     this.webhookWorker = new WebhookWorker(orm, log, {
       pollMs: opts.webhookPollMs,
       retryBaseMs: opts.webhookRetryBaseMs,
       maxAttempts: opts.webhookMaxAttempts,
       timeoutMs: opts.webhookTimeoutMs,
       expiryScanMs: opts.expiryScanMs,
-      allowPrivateNetworks: opts.webhookAllowPrivateNetworks,
-      secrets: this.secrets,
+      sender: webhookSender,
     });
     this.keyCache = newKeyCache({
       maxEntries: opts.verifyCacheSize,
@@ -227,8 +258,21 @@ export class App {
       opts.redisUrl === undefined
         ? new LocalRateLimiter()
         : new RedisRateLimiter(opts.redisUrl, opts.redisPrefix, log, this.rateLimitStats, opts.redisTimeoutMs);
-    const limits = new LimitEnforcer(this.rateLimiter, new UsageLimits(orm));
-    this.verifier = new KeyVerifier(orm, this.keyCache, this.lastUsed, limits, this.analytics);
+    // VerifyKey's statements run on the driver's pool, without the ORM.
+    const pool = lazyDriverPool(orm);
+    this.usageLimits = new UsageLimits(pool);
+    const limits = new LimitEnforcer(this.rateLimiter, this.usageLimits);
+    this.keyFilter = new KeyFilter({
+      ...secretScan(orm),
+      barrier: feed && (() => feed.barrier()),
+      onBuilt: (b) => log.info('key filter built', b),
+      onBuildFailed: (e) => log.warn('key filter not built; unknown keys are looked up until it is', errorFields(e)),
+    });
+    this.verifier = new KeyVerifier(pool, this.keyCache, this.keyFilter, this.lastUsed, limits, this.analytics, {
+      preparedStatements: shared,
+      // The database's own statement timeout, and a second for the answer to come back.
+      lookupTimeoutMs: opts.maxRequestTimeoutMs + 1000,
+    });
     this.verifyCall = new VerifyCall({ authenticate: (authorization, address) => this.auth.authenticate(authorization, address), verifier: this.verifier });
     const tokenTtlMs = opts.tokenTtlSeconds * 1000;
     this.signingKeys = new SigningKeys(orm, this.changes, { tokenTtlMs, secrets: this.secrets });
@@ -239,12 +283,27 @@ export class App {
     });
     const tokenOpts = { ttlMs: tokenTtlMs, issuer: opts.tokenIssuer, audience: opts.tokenAudience };
     this.tokens = new TokenIssuer(this.verifier, this.signingKeys, tokenOpts, this.exchangeThrottle);
-    this.tokenChecker = new TokenChecker(orm, this.signingKeys, tokenOpts, { stateTtlMs: opts.verifyCacheTtlMs });
+    this.tokenChecker = new TokenChecker(orm, this.signingKeys, tokenOpts, {
+      stateTtlMs: opts.verifyCacheTtlMs,
+      denylist: new TokenDenylist(orm, log, { tokenTtlMs }),
+    });
     this.probe = new DatabaseProbe(orm);
     this.browserApps = browserApps(opts.portalOrigins);
     this.metrics = opts.metrics
       ? new Metrics({
-          cacheStats: () => this.keyCache.stats,
+          cacheStats: () => {
+            const { bytes, keys } = this.keyFilter.size;
+            return {
+              ...this.keyCache.stats,
+              filtered: this.keyFilter.stats.absent,
+              barriers: this.feed?.barriersSent ?? 0,
+              lookupQueries: this.verifier.lookupStats.queries,
+              filterBytes: bytes,
+              filterKeys: keys,
+              usageStatements: this.usageLimits.stats.statements,
+              usageTakes: this.usageLimits.stats.takes,
+            };
+          },
           rateLimitStats: () => this.rateLimitStats,
           sdkKeyAuthStats: () => this.auth.stats,
           webhookEvents: () => this.webhooks.outboxStats(),
@@ -252,6 +311,7 @@ export class App {
         })
       : undefined;
     this.changes.subscribe((c) => {
+      if (c.secrets) for (const h of c.secrets) this.keyFilter.add(h);
       if (c.keys) this.keyCache.evictKeys(c.keys);
       if (c.workspace) this.keyCache.evictWorkspace(c.workspace);
       if (c.keys) this.tokenChecker.evictKeys(c.keys);
@@ -290,7 +350,9 @@ export class App {
   /** Starts the background work: batched writes of usage and security events, webhook delivery. */
   async startBackground(): Promise<void> {
     await this.rateLimiter.start();
-    if (this.metrics) this.pool = await nativePool(this.orm);
+    // What ended tokens before this process started (a listener's reconnect reloads it too).
+    await this.tokenChecker.loadDenylist();
+    if (this.metrics) this.pool = await driverPool(this.orm);
     this.lastUsed.start();
     this.analytics.start();
     this.securityEvents.start();
@@ -317,6 +379,7 @@ export class App {
   /** The request handler for both the HTTP/2 and the HTTP/1.1 server. */
   handler(shutdownSignal?: AbortSignal) {
     const interceptors = [
+      ...(this.opts.tracing ? [tracingInterceptor()] : []),
       ...(this.metrics ? [rpcMetricsInterceptor(this.metrics)] : []),
       errorInterceptor(this.log),
       authInterceptor(this.auth, this.portalAuth, new Set(STANDARD_SERVICES.map((s) => s.typeName))),
@@ -334,6 +397,7 @@ export class App {
       jsonOptions,
       shutdownSignal,
       retryAfterSeconds: () => this.auth.throttledRetryAfterSeconds,
+      clientAddress: this.clientAddress,
     });
     const rpc = connectNodeAdapter({
       routes: this.routes,
@@ -342,8 +406,8 @@ export class App {
       fallback: httpEndpoints(this, rest),
       // Invalid protobuf bytes are the caller's mistake, not INTERNAL.
       requestGate: binaryParseErrorIsInvalidArgument,
-      // Failed SDK key checks are throttled per remote address.
-      contextValues: (req) => createContextValues().set(peerKey, req.socket?.remoteAddress ?? ''),
+      // Failed SDK key checks are throttled per caller address.
+      contextValues: (req) => createContextValues().set(peerKey, this.clientAddress(req.socket?.remoteAddress, req.headers['x-forwarded-for'])),
       ...this.protocolOptions(),
       shutdownSignal,
     });
@@ -366,11 +430,4 @@ export class App {
       jsonOptions: { ignoreUnknownFields: false },
     };
   }
-}
-
-/** The `pg` pool under MikroORM's connection (for its gauges); undefined if the driver has none. */
-async function nativePool(orm: MikroORM): Promise<{ totalCount: number; idleCount: number; waitingCount: number } | undefined> {
-  const connection = orm.em.getConnection() as unknown as { getNativeClient?: () => Promise<unknown> };
-  const pool = (await connection.getNativeClient?.()) as { totalCount?: unknown } | undefined;
-  return typeof pool?.totalCount === 'number' ? (pool as { totalCount: number; idleCount: number; waitingCount: number }) : undefined;
 }

@@ -1,7 +1,9 @@
 import { parseArgs } from 'node:util';
+import { resealSecrets } from './domain/reseal.js';
 import { SecretBox } from './credentials/secret-box.js';
 import { loadConfig, type Config } from './config.js';
-import { openDatabase } from './db/database.js';
+import { backupEmbedded, backupPostgres, restoreEmbedded } from './db/backup.js';
+import { openDatabase, type Database } from './db/database.js';
 import { ChangeBus } from './domain/changes.js';
 import { DomainError } from './domain/errors.js';
 import { SdkKeys } from './domain/sdk-keys.js';
@@ -9,6 +11,7 @@ import { CLI_PRINCIPAL } from './domain/principal.js';
 import { SigningKeys } from './tokens/signing-keys.js';
 import { createLogger, errorFields } from './log.js';
 import { startServer } from './server.js';
+import { isWorker, runPrimary } from './workers.js';
 
 const USAGE = `Usage: keyward <command>
 
@@ -21,19 +24,26 @@ Commands:
   sdk-key revoke ID                      revoke an SDK key
   signing-key rotate                     make a new token signing key active; the retired
                                          one stays in the JWKS until its tokens have expired
+  secrets reseal                         seal every stored secret under KEYWARD_SECRETS_KEY (after
+                                         a rotation, the old key in KEYWARD_SECRETS_KEY_PREVIOUS)
+  backup FILE                            write a consistent backup, also while a server runs
+                                         (embedded database; with DATABASE_URL, runs pg_dump)
+  restore FILE [--force]                 restore a backup of the embedded database into an empty
+                                         KEYWARD_DATA_DIR no server runs on (--force replaces one)
 
 Scopes: * workspace:read workspace:write workspace_scopes:read workspace_scopes:write
         api_keys:read api_keys:write api_keys:verify audit:read sdk_keys:write
 
 Environment: PORT, HOST, DATABASE_URL, KEYWARD_DATA_DIR, KEYWARD_LOG_LEVEL, KEYWARD_TOKEN_TTL_SECONDS (all of them: docs/configuration.md).`;
 
-async function withDatabase<T>(config: Config, fn: (sdkKeys: SdkKeys, signingKeys: SigningKeys) => Promise<T>): Promise<T> {
+async function withDatabase<T>(config: Config, fn: (sdkKeys: SdkKeys, signingKeys: SigningKeys, db: Database) => Promise<T>): Promise<T> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, joinRunning: true });
   try {
     const changes = new ChangeBus(db.shared);
     return await fn(
       new SdkKeys(db.orm, changes),
-      new SigningKeys(db.orm, changes, { tokenTtlMs: config.tokenTtlSeconds * 1000, secrets: new SecretBox(config.secretsKey) }),
+      new SigningKeys(db.orm, changes, { tokenTtlMs: config.tokenTtlSeconds * 1000, secrets: secretBoxOf(config) }),
+      db,
     );
   } finally {
     await db.close();
@@ -42,6 +52,7 @@ async function withDatabase<T>(config: Config, fn: (sdkKeys: SdkKeys, signingKey
 
 async function serve(config: Config): Promise<void> {
   const log = createLogger(config.logLevel);
+  if (config.workers > 1 && !isWorker()) return runPrimary(config, log);
   const server = await startServer(config, log);
   let stopping = false;
   const stop = (signal: string) => {
@@ -114,6 +125,37 @@ async function sdkKey(config: Config, args: string[]): Promise<void> {
   }
 }
 
+const secretBoxOf = (config: Config) => new SecretBox(config.secretsKey, config.previousSecretsKeys);
+
+async function secrets(config: Config, args: string[]): Promise<void> {
+  if (args.length !== 1 || args[0] !== 'reseal') throw new UsageError(`unknown secrets subcommand or arguments: ${args.join(' ') || '(none)'}`);
+  const counts = await withDatabase(config, (_sdk, _signing, db) => resealSecrets(db.orm, secretBoxOf(config)));
+  for (const c of counts) process.stdout.write(`${c.table}.${c.column}: ${c.resealed} resealed, ${c.rows - c.resealed} already under the current key\n`);
+}
+
+async function backup(config: Config, args: string[]): Promise<void> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  if (positionals.length !== 1) throw new UsageError('backup needs one FILE');
+  const file = positionals[0]!;
+  if (config.databaseUrl) {
+    await backupPostgres(config.databaseUrl, file);
+    process.stdout.write(`backup written to ${file} (pg_dump custom format; restore with pg_restore)\n`);
+    return;
+  }
+  const s = await backupEmbedded(config.dataDir, file);
+  process.stdout.write(`backup written to ${file}: ${s.tables} tables, ${s.rows} rows, schema ${s.schema}\n`);
+}
+
+async function restore(config: Config, args: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { force: { type: 'boolean' } } });
+  if (positionals.length !== 1) throw new UsageError('restore needs one FILE');
+  if (config.databaseUrl) {
+    throw new Error('keyward restore is for the embedded database; with DATABASE_URL, restore a pg_dump backup with pg_restore (docs/operations.md#backups)');
+  }
+  const s = await restoreEmbedded(config.dataDir, positionals[0]!, values.force ?? false);
+  process.stdout.write(`restored ${s.tables} tables, ${s.rows} rows into ${config.dataDir}\n`);
+}
+
 /** A command line that means nothing: says why, then prints the usage. */
 class UsageError extends Error {}
 
@@ -142,6 +184,12 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(`active signing key ${r.id}${r.retired.length ? `; retired ${r.retired.join(', ')}` : ''}\n`);
       return;
     }
+    case 'secrets':
+      return secrets(config, args);
+    case 'backup':
+      return backup(config, args);
+    case 'restore':
+      return restore(config, args);
     case 'help':
     case '--help':
     case '-h':

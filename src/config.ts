@@ -1,4 +1,6 @@
-import { secretsKeyOf } from './credentials/secret-box.js';
+import { availableParallelism } from 'node:os';
+import { isAddressOrNetwork } from './auth/client-address.js';
+import { previousSecretsKeysOf, secretsKeyOf } from './credentials/secret-box.js';
 import { isLevel, type Level } from './log.js';
 
 export interface Config {
@@ -25,6 +27,11 @@ export interface Config {
   /** Failed SDK key checks (each a bcrypt) one remote address may make at once, and regains per second. */
   sdkKeyFailureBurst: number;
   sdkKeyFailuresPerSecond: number;
+  /** The same budget per SDK key id (wrong secrets for one id, from any address). */
+  sdkKeyIdFailureBurst: number;
+  sdkKeyIdFailuresPerSecond: number;
+  /** Peers (addresses, CIDR networks) whose X-Forwarded-For names the caller's address; empty: never read. */
+  trustedProxies: string[];
   /** Print an admin SDK key on first start with an empty database. */
   bootstrapAdmin: boolean;
   /** Webhook delivery: how often due events are looked for, first retry delay (doubling), attempts, receiver timeout. */
@@ -36,6 +43,8 @@ export interface Config {
   webhookAllowPrivateNetworks: boolean;
   /** Seals JWT signing keys and webhook secrets at rest (src/credentials/secret-box.ts); unset stores them as they are. */
   secretsKey: Buffer | undefined;
+  /** Older secrets keys that still open what they sealed (rotation; `keyward secrets reseal` moves values to secretsKey). */
+  previousSecretsKeys: Buffer[];
   /** How often keys about to expire are looked for (key.expiring). */
   expiryScanMs: number;
   /** Serve VerifyKey over HTTP/2 with the lean handler of src/rpc/verify-fast-path.ts instead of connect-node. */
@@ -62,6 +71,83 @@ export interface Config {
   metrics: boolean;
   /** Serve /metrics on this port only (kept off the public port); unset serves it on `port`. */
   metricsPort: number | undefined;
+  /** OpenTelemetry tracing (src/tracing.ts) from the standard OTEL_ variables; undefined when off. */
+  tracing: TracingConfig | undefined;
+  /** Server processes on the one port (src/workers.ts); 1 runs the server in this process. */
+  workers: number;
+}
+
+/** KEYWARD_WORKERS: a number from 1, or `auto` for one per core. */
+function workersOf(env: NodeJS.ProcessEnv): number {
+  const raw = env.KEYWARD_WORKERS || '1';
+  if (raw === 'auto') return availableParallelism();
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`KEYWARD_WORKERS must be a number from 1 to 256, or auto, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** Where spans go and which are kept. */
+export interface TracingConfig {
+  /** `otlp`: OTLP/HTTP (JSON) to `endpoint`; `console`: printed to stdout (for trying it out). */
+  exporter: 'otlp' | 'console';
+  endpoint: string;
+  serviceName: string;
+  /** More resource attributes (`OTEL_RESOURCE_ATTRIBUTES`: key=value,key=value). */
+  resourceAttributes: Record<string, string>;
+  sampler: 'always_on' | 'always_off' | 'traceidratio' | 'parentbased_always_on' | 'parentbased_always_off' | 'parentbased_traceidratio';
+  /** The ratio of the traceidratio samplers, 0 to 1. */
+  samplerRatio: number;
+  /** How long finished spans wait before they are sent in a batch. */
+  scheduleDelayMs: number;
+}
+
+const SAMPLERS: readonly TracingConfig['sampler'][] = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+];
+
+/**
+ * Tracing is off unless configured the standard way: OTEL_TRACES_EXPORTER
+ * names an exporter (otlp or console), or an OTLP endpoint is set
+ * (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT with
+ * /v1/traces appended). OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none
+ * turn it off.
+ */
+function tracingOf(env: NodeJS.ProcessEnv): TracingConfig | undefined {
+  if (env.OTEL_SDK_DISABLED === 'true') return undefined;
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.replace(/\/+$/, '');
+  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || (base ? `${base}/v1/traces` : undefined);
+  const exporter = env.OTEL_TRACES_EXPORTER || (endpoint ? 'otlp' : 'none');
+  if (exporter === 'none') return undefined;
+  if (exporter !== 'otlp' && exporter !== 'console') throw new Error(`OTEL_TRACES_EXPORTER must be otlp, console or none, got ${JSON.stringify(exporter)}`);
+  const sampler = env.OTEL_TRACES_SAMPLER || 'parentbased_always_on';
+  if (!SAMPLERS.includes(sampler as TracingConfig['sampler']))
+    throw new Error(`OTEL_TRACES_SAMPLER must be one of ${SAMPLERS.join(', ')}, got ${JSON.stringify(sampler)}`);
+  return {
+    exporter,
+    endpoint: endpoint ?? 'http://localhost:4318/v1/traces',
+    serviceName: env.OTEL_SERVICE_NAME || 'keyward',
+    resourceAttributes: resourceAttributesOf(env.OTEL_RESOURCE_ATTRIBUTES ?? ''),
+    sampler: sampler as TracingConfig['sampler'],
+    samplerRatio: numberSetting(env, 'OTEL_TRACES_SAMPLER_ARG', 1, (n) => n >= 0 && n <= 1, 'a number from 0 to 1'),
+    scheduleDelayMs: int(env, 'OTEL_BSP_SCHEDULE_DELAY', 5000, 0),
+  };
+}
+
+/** `key=value,key=value` with percent-encoded values, as OTEL_RESOURCE_ATTRIBUTES is written. */
+function resourceAttributesOf(raw: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of raw.split(',')) {
+    if (pair.trim() === '') continue;
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`OTEL_RESOURCE_ATTRIBUTES must be key=value pairs separated by commas, got ${JSON.stringify(pair)}`);
+    out[pair.slice(0, eq).trim()] = decodeURIComponent(pair.slice(eq + 1).trim());
+  }
+  return out;
 }
 
 const ORIGIN_RE = /^https?:\/\/[^/\s?#]+$/;
@@ -75,6 +161,19 @@ function origins(env: NodeJS.ProcessEnv, name: string): string[] {
   for (const o of list) {
     if (!ORIGIN_RE.test(o))
       throw new Error(`${name} must be a comma-separated list of origins such as https://app.example.com (no path), got ${JSON.stringify(o)}`);
+  }
+  return list;
+}
+
+/** Comma-separated IP addresses and CIDR networks (`10.0.0.1, 10.1.0.0/16, fd00::/8`). */
+function trustedProxies(env: NodeJS.ProcessEnv, name: string): string[] {
+  const list = (env[name] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const e of list) {
+    if (!isAddressOrNetwork(e))
+      throw new Error(`${name} must be a comma-separated list of IP addresses or CIDR networks (10.0.0.0/8), got ${JSON.stringify(e)}`);
   }
   return list;
 }
@@ -123,9 +222,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookTimeoutMs: int(env, 'KEYWARD_WEBHOOK_TIMEOUT_MS', 10_000, 100),
     webhookAllowPrivateNetworks: env.KEYWARD_WEBHOOK_ALLOW_PRIVATE_NETWORKS === 'true',
     secretsKey: secretsKeyOf(env.KEYWARD_SECRETS_KEY),
+    previousSecretsKeys: previousSecretsKeysOf(env.KEYWARD_SECRETS_KEY_PREVIOUS, secretsKeyOf(env.KEYWARD_SECRETS_KEY)),
     expiryScanMs: int(env, 'KEYWARD_EXPIRY_SCAN_MS', 60_000, 10),
     sdkKeyFailureBurst: int(env, 'KEYWARD_SDK_KEY_FAILURE_BURST', 20, 1),
     sdkKeyFailuresPerSecond: rate(env, 'KEYWARD_SDK_KEY_FAILURES_PER_SECOND', 2),
+    sdkKeyIdFailureBurst: int(env, 'KEYWARD_SDK_KEY_ID_FAILURE_BURST', 10, 1),
+    sdkKeyIdFailuresPerSecond: rate(env, 'KEYWARD_SDK_KEY_ID_FAILURES_PER_SECOND', 1),
+    trustedProxies: trustedProxies(env, 'KEYWARD_TRUSTED_PROXIES'),
     bootstrapAdmin: env.KEYWARD_BOOTSTRAP_ADMIN !== 'false',
     verifyFastPath: env.KEYWARD_VERIFY_FAST_PATH !== 'false',
     redisUrl: env.REDIS_URL || undefined,
@@ -138,5 +241,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metrics: env.KEYWARD_METRICS !== 'false',
     metricsPort: optionalPort(env, 'KEYWARD_METRICS_PORT'),
     portalOrigins: origins(env, 'KEYWARD_PORTAL_ORIGINS'),
+    tracing: tracingOf(env),
+    workers: workersOf(env),
   };
 }

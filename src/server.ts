@@ -12,6 +12,7 @@ import { VerifyFastPath, type StreamListener } from './rpc/verify-fast-path.js';
 import { replayConsumedBody } from './rpc/verify-stream.js';
 import { sendMetrics } from './http/endpoints.js';
 import type { Metrics } from './metrics/metrics.js';
+import { startTracing } from './tracing.js';
 
 export interface RunningServer {
   port: number;
@@ -136,6 +137,7 @@ function withVerifyFastPath(app: App, handler: (req: http2.Http2ServerRequest, r
   const deps = {
     verifyCall: app.verifyCall,
     auth: app.auth,
+    clientAddress: app.clientAddress,
     stats: app.fastPathStats,
     log: app.log,
     protocolOptions: app.protocolOptions(),
@@ -150,22 +152,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (!ormContextsAreSynchronous) {
     log.warn('MikroORM was loaded before src/db/load-orm.ts: async hooks stay on and every request costs more');
   }
+  const stopTracing = config.tracing ? await startTracing(config.tracing) : async () => {};
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     poolSize: config.dbPoolSize,
     statementTimeoutMs: config.maxRequestTimeoutMs,
   });
-  // Builds objects only (a Redis client connects in the background); stopBackground() undoes it.
-  const app = new App(db.orm, log, config, db.shared);
-  if (!app.secrets.sealing) log.info('KEYWARD_SECRETS_KEY is not set: JWT signing keys and webhook secrets are stored unsealed');
-  let listener: ChangeListener | undefined;
-  let metricsServer: http.Server | undefined;
-  try {
-    if (db.shared) {
-      // Until other replicas' changes can be heard, nothing is cached.
-      app.keyCache.setEnabled(false);
-      listener = new ChangeListener(
+  // With a shared database, other replicas' changes come through the listener
+  // (started below, once the app that hears them exists).
+  const listener = db.shared
+    ? new ChangeListener(
         db.url,
         (c) => {
           app.metrics?.changeReceived();
@@ -173,12 +170,26 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         },
         (on) => {
           app.metrics?.listeningChanged(on);
+          // Until other replicas' changes can be heard, nothing is cached, and no key is said not to exist.
           app.keyCache.setEnabled(on);
+          void app.tokenChecker.setListening(on);
+          if (on) void app.keyFilter.rebuild();
+          else app.keyFilter.distrust();
         },
         log,
-      );
+      )
+    : undefined;
+  // Builds objects only (a Redis client connects in the background); stopBackground() undoes it.
+  const app: App = new App(db.orm, log, config, db.shared, listener);
+  if (!app.secrets.sealing) log.info('KEYWARD_SECRETS_KEY is not set: JWT signing keys and webhook secrets are stored unsealed');
+  let metricsServer: http.Server | undefined;
+  try {
+    if (listener) {
+      app.keyCache.setEnabled(false);
       await listener.start();
     }
+    // The filter of issued keys, before the first call (the listener began building it once it listened).
+    await (listener ? app.keyFilter.whenBuilt() : app.keyFilter.rebuild());
     if (config.bootstrapAdmin) {
       const token = await app.sdkKeys.bootstrapAdmin();
       if (token) {
@@ -208,6 +219,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         await listener?.stop();
         await app.stopBackground();
         await db.close();
+        await stopTracing();
       },
     };
   } catch (e) {
@@ -216,6 +228,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await listener?.stop();
     await app.stopBackground();
     await db.close();
+    await stopTracing();
     throw e;
   }
 }

@@ -1,9 +1,24 @@
 import pg from 'pg';
-import { MikroORM } from '@mikro-orm/postgresql';
+import { MikroORM, type PostgreSqlConnection } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js';
 import { entities } from './entities.js';
 import { migrationsList } from './migrations/index.js';
+
+/** The driver's own pool under the ORM, for VerifyKey's statements, which skip the ORM (and for the pool's gauges). */
+export function driverPool(orm: MikroORM): Promise<pg.Pool> {
+  return (orm.em.getConnection() as PostgreSqlConnection).getNativeClient();
+}
+
+/** driverPool(), asked once it is first needed and kept; asked again after a failure (the database was away). */
+export function lazyDriverPool(orm: MikroORM): () => Promise<pg.Pool> {
+  let pool: Promise<pg.Pool> | undefined;
+  return () =>
+    (pool ??= driverPool(orm).catch((e: unknown) => {
+      pool = undefined;
+      throw e;
+    }));
+}
 
 export interface DatabaseOptions {
   /** Postgres URL; unset selects the embedded database in dataDir. */
@@ -14,6 +29,8 @@ export interface DatabaseOptions {
   joinRunning?: boolean;
   /** Longest a statement may run (the server passes its longest client deadline); default 30 s. */
   statementTimeoutMs?: number;
+  /** Apply migrations only up to this one (`keyward restore` loads a backup into the schema it was taken from). */
+  migrateTo?: string;
 }
 
 export interface Database {
@@ -45,16 +62,17 @@ const MIGRATION_LOCK = 0x6b657977;
  * turns through an advisory lock held on a connection of its own; the
  * embedded database has only one process and needs none.
  */
-async function migrate(orm: MikroORM, lockUrl: string | undefined): Promise<void> {
+async function migrate(orm: MikroORM, lockUrl: string | undefined, to: string | undefined): Promise<void> {
+  const up = () => orm.migrator.up(to === undefined ? undefined : { to });
   if (!lockUrl) {
-    await orm.migrator.up();
+    await up();
     return;
   }
   const lock = new pg.Client({ connectionString: lockUrl, connectionTimeoutMillis: 5000 });
   await lock.connect();
   try {
     await lock.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
-    await orm.migrator.up();
+    await up();
   } finally {
     await lock.end();
   }
@@ -79,7 +97,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     ensureDatabase: false,
   });
   try {
-    await migrate(orm, embedded ? undefined : url);
+    await migrate(orm, embedded ? undefined : url, opts.migrateTo);
     embedded?.publish();
   } catch (e) {
     await orm.close(true);

@@ -59,6 +59,8 @@ import {
   RESPOND_THEN_TRAILERS,
 } from './verify-wire.js';
 import { REQUEST_ID_HEADER, requestIdOf, rpcErrorOf } from './interceptors.js';
+import type { ClientAddress } from '../auth/client-address.js';
+import { withCallerTrace } from '../tracing.js';
 
 /** A listener of Http2Server's 'stream' event. */
 export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
@@ -83,6 +85,8 @@ export interface FastPathDeps {
   protocolOptions: Partial<UniversalHandlerOptions>;
   /** The longest deadline honoured (KEYWARD_MAX_REQUEST_TIMEOUT_MS). */
   deadlineCapMs: number;
+  /** The caller's address (TrustedProxies.clientAddress), for throttling failed SDK key checks. */
+  clientAddress: ClientAddress;
   /** Counts each answer and its latency (path fast); absent without metrics. */
   metrics?: Pick<VerifyMetrics, 'record'> | undefined;
 }
@@ -258,10 +262,16 @@ export class VerifyFastPath {
     try {
       const authorization = headerValue(h.authorization);
       const principal = this.rememberedPrincipal(call.stream, authorization);
-      verdict =
+      verdict = withCallerTrace(h, () =>
         principal !== undefined
           ? this.deps.verifyCall.verify(principal, input, call.deadline)
-          : this.deps.verifyCall.authenticateAndVerify(authorization, call.stream.session?.socket?.remoteAddress ?? '', input, call.deadline);
+          : this.deps.verifyCall.authenticateAndVerify(
+              authorization,
+              this.deps.clientAddress(call.stream.session?.socket?.remoteAddress, h['x-forwarded-for']),
+              input,
+              call.deadline,
+            ),
+      );
     } catch (e) {
       this.fail(call, requestId, e);
       return;

@@ -121,6 +121,7 @@ export const AUTHZ_MATRIX = {
   'ScopeService/DeleteScope': { scope: 'workspace_scopes:write', access: 'by-id' },
 
   'KeyService/CreateKey': { scope: 'api_keys:write', access: 'names-workspace' },
+  'KeyService/ImportKeys': { scope: 'api_keys:write', access: 'names-workspace' },
   'KeyService/GetKey': { scope: 'api_keys:read', access: 'by-id' },
   'KeyService/ListKeys': { scope: 'api_keys:read', access: 'names-workspace' },
   'KeyService/UpdateKey': { scope: 'api_keys:write', access: 'by-id' },
@@ -145,6 +146,8 @@ export const AUTHZ_MATRIX = {
   'WebhookService/DeleteWebhook': { scope: 'workspace:write', access: 'names-workspace' },
   'WebhookService/ListWebhookDeliveries': { scope: 'workspace:read', access: 'names-workspace' },
   'WebhookService/RedeliverWebhookEvent': { scope: 'workspace:write', access: 'names-workspace' },
+  // Posts to the receiver, as a redelivery does.
+  'WebhookService/SendTestEvent': { scope: 'workspace:write', access: 'names-workspace' },
   // Verifies like VerifyKey (same request shape), then signs a token.
   'TokenService/ExchangeKey': { scope: 'api_keys:verify', access: 'names-workspace' },
   // The customer's API key exchanges itself: no SDK key, only that key.

@@ -61,7 +61,22 @@ function configVariables(): Set<string> {
 }
 
 /** The variables without a KEYWARD_ prefix that Keyward reads, and that the docs check for. */
-const STANDARD = ['PORT', 'HOST', 'DATABASE_URL', 'REDIS_URL'];
+const STANDARD = [
+  'PORT',
+  'HOST',
+  'DATABASE_URL',
+  'REDIS_URL',
+  // OpenTelemetry's own (tracing, src/config.ts tracingOf).
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_TRACES_EXPORTER',
+  'OTEL_SDK_DISABLED',
+  'OTEL_SERVICE_NAME',
+  'OTEL_RESOURCE_ATTRIBUTES',
+  'OTEL_TRACES_SAMPLER',
+  'OTEL_TRACES_SAMPLER_ARG',
+  'OTEL_BSP_SCHEDULE_DELAY',
+];
 
 /**
  * Variables the docs name that are not the server's configuration, each with a
@@ -72,6 +87,8 @@ const NOT_SERVER_CONFIG: Record<string, string> = {
   KEYWARD_FUZZ_RUNS: 'test/e2e/fuzz.test.ts', // npm run fuzz
   KEYWARD_FUZZ_SEED: 'test/e2e/fuzz.test.ts',
   KEYWARD_SOAK_SECONDS: 'bench/soak.ts', // npm run soak
+  KEYWARD_SOAK_CRASH_ROUNDS: 'bench/soak.ts', // npm run soak -- --crash
+  KEYWARD_CRASH_SEED: 'test/e2e/crash-safety.test.ts', // and bench/soak.ts
   KEYWARD_SDK_KEY: 'examples/typescript/walkthrough.ts', // the examples' SDK key
   KEYWARD_HOST: 'deploy/gateways/nginx.conf', // the gateway files' settings
   KEYWARD_PORT: 'deploy/gateways/nginx.conf',

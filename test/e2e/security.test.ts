@@ -10,7 +10,7 @@ import { Action, KeyState } from '../../gen/keyward/v1/key_pb.js';
 import { KeyService, VerifyCode } from '../../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../../gen/keyward/v1/workspace_service_pb.js';
-import { WebhookService } from '../../gen/keyward/v1/webhook_service_pb.js';
+import { DeliveryState, WebhookService } from '../../gen/keyward/v1/webhook_service_pb.js';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { Health, HealthCheckResponse_ServingStatus } from '../../gen/grpc/health/v1/health_pb.js';
 import { ServerReflection } from '../../gen/grpc/reflection/v1/reflection_pb.js';
@@ -365,6 +365,16 @@ const BUILDERS = {
       intact: async () => expect((await K.listKeys({ workspaceId: p.ws, pageSize: 1000 })).keys.map((k) => k.name)).not.toContain(name),
     };
   },
+  'KeyService/ImportKeys': async (p) => {
+    const name = uniq('imported');
+    const plaintext = `acme_live_${randomUUID().replace(/-/g, '')}`;
+    addApiKey(plaintext);
+    return {
+      req: { workspaceId: p.ws, keys: [{ key: { name, scopes: [`${p.scope.name}:read`] }, secret: { case: 'plaintext', value: plaintext } }] },
+      check: (r) => expect(r.keys.map((k: { name: string; workspaceId: string }) => [k.name, k.workspaceId])).toEqual([[name, p.ws]]),
+      intact: async () => expect((await K.listKeys({ workspaceId: p.ws, pageSize: 1000 })).keys.map((k) => k.name)).not.toContain(name),
+    };
+  },
   'KeyService/GetKey': async (p) => ({
     req: { id: p.key.id },
     check: (r) => expect(r.key).toMatchObject({ id: p.key.id, workspaceId: p.ws, maskedKey: p.key.maskedKey }),
@@ -469,6 +479,19 @@ const BUILDERS = {
       check: (r) => expect(r.delivery).toMatchObject({ eventId, attempts: 0 }),
     };
   },
+  'WebhookService/SendTestEvent': async (p) => {
+    await withWebhook(p);
+    const before = await testEventsIn(p);
+    return {
+      req: { workspaceId: p.ws },
+      // The receiver, 127.0.0.1:9, is refused (a private address): an outcome, recorded as failed.
+      check: (r) => {
+        expect(r).toMatchObject({ delivered: false, httpStatus: 0, delivery: { eventType: 'webhook.test', state: DeliveryState.FAILED, attempts: 1 } });
+        expect(r.error).toMatch(/^refused: /);
+      },
+      intact: async () => expect(await testEventsIn(p)).toBe(before),
+    };
+  },
   'TokenService/ExchangeKey': async (p) => ({
     req: { key: p.key.secret, requiredPermissions: [`${p.scope.name}:read`], workspaceId: p.ws },
     check: (r) => {
@@ -543,6 +566,13 @@ async function webhookEventIn(p: Place): Promise<string> {
   await K.revokeKey({ id: k.id });
   const { deliveries } = await WH.listWebhookDeliveries({ workspaceId: p.ws, pageSize: 1000 });
   return deliveries.find((d) => d.keyId === k.id)!.eventId;
+}
+
+/** How many webhook.test events the place's workspace has (0 for the ghost place). */
+async function testEventsIn(p: Place): Promise<number> {
+  if (p === ghost) return 0;
+  const { deliveries } = await WH.listWebhookDeliveries({ workspaceId: p.ws, pageSize: 1000 });
+  return deliveries.filter((d) => d.eventType === 'webhook.test').length;
 }
 
 /** A new SDK key restricted to the place's workspace (a random id for the ghost place). */

@@ -25,8 +25,11 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-/** Runs `keyward serve` as its own process, as an operator would, and waits until it listens. */
-export async function spawnServer(env: Record<string, string | undefined>): Promise<ServerProcess> {
+/**
+ * Runs `keyward serve` as its own process, as an operator would, and waits until it listens
+ * (`startTimeoutMs`, default 30 s; a server that does not start by then is killed).
+ */
+export async function spawnServer(env: Record<string, string | undefined>, opts: { startTimeoutMs?: number } = {}): Promise<ServerProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, ['bin/keyward.js', 'serve'], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), KEYWARD_BOOTSTRAP_ADMIN: 'false', ...env },
@@ -44,7 +47,10 @@ export async function spawnServer(env: Record<string, string | undefined>): Prom
     }),
   );
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start: ${err}`));
+    }, opts.startTimeoutMs ?? 30_000);
     const check = () => {
       if (err.includes('keyward listening')) {
         clearTimeout(timer);
@@ -117,4 +123,32 @@ export async function startReplicas(env: Record<string, string | undefined> = {}
     await stop();
     throw e;
   }
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `keyward <args>` as its own process, as an operator would, and waits for it to exit. */
+export function runCli(args: string[], env: Record<string, string | undefined>, timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bin/keyward.js', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      recordProcessOutput(stdout, stderr, 'cli-stderr');
+      if (signal === 'SIGKILL') reject(new Error(`keyward ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr:\n${stderr}`));
+      else resolve({ code, stdout, stderr });
+    });
+  });
 }

@@ -29,7 +29,18 @@ export interface TestServer {
 
 type TestInternals = Pick<
   RunningServer['app'],
-  'sdkKeys' | 'keys' | 'auth' | 'keyCache' | 'analytics' | 'securityEvents' | 'rateLimitStats' | 'fastPathStats' | 'signingKeys'
+  | 'sdkKeys'
+  | 'keys'
+  | 'auth'
+  | 'keyCache'
+  | 'keyFilter'
+  | 'usageLimits'
+  | 'analytics'
+  | 'securityEvents'
+  | 'rateLimitStats'
+  | 'fastPathStats'
+  | 'signingKeys'
+  | 'tokenChecker'
 >;
 
 export interface TestServerOptions {
