@@ -13,17 +13,26 @@
 //
 // runs the crash rounds of test/e2e/crash-safety.test.ts instead: write load,
 // kill -9 of the server, restart, audit of every acknowledged write.
+//
+//   npm run soak -- --chaos            # 60 s (KEYWARD_SOAK_SECONDS)
+//
+// runs bench/chaos.ts instead: two replicas on a private PostgreSQL and Redis
+// under mixed load, with replica restarts (SIGTERM, kill -9) and PostgreSQL
+// and Redis restarts; calls by code, recovery times, an audit of every
+// acknowledged write.
 import { createClient } from '@connectrpc/connect';
 import { Action } from '../gen/keyward/v1/key_pb.js';
 import { KeyService, VerifyCode } from '../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../gen/keyward/v1/workspace_service_pb.js';
+import { runChaos } from './chaos.js';
 import { runCrashRounds } from '../test/support/crash-rounds.js';
 import { createTestDatabase } from '../test/support/database.js';
 import { adminTokenOf, rssMb, spawnServer, type ServerProcess } from '../test/support/process.js';
 import { transport } from '../test/support/server.js';
 
 if (process.argv.includes('--crash')) process.exit(await crashSoak());
+if (process.argv.includes('--chaos')) process.exit(await runChaos(Number(process.env.KEYWARD_SOAK_SECONDS || 60), console.log));
 
 const SECONDS = Number(process.env.KEYWARD_SOAK_SECONDS || 180);
 const CONCURRENCY = Number(process.env.KEYWARD_SOAK_CONCURRENCY || 16);

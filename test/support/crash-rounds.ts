@@ -102,6 +102,34 @@ async function connectSql(opts: CrashRoundsOptions): Promise<pg.Client> {
   return c;
 }
 
+/** What the database holds of each key whose name starts with `namePrefix`, with the count of its grants, secrets and audit records by action. */
+export interface KeyAuditRow {
+  id: string;
+  name: string;
+  revoked: boolean;
+  remainingUses: string | null;
+  grants: number;
+  secrets: number;
+  creates: number;
+  rotates: number;
+  revokes: number;
+}
+
+/** Reads every key named `namePrefix...` with its grants, secrets and audit records (key.create, key.rotate, key.revoke), straight from the database. */
+export async function keyAuditRows(sql: pg.Client, namePrefix: string): Promise<KeyAuditRow[]> {
+  const { rows } = await sql.query<KeyAuditRow>(
+    `select k.id, k.name, k.revoke_time is not null as revoked, k.remaining_uses::text as "remainingUses",
+            (select count(*)::int from api_key_grants g where g.api_key_id = k.id) as grants,
+            (select count(*)::int from api_key_secrets s where s.api_key_id = k.id) as secrets,
+            (select count(*)::int from audit_events a where a.resource_id = k.id::text and a.action = 'key.create') as creates,
+            (select count(*)::int from audit_events a where a.resource_id = k.id::text and a.action = 'key.rotate') as rotates,
+            (select count(*)::int from audit_events a where a.resource_id = k.id::text and a.action = 'key.revoke') as revokes
+       from api_keys k where k.name like $1`,
+    [`${namePrefix}%`],
+  );
+  return rows;
+}
+
 export async function runCrashRounds(opts: CrashRoundsOptions): Promise<CrashRoundsReport> {
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
   const rand = random(seed);
@@ -242,25 +270,7 @@ export async function runCrashRounds(opts: CrashRoundsOptions): Promise<CrashRou
     const v = (m: string) => report.violations.push(`${where}: ${m}`);
     const sql = await connectSql(opts);
     try {
-      const { rows } = await sql.query<{
-        id: string;
-        name: string;
-        revoked: boolean;
-        grants: number;
-        secrets: number;
-        creates: number;
-        rotates: number;
-        revokes: number;
-      }>(
-        `select k.id, k.name, k.revoke_time is not null as revoked,
-                (select count(*)::int from api_key_grants g where g.api_key_id = k.id) as grants,
-                (select count(*)::int from api_key_secrets s where s.api_key_id = k.id) as secrets,
-                (select count(*)::int from audit_events a where a.resource_id = k.id::text and a.action = 'key.create') as creates,
-                (select count(*)::int from audit_events a where a.resource_id = k.id::text and a.action = 'key.rotate') as rotates,
-                (select count(*)::int from audit_events a where a.resource_id = k.id::text and a.action = 'key.revoke') as revokes
-           from api_keys k where k.name like $1`,
-        [`${NAME_PREFIX}%`],
-      );
+      const rows = await keyAuditRows(sql, NAME_PREFIX);
       const byId = new Map(rows.map((r) => [r.id, r]));
       // Nothing is half there: every key row, acknowledged or not, has its grants, a secret and its audit records.
       for (const r of rows) {
