@@ -29,9 +29,12 @@ export class HashBloom {
   readonly words: Uint32Array;
   private readonly bits: number;
 
-  /** For `capacity` keys at BITS_PER_KEY each. */
-  constructor(readonly capacity: number) {
-    this.words = new Uint32Array(Math.ceil((Math.max(capacity, MIN_CAPACITY) * BITS_PER_KEY) / 32));
+  /** The keys it is sized for, at BITS_PER_KEY each (at least MIN_CAPACITY). */
+  readonly capacity: number;
+
+  constructor(keys: number) {
+    this.capacity = Math.max(keys, MIN_CAPACITY);
+    this.words = new Uint32Array(Math.ceil((this.capacity * BITS_PER_KEY) / 32));
     this.bits = this.words.length * 32;
   }
 
@@ -83,7 +86,7 @@ export class KeyFilter {
   private trusted = false;
   /** Bumped by distrust(): a build that began before it must not be trusted. */
   private epoch = 0;
-  /** Secrets in `current` (counting repeats: only for when to grow). */
+  /** Secrets in `current` (about: a secret the filter seemed to hold already is not counted), for when to grow. */
   private held = 0;
   /** Keys answered absent; "no" answers that waited for a barrier. */
   readonly stats = { absent: 0, barriers: 0 };
@@ -100,12 +103,14 @@ export class KeyFilter {
     return { bytes: (this.current?.words.byteLength ?? 0) + (this.building?.words.byteLength ?? 0), keys: this.held };
   }
 
-  /** A secret that now exists. */
+  /** A secret that now exists (heard twice where it was made: once at once, once from the feed). */
   add(hash: string): void {
-    this.current?.add(hash);
     this.building?.add(hash);
+    if (this.current === undefined || this.current.has(hash)) return;
+    this.current.add(hash);
     this.held++;
-    if (this.current !== undefined && this.held > this.current.capacity * GROWTH_LIMIT) void this.rebuild();
+    // Grown past its size: rebuilt larger (once; a build under way already holds what is added meanwhile).
+    if (this.held > this.current.capacity * GROWTH_LIMIT && this.build === undefined) void this.rebuild();
   }
 
   /** True only when the secret certainly does not exist, as far as this replica has heard (see absentAfterBarrier). */

@@ -149,7 +149,9 @@ async function makePlace(ws: string, newWorkspace: () => Promise<string>): Promi
 }
 
 beforeAll(async () => {
-  ts = await startTestServer();
+  // A wrong secret for the admin key's id is sent once per RPC: this file checks
+  // what each RPC answers, not the per-id throttle (sdk-key-throttle.test.ts does).
+  ts = await startTestServer({ KEYWARD_SDK_KEY_ID_FAILURE_BURST: '100000' });
   addSdkToken(ts.adminToken);
   W = client(WorkspaceService, ts);
   S = client(ScopeService, ts);

@@ -90,3 +90,29 @@ describe('KeyFilter', () => {
     expect(await f.absentAfterBarrier(randomBytes(32).toString('hex'))).toBe(false);
   });
 });
+
+describe('KeyFilter growth', () => {
+  it('is rebuilt only once it holds 1.25x the keys it was sized for, not on every add', async () => {
+    let scans = 0;
+    const stored: string[] = [];
+    const f = new KeyFilter({
+      count: async () => {
+        scans++;
+        return stored.length;
+      },
+      scan: async (after, limit) => stored.filter((h) => h > after).slice(0, limit),
+    });
+    await f.rebuild();
+    const added = hashes(70_000);
+    for (const h of added.slice(0, 60_000)) f.add(h);
+    for (const h of added.slice(0, 60_000)) f.add(h); // heard again from the feed: not counted twice
+    await f.whenBuilt();
+    expect(scans).toBe(1);
+    stored.push(...[...added].sort());
+    for (const h of added.slice(60_000)) f.add(h);
+    for (const h of hashes(20_000)) f.add(h);
+    await f.whenBuilt();
+    expect(scans).toBe(2);
+    expect(added.some((h) => f.absent(h))).toBe(false);
+  });
+});

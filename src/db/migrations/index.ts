@@ -6,6 +6,7 @@ import { Migration0005RevokeOrphanedKeys } from './0005_revoke_orphaned_keys.js'
 import { Migration0006ConsoleAndPortal } from './0006_console_and_portal.js';
 import { Migration0007NextSigningKey } from './0007_next_signing_key.js';
 import { Migration0008ScopeActions } from './0008_scope_actions.js';
+import { Migration0009Retention } from './0009_retention.js';
 
 /** Every migration, in order. Applied at start and by `keyward migrate`. */
 export const migrationsList = [
@@ -17,4 +18,5 @@ export const migrationsList = [
   { name: '0006_console_and_portal', class: Migration0006ConsoleAndPortal },
   { name: '0007_next_signing_key', class: Migration0007NextSigningKey },
   { name: '0008_scope_actions', class: Migration0008ScopeActions },
+  { name: '0009_retention', class: Migration0009Retention },
 ];
