@@ -62,6 +62,7 @@ import { workspaceService } from './rpc/workspace-service.js';
 import { LastUsedRecorder } from './verify/last-used.js';
 import { KeyVerifier, newKeyCache, secretScan, type KeyRecord } from './verify/verifier.js';
 import { KeyFilter } from './verify/key-filter.js';
+import { Retention } from './domain/retention.js';
 import type { ChangeListener } from './db/change-listener.js';
 import { VerifyCall } from './verify/verify-call.js';
 import type { KeyCache } from './verify/key-cache.js';
@@ -105,6 +106,10 @@ export type AppOptions = Pick<
   | 'metrics'
   | 'metricsPort'
   | 'tracing'
+  | 'usageHourlyDays'
+  | 'usageRetentionDays'
+  | 'auditRetentionDays'
+  | 'retentionScanMs'
 >;
 
 /** Keyward's own services: every call needs an SDK key. */
@@ -161,6 +166,8 @@ export class App {
   readonly keyFilter: KeyFilter;
   /** Remaining uses of keys, taken in batches (src/verify/usage-limits.ts). */
   readonly usageLimits: UsageLimits;
+  /** Usage counts rolled up and deleted, audit events deleted, when due. */
+  readonly retention: Retention;
   readonly signingKeys: SigningKeys;
   private readonly tokens: TokenIssuer;
   /** Throttles ExchangeOwnKey per key and per address. */
@@ -232,6 +239,16 @@ export class App {
     this.lastUsed = new LastUsedRecorder(orm, log, opts.usageFlushMs);
     this.analytics = new UsageAnalytics(orm, log, opts.usageFlushMs, this.securityEvents);
     this.usageReports = new UsageReports(orm);
+    this.retention = new Retention(
+      orm,
+      {
+        usageHourlyDays: opts.usageHourlyDays,
+        usageRetentionDays: opts.usageRetentionDays,
+        auditRetentionDays: opts.auditRetentionDays,
+        scanMs: opts.retentionScanMs,
+      },
+      log,
+    );
     this.auditLog = new AuditLog(orm);
     this.secrets = new SecretBox(opts.secretsKey, opts.previousSecretsKeys);
     const webhookSender = new WebhookSender({
@@ -357,10 +374,12 @@ export class App {
     this.analytics.start();
     this.securityEvents.start();
     this.webhookWorker.start();
+    this.retention.start();
   }
 
   /** Stops it, writing what is still gathered in memory. */
   async stopBackground(): Promise<void> {
+    await this.retention.stop();
     await this.webhookWorker.stop();
     await Promise.all([this.lastUsed.stop(), this.analytics.stop()]);
     // After analytics: uses of revoked keys it counted are security events too.

@@ -75,6 +75,12 @@ export interface Config {
   tracing: TracingConfig | undefined;
   /** Server processes on the one port (src/workers.ts); 1 runs the server in this process. */
   workers: number;
+  /** Usage counts: hourly for this many days, then daily; deleted after usageRetentionDays (0: never). Audit events deleted after auditRetentionDays (0: never). */
+  usageHourlyDays: number;
+  usageRetentionDays: number;
+  auditRetentionDays: number;
+  /** How often retention runs (src/domain/retention.ts). */
+  retentionScanMs: number;
 }
 
 /** KEYWARD_WORKERS: a number from 1, or `auto` for one per core. */
@@ -243,5 +249,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     portalOrigins: origins(env, 'KEYWARD_PORTAL_ORIGINS'),
     tracing: tracingOf(env),
     workers: workersOf(env),
+    usageHourlyDays: int(env, 'KEYWARD_USAGE_HOURLY_DAYS', 92, 1),
+    usageRetentionDays: int(env, 'KEYWARD_USAGE_RETENTION_DAYS', 400, 0),
+    auditRetentionDays: int(env, 'KEYWARD_AUDIT_RETENTION_DAYS', 400, 0),
+    retentionScanMs: int(env, 'KEYWARD_RETENTION_SCAN_MS', 3_600_000, 1000),
   };
 }

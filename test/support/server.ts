@@ -35,6 +35,7 @@ type TestInternals = Pick<
   | 'keyCache'
   | 'keyFilter'
   | 'usageLimits'
+  | 'retention'
   | 'analytics'
   | 'securityEvents'
   | 'rateLimitStats'
