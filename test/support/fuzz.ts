@@ -154,11 +154,12 @@ function wktArb(m: DescMessage, field: DescField, _fx: FuzzFixtures): fc.Arbitra
 function fieldArb(field: DescField, fx: FuzzFixtures, depth: number, inList = false): fc.Arbitrary<unknown> {
   switch (field.fieldKind) {
     case 'scalar':
-      return scalarArb(field, field.scalar, fx);
+      return scalarArb(field, field.scalar, fx, inList);
     case 'enum':
       return fc.oneof(fc.constantFrom(...field.enum.values.map((v) => v.number)), fc.integer());
     case 'message':
-      return messageArb(field.message, fx, depth + 1, field);
+      // A message inside a list item (ImportKeys' keys[].key) is small too.
+      return messageArb(field.message, fx, depth + 1, field, inList);
     case 'list': {
       // A list inside a message that is itself in a list (a Grant's custom_actions) stays small: long lists of huge items would
       // make messages of tens of megabytes, which only test the read limit (oversizedArb does, on purpose).
@@ -181,10 +182,10 @@ function fieldArb(field: DescField, fx: FuzzFixtures, depth: number, inList = fa
           : field.mapKind === 'enum'
             ? fc.integer()
             : messageArb(field.message, fx, depth + 1, field);
-      const key = fc.oneof(fc.string({ maxLength: 40 }), nasty, hugeString);
+      const key = inList ? fc.oneof(fc.string({ maxLength: 40 }), nasty) : fc.oneof(fc.string({ maxLength: 40 }), nasty, hugeString);
       return fc.oneof(
         { weight: 5, arbitrary: fc.dictionary(key, value, { maxKeys: 8 }) },
-        { weight: 1, arbitrary: fc.dictionary(fc.string({ minLength: 1, maxLength: 12 }), value, { minKeys: 100, maxKeys: 3000 }) },
+        { weight: inList ? 0 : 1, arbitrary: fc.dictionary(fc.string({ minLength: 1, maxLength: 12 }), value, { minKeys: 100, maxKeys: 3000 }) },
       );
     }
   }
