@@ -11,6 +11,7 @@ import type { Logger } from './log.js';
 import { VerifyFastPath, type StreamListener } from './rpc/verify-fast-path.js';
 import { replayConsumedBody } from './rpc/verify-stream.js';
 import { sendMetrics } from './http/endpoints.js';
+import { closeWhenAnsweredEarly } from './http/early-answer.js';
 import type { Metrics } from './metrics/metrics.js';
 import { startTracing } from './tracing.js';
 
@@ -40,9 +41,13 @@ async function listen(app: App, host: string, port: number, shutdownGraceMs: num
   const h2 = opts.verifyFastPath
     ? withVerifyFastPath(app, (req, res) => {
         replayConsumedBody(req);
+        closeWhenAnsweredEarly(req);
         handler(req, res);
       })
-    : http2.createServer({}, handler);
+    : http2.createServer({}, (req, res) => {
+        closeWhenAnsweredEarly(req);
+        handler(req, res);
+      });
   const h1 = http.createServer((req, res) => {
     // connect-es stops reading a body once it exceeds readMaxBytes, and Node
     // then detaches the request from its socket without draining the rest:

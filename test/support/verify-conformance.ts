@@ -250,8 +250,8 @@ function rawCall(
     stream.on('data', (d: Buffer) => chunks.push(d));
     stream.on('error', reject);
     // The answer is complete at the end of the response, even when the server
-    // stopped reading a body it rejected (both paths leave such a stream open
-    // until the client resets it, as it does here).
+    // stopped reading a body it rejected (both paths then close such a stream
+    // with RST_STREAM(NO_ERROR): test/e2e/verify-conformance-early-answer.test.ts).
     stream.on('end', () => {
       resolve({ status: Number(headers[':status'] ?? 0), headers, trailers, body: Buffer.concat(chunks) });
       stream.close();
