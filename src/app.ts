@@ -74,42 +74,10 @@ import { UsageLimits } from './verify/usage-limits.js';
 import type { Config } from './config.js';
 import { Metrics } from './metrics/metrics.js';
 
-export type AppOptions = Pick<
+/** The configuration the app uses: all of it but where it listens, its database, its logs and its processes (src/server.ts, src/cli.ts). */
+export type AppOptions = Omit<
   Config,
-  | 'usageFlushMs'
-  | 'webhookPollMs'
-  | 'webhookRetryBaseMs'
-  | 'webhookMaxAttempts'
-  | 'webhookTimeoutMs'
-  | 'webhookAllowPrivateNetworks'
-  | 'secretsKey'
-  | 'previousSecretsKeys'
-  | 'expiryScanMs'
-  | 'maxRequestBytes'
-  | 'maxRequestTimeoutMs'
-  | 'verifyCacheSize'
-  | 'verifyCacheTtlMs'
-  | 'verifyNegativeTtlMs'
-  | 'tokenTtlSeconds'
-  | 'tokenIssuer'
-  | 'tokenAudience'
-  | 'tokenExchangesPerMinute'
-  | 'sdkKeyFailureBurst'
-  | 'sdkKeyFailuresPerSecond'
-  | 'sdkKeyIdFailureBurst'
-  | 'sdkKeyIdFailuresPerSecond'
-  | 'trustedProxies'
-  | 'redisUrl'
-  | 'redisPrefix'
-  | 'redisTimeoutMs'
-  | 'portalOrigins'
-  | 'metrics'
-  | 'metricsPort'
-  | 'tracing'
-  | 'usageHourlyDays'
-  | 'usageRetentionDays'
-  | 'auditRetentionDays'
-  | 'retentionScanMs'
+  'port' | 'host' | 'databaseUrl' | 'dataDir' | 'dbPoolSize' | 'logLevel' | 'shutdownGraceMs' | 'bootstrapAdmin' | 'verifyFastPath' | 'workers'
 >;
 
 /** Keyward's own services: every call needs an SDK key. */

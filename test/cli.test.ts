@@ -14,7 +14,7 @@ import { KeyService } from '../gen/keyward/v1/key_service_pb.js';
 import { WorkspaceService } from '../gen/keyward/v1/workspace_service_pb.js';
 import { createTestDatabase } from './support/database.js';
 import { recordProcessOutput } from './support/hygiene.js';
-import { freePort } from './support/process.js';
+import { freePort, runCli } from './support/process.js';
 import { codeOf } from './support/rpc.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -45,35 +45,8 @@ async function freshTarget(): Promise<Target> {
   return { env: { ...env, DATABASE_URL: db.databaseUrl }, cleanup: () => db.drop() };
 }
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      recordProcessOutput(stdout, stderr, 'cli-stderr');
-      if (signal === 'SIGKILL') reject(new Error(`keyward ${args.join(' ')} timed out; stderr:\n${stderr}`));
-      else resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
+/** `keyward <args>` as its own process (test/support/process.ts runCli). */
+const run = (args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000) => runCli(args, env, timeoutMs);
 
 /** `keyward serve` running in a child process. */
 class Serve {
