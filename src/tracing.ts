@@ -19,7 +19,7 @@ let users = 0;
 let started: Promise<() => Promise<void>> | undefined;
 
 /** Whether spans are being recorded in this process. */
-const tracingOn = (): boolean => users > 0;
+export const tracingOn = (): boolean => users > 0;
 
 /**
  * Registers the SDK for this process (once, however many servers it runs)

@@ -60,7 +60,7 @@ import {
 } from './verify-wire.js';
 import { REQUEST_ID_HEADER, requestIdOf, rpcErrorOf } from './interceptors.js';
 import type { ClientAddress } from '../auth/client-address.js';
-import { withCallerTrace } from '../tracing.js';
+import { tracingOn, withCallerTrace } from '../tracing.js';
 
 /** A listener of Http2Server's 'stream' event. */
 export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
@@ -260,18 +260,8 @@ export class VerifyFastPath {
     const requestId = headerValue(h[REQUEST_ID_HEADER]);
     let verdict: VerifyResult | Promise<VerifyResult>;
     try {
-      const authorization = headerValue(h.authorization);
-      const principal = this.rememberedPrincipal(call.stream, authorization);
-      verdict = withCallerTrace(h, () =>
-        principal !== undefined
-          ? this.deps.verifyCall.verify(principal, input, call.deadline)
-          : this.deps.verifyCall.authenticateAndVerify(
-              authorization,
-              this.deps.clientAddress(call.stream.session?.socket?.remoteAddress, h['x-forwarded-for']),
-              input,
-              call.deadline,
-            ),
-      );
+      // In the caller's trace only when tracing is on: no closure per call otherwise.
+      verdict = tracingOn() ? withCallerTrace(h, () => this.verdict(call, input)) : this.verdict(call, input);
     } catch (e) {
       this.fail(call, requestId, e);
       return;
@@ -284,6 +274,16 @@ export class VerifyFastPath {
     } else {
       this.succeed(call, requestId, verdict);
     }
+  }
+
+  /** The verdict for the caller of `call`: remembered on its connection, else authenticated first. */
+  private verdict(call: Call, input: VerifyInput): VerifyResult | Promise<VerifyResult> {
+    const h = call.headers;
+    const authorization = headerValue(h.authorization);
+    const principal = this.rememberedPrincipal(call.stream, authorization);
+    if (principal !== undefined) return this.deps.verifyCall.verify(principal, input, call.deadline);
+    const address = this.deps.clientAddress(call.stream.session?.socket?.remoteAddress, h['x-forwarded-for']);
+    return this.deps.verifyCall.authenticateAndVerify(authorization, address, input, call.deadline);
   }
 
   /**
