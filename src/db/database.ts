@@ -92,7 +92,13 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     extensions: [Migrator],
     migrations: { migrationsList, snapshot: false, silent: true, tableName: 'keyward_migrations' },
     pool: { min: 0, max: opts.poolSize },
-    driverOptions: { connectionTimeoutMillis: 5000, statement_timeout: opts.statementTimeoutMs ?? 30_000 },
+    driverOptions: {
+      connectionTimeoutMillis: 5000,
+      statement_timeout: opts.statementTimeoutMs ?? 30_000,
+      // A database that stopped answering (a dead host, a black hole) fails a query a second after its
+      // statement timeout instead of holding its connection until TCP gives up: the client is dropped.
+      query_timeout: (opts.statementTimeoutMs ?? 30_000) + 1000,
+    },
     debug: false,
     ensureDatabase: false,
   });

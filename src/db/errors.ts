@@ -22,7 +22,7 @@ export function isConnectionError(e: unknown): boolean {
   if (/^E[A-Z]+$/.test(code) || code.startsWith('08') || code === '57P01' || code === '57P03') return true;
   const msg = typeof err.message === 'string' ? err.message : '';
   if (
-    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|ECONNREFUSED|ECONNRESET/i.test(
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout|ECONNREFUSED|ECONNRESET/i.test(
       msg,
     )
   ) {
