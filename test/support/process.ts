@@ -30,6 +30,17 @@ export interface ServerProcess {
  * (`startTimeoutMs`, default 30 s; a server that does not start by then is killed).
  */
 export async function spawnServer(env: Record<string, string | undefined>, opts: { startTimeoutMs?: number } = {}): Promise<ServerProcess> {
+  // The free port found may be taken by another process before the server binds it: then another one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnServerOnce(env, opts);
+    } catch (e) {
+      if (attempt >= 3 || !/EADDRINUSE/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function spawnServerOnce(env: Record<string, string | undefined>, opts: { startTimeoutMs?: number }): Promise<ServerProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, ['bin/keyward.js', 'serve'], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), KEYWARD_BOOTSTRAP_ADMIN: 'false', ...env },
