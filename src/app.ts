@@ -29,7 +29,7 @@ import { ServerReflection as ReflectionV1 } from '../gen/grpc/reflection/v1/refl
 import { ServerReflection as ReflectionV1Alpha } from '../gen/grpc/reflection/v1alpha/reflection_pb.js';
 import type { DescService } from '@bufbuild/protobuf';
 import { DatabaseProbe } from './health/database-probe.js';
-import { driverPool, lazyDriverPool } from './db/database.js';
+import { lazyDriverPool } from './db/database.js';
 import { httpEndpoints } from './http/endpoints.js';
 import { healthService } from './rpc/health-service.js';
 import { DescriptorIndex, reflectionV1, reflectionV1Alpha } from './rpc/reflection-service.js';
@@ -62,6 +62,7 @@ import { workspaceService } from './rpc/workspace-service.js';
 import { LastUsedRecorder } from './verify/last-used.js';
 import { KeyVerifier, newKeyCache, secretScan, type KeyRecord } from './verify/verifier.js';
 import { KeyFilter } from './verify/key-filter.js';
+import type { QueryPool } from './verify/key-lookup.js';
 import { Retention } from './domain/retention.js';
 import type { ChangeListener } from './db/change-listener.js';
 import { VerifyCall } from './verify/verify-call.js';
@@ -162,6 +163,8 @@ export class App {
   }
   /** The database pool, for its gauges; known once startBackground() has run. */
   private pool: { totalCount: number; idleCount: number; waitingCount: number } | undefined;
+  /** The driver's pool, asked for once (VerifyKey's statements, the pool gauges). */
+  private readonly driverPool: () => Promise<{ totalCount: number; idleCount: number; waitingCount: number } & QueryPool>;
 
   constructor(
     readonly orm: MikroORM,
@@ -244,7 +247,7 @@ export class App {
         ? new LocalRateLimiter()
         : new RedisRateLimiter(opts.redisUrl, opts.redisPrefix, log, this.rateLimitStats, opts.redisTimeoutMs);
     // VerifyKey's statements run on the driver's pool, without the ORM.
-    const pool = lazyDriverPool(orm);
+    const pool = (this.driverPool = lazyDriverPool(orm));
     this.usageLimits = new UsageLimits(pool);
     const limits = new LimitEnforcer(this.rateLimiter, this.usageLimits);
     this.keyFilter = new KeyFilter({
@@ -337,7 +340,7 @@ export class App {
     await this.rateLimiter.start();
     // What ended tokens before this process started (a listener's reconnect reloads it too).
     await this.tokenChecker.loadDenylist();
-    if (this.metrics) this.pool = await driverPool(this.orm);
+    if (this.metrics) this.pool = await this.driverPool();
     this.lastUsed.start();
     this.analytics.start();
     this.securityEvents.start();

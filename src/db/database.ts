@@ -6,7 +6,7 @@ import { entities } from './entities.js';
 import { migrationsList } from './migrations/index.js';
 
 /** The driver's own pool under the ORM, for VerifyKey's statements, which skip the ORM (and for the pool's gauges). */
-export function driverPool(orm: MikroORM): Promise<pg.Pool> {
+function driverPool(orm: MikroORM): Promise<pg.Pool> {
   return (orm.em.getConnection() as PostgreSqlConnection).getNativeClient();
 }
 

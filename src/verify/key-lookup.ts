@@ -5,9 +5,9 @@
 // queue and go in the next one, so under load a query carries many keys and
 // an idle server still answers a lone miss at once.
 
-/** The driver's pool, as `pg` has it. */
+/** The driver's pool, as `pg` has it (VerifyKey's statements run on it: here and in usage-limits.ts). */
 export interface QueryPool {
-  query<R>(config: { name?: string; text: string; values: unknown[]; query_timeout: number }): Promise<{ rows: R[] }>;
+  query<R>(config: { name?: string; text: string; values: unknown[]; query_timeout?: number }): Promise<{ rows: R[] }>;
 }
 
 const MAX_IN_FLIGHT = 4;

@@ -15,6 +15,7 @@
 // that fit, in arrival order, exactly as one statement each would. A hot
 // key costs one statement per batch, not one per verification.
 import { newId } from '../ids.js';
+import type { QueryPool } from './key-lookup.js';
 import { lastRefillAt, needOf, type RefillSpec } from '../domain/limits.js';
 import { insertEventsSql, keyEventDataSql, type WebhookEventType } from '../domain/webhooks.js';
 
@@ -63,11 +64,6 @@ const TAKE_SQL = `
     from api_keys k left join fits f on true
    where k.id = $2`;
 
-/** The driver's pool, as \`pg\` has it. */
-export interface UsagePool {
-  query<R>(config: { text: string; values: unknown[] }): Promise<{ rows: R[] }>;
-}
-
 interface Take {
   cost: number;
   refillAt: string | null;
@@ -88,7 +84,7 @@ export class UsageLimits {
   /** Statements run, and the takes they decided. */
   readonly stats = { statements: 0, takes: 0 };
 
-  constructor(private readonly pool: () => Promise<UsagePool>) {}
+  constructor(private readonly pool: () => Promise<QueryPool>) {}
 
   /**
    * Takes `cost` uses of the key, or nothing if fewer are left (a cost of 0
