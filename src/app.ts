@@ -29,7 +29,7 @@ import { ServerReflection as ReflectionV1 } from '../gen/grpc/reflection/v1/refl
 import { ServerReflection as ReflectionV1Alpha } from '../gen/grpc/reflection/v1alpha/reflection_pb.js';
 import type { DescService } from '@bufbuild/protobuf';
 import { DatabaseProbe } from './health/database-probe.js';
-import { lazyDriverPool } from './db/database.js';
+import { lazyDriverPool, type DriverPool } from './db/database.js';
 import { httpEndpoints } from './http/endpoints.js';
 import { healthService } from './rpc/health-service.js';
 import { DescriptorIndex, reflectionV1, reflectionV1Alpha } from './rpc/reflection-service.js';
@@ -62,7 +62,6 @@ import { workspaceService } from './rpc/workspace-service.js';
 import { LastUsedRecorder } from './verify/last-used.js';
 import { KeyVerifier, newKeyCache, secretScan, type KeyRecord } from './verify/verifier.js';
 import { KeyFilter } from './verify/key-filter.js';
-import type { QueryPool } from './verify/key-lookup.js';
 import { Retention } from './domain/retention.js';
 import type { ChangeListener } from './db/change-listener.js';
 import { VerifyCall } from './verify/verify-call.js';
@@ -164,7 +163,7 @@ export class App {
   /** The database pool, for its gauges; known once startBackground() has run. */
   private pool: { totalCount: number; idleCount: number; waitingCount: number } | undefined;
   /** The driver's pool, asked for once (VerifyKey's statements, the pool gauges). */
-  private readonly driverPool: () => Promise<{ totalCount: number; idleCount: number; waitingCount: number } & QueryPool>;
+  private readonly driverPool: () => Promise<DriverPool>;
 
   constructor(
     readonly orm: MikroORM,
@@ -180,7 +179,9 @@ export class App {
     this.clientAddress = new TrustedProxies(opts.trustedProxies).clientAddress;
     this.workspaces = new Workspaces(orm, this.changes);
     this.scopes = new Scopes(orm, this.changes);
-    this.keys = new Keys(orm, this.changes);
+    // VerifyKey's statements and the writes of new keys run on the driver's pool, without the ORM.
+    this.driverPool = lazyDriverPool(orm, { inlineValues: !shared });
+    this.keys = new Keys(orm, this.changes, this.driverPool);
     this.sdkKeys = new SdkKeys(orm, this.changes);
     this.securityEvents = new SecurityEventRecorder(orm, log, opts.usageFlushMs);
     this.auth = new SdkKeyAuthenticator(
@@ -246,8 +247,7 @@ export class App {
       opts.redisUrl === undefined
         ? new LocalRateLimiter()
         : new RedisRateLimiter(opts.redisUrl, opts.redisPrefix, log, this.rateLimitStats, opts.redisTimeoutMs);
-    // VerifyKey's statements run on the driver's pool, without the ORM.
-    const pool = (this.driverPool = lazyDriverPool(orm));
+    const pool = this.driverPool;
     this.usageLimits = new UsageLimits(pool);
     const limits = new LimitEnforcer(this.rateLimiter, this.usageLimits);
     this.keyFilter = new KeyFilter({
@@ -257,7 +257,6 @@ export class App {
       onBuildFailed: (e) => log.warn('key filter not built; unknown keys are looked up until it is', errorFields(e)),
     });
     this.verifier = new KeyVerifier(pool, this.keyCache, this.keyFilter, this.lastUsed, limits, this.analytics, {
-      preparedStatements: shared,
       // The database's own statement timeout, and a second for the answer to come back.
       lookupTimeoutMs: opts.maxRequestTimeoutMs + 1000,
     });

@@ -5,19 +5,84 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js';
 import { entities } from './entities.js';
 import { migrationsList } from './migrations/index.js';
 
-/** The driver's own pool under the ORM, for VerifyKey's statements, which skip the ORM (and for the pool's gauges). */
+/**
+ * The driver's pool, as `pg` has it. The statements that skip the ORM run on
+ * it: VerifyKey's (src/verify/key-lookup.ts, usage-limits.ts) and the writes
+ * of new keys (src/domain/key-insert.ts).
+ */
+export interface QueryPool {
+  /**
+   * `name` prepares the statement under that name on each connection, so
+   * that it is planned once there (not with the embedded database: see
+   * lazyDriverPool).
+   */
+  query<R>(config: { name?: string; text: string; values: unknown[]; query_timeout?: number }): Promise<{ rows: R[] }>;
+}
+
+/** The driver's own pool under the ORM. */
 function driverPool(orm: MikroORM): Promise<pg.Pool> {
   return (orm.em.getConnection() as PostgreSqlConnection).getNativeClient();
 }
 
-/** driverPool(), asked once it is first needed and kept; asked again after a failure (the database was away). */
-export function lazyDriverPool(orm: MikroORM): () => Promise<pg.Pool> {
-  let pool: Promise<pg.Pool> | undefined;
+/** The driver's pool, with its gauges. */
+export type DriverPool = QueryPool & Pick<pg.Pool, 'totalCount' | 'idleCount' | 'waitingCount'>;
+
+/**
+ * driverPool(), asked once it is first needed and kept; asked again after a
+ * failure (the database was away). With `inlineValues` (the embedded
+ * database), each statement goes as one simple-protocol message with its
+ * values written into the text: the embedded database's socket server runs
+ * the messages of all its connections in one session, one message at a time,
+ * so the several messages of a statement with parameters (Parse, Bind,
+ * Execute, Sync) from two connections could interleave; and a statement
+ * prepared by one connection would already exist for the next.
+ */
+export function lazyDriverPool(orm: MikroORM, opts: { inlineValues: boolean }): () => Promise<DriverPool> {
+  let pool: Promise<DriverPool> | undefined;
   return () =>
-    (pool ??= driverPool(orm).catch((e: unknown) => {
-      pool = undefined;
-      throw e;
-    }));
+    (pool ??= driverPool(orm).then(
+      (p) => (opts.inlineValues ? inliningValues(p) : p),
+      (e: unknown) => {
+        pool = undefined;
+        throw e;
+      },
+    ));
+}
+
+function inliningValues(p: pg.Pool): DriverPool {
+  const raw: QueryPool = p;
+  return {
+    // Without values, the driver sends a simple query: one message.
+    query: (c) => raw.query({ text: inlineValues(c.text, c.values), values: [], query_timeout: c.query_timeout }),
+    get totalCount() {
+      return p.totalCount;
+    },
+    get idleCount() {
+      return p.idleCount;
+    },
+    get waitingCount() {
+      return p.waitingCount;
+    },
+  };
+}
+
+/**
+ * `text` with each `$n` replaced by values[n - 1] as an SQL literal (strings
+ * quoted by the driver's escapeLiteral; arrays as array literals; other
+ * objects as JSON). Only for Keyward's own statements, whose text has no `$`
+ * but placeholders.
+ */
+export function inlineValues(text: string, values: unknown[]): string {
+  return text.replace(/\$(\d+)/g, (_, n: string) => sqlLiteral(values[Number(n) - 1]));
+}
+
+function sqlLiteral(v: unknown): string {
+  if (v === null || v === undefined) return 'null';
+  // Quoted as the driver would send it: typed by where it stands, as a parameter is.
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return pg.escapeLiteral(String(v));
+  if (v instanceof Date) return pg.escapeLiteral(v.toISOString());
+  if (Array.isArray(v)) return pg.escapeLiteral(`{${v.map((e) => (e === null ? 'NULL' : `"${String(e).replace(/["\\]/g, '\\$&')}"`)).join(',')}}`);
+  return pg.escapeLiteral(JSON.stringify(v));
 }
 
 export interface DatabaseOptions {

@@ -30,6 +30,16 @@ export class ChangeBus {
   }
 
   /**
+   * For changes a single statement makes outside a transaction
+   * (src/domain/key-insert.ts): the pg_notify payloads that statement sends on
+   * CHANGE_CHANNEL (none when no other process listens). Once it has
+   * succeeded, deliver() each change here.
+   */
+  payloads(changes: Change[]): string[] {
+    return this.notifyOthers ? changes.map((c) => JSON.stringify(c)) : [];
+  }
+
+  /**
    * Runs `work` in a transaction on a fork of `em` (inTransaction makes the
    * fork, so callers pass their `em` as is); the changes it reports are
    * announced to other replicas within that transaction and to this process

@@ -49,8 +49,11 @@ export function wantedOf(input: GrantsInput, field: string, permissionsField: st
   return wanted;
 }
 
+/** A scope as grants are resolved against it. */
+export type ScopeRow = Pick<Scope, 'id' | 'name' | 'actions'>;
+
 /** Grants resolved to scope rows. */
-export type ResolvedGrant = { scope: Scope; actions: string[] };
+export type ResolvedGrant = { scope: ScopeRow; actions: string[] };
 
 /**
  * Resolves grants by scope name to rows, rejecting unknown scopes and actions
@@ -60,14 +63,17 @@ export type ResolvedGrant = { scope: Scope; actions: string[] };
  * grants) or has committed (and the scope is unknown here).
  */
 export async function resolveGrants(em: EntityManager, workspaceId: string, input: GrantsInput, field = 'key.grants', permissionsField = 'key.scopes') {
-  return (await resolveGrantsOfMany(em, workspaceId, [wantedOf(input, field, permissionsField)]))[0]!;
+  const wanted = wantedOf(input, field, permissionsField);
+  if (wanted.size === 0) return [];
+  const scopes = await em.find(Scope, { workspaceId, name: { $in: [...wanted.keys()] } }, { lockMode: LockMode.PESSIMISTIC_READ });
+  return resolveWanted(scopes, [wanted])[0]!;
 }
 
-/** resolveGrants() of several keys' wanted grants (wantedOf), with one read of the scopes they name. */
-export async function resolveGrantsOfMany(em: EntityManager, workspaceId: string, wanted: Map<string, Wanted>[]): Promise<ResolvedGrant[][]> {
-  const names = [...new Set(wanted.flatMap((w) => [...w.keys()]))];
-  if (names.length === 0) return wanted.map(() => []);
-  const scopes = await em.find(Scope, { workspaceId, name: { $in: names } }, { lockMode: LockMode.PESSIMISTIC_READ });
+/** The scope names `wanted` (several keys' wantedOf) name. */
+export const scopeNamesOf = (wanted: Map<string, Wanted>[]) => [...new Set(wanted.flatMap((w) => [...w.keys()]))];
+
+/** Each key's wanted grants (wantedOf) resolved against `scopes`, the workspace's scopes of those names (see resolveGrants). */
+export function resolveWanted(scopes: ScopeRow[], wanted: Map<string, Wanted>[]): ResolvedGrant[][] {
   const byName = new Map(scopes.map((s) => [s.name, s]));
   return wanted.map((w) =>
     [...w].map(([name, { actions, field }]) => {

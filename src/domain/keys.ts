@@ -5,10 +5,12 @@ import { issueApiKey, type IssuedApiKey } from '../credentials/api-key.js';
 import { audit } from './audit.js';
 import type { Change, ChangeBus } from './changes.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from './errors.js';
-import { resolveGrants, resolveGrantsOfMany, wantedOf } from './grants.js';
+import { resolveGrants, resolveWanted, scopeNamesOf, wantedOf, type ResolvedGrant, type Wanted } from './grants.js';
 import { checkPortalMask, listedCustomer } from './portal-rules.js';
 import { checkImport, inEntry, type ImportItem, type NewKey } from './key-import.js';
-import { insertKeys } from './key-insert.js';
+import { KeyWriter, type TargetWorkspace } from './key-insert.js';
+import type { QueryPool } from '../db/database.js';
+import { violatedUnique } from '../db/errors.js';
 import {
   checkCustomerId,
   checkDescription,
@@ -90,10 +92,20 @@ export async function findVisibleKey(em: EntityManager, p: Principal, id: string
 }
 
 export class Keys {
+  private readonly writer: KeyWriter;
+  /** Statements that wrote new keys, and the creates and imports they carried. */
+  get writeStats(): { statements: number; writes: number } {
+    return this.writer.stats;
+  }
+
   constructor(
     private readonly orm: MikroORM,
     private readonly changes: ChangeBus,
-  ) {}
+    /** The driver's pool: new keys are written on it, without the ORM (src/domain/key-insert.ts). */
+    private readonly db: () => Promise<QueryPool>,
+  ) {
+    this.writer = new KeyWriter(db);
+  }
 
   private async views(em: EntityManager, keys: ApiKey[]): Promise<KeyView[]> {
     if (keys.length === 0) return [];
@@ -135,12 +147,13 @@ export class Keys {
     p.requireWorkspace(input.workspaceId);
     const columns = newKeyColumns(p, input, Date.now(), opts.expiresIn);
     const wanted = wantedOf(input, 'key.grants', 'key.scopes');
-    return this.changes.transaction(this.orm.em, async (em, report) => {
-      const ws = await findVisibleWorkspace(em, p, input.workspaceId, 'key.workspace_id', 'share');
+    let plaintext = '';
+    const [view] = await this.write(p, input.workspaceId, [wanted], 'key.create', (ws) => {
       const issued = issueApiKey(ws.keyPrefix);
-      const [view] = await this.insert(em, p, ws.id, [{ columns, wanted, secret: issued }], report);
-      return { view: view!, secret: issued.plaintext };
+      plaintext = issued.plaintext;
+      return [{ columns, wanted, secret: issued }];
     });
+    return { view: view!, secret: plaintext };
   }
 
   /**
@@ -159,35 +172,71 @@ export class Keys {
         }
         return newKeyColumns(p, item.key, now);
       }),
-      // Named in full here: unknown scopes are found later, in the transaction.
+      // Named in full here: unknown scopes are found later, once the workspace's are read.
       wanted: wantedOf(item.key, `keys[${i}].key.grants`, `keys[${i}].key.scopes`),
     }));
-    return this.changes.transaction(this.orm.em, async (em, report) => {
-      const ws = await findVisibleWorkspace(em, p, workspaceId, 'workspace_id', 'share');
-      const taken = await em.find(ApiKeySecret, { hash: { $in: prepared.map((k) => k.secret.hash) } }, { fields: ['hash'] });
-      if (taken.length > 0) {
-        const i = prepared.findIndex((k) => k.secret.hash === taken[0]!.hash);
-        throw alreadyExists(`keys[${i}]: a key with this secret already exists`);
-      }
-      return this.insert(em, p, ws.id, prepared, report, 'key.import');
-    });
+    try {
+      return await this.write(
+        p,
+        workspaceId,
+        prepared.map((k) => k.wanted),
+        'key.import',
+        () => prepared,
+      );
+    } catch (e) {
+      if (violatedUnique(e) !== 'api_key_secrets_pkey') throw e;
+      const db = await this.db();
+      const { rows } = await db.query<{ hash: string }>({
+        text: 'select hash from api_key_secrets where hash = any($1::text[]) limit 1',
+        values: [prepared.map((k) => k.secret.hash)],
+      });
+      const i = prepared.findIndex((k) => k.secret.hash === rows[0]?.hash);
+      throw alreadyExists(`keys[${Math.max(i, 0)}]: a key with this secret already exists`);
+    }
   }
 
   /**
-   * Writes new keys with their secrets, grants and audit records, and
-   * announces the secrets to every replica's membership filter (this one's
-   * before the call returns).
+   * Writes new keys into a live workspace the caller may see (NOT_FOUND
+   * naming `field` otherwise), their grants resolved against its scopes, and
+   * announces their secrets to every replica's membership filter (this one's
+   * before the call returns). `make` builds the keys for the workspace as
+   * known; if that turns out stale (a scope or the key prefix changed), the
+   * workspace is read again and the keys made again.
    */
-  private async insert(em: EntityManager, p: Principal, workspaceId: string, keys: NewKey[], report: (c: Change) => void, action = 'key.create') {
-    const grants = await resolveGrantsOfMany(
-      em,
-      workspaceId,
-      keys.map((k) => k.wanted),
-    );
-    const views = await insertKeys(em, p, workspaceId, keys, grants, action);
-    // A notification carries at most 8,000 bytes: 100 hashes each.
-    for (let i = 0; i < keys.length; i += 100) report({ secrets: keys.slice(i, i + 100).map((k) => k.secret.hash) });
-    return views;
+  private async write(
+    p: Principal,
+    workspaceId: string,
+    wanted: Map<string, Wanted>[],
+    action: string,
+    make: (ws: TargetWorkspace) => NewKey[],
+  ): Promise<KeyView[]> {
+    const names = scopeNamesOf(wanted);
+    let fresh = false;
+    for (let attempt = 1; ; attempt++) {
+      const ws = p.canSee(workspaceId) ? await this.writer.target(workspaceId, names, fresh) : null;
+      if (!ws) throw notFound('workspace', workspaceId);
+      let grants: ResolvedGrant[][];
+      try {
+        grants = resolveWanted(ws.scopes, wanted);
+      } catch (e) {
+        // Remembered scopes may lack an action declared since: only what was just read is an answer.
+        if (ws.fresh) throw e;
+        fresh = true;
+        continue;
+      }
+      const keys = make(ws);
+      // A notification carries at most 8,000 bytes: 100 hashes each.
+      const changes: Change[] = [];
+      for (let i = 0; i < keys.length; i += 100) changes.push({ secrets: keys.slice(i, i + 100).map((k) => k.secret.hash) });
+      const written = await this.writer.write({ principal: p, workspace: ws, keys, grants, action, notices: this.changes.payloads(changes) });
+      if (written === 'workspace_gone') throw notFound('workspace', workspaceId);
+      if (written !== 'changed') {
+        for (const c of changes) this.changes.deliver(c);
+        return written;
+      }
+      if (attempt >= 3) throw failedPrecondition("the workspace's scopes kept changing while the keys were written; try again");
+      fresh = true;
+    }
   }
 
   async get(p: Principal, id: string): Promise<KeyView> {

@@ -5,10 +5,7 @@
 // queue and go in the next one, so under load a query carries many keys and
 // an idle server still answers a lone miss at once.
 
-/** The driver's pool, as `pg` has it (VerifyKey's statements run on it: here and in usage-limits.ts). */
-export interface QueryPool {
-  query<R>(config: { name?: string; text: string; values: unknown[]; query_timeout?: number }): Promise<{ rows: R[] }>;
-}
+import type { QueryPool } from '../db/database.js';
 
 const MAX_IN_FLIGHT = 4;
 const MAX_BATCH = 256;
@@ -27,15 +24,12 @@ export class KeyLookup<R extends { hash: string }> {
 
   /**
    * `sql` selects the row of every hash in `$1` (a text[]), each with a
-   * `hash` column; `pool` resolves to the driver's pool. `prepared` names the
-   * statement, so that each connection plans it once: not with the embedded
-   * database, whose connections all share its one session (a name prepared
-   * by one would already exist for the next).
+   * `hash` column; `pool` resolves to the driver's pool. The statement is
+   * named, so that each connection plans it once.
    */
   constructor(
     private readonly pool: () => Promise<QueryPool>,
     private readonly sql: string,
-    private readonly prepared: boolean,
     /** How long a read may take before it fails (and its connection is dropped): a database that stopped answering frees its slot. */
     private readonly timeoutMs: number,
   ) {}
@@ -82,7 +76,7 @@ export class KeyLookup<R extends { hash: string }> {
       this.stats.queries++;
       this.stats.keys += batch.size;
       const q = { text: this.sql, values: [[...batch.keys()]], query_timeout: this.timeoutMs };
-      const { rows } = await pool.query<R>(this.prepared ? { ...q, name: 'keyward_verify_lookup' } : q);
+      const { rows } = await pool.query<R>({ ...q, name: 'keyward_verify_lookup' });
       const byHash = new Map(rows.map((r) => [r.hash, r]));
       for (const [hash, waiting] of batch) for (const w of waiting) w.resolve(byHash.get(hash) ?? null);
     } catch (e) {

@@ -15,7 +15,7 @@
 // that fit, in arrival order, exactly as one statement each would. A hot
 // key costs one statement per batch, not one per verification.
 import { newId } from '../ids.js';
-import type { QueryPool } from './key-lookup.js';
+import type { QueryPool } from '../db/database.js';
 import { lastRefillAt, needOf, type RefillSpec } from '../domain/limits.js';
 import { insertEventsSql, keyEventDataSql, type WebhookEventType } from '../domain/webhooks.js';
 

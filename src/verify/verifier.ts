@@ -7,7 +7,8 @@ import type { Principal } from '../domain/principal.js';
 import { requireId } from '../domain/validate.js';
 import { KeyCache } from './key-cache.js';
 import type { KeyFilter, KeyFilterDeps } from './key-filter.js';
-import { KeyLookup, type QueryPool } from './key-lookup.js';
+import { KeyLookup } from './key-lookup.js';
+import type { QueryPool } from '../db/database.js';
 import { inSpan } from '../tracing.js';
 import type { UsageAnalytics } from './analytics.js';
 import type { LastUsedRecorder } from './last-used.js';
@@ -184,9 +185,9 @@ export class KeyVerifier {
     private readonly lastUsed: LastUsedRecorder,
     private readonly limits: LimitEnforcer,
     private readonly analytics: UsageAnalytics,
-    opts: { preparedStatements: boolean; lookupTimeoutMs: number },
+    opts: { lookupTimeoutMs: number },
   ) {
-    this.rows = new KeyLookup<LookupRow>(pool, LOOKUP_SQL, opts.preparedStatements, opts.lookupTimeoutMs);
+    this.rows = new KeyLookup<LookupRow>(pool, LOOKUP_SQL, opts.lookupTimeoutMs);
   }
 
   private readonly rows: KeyLookup<LookupRow>;

@@ -8,6 +8,8 @@ import { Action, KeyState, type ApiKeySchema } from '../../gen/keyward/v1/key_pb
 import { GetKeyResponseSchema, ListKeysResponseSchema, VerifyCode, VerifyKeyResponseSchema } from '../../gen/keyward/v1/key_service_pb.js';
 import { checksumOf, expectVerify, getKey, ms, newKey, newWorkspace, splitKey, UUID_RE } from '../support/fixtures.js';
 import { keys, ts, useKeysServer, workspaces } from '../support/keys-server.js';
+import { client } from '../support/server.js';
+import { ScopeService } from '../../gen/keyward/v1/scope_service_pb.js';
 import { expectError } from '../support/rpc.js';
 
 useKeysServer();
@@ -241,6 +243,74 @@ describe('CreateKey', () => {
     const ws = await newWorkspace(ts);
     await workspaces.deleteWorkspace({ id: ws });
     await expectError(keys.createKey({ key: { workspaceId: ws } }), Code.NotFound);
+  });
+});
+
+describe('CreateKey after the workspace changed', () => {
+  // The server remembers each workspace's key prefix and scopes between
+  // creates; every write checks them, so a change is seen by the next create.
+  it('sees a new key prefix, a renamed or deleted scope and a newly declared action', async () => {
+    const ws = await newWorkspace(ts, { keyPrefix: 'old' });
+    const scopes = client(ScopeService, ts);
+    const s = (await scopes.createScope({ scope: { workspaceId: ws, name: 'models', actions: ['read', 'train'] } })).scope!;
+    const gone = (await scopes.createScope({ scope: { workspaceId: ws, name: 'gone' } })).scope!;
+    const before = await newKey(keys, { workspaceId: ws, scopes: ['models:train', 'gone:read'] });
+    expect(before.secret).toMatch(/^old_/);
+
+    await workspaces.updateWorkspace({ workspace: { id: ws, keyPrefix: 'new' }, updateMask: { paths: ['key_prefix'] } });
+    expect((await newKey(keys, { workspaceId: ws, scopes: ['models:train'] })).secret).toMatch(/^new_/);
+
+    await scopes.updateScope({ scope: { id: s.id, actions: ['read', 'train', 'deploy'] }, updateMask: { paths: ['actions'] } });
+    const deployer = await newKey(keys, { workspaceId: ws, scopes: ['models:deploy'] });
+    expect(deployer.key.scopes).toEqual(['models:deploy']);
+    await expectVerify(ts, deployer.secret, VerifyCode.VALID, ['models:deploy']);
+
+    await scopes.updateScope({ scope: { id: s.id, name: 'ml' }, updateMask: { paths: ['name'] } });
+    await expectError(keys.createKey({ key: { workspaceId: ws, scopes: ['models:train'] } }), Code.InvalidArgument, 'key.scopes[0]');
+    expect((await newKey(keys, { workspaceId: ws, scopes: ['ml:train'] })).key.scopes).toEqual(['ml:train']);
+
+    await keys.revokeKey({ id: before.id });
+    await scopes.deleteScope({ id: gone.id });
+    await expectError(keys.createKey({ key: { workspaceId: ws, scopes: ['gone:read'] } }), Code.InvalidArgument, 'key.scopes[0]');
+  });
+});
+
+describe('CreateKey under load', () => {
+  it('writes concurrent creates in several workspaces together, each key in its own workspace with its grants and audit event', async () => {
+    const wss = await Promise.all(Array.from({ length: 4 }, (_, i) => newWorkspace(ts, { keyPrefix: `p${i}`, scopes: ['orders', `only${i}`] })));
+    const before = ts.internals.keys.writeStats;
+    const start = { ...before };
+    const made = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => {
+        const w = i % 4;
+        return newKey(keys, { workspaceId: wss[w]!, name: `k${i}`, scopes: [`orders:${i % 2 ? 'read' : 'update'}`, `only${w}`] }).then((k) => ({ ...k, i, w }));
+      }),
+    );
+    const stats = ts.internals.keys.writeStats;
+    expect(stats.writes - start.writes).toBe(60);
+    expect(stats.statements - start.statements, 'creates arriving together share statements').toBeLessThan(60);
+    for (const k of made) {
+      expect(k.secret.startsWith(`p${k.w}_`)).toBe(true);
+      expect(k.key.workspaceId).toBe(wss[k.w]);
+      expect(k.key.name).toBe(`k${k.i}`);
+      expect([...k.key.scopes].sort()).toEqual([`only${k.w}`, `orders:${k.i % 2 ? 'read' : 'update'}`].sort());
+    }
+    for (const k of made.slice(0, 8)) await expectVerify(ts, k.secret, VerifyCode.VALID, [`only${k.w}`]);
+    for (const [w, ws] of wss.entries()) {
+      const listed = (await keys.listKeys({ workspaceId: ws, pageSize: 100 })).keys;
+      expect(listed.map((k) => k.id).sort()).toEqual(
+        made
+          .filter((k) => k.w === w)
+          .map((k) => k.id)
+          .sort(),
+      );
+    }
+    const audited = await ts.sql<{ resource_id: string; workspace_id: string }[]>(
+      `select resource_id, workspace_id from audit_events where action = 'key.create' and resource_id in (?)`,
+      [made.map((k) => k.id)],
+    );
+    expect(audited.length).toBe(60);
+    for (const a of audited) expect(a.workspace_id).toBe(made.find((k) => k.id === a.resource_id)!.key.workspaceId);
   });
 });
 
