@@ -20,8 +20,24 @@ const { values: argv } = parseArgs({
     'wait-quiet': { type: 'string', default: '0' },
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    // The scale run's (bench/scale.ts).
+    keys: { type: 'string', default: '1000000' },
+    customers: { type: 'string', default: '1000' },
+    'usage-rows': { type: 'string', default: '10000000' },
+    'audit-events': { type: 'string', default: '1000000' },
+    'delete-keys': { type: 'string', default: '100000' },
+    samples: { type: 'string', default: '30' },
   },
 });
+/** The scale run's sizes (bench/scale.ts). */
+export const SCALE = {
+  keys: Number(argv.keys),
+  customers: Number(argv.customers),
+  usageRows: Number(argv['usage-rows']),
+  auditEvents: Number(argv['audit-events']),
+  deleteKeys: Number(argv['delete-keys']),
+  samples: Number(argv.samples),
+};
 export const DURATION_S = Number(argv.duration);
 export const WARMUP_S = Number(argv.warmup);
 export const CONNS = Number(argv.connections);

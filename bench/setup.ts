@@ -18,7 +18,8 @@ export interface Keyward extends Server {
   database: string;
 }
 
-async function freshDatabase(label: string): Promise<{ env: NodeJS.ProcessEnv; description: string }> {
+/** A database of its own for a run (dropped at the end): on DATABASE_URL's server if set, else an embedded one in a temporary directory. */
+export async function freshDatabase(label: string): Promise<{ env: NodeJS.ProcessEnv; description: string }> {
   const base = process.env.DATABASE_URL;
   if (base) {
     const name = `keyward_bench_${label}_${randomBytes(4).toString('hex')}`;
@@ -46,9 +47,18 @@ async function freshDatabase(label: string): Promise<{ env: NodeJS.ProcessEnv; d
   return { env: { KEYWARD_DATA_DIR: dir }, description: 'embedded PGlite (fresh data dir, removed at the end)' };
 }
 
-/** Starts `keyward serve` on a fresh database with a bootstrap admin key; `label` names the database. */
-export async function startKeyward(name: string, label: string, extraEnv: NodeJS.ProcessEnv): Promise<Keyward> {
-  const db = await freshDatabase(label);
+/**
+ * Starts `keyward serve` on a fresh database (named by `label`) with a
+ * bootstrap admin key; or on `again.db`, started before, whose admin key
+ * (printed only when the database was new) is `again.adminToken`.
+ */
+export async function startKeyward(
+  name: string,
+  label: string,
+  extraEnv: NodeJS.ProcessEnv,
+  again?: { db: { env: NodeJS.ProcessEnv; description: string }; adminToken: string },
+): Promise<Keyward> {
+  const db = again?.db ?? (await freshDatabase(label));
   const env: NodeJS.ProcessEnv = {
     ...BASE_ENV,
     ...db.env,
@@ -60,7 +70,7 @@ export async function startKeyward(name: string, label: string, extraEnv: NodeJS
     ...extraEnv,
   };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-  let adminToken = '';
+  let adminToken = again?.adminToken ?? '';
   const server = await startServer(
     name,
     [path.join(ROOT, 'bin/keyward.js'), 'serve'],

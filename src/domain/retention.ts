@@ -1,6 +1,6 @@
-// What Keyward keeps, and for how long: usage counts are hourly for
-// KEYWARD_USAGE_HOURLY_DAYS, then rolled up into one row per key, code and
-// day (kept in that day's 00:00 hour, so reports read both alike), and
+// What Keyward keeps, and for how long: usage counts (each key's and each
+// workspace's) are hourly for KEYWARD_USAGE_HOURLY_DAYS, then rolled up into
+// one row per key (or workspace), code and day (kept in that day's 00:00 hour, so reports read both alike), and
 // deleted after KEYWARD_USAGE_RETENTION_DAYS; audit events are deleted after
 // KEYWARD_AUDIT_RETENTION_DAYS (0 keeps either for good). Each run moves or
 // deletes at most BATCH rows a statement, in a loop, so a first run over a
@@ -18,27 +18,36 @@ export interface RetentionSettings {
   auditRetentionDays: number;
 }
 
-// $1 the cutoff: hourly rows before it (but a day's 00:00 row, which is where its daily row lives) become daily.
-const ROLL_UP_SQL = `
+/** The usage tables: each key's counts, and each workspace's (the same counts summed). */
+const USAGE_TABLES = [
+  { table: 'key_usage', key: ['workspace_id', 'key_id'] },
+  { table: 'workspace_usage', key: ['workspace_id'] },
+];
+
+// ? the cutoff: hourly rows before it (but a day's 00:00 row, which is where its daily row lives) become daily.
+const rollUpSql = ({ table, key }: (typeof USAGE_TABLES)[number]) => {
+  const k = key.join(', ');
+  return `
   with moved as (
-    delete from key_usage u
-     where (u.workspace_id, u.key_id, u.hour, u.code) in (
-             select workspace_id, key_id, hour, code from key_usage
+    delete from ${table} u
+     where (${key.map((c) => `u.${c}`).join(', ')}, u.hour, u.code) in (
+             select ${k}, hour, code from ${table}
               where hour < ? and hour <> date_trunc('day', hour, 'UTC')
               limit ${BATCH})
-    returning u.workspace_id, u.key_id, date_trunc('day', u.hour, 'UTC') as day, u.code, u.count
+    returning ${key.map((c) => `u.${c}`).join(', ')}, date_trunc('day', u.hour, 'UTC') as day, u.code, u.count
   )
   , rolled as (
-    insert into key_usage (workspace_id, key_id, hour, code, count)
-    select workspace_id, key_id, day, code, sum(count) from moved group by workspace_id, key_id, day, code
-    on conflict (workspace_id, key_id, hour, code) do update set count = key_usage.count + excluded.count
+    insert into ${table} (${k}, hour, code, count)
+    select ${k}, day, code, sum(count) from moved group by ${k}, day, code
+    on conflict (${k}, hour, code) do update set count = ${table}.count + excluded.count
   )
   select count(*)::int as n from moved`;
+};
 
-const DELETE_USAGE_SQL = `
+const deleteUsageSql = ({ table, key }: (typeof USAGE_TABLES)[number]) => `
   with gone as (
-    delete from key_usage where (workspace_id, key_id, hour, code) in (
-      select workspace_id, key_id, hour, code from key_usage where hour < ? limit ${BATCH})
+    delete from ${table} where (${key.join(', ')}, hour, code) in (
+      select ${key.join(', ')}, hour, code from ${table} where hour < ? limit ${BATCH})
     returning 1)
   select count(*)::int as n from gone`;
 
@@ -94,8 +103,10 @@ export class Retention {
   async run(now = Date.now()): Promise<RetentionRun> {
     const s = this.settings;
     const out: RetentionRun = { usageRolledUp: 0, usageDeleted: 0, auditDeleted: 0 };
-    out.usageRolledUp = await this.repeat(ROLL_UP_SQL, new Date(now - s.usageHourlyDays * DAY_MS));
-    if (s.usageRetentionDays > 0) out.usageDeleted = await this.repeat(DELETE_USAGE_SQL, new Date(now - s.usageRetentionDays * DAY_MS));
+    for (const t of USAGE_TABLES) {
+      out.usageRolledUp += await this.repeat(rollUpSql(t), new Date(now - s.usageHourlyDays * DAY_MS));
+      if (s.usageRetentionDays > 0) out.usageDeleted += await this.repeat(deleteUsageSql(t), new Date(now - s.usageRetentionDays * DAY_MS));
+    }
     if (s.auditRetentionDays > 0) out.auditDeleted = await this.repeat(DELETE_AUDIT_SQL, new Date(now - s.auditRetentionDays * DAY_MS));
     return out;
   }

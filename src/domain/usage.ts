@@ -68,7 +68,7 @@ function report(rows: UsageRow[]): UsageReport {
   return { buckets, totals: [...totals].sort(([a], [b]) => (a < b ? -1 : 1)).map(([code, count]) => ({ code, count })), total };
 }
 
-const SELECT = `select (extract(epoch from hour) * 1000)::float8 as hour_ms, code, sum(count)::float8 as n from key_usage`;
+const SELECT = `select (extract(epoch from hour) * 1000)::float8 as hour_ms, code, sum(count)::float8 as n`;
 const GROUP = `group by hour, code order by hour, code`;
 
 /**
@@ -84,7 +84,7 @@ export class UsageReports {
     const { from, to } = checkRange(range);
     const em = this.orm.em.fork() as SqlEntityManager;
     const { key } = await findVisibleKey(em, p, keyId, { field: 'key_id' });
-    const rows = await em.execute<UsageRow[]>(`${SELECT} where workspace_id = ? and key_id = ? and hour >= ? and hour < ? ${GROUP}`, [
+    const rows = await em.execute<UsageRow[]>(`${SELECT} from key_usage where workspace_id = ? and key_id = ? and hour >= ? and hour < ? ${GROUP}`, [
       key.workspaceId,
       keyId,
       from,
@@ -101,7 +101,11 @@ export class UsageReports {
     const { from, to } = checkRange(range);
     const em = this.orm.em.fork() as SqlEntityManager;
     await findVisibleWorkspace(em, p, workspaceId, 'workspace_id');
-    const rows = await em.execute<UsageRow[]>(`${SELECT} where workspace_id = ? and hour >= ? and hour < ? ${GROUP}`, [workspaceId, from, to]);
+    const rows = await em.execute<UsageRow[]>(`${SELECT} from workspace_usage where workspace_id = ? and hour >= ? and hour < ? ${GROUP}`, [
+      workspaceId,
+      from,
+      to,
+    ]);
     return report(rows);
   }
 }

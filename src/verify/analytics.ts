@@ -142,10 +142,17 @@ export class UsageAnalytics extends WriteBehind {
     if (rows.length === 0) return;
     try {
       await this.orm.em.fork().execute(
-        `insert into key_usage (workspace_id, key_id, hour, code, count)
-         select u.w, u.k, u.h, u.c, u.n
-           from jsonb_to_recordset(?::jsonb) as u(w uuid, k uuid, h timestamptz, c text, n bigint)
-         on conflict (workspace_id, key_id, hour, code) do update set count = key_usage.count + excluded.count`,
+        // Each key's counts, and the workspace's (src/domain/usage.ts reads those for a whole workspace).
+        `with u as (
+           select * from jsonb_to_recordset(?::jsonb) as u(w uuid, k uuid, h timestamptz, c text, n bigint)
+         ), per_key as (
+           insert into key_usage (workspace_id, key_id, hour, code, count)
+           select w, k, h, c, n from u
+           on conflict (workspace_id, key_id, hour, code) do update set count = key_usage.count + excluded.count
+         )
+         insert into workspace_usage (workspace_id, hour, code, count)
+         select w, h, c, sum(n) from u group by w, h, c
+         on conflict (workspace_id, hour, code) do update set count = workspace_usage.count + excluded.count`,
         [JSON.stringify(rows)],
       );
     } catch (e) {

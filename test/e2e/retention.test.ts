@@ -3,7 +3,7 @@
 // (read back by GetKeyUsage as that day's 00:00 bucket, totals unchanged),
 // counts older than KEYWARD_USAGE_RETENTION_DAYS and audit events older than
 // KEYWARD_AUDIT_RETENTION_DAYS are deleted, and what is recent is untouched.
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { timestampFromDate, timestampMs } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageService } from '../../gen/keyward/v1/usage_service_pb.js';
 import { newKey, newWorkspace } from '../support/fixtures.js';
@@ -40,8 +40,10 @@ describe('retention', () => {
       // 90 days old: deleted.
       [now - 90 * DAY, 'valid', 100],
     ];
+    // Written as src/verify/analytics.ts writes them: each key's counts, and the workspace's.
     for (const [t, code, n] of rows) {
       await ts.sql('insert into key_usage (workspace_id, key_id, hour, code, count) values (?, ?, ?, ?, ?)', [ws, k.id, new Date(t), code, n]);
+      await ts.sql('insert into workspace_usage (workspace_id, hour, code, count) values (?, ?, ?, ?)', [ws, new Date(t), code, n]);
     }
     await ts.sql(
       `insert into audit_events (id, time, actor, action, resource_type, resource_id, workspace_id, count)
@@ -50,8 +52,8 @@ describe('retention', () => {
     );
 
     const run = await ts.internals.retention.run(now);
-    // The 90-day-old count is rolled up too, then deleted.
-    expect(run).toEqual({ usageRolledUp: 5, usageDeleted: 1, auditDeleted: 1 });
+    // The 90-day-old count is rolled up too, then deleted: in both tables.
+    expect(run).toEqual({ usageRolledUp: 10, usageDeleted: 2, auditDeleted: 1 });
     // Again: nothing left to do.
     expect(await ts.internals.retention.run(now)).toEqual({ usageRolledUp: 0, usageDeleted: 0, auditDeleted: 0 });
 
@@ -75,5 +77,15 @@ describe('retention', () => {
     });
     expect(Number(usage.total)).toBe(15);
     expect(usage.buckets.map((b) => Number(b.total))).toEqual([15]);
+    // And GetWorkspaceUsage the workspace's.
+    const wsUsage = await client(UsageService, ts).getWorkspaceUsage({
+      workspaceId: ws,
+      startTime: timestampFromDate(new Date(day20)),
+      endTime: timestampFromDate(new Date(now)),
+    });
+    expect(wsUsage.buckets.map((b) => [timestampMs(b.startTime!), Number(b.total)])).toEqual([
+      [day20, 15],
+      [now - 2 * DAY, 7],
+    ]);
   });
 });

@@ -7,6 +7,7 @@ import { Migration0006ConsoleAndPortal } from './0006_console_and_portal.js';
 import { Migration0007NextSigningKey } from './0007_next_signing_key.js';
 import { Migration0008ScopeActions } from './0008_scope_actions.js';
 import { Migration0009Retention } from './0009_retention.js';
+import { Migration0010WorkspaceUsage } from './0010_workspace_usage.js';
 
 /** Every migration, in order. Applied at start and by `keyward migrate`. */
 export const migrationsList = [
@@ -19,4 +20,5 @@ export const migrationsList = [
   { name: '0007_next_signing_key', class: Migration0007NextSigningKey },
   { name: '0008_scope_actions', class: Migration0008ScopeActions },
   { name: '0009_retention', class: Migration0009Retention },
+  { name: '0010_workspace_usage', class: Migration0010WorkspaceUsage },
 ];
