@@ -18,24 +18,30 @@ import { needOf, type RateLimitSpec } from '../domain/limits.js';
 import type { Logger } from '../log.js';
 import { LocalRateLimiter, outcomeOf, windowEnd, windowOf, type RateLimiter, type RateOutcome } from './rate-limits.js';
 
-// KEYS: one counter per limit. ARGV: cost, need, then per limit its limit and
-// the time its counter expires (ms). Returns {admitted (0/1), used after, ...}.
+// KEYS: one counter per limit. ARGV: cost, need, n, then per limit its limit
+// and the time its counter expires (ms). Takes n requests of one key, in
+// order: exactly as n runs of a one-request script would, each admitted if
+// every counter has room for it after those admitted before it (so the first
+// k are, and no later one). Returns {k, used before, ...}.
 const TAKE_LUA = `
 local cost = tonumber(ARGV[1])
 local need = tonumber(ARGV[2])
+local k = tonumber(ARGV[3])
 local used = {}
-local admitted = 1
 for i = 1, #KEYS do
   used[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if used[i] + need > tonumber(ARGV[1 + 2 * i]) then admitted = 0 end
+  local room = tonumber(ARGV[2 + 2 * i]) - need - used[i]
+  local fit = k
+  if room < 0 then fit = 0 elseif cost > 0 then fit = math.floor(room / cost) + 1 end
+  if fit < k then k = fit end
 end
-if admitted == 1 and cost > 0 then
+if k > 0 and cost > 0 then
   for i = 1, #KEYS do
-    used[i] = redis.call('INCRBY', KEYS[i], cost)
-    redis.call('PEXPIREAT', KEYS[i], ARGV[2 + 2 * i])
+    redis.call('INCRBY', KEYS[i], k * cost)
+    redis.call('PEXPIREAT', KEYS[i], ARGV[3 + 2 * i])
   end
 end
-table.insert(used, 1, admitted)
+table.insert(used, 1, k)
 return used
 `;
 
@@ -77,8 +83,20 @@ export function newRateLimitStats(redis: boolean): RateLimitStats {
   return { redis, redisUp: redis, redisDecisions: 0, localFallbacks: 0, redisOutages: 0 };
 }
 
+/** A request waiting for its key's script run. */
+interface Take {
+  keyId: string;
+  limits: readonly RateLimitSpec[];
+  cost: number;
+  now: number;
+  counters: string[];
+  resolve(outcome: RateOutcome): void;
+}
+
 export class RedisRateLimiter implements RateLimiter {
   private readonly redis: LimitRedis;
+  /** Per key's counters and cost: the requests waiting for the script run in flight (an entry exists while one is). */
+  private readonly queued = new Map<string, Take[]>();
   private readonly local = new LocalRateLimiter();
   /** Whether the current outage has been logged. */
   private down = false;
@@ -149,11 +167,44 @@ export class RedisRateLimiter implements RateLimiter {
     return this.local.takeNow(keyId, limits, cost, now);
   }
 
-  async take(keyId: string, limits: readonly RateLimitSpec[], cost: number, now: number): Promise<RateOutcome> {
+  /**
+   * Takes `cost` from the key's limits in Redis. Requests of one key (same
+   * counters and cost) that arrive while its script runs wait for it and then
+   * go as one script run (group commit): on a busy key one round trip decides
+   * many, exactly as one each would.
+   */
+  take(keyId: string, limits: readonly RateLimitSpec[], cost: number, now: number): Promise<RateOutcome> {
     const local = this.takeNow(keyId, limits, cost, now);
-    if (local !== undefined) return local;
-    const args: (string | number)[] = this.counters(keyId, limits, now);
-    args.push(cost, needOf(cost));
+    if (local !== undefined) return Promise.resolve(local);
+    const counters = this.counters(keyId, limits, now);
+    const group = `${cost}|${counters.join('|')}`;
+    return new Promise((resolve) => {
+      const take: Take = { keyId, limits, cost, now, counters, resolve };
+      const queued = this.queued.get(group);
+      if (queued) queued.push(take);
+      else {
+        this.queued.set(group, []);
+        void this.run(group, [take]);
+      }
+    });
+  }
+
+  /** Decides `takes`, then whatever queued for their counters meanwhile, until none is left. */
+  private async run(group: string, takes: Take[]): Promise<void> {
+    for (;;) {
+      await this.decide(takes);
+      const queued = this.queued.get(group)!;
+      if (queued.length === 0) {
+        this.queued.delete(group);
+        return;
+      }
+      takes = queued.splice(0);
+    }
+  }
+
+  private async decide(takes: Take[]): Promise<void> {
+    const { limits, cost, now, counters } = takes[0]!;
+    const args: (string | number)[] = [...counters, cost, needOf(cost), takes.length];
     for (const l of limits) args.push(l.limit, windowEnd(now, l.durationMs) + EXPIRY_SLACK_MS);
     let reply: number[] | undefined;
     try {
@@ -161,17 +212,22 @@ export class RedisRateLimiter implements RateLimiter {
       if (reply === undefined) throw new Error(`no answer within ${this.timeoutMs} ms`);
     } catch (e) {
       this.unreachable((e as Error).message);
-      this.stats.localFallbacks++;
-      return this.local.takeNow(keyId, limits, cost, now);
+      for (const t of takes) {
+        this.stats.localFallbacks++;
+        t.resolve(this.local.takeNow(t.keyId, t.limits, t.cost, t.now));
+      }
+      return;
     }
     if (this.down) this.reachable();
-    this.stats.redisDecisions++;
-    const admitted = reply[0] === 1;
-    // The script returns the counters after the request; outcomeOf wants them before.
-    const before = limits.map((_, i) => Number(reply[i + 1]) - (admitted ? cost : 0));
-    const outcome = outcomeOf(limits, before, cost, now);
-    outcome.shared = true;
-    return outcome;
+    const admitted = Number(reply[0]);
+    takes.forEach((t, i) => {
+      this.stats.redisDecisions++;
+      // The counters as this request found them: after the requests admitted before it.
+      const before = limits.map((_, j) => Number(reply[j + 1]) + Math.min(i, admitted) * cost);
+      const outcome = outcomeOf(limits, before, cost, t.now);
+      outcome.shared = true;
+      t.resolve(outcome);
+    });
   }
 
   async refund(keyId: string, limits: readonly RateLimitSpec[], cost: number, taken: RateOutcome): Promise<void> {

@@ -210,4 +210,20 @@ describe.skipIf(!haveRedis || !process.env.DATABASE_URL)('two replicas sharing R
     // Both replicas took part.
     for (const s of [a, b]) expect(s.stderr()).not.toContain('redis unreachable');
   }, 90_000);
+
+  it('admit exactly as many requests of a cost as fit, when many arrive together', async () => {
+    const ka = createClient(KeyService, transport(a.baseUrl, 'grpc', token));
+    const kb = createClient(KeyService, transport(b.baseUrl, 'grpc', token));
+    const w = (await createClient(WorkspaceService, transport(a.baseUrl, 'grpc', token)).createWorkspace({ workspace: { name: 'costs' } })).workspace!;
+    await awayFromWindowEnd(DAY_MS);
+    // Room for 33 requests of cost 3 (99 of 100), then one of cost 1, then none.
+    const { secret } = await ka.createKey({ key: { workspaceId: w.id, rateLimits: [limit('daily', 100, DAY_MS), limit('hourly', 1000, HOUR_MS)] } });
+    const codes = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 ? ka : kb).verifyKey({ key: secret, cost: 3n }).then((r) => r.code)));
+    expect(codes.filter((c) => c === VerifyCode.VALID).length).toBe(33);
+    expect(codes.filter((c) => c !== VerifyCode.VALID && c !== VerifyCode.RATE_LIMITED)).toEqual([]);
+    const last = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? ka : kb).verifyKey({ key: secret, cost: 1n })));
+    expect(last.filter((r) => r.code === VerifyCode.VALID).length).toBe(1);
+    const after = await ka.verifyKey({ key: secret, cost: 0n });
+    expect(after.code).toBe(VerifyCode.RATE_LIMITED);
+  }, 90_000);
 });
