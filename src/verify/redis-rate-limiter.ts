@@ -1,8 +1,10 @@
 // Rate limits shared by all replicas through Redis (REDIS_URL).
 //
-// One Lua script per request reads every counter of the key's limits and,
-// only if all have room, adds the cost to all: Redis runs a script
-// atomically, so replicas can never together admit more than a limit.
+// A Lua script reads every counter of the key's limits and, only if all have
+// room, adds the cost to all: Redis runs a script atomically, so replicas can
+// never together admit more than a limit. Requests of one key that arrive
+// together share one run of it, which admits them in order as separate runs
+// would.
 // Counters are named `{prefix}rl:{<key id>}:<limit name>:<duration ms>:<window>`
 // (the braces keep a key's counters in one Redis Cluster slot) and expire
 // when their window has ended.
