@@ -196,8 +196,8 @@ export class Keys {
   }
 
   /**
-   * Writes new keys into a live workspace the caller may see (NOT_FOUND
-   * naming `field` otherwise), their grants resolved against its scopes, and
+   * Writes new keys into a live workspace the caller may see (else
+   * NOT_FOUND), their grants resolved against its scopes, and
    * announces their secrets to every replica's membership filter (this one's
    * before the call returns). `make` builds the keys for the workspace as
    * known; if that turns out stale (a scope or the key prefix changed), the
