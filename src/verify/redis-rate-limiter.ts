@@ -18,6 +18,7 @@
 import { Redis } from 'ioredis';
 import { needOf, type RateLimitSpec } from '../domain/limits.js';
 import type { Logger } from '../log.js';
+import { PerKeyBatches } from './per-key-batches.js';
 import { LocalRateLimiter, outcomeOf, windowEnd, windowOf, type RateLimiter, type RateOutcome } from './rate-limits.js';
 
 // KEYS: one counter per limit. ARGV: cost, need, n, then per limit its limit
@@ -97,8 +98,8 @@ interface Take {
 
 export class RedisRateLimiter implements RateLimiter {
   private readonly redis: LimitRedis;
-  /** Per key's counters and cost: the requests waiting for the script run in flight (an entry exists while one is). */
-  private readonly queued = new Map<string, Take[]>();
+  /** Requests of one key's counters and cost that arrive together go in one script run (group commit). */
+  private readonly batches = new PerKeyBatches<Take>((takes) => this.decide(takes));
   private readonly local = new LocalRateLimiter();
   /** Whether the current outage has been logged. */
   private down = false;
@@ -179,29 +180,7 @@ export class RedisRateLimiter implements RateLimiter {
     const local = this.takeNow(keyId, limits, cost, now);
     if (local !== undefined) return Promise.resolve(local);
     const counters = this.counters(keyId, limits, now);
-    const group = `${cost}|${counters.join('|')}`;
-    return new Promise((resolve) => {
-      const take: Take = { keyId, limits, cost, now, counters, resolve };
-      const queued = this.queued.get(group);
-      if (queued) queued.push(take);
-      else {
-        this.queued.set(group, []);
-        void this.run(group, [take]);
-      }
-    });
-  }
-
-  /** Decides `takes`, then whatever queued for their counters meanwhile, until none is left. */
-  private async run(group: string, takes: Take[]): Promise<void> {
-    for (;;) {
-      await this.decide(takes);
-      const queued = this.queued.get(group)!;
-      if (queued.length === 0) {
-        this.queued.delete(group);
-        return;
-      }
-      takes = queued.splice(0);
-    }
+    return new Promise((resolve) => this.batches.add(`${cost}|${counters.join('|')}`, { keyId, limits, cost, now, counters, resolve }));
   }
 
   private async decide(takes: Take[]): Promise<void> {

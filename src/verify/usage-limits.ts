@@ -15,6 +15,7 @@
 // that fit, in arrival order, exactly as one statement each would. A hot
 // key costs one statement per batch, not one per verification.
 import { newId } from '../ids.js';
+import { PerKeyBatches } from './per-key-batches.js';
 import type { QueryPool } from '../db/database.js';
 import { lastRefillAt, needOf, type RefillSpec } from '../domain/limits.js';
 import { insertEventsSql, keyEventDataSql, type WebhookEventType } from '../domain/webhooks.js';
@@ -65,6 +66,7 @@ const TAKE_SQL = `
    where k.id = $2`;
 
 interface Take {
+  keyId: string;
   cost: number;
   refillAt: string | null;
   now: number;
@@ -79,8 +81,8 @@ export interface UsageOutcome {
 }
 
 export class UsageLimits {
-  /** Per key: the takes waiting for the statement in flight (an entry exists while one is). */
-  private readonly queues = new Map<string, Take[]>();
+  /** Takes of one key that arrive together go in one statement (group commit). */
+  private readonly batches = new PerKeyBatches<Take>((takes) => this.decideAll(takes));
   /** Statements run, and the takes they decided. */
   readonly stats = { statements: 0, takes: 0 };
 
@@ -92,33 +94,16 @@ export class UsageLimits {
    */
   take(keyId: string, refill: RefillSpec | null, cost: number, now: number): Promise<UsageOutcome | undefined> {
     const refillAt = refill === null ? null : new Date(lastRefillAt(refill, now)).toISOString();
-    return new Promise((resolve, reject) => {
-      const t: Take = { cost, refillAt, now, resolve, reject };
-      const queue = this.queues.get(keyId);
-      if (queue) queue.push(t);
-      else {
-        this.queues.set(keyId, []);
-        void this.run(keyId, [t]);
-      }
-    });
+    return new Promise((resolve, reject) => this.batches.add(keyId, { keyId, cost, refillAt, now, resolve, reject }));
   }
 
-  /** Decides `takes`, then whatever queued for the key meanwhile, until none is left. */
-  private async run(keyId: string, takes: Take[]): Promise<void> {
-    for (;;) {
-      // Takes alike (same cost and refill time) go in one statement, in arrival order.
-      while (takes.length > 0) {
-        const first = takes[0]!;
-        const alike = takes.filter((t) => t.cost === first.cost && t.refillAt === first.refillAt);
-        takes = takes.filter((t) => !alike.includes(t));
-        await this.decide(keyId, alike);
-      }
-      const queued = this.queues.get(keyId)!;
-      if (queued.length === 0) {
-        this.queues.delete(keyId);
-        return;
-      }
-      takes = queued.splice(0);
+  /** Takes alike (same cost and refill time) go in one statement, in arrival order. */
+  private async decideAll(takes: Take[]): Promise<void> {
+    while (takes.length > 0) {
+      const first = takes[0]!;
+      const alike = takes.filter((t) => t.cost === first.cost && t.refillAt === first.refillAt);
+      takes = takes.filter((t) => !alike.includes(t));
+      await this.decide(first.keyId, alike);
     }
   }
 
