@@ -60,6 +60,15 @@ const WRITE_KEYS_SQL = `
       from t left join ws on ws.id = t.workspace_id
   ), go as (
     select w from verdict where go
+  ), r as materialized (
+    -- The rows of the writes that go, the document parsed once.
+    select *
+      from jsonb_to_recordset($2::jsonb) as r(w int, id uuid, workspace_id uuid, customer_id text, name text, description text, enabled boolean,
+                                              masked_key text, start text, metadata jsonb, expire_time timestamptz,
+                                              rate_limits jsonb, remaining_uses bigint, refill_amount bigint, refill_interval text,
+                                              refill_day smallint, last_refill_time timestamptz, hash text, grants jsonb,
+                                              audit_id uuid, actor text, action text, request_id text, details jsonb)
+     where w in (select w from go)
   ), new_keys as (
     insert into api_keys (id, workspace_id, customer_id, name, description, enabled, masked_key, start, metadata, expire_time,
                           last_used_time, revoke_time, create_time, update_time, rate_limits, remaining_uses, refill_amount,
@@ -67,26 +76,16 @@ const WRITE_KEYS_SQL = `
     select id, workspace_id, customer_id, name, description, enabled, masked_key, start, metadata, expire_time,
            null, null, $3::timestamptz, $3::timestamptz, rate_limits, remaining_uses, refill_amount,
            refill_interval, refill_day, last_refill_time, 1
-      from jsonb_to_recordset($2::jsonb) as r(w int, id uuid, workspace_id uuid, customer_id text, name text, description text, enabled boolean,
-                                              masked_key text, start text, metadata jsonb, expire_time timestamptz,
-                                              rate_limits jsonb, remaining_uses bigint, refill_amount bigint, refill_interval text,
-                                              refill_day smallint, last_refill_time timestamptz)
-     where w in (select w from go)
+      from r
   ), new_secrets as (
     insert into api_key_secrets (hash, api_key_id, expire_time, create_time)
-    select hash, id, null, $3::timestamptz from jsonb_to_recordset($2::jsonb) as r(w int, id uuid, hash text)
-     where w in (select w from go)
+    select hash, id, null, $3::timestamptz from r
   ), new_grants as (
     insert into api_key_grants (api_key_id, scope_id, actions)
-    select id, scope_id, actions
-      from jsonb_to_recordset($2::jsonb) as r(w int, id uuid, grants jsonb)
-     cross join lateral jsonb_to_recordset(r.grants) as g(scope_id uuid, actions jsonb)
-     where w in (select w from go)
+    select r.id, g.scope_id, g.actions from r cross join lateral jsonb_to_recordset(r.grants) as g(scope_id uuid, actions jsonb)
   ), new_audit as (
     insert into audit_events (id, time, actor, action, resource_type, resource_id, workspace_id, details, request_id, count, aggregate_key)
-    select audit_id, $3::timestamptz, actor, action, 'key', id, workspace_id, details, request_id, 1, null
-      from jsonb_to_recordset($2::jsonb) as r(w int, id uuid, workspace_id uuid, audit_id uuid, actor text, action text, request_id text, details jsonb)
-     where w in (select w from go)
+    select audit_id, $3::timestamptz, actor, action, 'key', id, workspace_id, details, request_id, 1, null from r
   ), notified as (
     select pg_notify($5::text, payload) from unnest($4::text[]) as payload where exists (select 1 from go)
   )
