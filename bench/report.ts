@@ -95,6 +95,8 @@ export function report(rows: Row[], meta: Record<string, unknown>, loadgenNotes:
   });
   targets.push(
     ratioRow('verify-miss-distinct', 0.6, 'never-issued keys (membership filter)'),
+    // The same path with h2load as the generator: a never-issued key is answered by the filter every time, never cached.
+    ratioRow('verify-miss-unknown', 0.6, 'a never-issued key again and again (membership filter, h2load)'),
     ratioRow('verify-hit-ratelimited-redis', 0.5, 'rate-limited key (Redis)'),
     ratioRow('verify-hit-remaining-uses-hot', 0.25, 'key with remaining uses, 256 at a time'),
     rate('create-key', 1500, 'CreateKey'),

@@ -198,7 +198,7 @@ export const SERVER_GROUPS: ServerGroup[] = [
     },
     { id: 'verify-hit-grpc-1x1', title: 'Keyward VerifyKey, cache hit, one request at a time', message: hitMessage, answer: VALID, load: 'one-at-a-time' },
     { id: 'verify-hit-connect', title: 'Keyward VerifyKey, cache hit', protocol: 'connect', message: hitMessage, answer: VALID },
-    { id: 'verify-miss-unknown', title: 'Keyward VerifyKey, unknown well-formed key (one key: negative cache)', message: unknownKey, answer: NOT_FOUND },
+    { id: 'verify-miss-unknown', title: 'Keyward VerifyKey, one unknown well-formed key again and again (membership filter: no lookup, nothing cached)', message: unknownKey, answer: NOT_FOUND },
     {
       id: 'verify-miss-distinct',
       title: 'Keyward VerifyKey, distinct unknown well-formed keys (membership filter: no lookup)',
