@@ -100,6 +100,7 @@ export function report(rows: Row[], meta: Record<string, unknown>, loadgenNotes:
     ratioRow('verify-hit-ratelimited-redis', 0.5, 'rate-limited key (Redis)'),
     ratioRow('verify-hit-remaining-uses-hot', 0.25, 'key with remaining uses, 256 at a time'),
     rate('create-key', 1500, 'CreateKey'),
+    rate('create-key-2-workers', 1500, 'CreateKey, KEYWARD_WORKERS=2'),
     rate('import-keys', 20_000, 'ImportKeys, keys', 1000),
   );
   meta.totalS = Math.round((Date.now() - started) / 1000);

@@ -169,6 +169,27 @@ const keyward = (
   });
 
 const hitMessage = (c: KeywardContext) => verifyMessage(c.fixture.secret);
+
+/** CreateKey of one key with one grant, 16 at a time: the management write path. */
+const createKey = (id: string, title: string): Scenario<KeywardContext> => ({
+  id,
+  title,
+  method: 'CreateKey',
+  load: { connections: 4, streams: 4 },
+  message: (c) =>
+    toBinary(
+      CreateKeyRequestSchema,
+      create(CreateKeyRequestSchema, {
+        key: {
+          workspaceId: c.fixture.workspaceId,
+          customerId: 'cus_bench_create',
+          name: 'bench create',
+          grants: [{ scope: 'balance_transfers', actions: [Action.READ] }],
+        },
+      }),
+    ),
+  answer: keyCreated,
+});
 const VALID = verifies(VerifyCode.VALID);
 const NOT_FOUND = verifies(VerifyCode.NOT_FOUND);
 
@@ -198,7 +219,12 @@ export const SERVER_GROUPS: ServerGroup[] = [
     },
     { id: 'verify-hit-grpc-1x1', title: 'Keyward VerifyKey, cache hit, one request at a time', message: hitMessage, answer: VALID, load: 'one-at-a-time' },
     { id: 'verify-hit-connect', title: 'Keyward VerifyKey, cache hit', protocol: 'connect', message: hitMessage, answer: VALID },
-    { id: 'verify-miss-unknown', title: 'Keyward VerifyKey, one unknown well-formed key again and again (membership filter: no lookup, nothing cached)', message: unknownKey, answer: NOT_FOUND },
+    {
+      id: 'verify-miss-unknown',
+      title: 'Keyward VerifyKey, one unknown well-formed key again and again (membership filter: no lookup, nothing cached)',
+      message: unknownKey,
+      answer: NOT_FOUND,
+    },
     {
       id: 'verify-miss-distinct',
       title: 'Keyward VerifyKey, distinct unknown well-formed keys (membership filter: no lookup)',
@@ -217,25 +243,7 @@ export const SERVER_GROUPS: ServerGroup[] = [
       skip: (c) => c.fixture.coldSecrets.length <= 1,
       notes: (c) => [`${c.fixture.coldSecrets.length - 1} distinct valid keys created beforehand, each verified once`],
     },
-    {
-      id: 'create-key',
-      title: 'Keyward CreateKey (management write)',
-      method: 'CreateKey',
-      load: { connections: 4, streams: 4 },
-      message: (c) =>
-        toBinary(
-          CreateKeyRequestSchema,
-          create(CreateKeyRequestSchema, {
-            key: {
-              workspaceId: c.fixture.workspaceId,
-              customerId: 'cus_bench_create',
-              name: 'bench create',
-              grants: [{ scope: 'balance_transfers', actions: [Action.READ] }],
-            },
-          }),
-        ),
-      answer: keyCreated,
-    },
+    createKey('create-key', 'Keyward CreateKey (management write)'),
     {
       // The first call is spent on the checks; the others each import 1,000 keys never seen before.
       id: 'import-keys',
@@ -293,7 +301,10 @@ export const SERVER_GROUPS: ServerGroup[] = [
   // (g) Keyward on every core: KEYWARD_WORKERS=2 (PostgreSQL only); CPU counted over all its processes.
   keyward(
     { name: 'keyward-2-workers', label: 'workers', title: 'Keyward (KEYWARD_WORKERS=2)', env: { KEYWARD_WORKERS: '2' }, coldKeys: 0, reportDatabase: false },
-    [{ id: 'verify-hit-grpc-2-workers', title: 'Keyward VerifyKey, cache hit, two worker processes (KEYWARD_WORKERS=2)', message: hitMessage, answer: VALID }],
+    [
+      { id: 'verify-hit-grpc-2-workers', title: 'Keyward VerifyKey, cache hit, two worker processes (KEYWARD_WORKERS=2)', message: hitMessage, answer: VALID },
+      createKey('create-key-2-workers', 'Keyward CreateKey, two worker processes (KEYWARD_WORKERS=2)'),
+    ],
     { when: () => process.env.DATABASE_URL !== undefined },
   ),
 
