@@ -8,10 +8,10 @@
 // (target()); the write takes the locks a transaction around read and write
 // would have taken (the workspace and those scopes, shared) and checks that
 // what the caller used still holds: if the workspace was deleted, its prefix
-// changed or a scope was deleted, renamed or changed, it writes nothing and says so
-// (the caller reads again and retries). One round trip where a transaction
-// needs ten; two when the workspace is not known yet. CreateKeys that arrive
-// together share the statement (group commit).
+// changed or a scope was deleted, renamed or changed, it writes nothing and
+// says so (the caller reads again and retries). One round trip where a
+// transaction needs ten; two when the workspace is not known yet. CreateKeys
+// that arrive together share the statement (group commit).
 import type { QueryPool } from '../db/database.js';
 import { CHANGE_CHANNEL } from '../db/change-feed.js';
 import type { ApiKey } from '../db/entities.js';
