@@ -80,7 +80,7 @@ export class SecurityEventRecorder extends WriteBehind {
         `insert into audit_events (id, time, actor, action, resource_type, resource_id, workspace_id, request_id, count, aggregate_key)
          select e.id, e.t, e.actor, e.action, e.rt, e.rid, e.w, null, e.n, e.ak
            from jsonb_to_recordset(?::jsonb) as e(id uuid, t timestamptz, actor text, action text, rt text, rid text, w uuid, n integer, ak text)
-         on conflict (aggregate_key) do update set count = audit_events.count + excluded.count`,
+         on conflict (aggregate_key) where aggregate_key is not null do update set count = audit_events.count + excluded.count`,
         [JSON.stringify(rows)],
       );
     } catch (e) {

@@ -8,6 +8,7 @@ import { Migration0007NextSigningKey } from './0007_next_signing_key.js';
 import { Migration0008ScopeActions } from './0008_scope_actions.js';
 import { Migration0009Retention } from './0009_retention.js';
 import { Migration0010WorkspaceUsage } from './0010_workspace_usage.js';
+import { Migration0011PartialAggregateKey } from './0011_partial_aggregate_key.js';
 
 /** Every migration, in order. Applied at start and by `keyward migrate`. */
 export const migrationsList = [
@@ -21,4 +22,5 @@ export const migrationsList = [
   { name: '0008_scope_actions', class: Migration0008ScopeActions },
   { name: '0009_retention', class: Migration0009Retention },
   { name: '0010_workspace_usage', class: Migration0010WorkspaceUsage },
+  { name: '0011_partial_aggregate_key', class: Migration0011PartialAggregateKey },
 ];
