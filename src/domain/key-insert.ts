@@ -14,6 +14,7 @@
 // that arrive together share the statement (group commit).
 import type { QueryPool } from '../db/database.js';
 import { CHANGE_CHANNEL } from '../db/change-feed.js';
+import { isConnectionError } from '../db/errors.js';
 import type { ApiKey } from '../db/entities.js';
 import { newId } from '../ids.js';
 import type { ResolvedGrant, ScopeRow } from './grants.js';
@@ -198,6 +199,11 @@ export class KeyWriter {
       const outcomes = await this.writeAll(batch.map((p) => p.write));
       batch.forEach((p, i) => p.resolve(outcomes[i]!));
     } catch (e) {
+      // A statement the database refused fails only the write that caused it: each goes again alone.
+      if (batch.length > 1 && !isConnectionError(e)) {
+        for (const p of batch) await this.run([p]);
+        return;
+      }
       for (const p of batch) p.reject(e);
     }
   }
