@@ -172,7 +172,7 @@ export class RedisRateLimiter implements RateLimiter {
 
   /**
    * Takes `cost` from the key's limits in Redis. Requests of one key (same
-   * counters and cost) that arrive while its script runs wait for it and then
+   * counters, limits and cost) that arrive while its script runs wait for it and then
    * go as one script run (group commit): on a busy key one round trip decides
    * many, exactly as one each would.
    */
@@ -180,7 +180,9 @@ export class RedisRateLimiter implements RateLimiter {
     const local = this.takeNow(keyId, limits, cost, now);
     if (local !== undefined) return Promise.resolve(local);
     const counters = this.counters(keyId, limits, now);
-    return new Promise((resolve) => this.batches.add(`${cost}|${counters.join('|')}`, { keyId, limits, cost, now, counters, resolve }));
+    // One batch: the same counters, limits and cost (a key's limits may change between two requests).
+    const batch = `${cost}|${counters.join('|')}|${limits.map((l) => l.limit).join('|')}`;
+    return new Promise((resolve) => this.batches.add(batch, { keyId, limits, cost, now, counters, resolve }));
   }
 
   private async decide(takes: Take[]): Promise<void> {

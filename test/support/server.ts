@@ -29,6 +29,7 @@ export interface TestServer {
 
 type TestInternals = Pick<
   RunningServer['app'],
+  | 'orm'
   | 'sdkKeys'
   | 'keys'
   | 'auth'
