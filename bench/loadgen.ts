@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { quantile, readBodies } from './lib.js';
-import { RawH2Connection } from './raw-h2.js';
+import { RAW_MAX_BODY, RawH2Connection } from './raw-h2.js';
 
 export interface LoadgenConfig {
   /** e.g. http://127.0.0.1:8080 */
@@ -58,7 +58,8 @@ async function main(): Promise<void> {
   const cfg = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as LoadgenConfig;
   const bodies = readBodies(cfg.bodiesFile);
   if (bodies.length === 0) throw new Error('no request bodies');
-  if (cfg.once && cfg.protocol === 'grpc') return runRaw(cfg, bodies);
+  // Raw frames carry a body in one DATA frame within the first stream window: small bodies only (not ImportKeys').
+  if (cfg.once && cfg.protocol === 'grpc' && bodies.every((b) => b.length <= RAW_MAX_BODY)) return runRaw(cfg, bodies);
 
   const sessions: http2.ClientHttp2Session[] = [];
   for (let i = 0; i < cfg.connections; i++) {

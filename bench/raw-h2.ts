@@ -22,6 +22,8 @@ const END_STREAM = 0x1;
 const ACK = 0x1;
 const END_HEADERS = 0x4;
 const MAX_WINDOW = 2 ** 31 - 1;
+/** The largest body sent: one DATA frame of the default maximum frame size (16,384 bytes), within any stream's first window. */
+export const RAW_MAX_BODY = 16_384;
 
 function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
   const head = Buffer.alloc(9);
@@ -72,6 +74,7 @@ export class RawH2Connection {
   private sendWindow = 65_535;
   private readonly waiting: { body: Buffer; resolve(o: RawOutcome): void }[] = [];
   private closed: Error | undefined;
+  private corked = false;
 
   private constructor(socket: net.Socket, authority: string, path: string, headers: Record<string, string>) {
     this.socket = socket;
@@ -125,6 +128,15 @@ export class RawH2Connection {
       this.nextStream += 2;
       this.sendWindow -= body.length;
       this.open.set(id, { data: false, done: resolve });
+      // The requests of one turn of the event loop go in one write, as h2load sends them.
+      if (!this.corked) {
+        this.corked = true;
+        this.socket.cork();
+        process.nextTick(() => {
+          this.corked = false;
+          this.socket.uncork();
+        });
+      }
       this.socket.write(Buffer.concat([frame(HEADERS, END_HEADERS, id, this.block), frame(DATA, END_STREAM, id, body)]));
     }
   }

@@ -9,7 +9,7 @@
 // start, a scenario whose answers are wrong, a load generator that fails).
 //
 // Options: --duration S (5) --warmup S (2) --connections N (8) --streams N (32)
-//          --loadgen auto|h2load|node (auto) --cold-keys N (500) --unknown-keys N (20000)
+//          --loadgen auto|h2load|node (auto) --cold-keys N (50000) --unknown-keys N (100000)
 //          --no-install --wait-quiet S (0: before each scenario, wait up to S seconds
 //          for other processes to use less than 25% CPU)
 //          --only ID,ID (measure only these rows, e.g. bare-http2,verify-hit-grpc)

@@ -236,7 +236,7 @@ export const SERVER_GROUPS: ServerGroup[] = [
     {
       // The first cold key is spent on the checks; the others are each verified exactly once.
       id: 'verify-cold',
-      title: 'Keyward VerifyKey, cold: valid keys not in cache (1 query each)',
+      title: 'Keyward VerifyKey, cold: valid keys not in cache (read from the database, concurrent misses in one query)',
       message: (c) => verifyMessage(c.fixture.coldSecrets[0]!),
       eachOnce: (c) => c.fixture.coldSecrets.slice(1).map(verifyMessage),
       answer: VALID,

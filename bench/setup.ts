@@ -9,6 +9,7 @@ import { Action } from '../gen/keyward/v1/key_pb.js';
 import { KeyService } from '../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../gen/keyward/v1/scope_service_pb.js';
 import { WorkspaceService } from '../gen/keyward/v1/workspace_service_pb.js';
+import { issueApiKey } from '../src/credentials/api-key.js';
 import { ROOT, progress } from './options.js';
 import { BASE_ENV, cleanups, startServer, tmpPath, type Server } from './processes.js';
 
@@ -106,7 +107,7 @@ export interface Fixture {
   coldSecrets: string[];
 }
 
-/** A workspace with scope balance_transfers, one key that may read it, and `coldKeys` more such keys. */
+/** A workspace with scope balance_transfers, one key that may read it, and `coldKeys` more such keys (imported). */
 export async function setUp(kw: Keyward, coldKeys: number): Promise<Fixture> {
   const auth: Interceptor = (next) => async (req) => {
     req.header.set('authorization', `Bearer ${kw.adminToken}`);
@@ -125,20 +126,21 @@ export async function setUp(kw: Keyward, coldKeys: number): Promise<Fixture> {
   const secret = await newKey('bench');
   const rateLimitedSecret = await newKey('bench rate-limited', { rateLimits: [{ name: 'requests', limit: 1_000_000_000n, duration: { seconds: 60n } }] });
   const usesSecret = await newKey('bench remaining uses', { remainingUses: 1_000_000_000_000n });
-  const coldSecrets: string[] = [];
+  // The cold keys are imported, 1,000 a call: in Keyward's own format, they verify as created ones do.
+  const coldSecrets = Array.from({ length: coldKeys }, () => issueApiKey('bench').plaintext);
   if (coldKeys > 0) {
     const t0 = Date.now();
-    const deadline = t0 + 15_000;
-    let n = 0;
-    await Promise.all(
-      Array.from({ length: 16 }, async () => {
-        while (n < coldKeys && Date.now() < deadline) {
-          n++;
-          coldSecrets.push(await newKey(`cold ${n}`));
-        }
-      }),
-    );
-    progress(`  created ${coldSecrets.length} keys for the cold scenario in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const grants = [{ scope: 'balance_transfers', actions: [Action.READ] }];
+    for (let i = 0; i < coldKeys; i += 1000) {
+      await keys.importKeys({
+        workspaceId: ws.id,
+        keys: coldSecrets.slice(i, i + 1000).map((plaintext, j) => ({
+          key: { customerId: 'cus_bench', name: `cold ${i + j}`, grants },
+          secret: { case: 'plaintext' as const, value: plaintext },
+        })),
+      });
+    }
+    progress(`  imported ${coldKeys} keys for the cold scenario in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
   return { workspaceId: ws.id, secret, rateLimitedSecret, usesSecret, coldSecrets };
 }
