@@ -294,8 +294,18 @@ export const SERVER_GROUPS: ServerGroup[] = [
 
   // (f) Keyward on the stock connect-node path.
   keyward(
-    { name: 'keyward-stock', label: 'stock', title: 'Keyward (stock path)', env: { KEYWARD_VERIFY_FAST_PATH: 'false' }, coldKeys: 0, reportDatabase: false },
-    [{ id: 'verify-hit-grpc-stock', title: 'Keyward VerifyKey, cache hit, stock path (FAST_PATH=false)', message: hitMessage, answer: VALID }],
+    {
+      name: 'keyward-stock',
+      label: 'stock',
+      title: 'Keyward (stock path)',
+      env: { KEYWARD_VERIFY_FAST_PATH: 'false', KEYWARD_GRPC_FAST_PATH: 'false' },
+      coldKeys: 0,
+      reportDatabase: false,
+    },
+    [
+      { id: 'verify-hit-grpc-stock', title: 'Keyward VerifyKey, cache hit, stock path (FAST_PATH=false)', message: hitMessage, answer: VALID },
+      createKey('create-key-stock', 'Keyward CreateKey, stock path (KEYWARD_GRPC_FAST_PATH=false)'),
+    ],
   ),
 
   // (g) Keyward on every core: KEYWARD_WORKERS=2 (PostgreSQL only); CPU counted over all its processes.

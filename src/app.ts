@@ -1,5 +1,13 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { createContextValues, type ConnectRouter } from '@connectrpc/connect';
+import {
+  createContextValues,
+  createServiceImplSpec,
+  type ConnectRouter,
+  type Interceptor,
+  type MethodImpl,
+  type ServiceImpl,
+  type ServiceImplSpec,
+} from '@connectrpc/connect';
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from '@connectrpc/connect-node';
 import { KeyService } from '../gen/keyward/v1/key_service_pb.js';
 import { ScopeService } from '../gen/keyward/v1/scope_service_pb.js';
@@ -77,7 +85,7 @@ import { Metrics } from './metrics/metrics.js';
 /** The configuration the app uses: all of it but where it listens, its database, its logs and its processes (src/server.ts, src/cli.ts). */
 export type AppOptions = Omit<
   Config,
-  'port' | 'host' | 'databaseUrl' | 'dataDir' | 'dbPoolSize' | 'logLevel' | 'shutdownGraceMs' | 'bootstrapAdmin' | 'verifyFastPath' | 'workers'
+  'port' | 'host' | 'databaseUrl' | 'dataDir' | 'dbPoolSize' | 'logLevel' | 'shutdownGraceMs' | 'bootstrapAdmin' | 'verifyFastPath' | 'grpcFastPath' | 'workers'
 >;
 
 /** Keyward's own services: every call needs an SDK key. */
@@ -105,6 +113,11 @@ const RPC_PATHS: ReadonlySet<string> = new Set([...KEYWARD_SERVICES, ...STANDARD
 
 /** URL paths of the RPCs a portal token may call: the only ones answered cross-origin (with their REST paths). */
 const PORTAL_PATHS: ReadonlySet<string> = new Set([...PORTAL_METHODS].map((m) => `/${m.parent.typeName}/${m.name}`));
+
+/** A service with its implementation, checked against its descriptor. */
+function implSpec<T extends DescService>(service: T, impl: Partial<ServiceImpl<T>>): ServiceImplSpec {
+  return createServiceImplSpec(service, impl as unknown as Partial<ServiceImpl<DescService>>);
+}
 
 /** Everything a request can reach, built once per process. */
 export class App {
@@ -145,6 +158,8 @@ export class App {
   readonly probe: DatabaseProbe;
   /** VerifyKey calls the HTTP/2 fast path answered, and calls it handed to connect-node. */
   readonly fastPathStats = { served: 0, handedOver: 0 };
+  /** Other unary gRPC calls the gRPC fast path answered, and calls it handed to connect-node. */
+  readonly grpcFastPathStats = { served: 0, handedOver: 0 };
   /** Where rate limits were decided, and Redis outages. */
   readonly rateLimitStats: RateLimitStats;
   private readonly rateLimiter: RateLimiter;
@@ -311,27 +326,40 @@ export class App {
     });
   }
 
-  routes = (router: ConnectRouter): void => {
-    router.service(WorkspaceService, workspaceService(this.workspaces));
-    router.service(ScopeService, scopeService(this.scopes));
-    router.service(KeyService, keyService(this.keys, this.verifyCall, this.opts.maxRequestTimeoutMs, this.verifyMetrics));
-    router.service(UsageService, usageService(this.usageReports));
-    router.service(AuditService, auditService(this.auditLog));
-    router.service(WebhookService, webhookService(this.webhooks));
-    router.service(TokenService, tokenService(this.tokens));
-    router.service(SdkKeyService, sdkKeyService(this.sdkKeys));
-    router.service(PortalService, portalService(this.portalSessions));
+  private serviceSpecs: ServiceImplSpec[] | undefined;
+
+  /** Every service Keyward serves, with its implementation (made once): connect-node's routes and the gRPC fast path's. */
+  services(): ServiceImplSpec[] {
+    if (this.serviceSpecs) return this.serviceSpecs;
     const served = [...KEYWARD_SERVICES, ...STANDARD_SERVICES];
-    router.service(
-      Health,
-      healthService(
-        this.probe,
-        served.map((s) => s.typeName),
-      ),
-    );
     const index = new DescriptorIndex(served);
-    router.service(ReflectionV1, reflectionV1(index));
-    router.service(ReflectionV1Alpha, reflectionV1Alpha(index));
+    this.serviceSpecs = [
+      implSpec(WorkspaceService, workspaceService(this.workspaces)),
+      implSpec(ScopeService, scopeService(this.scopes)),
+      implSpec(KeyService, keyService(this.keys, this.verifyCall, this.opts.maxRequestTimeoutMs, this.verifyMetrics)),
+      implSpec(UsageService, usageService(this.usageReports)),
+      implSpec(AuditService, auditService(this.auditLog)),
+      implSpec(WebhookService, webhookService(this.webhooks)),
+      implSpec(TokenService, tokenService(this.tokens)),
+      implSpec(SdkKeyService, sdkKeyService(this.sdkKeys)),
+      implSpec(PortalService, portalService(this.portalSessions)),
+      implSpec(
+        Health,
+        healthService(
+          this.probe,
+          served.map((s) => s.typeName),
+        ),
+      ),
+      implSpec(ReflectionV1, reflectionV1(index)),
+      implSpec(ReflectionV1Alpha, reflectionV1Alpha(index)),
+    ];
+    return this.serviceSpecs;
+  }
+
+  routes = (router: ConnectRouter): void => {
+    for (const spec of this.services()) {
+      for (const m of Object.values(spec.methods)) router.rpc(m.method, m.impl as MethodImpl<typeof m.method>);
+    }
   };
 
   /** Starts the background work: batched writes of usage and security events, webhook delivery. */
@@ -365,9 +393,11 @@ export class App {
     return this.openApi;
   }
 
-  /** The request handler for both the HTTP/2 and the HTTP/1.1 server. */
-  handler(shutdownSignal?: AbortSignal) {
-    const interceptors = [
+  private rpcInterceptors: Interceptor[] | undefined;
+
+  /** What every RPC passes through, outermost first (connect-node, REST and the gRPC fast path alike). */
+  interceptors(): Interceptor[] {
+    this.rpcInterceptors ??= [
       ...(this.opts.tracing ? [tracingInterceptor()] : []),
       ...(this.metrics ? [rpcMetricsInterceptor(this.metrics)] : []),
       errorInterceptor(this.log),
@@ -375,6 +405,12 @@ export class App {
       // After auth: an unauthenticated caller learns nothing about its fields.
       fieldRulesInterceptor(),
     ];
+    return this.rpcInterceptors;
+  }
+
+  /** The request handler for both the HTTP/2 and the HTTP/1.1 server. */
+  handler(shutdownSignal?: AbortSignal) {
+    const interceptors = this.interceptors();
     // REST paths (google.api.http in proto/) reach the same handlers through the same interceptors.
     const { jsonOptions, readMaxBytes } = this.protocolOptions();
     const rest = new RestTranscoder({

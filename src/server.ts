@@ -8,7 +8,8 @@ import { ChangeListener } from './db/change-listener.js';
 import { ormContextsAreSynchronous } from './db/load-orm.js';
 import { openDatabase, type Database } from './db/database.js';
 import type { Logger } from './log.js';
-import { VerifyFastPath, type StreamListener } from './rpc/verify-fast-path.js';
+import { UnaryFastPath } from './rpc/unary-fast-path.js';
+import { VERIFY_KEY_PATH, VerifyFastPath, type StreamListener } from './rpc/verify-fast-path.js';
 import { replayConsumedBody } from './rpc/verify-stream.js';
 import { sendMetrics } from './http/endpoints.js';
 import { closeWhenAnsweredEarly } from './http/early-answer.js';
@@ -33,21 +34,22 @@ const SNIFF_TIMEOUT_MS = 10_000;
  * One port for gRPC, gRPC-Web and Connect over both h2c and HTTP/1.1: each
  * connection is handed to the HTTP/2 or the HTTP/1.1 server by its first bytes.
  */
-async function listen(app: App, host: string, port: number, shutdownGraceMs: number, opts: { verifyFastPath?: boolean } = {}) {
+async function listen(app: App, host: string, port: number, shutdownGraceMs: number, opts: FastPaths = {}) {
   const abort = new AbortController();
   // Every in-flight request listens on it; many concurrent requests are normal.
   setMaxListeners(0, abort.signal);
   const handler = app.handler(abort.signal);
-  const h2 = opts.verifyFastPath
-    ? withVerifyFastPath(app, (req, res) => {
-        replayConsumedBody(req);
-        closeWhenAnsweredEarly(req);
-        handler(req, res);
-      })
-    : http2.createServer({}, (req, res) => {
-        closeWhenAnsweredEarly(req);
-        handler(req, res);
-      });
+  const h2 =
+    opts.verifyFastPath || opts.grpcFastPath
+      ? withFastPaths(app, opts, abort.signal, (req, res) => {
+          replayConsumedBody(req);
+          closeWhenAnsweredEarly(req);
+          handler(req, res);
+        })
+      : http2.createServer({}, (req, res) => {
+          closeWhenAnsweredEarly(req);
+          handler(req, res);
+        });
   const h1 = http.createServer((req, res) => {
     // connect-es stops reading a body once it exceeds readMaxBytes, and Node
     // then detaches the request from its socket without draining the rest:
@@ -123,33 +125,62 @@ async function listen(app: App, host: string, port: number, shutdownGraceMs: num
   return { port: address.port, close };
 }
 
+/** The lean handlers on the raw HTTP/2 stream that are on (KEYWARD_VERIFY_FAST_PATH, KEYWARD_GRPC_FAST_PATH). */
+interface FastPaths {
+  verifyFastPath?: boolean;
+  grpcFastPath?: boolean;
+}
+
 /**
- * An HTTP/2 server whose VerifyKey calls take the fast path and whose other
- * requests reach `handler` through Node's compat layer, as usual.
+ * An HTTP/2 server whose VerifyKey calls and unary gRPC calls take the fast
+ * paths that are on, and whose other requests reach `handler` through Node's
+ * compat layer, as usual.
  *
  * Node's Http2Server turns each 'stream' into a compat (req, res) pair in a
  * 'stream' listener of its own, added when the first 'request' listener is
  * (lib/internal/http2/core.js, setupCompat). That listener is taken off and
- * called by the fast path, with the same arguments, for every stream it does
- * not serve.
+ * called by the fast paths, with the same arguments, for every stream they
+ * do not serve.
  */
-function withVerifyFastPath(app: App, handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void) {
+function withFastPaths(
+  app: App,
+  opts: FastPaths,
+  shutdownSignal: AbortSignal,
+  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+) {
   const h2 = http2.createServer({}, handler);
   const compat = h2.listeners('stream') as StreamListener[];
   if (compat.length !== 1) throw new Error(`expected Node's one compat 'stream' listener, found ${compat.length}`);
-  const toCompat = compat[0]!;
-  h2.removeListener('stream', toCompat);
-  const deps = {
-    verifyCall: app.verifyCall,
-    auth: app.auth,
-    clientAddress: app.clientAddress,
-    stats: app.fastPathStats,
-    log: app.log,
-    protocolOptions: app.protocolOptions(),
-    deadlineCapMs: app.opts.maxRequestTimeoutMs,
-    metrics: app.verifyMetrics,
-  };
-  h2.on('stream', new VerifyFastPath(deps, toCompat).onStream);
+  let next = compat[0]!;
+  h2.removeListener('stream', next);
+  const protocolOptions = app.protocolOptions();
+  if (opts.grpcFastPath) {
+    const deps = {
+      services: app.services(),
+      except: new Set([VERIFY_KEY_PATH]),
+      interceptors: app.interceptors(),
+      protocolOptions,
+      shutdownSignal,
+      clientAddress: app.clientAddress,
+      log: app.log,
+      stats: app.grpcFastPathStats,
+    };
+    next = new UnaryFastPath(deps, next).onStream;
+  }
+  if (opts.verifyFastPath) {
+    const deps = {
+      verifyCall: app.verifyCall,
+      auth: app.auth,
+      clientAddress: app.clientAddress,
+      stats: app.fastPathStats,
+      log: app.log,
+      protocolOptions,
+      deadlineCapMs: app.opts.maxRequestTimeoutMs,
+      metrics: app.verifyMetrics,
+    };
+    next = new VerifyFastPath(deps, next).onStream;
+  }
+  h2.on('stream', next);
   return h2;
 }
 
@@ -206,7 +237,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     // fetch the JWKS once at their start find it there.
     await app.signingKeys.current();
     await app.startBackground();
-    const server = await listen(app, config.host, config.port, config.shutdownGraceMs, { verifyFastPath: config.verifyFastPath });
+    const server = await listen(app, config.host, config.port, config.shutdownGraceMs, {
+      verifyFastPath: config.verifyFastPath,
+      grpcFastPath: config.grpcFastPath,
+    });
     log.info('keyward listening', { host: config.host, port: server.port, database: db.description });
     if (app.metrics && config.metricsPort !== undefined) {
       metricsServer = await listenForMetrics(app.metrics, config.host, config.metricsPort);

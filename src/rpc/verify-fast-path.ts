@@ -65,7 +65,7 @@ import { tracingOn, withCallerTrace } from '../tracing.js';
 /** A listener of Http2Server's 'stream' event. */
 export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
 
-const VERIFY_KEY_PATH = `/${KeyService.typeName}/${KeyService.method.verifyKey.name}`;
+export const VERIFY_KEY_PATH = `/${KeyService.typeName}/${KeyService.method.verifyKey.name}`;
 const RPC_NAME = `${KeyService.typeName}/${KeyService.method.verifyKey.name}`;
 
 /** What a connection's last authorization header resolved to. */

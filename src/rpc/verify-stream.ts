@@ -1,5 +1,5 @@
-// One VerifyKey call on its HTTP/2 stream, for the fast path
-// (verify-fast-path.ts): its body read chunk by chunk, and a call handed over
+// One call on its HTTP/2 stream, for the fast paths (verify-fast-path.ts,
+// unary-fast-path.ts): its body read chunk by chunk, and a call handed over
 // to connect-node with the bytes already read replayed.
 import type { Http2ServerRequest, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { OK_TRAILERS, type Kind, type Negotiated } from './verify-wire.js';
@@ -14,7 +14,7 @@ interface Replay {
 }
 export type FastStream = ServerHttp2Stream & { [kReplay]?: Replay };
 
-/** What runs a call: the fast path. */
+/** What runs a call: a fast path. */
 export interface CallOwner {
   /** Gives the call to connect-node; `ended`: the whole body was read. */
   handOver(call: Call, ended: boolean): undefined;
@@ -23,7 +23,7 @@ export interface CallOwner {
 }
 
 /**
- * One VerifyKey call in progress, with its stream's listeners. Nothing is
+ * One call in progress, with its stream's listeners. Nothing is
  * added to the stream or its session while the call is served here (a
  * stream handed over gets its replay field): Node's HTTP/2 code handles
  * every stream of the process, and stream objects of yet another shape would
@@ -50,6 +50,7 @@ export class Call {
     readonly rawHeaders: string[],
     readonly kind: Kind,
     readonly compression: Negotiated,
+    /** When the client's deadline ends (epoch ms, deadlineAt), if it sent one. */
     readonly deadline: number | undefined,
     /** Bytes that may be read before the call is handed over. */
     readonly limit: number,

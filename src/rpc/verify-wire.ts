@@ -1,7 +1,8 @@
-// The wire format of VerifyKey's HTTP/2 fast path (verify-fast-path.ts): the
-// protocols and formats it serves with their header names, the headers and
-// framing connect-node would write, and header values as connect-node reads
-// them. No state beyond a cached date string.
+// The wire format of the HTTP/2 fast paths (verify-fast-path.ts, and
+// unary-fast-path.ts for gRPC): the protocols and formats they serve with
+// their header names, the headers and framing connect-node would write, and
+// header values as connect-node reads them. No state beyond a cached date
+// string.
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { compressionNegotiate, encodeEnvelope, type Compression } from '@connectrpc/connect/protocol';
 import { parseContentType as parseConnectContentType } from '@connectrpc/connect/protocol-connect';

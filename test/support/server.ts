@@ -41,6 +41,7 @@ type TestInternals = Pick<
   | 'securityEvents'
   | 'rateLimitStats'
   | 'fastPathStats'
+  | 'grpcFastPathStats'
   | 'signingKeys'
   | 'tokenChecker'
 >;

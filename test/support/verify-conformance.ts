@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import http2 from 'node:http2';
 import zlib from 'node:zlib';
-import { create, fromBinary, toBinary, toJson, type JsonValue } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary, toJson, type DescMessage, type JsonValue } from '@bufbuild/protobuf';
 import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { Action } from '../../gen/keyward/v1/key_pb.js';
@@ -54,7 +54,7 @@ export let fast: Side;
 export let stock: Side;
 
 function startServer(fastPath: boolean): Promise<TestServer> {
-  return startTestServer({ ...SERVER_ENV, KEYWARD_VERIFY_FAST_PATH: String(fastPath) });
+  return startTestServer({ ...SERVER_ENV, KEYWARD_VERIFY_FAST_PATH: String(fastPath), KEYWARD_GRPC_FAST_PATH: String(fastPath) });
 }
 
 async function setUp(name: Side['name'], ts: TestServer): Promise<Side> {
@@ -181,8 +181,8 @@ export function authorizationOf(side: Side, auth: Auth = 'gateway'): string | un
 }
 
 /** Runs `fn` against the fast server and reports what its fast path did meanwhile. */
-export async function counting<T>(fn: () => Promise<T>): Promise<{ result: T; served: number; handedOver: number }> {
-  const stats = fast.ts.internals.fastPathStats;
+export async function counting<T>(fn: () => Promise<T>, path: 'verify' | 'grpc' = 'verify'): Promise<{ result: T; served: number; handedOver: number }> {
+  const stats = path === 'verify' ? fast.ts.internals.fastPathStats : fast.ts.internals.grpcFastPathStats;
   const before = { ...stats };
   const result = await fn();
   return { result, served: stats.served - before.served, handedOver: stats.handedOver - before.handedOver };
@@ -298,13 +298,13 @@ function gunzipIf(compressed: boolean, data: Buffer): Buffer {
   return compressed ? zlib.gunzipSync(data) : data;
 }
 
-function decodeMessage(data: Buffer, json: boolean): unknown {
+function decodeMessage(data: Buffer, json: boolean, output: DescMessage): unknown {
   if (json) return JSON.parse(data.toString('utf8')) as JsonValue;
-  return toJson(VerifyKeyResponseSchema, fromBinary(VerifyKeyResponseSchema, data));
+  return toJson(output, fromBinary(output, data));
 }
 
 /** The body, decoded: gRPC envelopes (messages and gRPC-Web trailers), a Connect message or error. */
-function decodeBody(contentType: string, headers: http2.IncomingHttpHeaders, body: Buffer): unknown {
+function decodeBody(contentType: string, headers: http2.IncomingHttpHeaders, body: Buffer, output: DescMessage): unknown {
   if (contentType.startsWith('application/grpc')) {
     const frames: unknown[] = [];
     let at = 0;
@@ -315,7 +315,7 @@ function decodeBody(contentType: string, headers: http2.IncomingHttpHeaders, bod
       if (flags & 0x80) {
         frames.push({ flags, trailer: data.toString('utf8').replace(/x-request-id: [0-9a-f-]{36}/, 'x-request-id: <generated>') });
       } else {
-        frames.push({ flags, message: decodeMessage(data, contentType.endsWith('json')) });
+        frames.push({ flags, message: decodeMessage(data, contentType.endsWith('json'), output) });
       }
       at += 5 + len;
     }
@@ -323,19 +323,20 @@ function decodeBody(contentType: string, headers: http2.IncomingHttpHeaders, bod
     return frames;
   }
   const data = gunzipIf(headers['content-encoding'] === 'gzip', body);
-  if (contentType === 'application/proto') return decodeMessage(data, false);
+  if (contentType === 'application/proto') return decodeMessage(data, false, output);
   if (contentType === 'application/json') return JSON.parse(data.toString('utf8')) as JsonValue;
   return data.toString('utf8');
 }
 
-export async function raw(side: Side, r: RawRequest): Promise<RawResponse> {
+/** The answer to `r`, normalized; messages decoded as `output` (VerifyKey's response by default). */
+export async function raw(side: Side, r: RawRequest, output: DescMessage = VerifyKeyResponseSchema): Promise<RawResponse> {
   const res = await rawCall(side, r);
   const contentType = String(res.headers['content-type'] ?? '');
   return normalize(side, {
     status: res.status,
     headers: pickHeaders(res.headers, res.body),
     trailers: pickHeaders(res.trailers, undefined),
-    body: res.body.length === 0 ? '' : decodeBody(contentType, res.headers, res.body),
+    body: res.body.length === 0 ? '' : decodeBody(contentType, res.headers, res.body, output),
   });
 }
 
@@ -357,6 +358,10 @@ export interface RawCase {
   request: (side: Side) => RawRequest;
   /** What the fast server's fast path does with it. */
   fastPath: 'serves' | 'hands over' | 'not reached';
+  /** Which fast path (VerifyKey's by default). */
+  counted?: 'verify' | 'grpc';
+  /** The response message (VerifyKey's by default). */
+  output?: DescMessage;
   /** Extra assertions on the (identical) answer. */
   check?: (r: RawResponse) => void;
 }
@@ -365,8 +370,8 @@ export const grpcStatusOf = (r: RawResponse) => (r.trailers['grpc-status'] ?? r.
 
 /** Sends the case to both servers: the same answer, the fast path did what the case says, and the case's own checks hold. */
 export async function expectRawCaseConforms(c: RawCase): Promise<void> {
-  const { result: onFast, served, handedOver } = await counting(() => raw(fast, c.request(fast)));
-  const onStock = await raw(stock, c.request(stock));
+  const { result: onFast, served, handedOver } = await counting(() => raw(fast, c.request(fast), c.output), c.counted);
+  const onStock = await raw(stock, c.request(stock), c.output);
   expect(onFast).toEqual(onStock);
   const expected = { serves: [1, 0], 'hands over': [0, 1], 'not reached': [0, 0] }[c.fastPath];
   expect([served, handedOver]).toEqual(expected);
