@@ -32,8 +32,7 @@ import type { ClientAddress } from '../auth/client-address.js';
 import { errorFields, type Logger } from '../log.js';
 import { deadlineAt } from '../verify/deadline.js';
 import { peerKey } from './context.js';
-import type { StreamListener } from './verify-fast-path.js';
-import { attach, Call, detach, type CallOwner, type FastStream } from './verify-stream.js';
+import { attach, Call, detach, type CallOwner, type FastStream, type StreamListener } from './verify-stream.js';
 import { CompressionNegotiation, envelope, GRPC, headerValue, kindOf, nodeHeaders, RESPOND_THEN_TRAILERS } from './verify-wire.js';
 
 type UnarySpec = Extract<MethodImplSpec, { kind: 'unary' }>;

@@ -43,7 +43,7 @@ import type { VerifyCall } from '../verify/verify-call.js';
 import type { VerifyMetrics } from '../metrics/verify-metrics.js';
 import { verifyInputFromProto, verifyResultToProto } from './convert.js';
 import { decodeVerifyKeyRequest } from './verify-request.js';
-import { attach, Call, detach, type FastStream } from './verify-stream.js';
+import { attach, Call, detach, type FastStream, type StreamListener } from './verify-stream.js';
 import {
   CONNECT,
   envelope,
@@ -61,9 +61,6 @@ import {
 import { REQUEST_ID_HEADER, requestIdOf, rpcErrorOf } from './interceptors.js';
 import type { ClientAddress } from '../auth/client-address.js';
 import { tracingOn, withCallerTrace } from '../tracing.js';
-
-/** A listener of Http2Server's 'stream' event. */
-export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
 
 export const VERIFY_KEY_PATH = `/${KeyService.typeName}/${KeyService.method.verifyKey.name}`;
 const RPC_NAME = `${KeyService.typeName}/${KeyService.method.verifyKey.name}`;

@@ -14,6 +14,9 @@ interface Replay {
 }
 export type FastStream = ServerHttp2Stream & { [kReplay]?: Replay };
 
+/** A listener of Http2Server's 'stream' event. */
+export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
+
 /** What runs a call: a fast path. */
 export interface CallOwner {
   /** Gives the call to connect-node; `ended`: the whole body was read. */
