@@ -244,6 +244,7 @@ export const SERVER_GROUPS: ServerGroup[] = [
       notes: (c) => [`${c.fixture.coldSecrets.length - 1} distinct valid keys created beforehand, each verified once`],
     },
     createKey('create-key', 'Keyward CreateKey (management write)'),
+    { ...createKey('create-key-connect', 'Keyward CreateKey over Connect binary (as the TypeScript client calls it)'), protocol: 'connect' },
     {
       // The first call is spent on the checks; the others each import 1,000 keys never seen before.
       id: 'import-keys',
@@ -298,13 +299,13 @@ export const SERVER_GROUPS: ServerGroup[] = [
       name: 'keyward-stock',
       label: 'stock',
       title: 'Keyward (stock path)',
-      env: { KEYWARD_VERIFY_FAST_PATH: 'false', KEYWARD_GRPC_FAST_PATH: 'false' },
+      env: { KEYWARD_VERIFY_FAST_PATH: 'false', KEYWARD_UNARY_FAST_PATH: 'false' },
       coldKeys: 0,
       reportDatabase: false,
     },
     [
       { id: 'verify-hit-grpc-stock', title: 'Keyward VerifyKey, cache hit, stock path (FAST_PATH=false)', message: hitMessage, answer: VALID },
-      createKey('create-key-stock', 'Keyward CreateKey, stock path (KEYWARD_GRPC_FAST_PATH=false)'),
+      createKey('create-key-stock', 'Keyward CreateKey, stock path (KEYWARD_UNARY_FAST_PATH=false)'),
     ],
   ),
 

@@ -85,7 +85,17 @@ import { Metrics } from './metrics/metrics.js';
 /** The configuration the app uses: all of it but where it listens, its database, its logs and its processes (src/server.ts, src/cli.ts). */
 export type AppOptions = Omit<
   Config,
-  'port' | 'host' | 'databaseUrl' | 'dataDir' | 'dbPoolSize' | 'logLevel' | 'shutdownGraceMs' | 'bootstrapAdmin' | 'verifyFastPath' | 'grpcFastPath' | 'workers'
+  | 'port'
+  | 'host'
+  | 'databaseUrl'
+  | 'dataDir'
+  | 'dbPoolSize'
+  | 'logLevel'
+  | 'shutdownGraceMs'
+  | 'bootstrapAdmin'
+  | 'verifyFastPath'
+  | 'unaryFastPath'
+  | 'workers'
 >;
 
 /** Keyward's own services: every call needs an SDK key. */
@@ -158,8 +168,8 @@ export class App {
   readonly probe: DatabaseProbe;
   /** VerifyKey calls the HTTP/2 fast path answered, and calls it handed to connect-node. */
   readonly fastPathStats = { served: 0, handedOver: 0 };
-  /** Other unary gRPC calls the gRPC fast path answered, and calls it handed to connect-node. */
-  readonly grpcFastPathStats = { served: 0, handedOver: 0 };
+  /** Other unary calls the unary fast path answered, and calls it handed to connect-node. */
+  readonly unaryFastPathStats = { served: 0, handedOver: 0 };
   /** Where rate limits were decided, and Redis outages. */
   readonly rateLimitStats: RateLimitStats;
   private readonly rateLimiter: RateLimiter;
@@ -328,7 +338,7 @@ export class App {
 
   private serviceSpecs: ServiceImplSpec[] | undefined;
 
-  /** Every service Keyward serves, with its implementation (made once): connect-node's routes and the gRPC fast path's. */
+  /** Every service Keyward serves, with its implementation (made once): connect-node's routes and the unary fast path's. */
   services(): ServiceImplSpec[] {
     if (this.serviceSpecs) return this.serviceSpecs;
     const served = [...KEYWARD_SERVICES, ...STANDARD_SERVICES];
@@ -395,7 +405,7 @@ export class App {
 
   private rpcInterceptors: Interceptor[] | undefined;
 
-  /** What every RPC passes through, outermost first (connect-node, REST and the gRPC fast path alike). */
+  /** What every RPC passes through, outermost first (connect-node, REST and the unary fast path alike). */
   interceptors(): Interceptor[] {
     this.rpcInterceptors ??= [
       ...(this.opts.tracing ? [tracingInterceptor()] : []),

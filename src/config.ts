@@ -49,8 +49,8 @@ export interface Config {
   expiryScanMs: number;
   /** Serve VerifyKey over HTTP/2 with the lean handler of src/rpc/verify-fast-path.ts instead of connect-node. */
   verifyFastPath: boolean;
-  /** Serve every other unary RPC called over gRPC with protobuf with the lean handler of src/rpc/unary-fast-path.ts. */
-  grpcFastPath: boolean;
+  /** Serve every other unary RPC called over HTTP/2 with gRPC or Connect with the lean handler of src/rpc/unary-fast-path.ts. */
+  unaryFastPath: boolean;
   /** Redis URL for rate limits shared by all replicas; unset keeps them in each process. */
   redisUrl: string | undefined;
   /** Prefix of every Redis key Keyward writes. */
@@ -239,7 +239,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustedProxies: trustedProxies(env, 'KEYWARD_TRUSTED_PROXIES'),
     bootstrapAdmin: env.KEYWARD_BOOTSTRAP_ADMIN !== 'false',
     verifyFastPath: env.KEYWARD_VERIFY_FAST_PATH !== 'false',
-    grpcFastPath: env.KEYWARD_GRPC_FAST_PATH !== 'false',
+    unaryFastPath: env.KEYWARD_UNARY_FAST_PATH !== 'false',
     redisUrl: env.REDIS_URL || undefined,
     redisPrefix: env.KEYWARD_REDIS_PREFIX ?? 'keyward:',
     redisTimeoutMs: int(env, 'KEYWARD_REDIS_TIMEOUT_MS', 1000, 1),

@@ -40,7 +40,7 @@ async function listen(app: App, host: string, port: number, shutdownGraceMs: num
   setMaxListeners(0, abort.signal);
   const handler = app.handler(abort.signal);
   const h2 =
-    opts.verifyFastPath || opts.grpcFastPath
+    opts.verifyFastPath || opts.unaryFastPath
       ? withFastPaths(app, opts, abort.signal, (req, res) => {
           replayConsumedBody(req);
           closeWhenAnsweredEarly(req);
@@ -125,14 +125,14 @@ async function listen(app: App, host: string, port: number, shutdownGraceMs: num
   return { port: address.port, close };
 }
 
-/** The lean handlers on the raw HTTP/2 stream that are on (KEYWARD_VERIFY_FAST_PATH, KEYWARD_GRPC_FAST_PATH). */
+/** The lean handlers on the raw HTTP/2 stream that are on (KEYWARD_VERIFY_FAST_PATH, KEYWARD_UNARY_FAST_PATH). */
 interface FastPaths {
   verifyFastPath?: boolean;
-  grpcFastPath?: boolean;
+  unaryFastPath?: boolean;
 }
 
 /**
- * An HTTP/2 server whose VerifyKey calls and unary gRPC calls take the fast
+ * An HTTP/2 server whose VerifyKey calls and other unary calls take the fast
  * paths that are on, and whose other requests reach `handler` through Node's
  * compat layer, as usual.
  *
@@ -154,7 +154,7 @@ function withFastPaths(
   let next = compat[0]!;
   h2.removeListener('stream', next);
   const protocolOptions = app.protocolOptions();
-  if (opts.grpcFastPath) {
+  if (opts.unaryFastPath) {
     const deps = {
       services: app.services(),
       except: new Set([VERIFY_KEY_PATH]),
@@ -163,7 +163,7 @@ function withFastPaths(
       shutdownSignal,
       clientAddress: app.clientAddress,
       log: app.log,
-      stats: app.grpcFastPathStats,
+      stats: app.unaryFastPathStats,
     };
     next = new UnaryFastPath(deps, next).onStream;
   }
@@ -239,7 +239,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await app.startBackground();
     const server = await listen(app, config.host, config.port, config.shutdownGraceMs, {
       verifyFastPath: config.verifyFastPath,
-      grpcFastPath: config.grpcFastPath,
+      unaryFastPath: config.unaryFastPath,
     });
     log.info('keyward listening', { host: config.host, port: server.port, database: db.description });
     if (app.metrics && config.metricsPort !== undefined) {

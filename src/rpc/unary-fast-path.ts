@@ -1,39 +1,55 @@
-// Unary RPCs over gRPC without connect-node's per-call machinery.
+// Unary RPCs over HTTP/2 without connect-node's per-call machinery.
 //
-// connect-node spends about 400 µs of CPU on a unary call whose handler does
+// connect-node spends about 500 µs of CPU on a unary call whose handler does
 // nothing (bench row connect-node-empty: a Headers object per direction, an
 // AbortController with a DOMException per call, a chain of async iterators
 // for one message), more than CreateKey's own work. This path serves every
 // unary method but VerifyKey (verify-fast-path.ts serves that one) when it is
-// called over gRPC with a protobuf body, as SDKs and gRPC clients call it: it
-// reads the one message, runs the very interceptors and implementation
-// connect-node runs (connect's invokeUnaryImplementation), and writes the
-// answer as connect-node's gRPC handler would (same headers and trailers,
-// errors through setTrailerStatus). Everything else goes to connect-node
-// untouched: other protocols and formats, streaming methods, unknown
-// encodings, a malformed timeout, and (replayed, see verify-stream.ts) a body
-// over the size limit, anything but one well-framed message, a message that
-// fails to decompress or parse. test/e2e/grpc-conformance.test.ts holds both
-// paths to the same answers.
+// called over gRPC with protobuf (SDKs, grpc-js, grpcio) or Connect with
+// protobuf or JSON (Keyward's TypeScript client, connect-es clients) and no
+// Origin header: it reads the one message, runs the very interceptors and
+// implementation connect-node runs (connect's invokeUnaryImplementation), and
+// answers as connect-node's handlers would (same status, headers, trailers and
+// compression; errors through setTrailerStatus for gRPC, as Connect's JSON
+// error body otherwise). Everything else goes to connect-node untouched:
+// browsers (CORS is its wrapper's), gRPC-Web, gRPC with JSON, GET, streaming
+// methods, unknown encodings, a malformed timeout, and (replayed, see
+// verify-stream.ts) a body over the size limit, anything but one well-framed
+// message, a message that fails to decompress or parse.
+// test/e2e/unary-conformance.test.ts holds both paths to the same answers.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
-import { Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext, type Interceptor, type MethodImplSpec } from '@connectrpc/connect';
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  createHandlerContext,
+  type Interceptor,
+  type MethodImplSpec,
+  type ServiceImplSpec,
+} from '@connectrpc/connect';
 import {
   createMethodSerializationLookup,
   invokeUnaryImplementation,
+  mergeNonProtocolHeaders,
   validateUniversalHandlerOptions,
-  type Compression,
   type MethodSerializationLookup,
   type UniversalHandlerOptions,
 } from '@connectrpc/connect/protocol';
-import { parseTimeout, setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
-import type { ServiceImplSpec } from '@connectrpc/connect';
+import {
+  codeToHttpStatus,
+  contentTypeUnaryJson,
+  errorToJsonBytes,
+  parseTimeout as parseConnectTimeout,
+  trailerMux,
+} from '@connectrpc/connect/protocol-connect';
+import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
 import type { DescMessage, Message } from '@bufbuild/protobuf';
 import type { ClientAddress } from '../auth/client-address.js';
 import { errorFields, type Logger } from '../log.js';
 import { deadlineAt } from '../verify/deadline.js';
 import { peerKey } from './context.js';
 import { attach, Call, detach, type CallOwner, type FastStream, type StreamListener } from './verify-stream.js';
-import { CompressionNegotiation, envelope, GRPC, headerValue, kindOf, nodeHeaders, RESPOND_THEN_TRAILERS } from './verify-wire.js';
+import { CompressionNegotiation, CONNECT, envelope, GRPC, GRPC_WEB, headerValue, kindOf, nodeHeaders, RESPOND, RESPOND_THEN_TRAILERS } from './verify-wire.js';
 
 type UnarySpec = Extract<MethodImplSpec, { kind: 'unary' }>;
 
@@ -82,7 +98,7 @@ export class UnaryFastPath implements CallOwner {
     }
   }
 
-  /** The 'stream' listener: unary gRPC calls it can serve, everything else to the fallback. */
+  /** The 'stream' listener: unary calls it can serve, everything else to the fallback. */
   readonly onStream: StreamListener = (stream, headers, flags, rawHeaders) => {
     if (!this.routes.has(headers[':path']!)) {
       this.fallback(stream, headers, flags, rawHeaders);
@@ -97,19 +113,36 @@ export class UnaryFastPath implements CallOwner {
     attach(call);
   };
 
-  /** A call if its headers say it is gRPC with protobuf, with a well-formed timeout and a known encoding. */
+  /** A call if its headers say gRPC with protobuf or Connect unary, with a well-formed timeout and known encodings. */
   private accept(stream: FastStream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]): Call | undefined {
     if (headers[':method'] !== 'POST' || headers.expect !== undefined) return undefined;
     if (headers[':authority'] === undefined && headers.host === undefined) return undefined;
+    // A browser's call: its CORS headers are connect-node's wrapper's to write (src/http/cors.ts).
+    if (headers.origin !== undefined) return undefined;
     const k = kindOf(headers['content-type']);
-    if (k === undefined || k.protocol !== GRPC || !k.binary) return undefined;
-    const timeout = parseTimeout(headerValue(headers['grpc-timeout']), this.opt.maxTimeoutMs);
+    if (k === undefined || k.protocol === GRPC_WEB || (k.protocol === GRPC && !k.binary)) return undefined;
+    const value = headerValue(headers[k.timeoutHeader] as string | string[] | undefined);
+    const timeout = k.protocol === CONNECT ? parseConnectTimeout(value, this.opt.maxTimeoutMs) : parseGrpcTimeout(value, this.opt.maxTimeoutMs);
     if (timeout.error) return undefined;
-    const compression = this.negotiation.of(headers['grpc-encoding'], headers['grpc-accept-encoding'], 'grpc-accept-encoding');
+    const compression = this.negotiation.of(
+      headers[k.encodingHeader] as string | string[] | undefined,
+      headers[k.acceptEncodingHeader] as string | string[] | undefined,
+      k.acceptEncodingHeader,
+    );
     if (compression === undefined) return undefined;
+    let limit = this.opt.readMaxBytes + 5;
+    let lengthHint = -1;
+    if (k.protocol === CONNECT) {
+      limit = this.opt.readMaxBytes;
+      const n = headers['content-length'] === undefined ? -1 : Number.parseInt(headers['content-length'], 10);
+      if (Number.isSafeInteger(n) && n >= 0) {
+        if (n > limit) return undefined;
+        lengthHint = n;
+      }
+    }
     // Counted from the headers, as connect-node's context counts it.
     const deadline = timeout.timeoutMs === undefined ? undefined : deadlineAt(timeout.timeoutMs);
-    return new Call(this, stream, headers, flags, rawHeaders, k, compression, deadline, this.opt.readMaxBytes + 5, -1, 0);
+    return new Call(this, stream, headers, flags, rawHeaders, k, compression, deadline, limit, lengthHint, 0);
   }
 
   handOver(call: Call, ended: boolean): undefined {
@@ -130,49 +163,66 @@ export class UnaryFastPath implements CallOwner {
     const route = this.routes.get(call.headers[':path']!)!;
     const input = await this.read(call, route);
     if (input === undefined) return;
+    const connect = call.kind.protocol === CONNECT;
     const context = this.contextOf(call, route);
+    let status = 200;
     let output: Uint8Array | undefined;
     try {
       const message = await invokeUnaryImplementation(route.spec, context, input, this.deps.interceptors);
-      output = route.serialization.getO(true).serialize(message);
+      output = route.serialization.getO(call.kind.binary).serialize(message);
     } catch (e) {
-      setTrailerStatus(context.responseTrailer, e instanceof ConnectError ? e : new ConnectError('internal error', Code.Internal, undefined, undefined, e));
+      const error = e instanceof ConnectError ? e : new ConnectError('internal error', Code.Internal, undefined, undefined, e);
+      if (connect) {
+        status = codeToHttpStatus(error.code);
+        context.responseHeader.set('content-type', contentTypeUnaryJson);
+        if (!error.isWireError) mergeNonProtocolHeaders(context.responseHeader, error.metadata);
+        output = errorToJsonBytes(error, this.opt.jsonOptions);
+      } else {
+        setTrailerStatus(context.responseTrailer, error);
+      }
     } finally {
       context.abort(CALL_ENDED);
     }
-    let body: Buffer | undefined;
-    if (output !== undefined) {
-      const response = call.compression.response;
-      const compressed = response !== null && output.byteLength >= this.opt.compressMinBytes;
-      body = envelope(compressed ? 1 : 0, compressed ? await response.compress(output) : output);
+    const response = call.compression.response;
+    const compress = response !== null && output !== undefined && output.byteLength >= this.opt.compressMinBytes;
+    if (compress) output = await response.compress(output!);
+    if (connect) {
+      // A Connect answer is one body; its trailers travel as trailer- headers.
+      if (compress) context.responseHeader.set('content-encoding', response!.name);
+      const header = trailerMux(context.responseHeader, context.responseTrailer);
+      header.set('content-length', String(output!.byteLength));
+      this.write(call, status, header, output, undefined);
+    } else {
+      this.write(call, status, context.responseHeader, output && envelope(compress ? 1 : 0, output), context.responseTrailer);
     }
-    this.write(call, context, body);
   }
 
   /** The request message; undefined once the call is handed over (framing, decompression or parsing failed). */
   private async read(call: Call, route: Route): Promise<Message | undefined> {
     const body = call.chunks.length === 1 ? call.chunks[0]! : Buffer.concat(call.chunks, call.size);
-    if (call.size < 5 || (body[0]! & ~1) !== 0 || body.readUInt32BE(1) !== call.size - 5) return this.handOver(call, true);
-    let data: Uint8Array = body.subarray(5);
-    if (body[0] === 1) {
-      const c: Compression | null = call.compression.request;
-      if (c === null) return this.handOver(call, true);
-      try {
-        data = await c.decompress(data, this.opt.readMaxBytes);
-      } catch {
-        return this.handOver(call, true);
-      }
+    let data: Uint8Array = body;
+    let compressed: boolean;
+    if (call.kind.protocol === CONNECT) {
+      if (call.lengthHint >= 0 && call.lengthHint !== call.size) return this.handOver(call, true);
+      compressed = call.compression.request !== null;
+    } else {
+      if (call.size < 5 || (body[0]! & ~1) !== 0 || body.readUInt32BE(1) !== call.size - 5) return this.handOver(call, true);
+      data = body.subarray(5);
+      compressed = body[0] === 1;
+      if (compressed && call.compression.request === null) return this.handOver(call, true);
     }
     try {
-      return route.serialization.getI(true).parse(data);
+      if (compressed) data = await call.compression.request!.decompress(data, this.opt.readMaxBytes);
+      return route.serialization.getI(call.kind.binary).parse(data);
     } catch {
       return this.handOver(call, true);
     }
   }
 
-  /** The handler's context, as connect-node's gRPC handler makes it (without a request signal: no method here reads one). */
+  /** The handler's context, as connect-node's handlers make it (without a request signal: no method here reads one). */
   private contextOf(call: Call, route: Route): ReturnType<typeof createHandlerContext> {
     const h = call.headers;
+    const grpc = call.kind.protocol === GRPC;
     // A record: the context copies it into its own Headers.
     const requestHeader: Record<string, string> = {};
     for (const name in h) {
@@ -182,30 +232,35 @@ export class UnaryFastPath implements CallOwner {
     const context = createHandlerContext({
       service: route.spec.method.parent,
       method: route.spec.method,
-      protocolName: 'grpc',
+      protocolName: grpc ? 'grpc' : 'connect',
       requestMethod: 'POST',
       url: `http://${h[':authority'] ?? h.host}${h[':path']}`,
       timeoutMs: call.deadline === undefined ? undefined : call.deadline - Date.now(),
       shutdownSignal: this.deps.shutdownSignal,
       requestHeader,
       responseHeader: { 'content-type': call.kind.contentType },
-      responseTrailer: { 'grpc-status': '0' },
+      responseTrailer: grpc ? { 'grpc-status': '0' } : {},
       contextValues: createContextValues().set(peerKey, this.deps.clientAddress(call.stream.session?.socket?.remoteAddress, h['x-forwarded-for'])),
     });
+    // gRPC names the response encoding whenever one was negotiated; Connect only on a compressed body.
     const response = call.compression.response;
-    if (response !== null) context.responseHeader.set('grpc-encoding', response.name);
+    if (grpc && response !== null) context.responseHeader.set('grpc-encoding', response.name);
     return context;
   }
 
-  private write(call: Call, context: HandlerContext, body: Buffer | undefined): void {
+  private write(call: Call, status: number, header: Headers, body: Uint8Array | undefined, trailer: Headers | undefined): void {
     const s = call.stream;
     this.deps.stats.served++;
     if (s.destroyed || s.closed) return;
-    call.trailers = nodeHeaders(context.responseTrailer);
-    const headers: OutgoingHttpHeaders = { ':status': 200, ...nodeHeaders(context.responseHeader) };
+    const headers: OutgoingHttpHeaders = { ':status': status, ...nodeHeaders(header) };
     try {
-      s.on('wantTrailers', call.onWantTrailers);
-      s.respond(headers, RESPOND_THEN_TRAILERS);
+      if (trailer) {
+        call.trailers = nodeHeaders(trailer);
+        s.on('wantTrailers', call.onWantTrailers);
+        s.respond(headers, RESPOND_THEN_TRAILERS);
+      } else {
+        s.respond(headers, RESPOND);
+      }
       s.end(body);
     } catch (e) {
       this.deps.log.warn('could not write a response', { rpc: call.headers[':path'], ...errorFields(e) });

@@ -41,7 +41,7 @@ type TestInternals = Pick<
   | 'securityEvents'
   | 'rateLimitStats'
   | 'fastPathStats'
-  | 'grpcFastPathStats'
+  | 'unaryFastPathStats'
   | 'signingKeys'
   | 'tokenChecker'
 >;

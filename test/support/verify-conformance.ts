@@ -54,7 +54,7 @@ export let fast: Side;
 export let stock: Side;
 
 function startServer(fastPath: boolean): Promise<TestServer> {
-  return startTestServer({ ...SERVER_ENV, KEYWARD_VERIFY_FAST_PATH: String(fastPath), KEYWARD_GRPC_FAST_PATH: String(fastPath) });
+  return startTestServer({ ...SERVER_ENV, KEYWARD_VERIFY_FAST_PATH: String(fastPath), KEYWARD_UNARY_FAST_PATH: String(fastPath) });
 }
 
 async function setUp(name: Side['name'], ts: TestServer): Promise<Side> {
@@ -181,8 +181,8 @@ export function authorizationOf(side: Side, auth: Auth = 'gateway'): string | un
 }
 
 /** Runs `fn` against the fast server and reports what its fast path did meanwhile. */
-export async function counting<T>(fn: () => Promise<T>, path: 'verify' | 'grpc' = 'verify'): Promise<{ result: T; served: number; handedOver: number }> {
-  const stats = path === 'verify' ? fast.ts.internals.fastPathStats : fast.ts.internals.grpcFastPathStats;
+export async function counting<T>(fn: () => Promise<T>, path: 'verify' | 'unary' = 'verify'): Promise<{ result: T; served: number; handedOver: number }> {
+  const stats = path === 'verify' ? fast.ts.internals.fastPathStats : fast.ts.internals.unaryFastPathStats;
   const before = { ...stats };
   const result = await fn();
   return { result, served: stats.served - before.served, handedOver: stats.handedOver - before.handedOver };
@@ -359,7 +359,7 @@ export interface RawCase {
   /** What the fast server's fast path does with it. */
   fastPath: 'serves' | 'hands over' | 'not reached';
   /** Which fast path (VerifyKey's by default). */
-  counted?: 'verify' | 'grpc';
+  counted?: 'verify' | 'unary';
   /** The response message (VerifyKey's by default). */
   output?: DescMessage;
   /** Extra assertions on the (identical) answer. */

@@ -1,7 +1,8 @@
-// The gRPC fast path (src/rpc/unary-fast-path.ts) answers unary RPCs other than
-// VerifyKey exactly as connect-node does: status, headers, trailers (error
-// details included) and messages, raw over HTTP/2 to a server with the fast
-// paths and one without; harness: test/support/verify-conformance.ts.
+// The unary fast path (src/rpc/unary-fast-path.ts) answers unary RPCs other
+// than VerifyKey, over gRPC and Connect, exactly as connect-node does: status,
+// headers, trailers (error details included) and messages, raw over HTTP/2 to
+// a server with the fast paths and one without; harness:
+// test/support/verify-conformance.ts.
 import zlib from 'node:zlib';
 import { create, toBinary, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
@@ -17,6 +18,8 @@ import {
   ListKeysResponseSchema,
 } from '../../gen/keyward/v1/key_service_pb.js';
 import {
+  CONNECT_JSON,
+  CONNECT_PROTO,
   counting,
   fast,
   GRPC,
@@ -44,10 +47,11 @@ beforeAll(async () => {
   }
 });
 
-const asAdmin = (s: Side) => ({ ...GRPC, authorization: `Bearer ${admin.get(s.name)}` });
+const asAdmin = (s: Side, protocol: Record<string, string> = GRPC) => ({ ...protocol, authorization: `Bearer ${admin.get(s.name)}` });
 const idOf = (s: Side, name: string) => [...s.names].find(([, n]) => n === name)![0];
 const frame = <D extends DescMessage>(schema: D, init: MessageInitShape<D>) => grpcFrame(toBinary(schema, create(schema, init)));
 const getKey = (s: Side, name = '<valid-id>') => frame(GetKeyRequestSchema, { id: idOf(s, name) });
+const getKeyMessage = (s: Side, name = '<valid-id>') => toBinary(GetKeyRequestSchema, create(GetKeyRequestSchema, { id: idOf(s, name) }));
 
 interface GrpcCase {
   name: string;
@@ -66,7 +70,7 @@ const withoutTimes = (r: RawResponse) =>
   ) as RawResponse;
 
 async function expectConforms(c: GrpcCase): Promise<void> {
-  const { result: onFast, served, handedOver } = await counting(() => raw(fast, c.request(fast), c.output), 'grpc');
+  const { result: onFast, served, handedOver } = await counting(() => raw(fast, c.request(fast), c.output), 'unary');
   const onStock = await raw(stock, c.request(stock), c.output);
   expect(withoutTimes(onFast)).toEqual(withoutTimes(onStock));
   const expected = { serves: [1, 0], 'hands over': [0, 1], 'not reached': [0, 0] }[c.fastPath];
@@ -268,9 +272,141 @@ const CASES: GrpcCase[] = [
     output: GetKeyResponseSchema,
     fastPath: 'not reached',
   },
+  {
+    name: 'Connect, GetKey, with a request id',
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: { ...asAdmin(s, CONNECT_PROTO), 'x-request-id': 'connect-1' }, body: getKeyMessage(s) }),
+    output: GetKeyResponseSchema,
+    fastPath: 'serves',
+    check: (r) => {
+      expect(r.status).toBe(200);
+      expect(r.headers).toEqual({ 'content-type': 'application/proto', 'x-request-id': 'connect-1', 'content-length': '<body length>', date: '<now>' });
+      expect(r.body).toMatchObject({ key: { id: '<valid-id>', name: 'valid' } });
+    },
+  },
+  {
+    name: 'Connect JSON, GetKey',
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: asAdmin(s, CONNECT_JSON), body: Buffer.from(JSON.stringify({ id: idOf(s, '<valid-id>') })) }),
+    output: GetKeyResponseSchema,
+    fastPath: 'serves',
+    check: (r) => expect(r.body).toMatchObject({ key: { id: '<valid-id>', name: 'valid' } }),
+  },
+  {
+    name: 'Connect, GetKey, unknown id: 404 with a JSON error',
+    request: (s) => ({
+      path: `${KEYS}/GetKey`,
+      headers: asAdmin(s, CONNECT_PROTO),
+      body: toBinary(GetKeyRequestSchema, create(GetKeyRequestSchema, { id: '00000000-0000-7000-8000-000000000000' })),
+    }),
+    output: GetKeyResponseSchema,
+    fastPath: 'serves',
+    check: (r) => {
+      expect(r.status).toBe(404);
+      expect(r.headers).toMatchObject({ 'content-type': 'application/json', 'x-request-id': '<generated>' });
+      expect(r.body).toMatchObject({ code: 'not_found' });
+    },
+  },
+  {
+    name: 'Connect, GetKey, unauthenticated',
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: CONNECT_PROTO, body: getKeyMessage(s) }),
+    output: GetKeyResponseSchema,
+    fastPath: 'serves',
+    check: (r) => expect(r.status).toBe(401),
+  },
+  {
+    name: 'Connect JSON, CreateKey, invalid argument with its field in the details',
+    request: (s) => ({
+      path: `${KEYS}/CreateKey`,
+      headers: asAdmin(s, CONNECT_JSON),
+      body: Buffer.from(JSON.stringify({ key: { workspaceId: s.ws, name: 'n'.repeat(500) } })),
+    }),
+    output: CreateKeyResponseSchema,
+    fastPath: 'serves',
+    check: (r) => {
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({ code: 'invalid_argument', details: [{ type: 'google.rpc.BadRequest' }] });
+    },
+  },
+  {
+    name: 'Connect, empty body: the empty request',
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: asAdmin(s, CONNECT_PROTO) }),
+    output: GetKeyResponseSchema,
+    fastPath: 'serves',
+    check: (r) => expect(r.status).toBe(400),
+  },
+  {
+    name: 'Connect, gzip accepted, big answer (compressed)',
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: { ...asAdmin(s, CONNECT_PROTO), 'accept-encoding': 'gzip' }, body: getKeyMessage(s, '<big-id>') }),
+    output: GetKeyResponseSchema,
+    fastPath: 'serves',
+    check: (r) => {
+      expect(r.headers['content-encoding']).toBe('gzip');
+      expect(r.body).toMatchObject({ key: { name: 'big' } });
+    },
+  },
+  {
+    name: 'Connect, gzip accepted, small answer (not compressed, no encoding named)',
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: { ...asAdmin(s, CONNECT_PROTO), 'accept-encoding': 'gzip' }, body: getKeyMessage(s) }),
+    output: GetKeyResponseSchema,
+    fastPath: 'serves',
+    check: (r) => expect(r.headers['content-encoding']).toBeUndefined(),
+  },
+  {
+    name: 'Connect, gzip-compressed request',
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: { ...asAdmin(s, CONNECT_PROTO), 'content-encoding': 'gzip' }, body: zlib.gzipSync(getKeyMessage(s)) }),
+    output: GetKeyResponseSchema,
+    fastPath: 'serves',
+    check: (r) => expect(r.status).toBe(200),
+  },
+  {
+    name: 'Connect, corrupt gzip',
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: { ...asAdmin(s, CONNECT_PROTO), 'content-encoding': 'gzip' }, body: Buffer.from('not gzip') }),
+    output: GetKeyResponseSchema,
+    fastPath: 'hands over',
+  },
+  {
+    name: 'Connect JSON, an unknown field is left to connect-node (INVALID_ARGUMENT)',
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: asAdmin(s, CONNECT_JSON), body: Buffer.from(JSON.stringify({ id: idOf(s, '<valid-id>'), nope: 1 })) }),
+    output: GetKeyResponseSchema,
+    fastPath: 'hands over',
+    check: (r) => expect(r.status).toBe(400),
+  },
+  {
+    name: 'Connect, malformed connect-timeout-ms',
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: { ...asAdmin(s, CONNECT_PROTO), 'connect-timeout-ms': 'soon' }, body: getKeyMessage(s) }),
+    output: GetKeyResponseSchema,
+    fastPath: 'hands over',
+  },
+  {
+    name: 'Connect, connect-timeout-ms of 5 s',
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: { ...asAdmin(s, CONNECT_PROTO), 'connect-timeout-ms': '5000' }, body: getKeyMessage(s) }),
+    output: GetKeyResponseSchema,
+    fastPath: 'serves',
+  },
+  {
+    name: 'Connect, oversized body',
+    request: (s) => ({
+      path: `${KEYS}/CreateKey`,
+      headers: asAdmin(s, CONNECT_PROTO),
+      body: toBinary(CreateKeyRequestSchema, create(CreateKeyRequestSchema, { key: { workspaceId: s.ws, description: 'd'.repeat(MAX_REQUEST_BYTES + 10) } })),
+    }),
+    output: CreateKeyResponseSchema,
+    fastPath: 'hands over',
+  },
+  {
+    name: "a browser's call (Origin) is left to connect-node and its CORS answer",
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: { ...asAdmin(s, CONNECT_PROTO), origin: 'https://app.example' }, body: getKeyMessage(s) }),
+    output: GetKeyResponseSchema,
+    fastPath: 'hands over',
+  },
+  {
+    name: 'Connect streaming content type on a unary method',
+    request: (s) => ({ path: `${KEYS}/GetKey`, headers: { ...asAdmin(s), 'content-type': 'application/connect+proto' }, body: getKey(s) }),
+    output: GetKeyResponseSchema,
+    fastPath: 'hands over',
+  },
 ];
 
-describe('unary gRPC calls, fast path and connect-node', () => {
+describe('unary calls, fast path and connect-node', () => {
   it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
     await expectConforms(c);
   });
@@ -281,7 +417,7 @@ describe('unary gRPC calls, fast path and connect-node', () => {
       headers: asAdmin(s),
       body: frame(CreateKeyRequestSchema, { key: { workspaceId: s.ws, customerId: 'cus_grpc', name: 'made over gRPC' } }),
     });
-    const { result: onFast, served } = await counting(() => raw(fast, request(fast), CreateKeyResponseSchema), 'grpc');
+    const { result: onFast, served } = await counting(() => raw(fast, request(fast), CreateKeyResponseSchema), 'unary');
     const onStock = await raw(stock, request(stock), CreateKeyResponseSchema);
     expect(served).toBe(1);
     expect(onFast.headers).toEqual(onStock.headers);
