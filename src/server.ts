@@ -9,7 +9,7 @@ import { ormContextsAreSynchronous } from './db/load-orm.js';
 import { openDatabase, type Database } from './db/database.js';
 import type { Logger } from './log.js';
 import { UnaryFastPath } from './rpc/unary-fast-path.js';
-import { VERIFY_KEY_PATH, VerifyFastPath } from './rpc/verify-fast-path.js';
+import { VerifyFastPath } from './rpc/verify-fast-path.js';
 import { replayConsumedBody, type StreamListener } from './rpc/verify-stream.js';
 import { sendMetrics } from './http/endpoints.js';
 import { closeWhenAnsweredEarly } from './http/early-answer.js';
@@ -157,7 +157,6 @@ function withFastPaths(
   if (opts.unaryFastPath) {
     const deps = {
       services: app.services(),
-      except: new Set([VERIFY_KEY_PATH]),
       interceptors: app.interceptors(),
       protocolOptions,
       shutdownSignal,

@@ -35,21 +35,28 @@ import {
   type MethodSerializationLookup,
   type UniversalHandlerOptions,
 } from '@connectrpc/connect/protocol';
-import {
-  codeToHttpStatus,
-  contentTypeUnaryJson,
-  errorToJsonBytes,
-  parseTimeout as parseConnectTimeout,
-  trailerMux,
-} from '@connectrpc/connect/protocol-connect';
-import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
+import { codeToHttpStatus, contentTypeUnaryJson, errorToJsonBytes, trailerMux } from '@connectrpc/connect/protocol-connect';
+import { setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
 import type { DescMessage, Message } from '@bufbuild/protobuf';
+import { KeyService } from '../../gen/keyward/v1/key_service_pb.js';
 import type { ClientAddress } from '../auth/client-address.js';
 import { errorFields, type Logger } from '../log.js';
 import { deadlineAt } from '../verify/deadline.js';
 import { peerKey } from './context.js';
-import { attach, Call, detach, type CallOwner, type FastStream, type StreamListener } from './verify-stream.js';
-import { CompressionNegotiation, CONNECT, envelope, GRPC, GRPC_WEB, headerValue, kindOf, nodeHeaders, RESPOND, RESPOND_THEN_TRAILERS } from './verify-wire.js';
+import { attach, type Call, type CallOwner, detach, type FastStream, isCompressed, messageOf, newCall, type StreamListener } from './verify-stream.js';
+import {
+  CompressionNegotiation,
+  CONNECT,
+  envelope,
+  GRPC,
+  GRPC_WEB,
+  isPlainPost,
+  kindOf,
+  nodeHeaders,
+  RESPOND,
+  RESPOND_THEN_TRAILERS,
+  timeoutMsOf,
+} from './verify-wire.js';
 
 type UnarySpec = Extract<MethodImplSpec, { kind: 'unary' }>;
 
@@ -61,8 +68,6 @@ interface Route {
 export interface UnaryFastPathDeps {
   /** The services served, with their implementations (App.services). */
   services: ServiceImplSpec[];
-  /** Paths this path leaves alone (VerifyKey's: its own fast path, or connect-node when that is off). */
-  except: ReadonlySet<string>;
   interceptors: Interceptor[];
   /** The limits and encodings connect-node is configured with (App.protocolOptions). */
   protocolOptions: Partial<UniversalHandlerOptions>;
@@ -91,9 +96,12 @@ export class UnaryFastPath implements CallOwner {
     this.negotiation = new CompressionNegotiation(this.opt.acceptCompression);
     for (const service of deps.services) {
       for (const spec of Object.values(service.methods)) {
-        const path = `/${service.service.typeName}/${spec.method.name}`;
-        if (spec.kind !== 'unary' || deps.except.has(path)) continue;
-        this.routes.set(path, { spec, serialization: createMethodSerializationLookup(spec.method, this.opt.binaryOptions, this.opt.jsonOptions, this.opt) });
+        // VerifyKey is its own fast path's, or connect-node's when that is off.
+        if (spec.kind !== 'unary' || spec.method === KeyService.method.verifyKey) continue;
+        this.routes.set(`/${service.service.typeName}/${spec.method.name}`, {
+          spec,
+          serialization: createMethodSerializationLookup(spec.method, this.opt.binaryOptions, this.opt.jsonOptions, this.opt),
+        });
       }
     }
   }
@@ -115,34 +123,15 @@ export class UnaryFastPath implements CallOwner {
 
   /** A call if its headers say gRPC with protobuf or Connect unary, with a well-formed timeout and known encodings. */
   private accept(stream: FastStream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]): Call | undefined {
-    if (headers[':method'] !== 'POST' || headers.expect !== undefined) return undefined;
-    if (headers[':authority'] === undefined && headers.host === undefined) return undefined;
-    // A browser's call: its CORS headers are connect-node's wrapper's to write (src/http/cors.ts).
-    if (headers.origin !== undefined) return undefined;
+    // A browser's call (Origin): its CORS headers are connect-node's wrapper's to write (src/http/cors.ts).
+    if (!isPlainPost(headers) || headers.origin !== undefined) return undefined;
     const k = kindOf(headers['content-type']);
     if (k === undefined || k.protocol === GRPC_WEB || (k.protocol === GRPC && !k.binary)) return undefined;
-    const value = headerValue(headers[k.timeoutHeader] as string | string[] | undefined);
-    const timeout = k.protocol === CONNECT ? parseConnectTimeout(value, this.opt.maxTimeoutMs) : parseGrpcTimeout(value, this.opt.maxTimeoutMs);
-    if (timeout.error) return undefined;
-    const compression = this.negotiation.of(
-      headers[k.encodingHeader] as string | string[] | undefined,
-      headers[k.acceptEncodingHeader] as string | string[] | undefined,
-      k.acceptEncodingHeader,
-    );
-    if (compression === undefined) return undefined;
-    let limit = this.opt.readMaxBytes + 5;
-    let lengthHint = -1;
-    if (k.protocol === CONNECT) {
-      limit = this.opt.readMaxBytes;
-      const n = headers['content-length'] === undefined ? -1 : Number.parseInt(headers['content-length'], 10);
-      if (Number.isSafeInteger(n) && n >= 0) {
-        if (n > limit) return undefined;
-        lengthHint = n;
-      }
-    }
+    const timeoutMs = timeoutMsOf(k, headers);
+    if (timeoutMs === null) return undefined;
     // Counted from the headers, as connect-node's context counts it.
-    const deadline = timeout.timeoutMs === undefined ? undefined : deadlineAt(timeout.timeoutMs);
-    return new Call(this, stream, headers, flags, rawHeaders, k, compression, deadline, limit, lengthHint, 0);
+    const deadline = timeoutMs === undefined ? undefined : deadlineAt(timeoutMs);
+    return newCall(this, stream, headers, flags, rawHeaders, k, this.negotiation, this.opt.readMaxBytes, deadline, 0);
   }
 
   handOver(call: Call, ended: boolean): undefined {
@@ -199,20 +188,10 @@ export class UnaryFastPath implements CallOwner {
 
   /** The request message; undefined once the call is handed over (framing, decompression or parsing failed). */
   private async read(call: Call, route: Route): Promise<Message | undefined> {
-    const body = call.chunks.length === 1 ? call.chunks[0]! : Buffer.concat(call.chunks, call.size);
-    let data: Uint8Array = body;
-    let compressed: boolean;
-    if (call.kind.protocol === CONNECT) {
-      if (call.lengthHint >= 0 && call.lengthHint !== call.size) return this.handOver(call, true);
-      compressed = call.compression.request !== null;
-    } else {
-      if (call.size < 5 || (body[0]! & ~1) !== 0 || body.readUInt32BE(1) !== call.size - 5) return this.handOver(call, true);
-      data = body.subarray(5);
-      compressed = body[0] === 1;
-      if (compressed && call.compression.request === null) return this.handOver(call, true);
-    }
+    let data: Uint8Array | undefined = messageOf(call);
+    if (data === undefined) return this.handOver(call, true);
     try {
-      if (compressed) data = await call.compression.request!.decompress(data, this.opt.readMaxBytes);
+      if (isCompressed(call)) data = await call.compression.request!.decompress(data, this.opt.readMaxBytes);
       return route.serialization.getI(call.kind.binary).parse(data);
     } catch {
       return this.handOver(call, true);

@@ -30,8 +30,8 @@
 import type { Http2Session, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { ConnectError } from '@connectrpc/connect';
 import { createMethodSerializationLookup, validateUniversalHandlerOptions, type Compression, type UniversalHandlerOptions } from '@connectrpc/connect/protocol';
-import { codeToHttpStatus, codeToString, errorToJsonBytes, parseTimeout as parseConnectTimeout } from '@connectrpc/connect/protocol-connect';
-import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
+import { codeToHttpStatus, codeToString, errorToJsonBytes } from '@connectrpc/connect/protocol-connect';
+import { setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
 import { trailerFlag, trailerSerialize } from '@connectrpc/connect/protocol-grpc-web';
 import { KeyService, type VerifyKeyRequest } from '../../gen/keyward/v1/key_service_pb.js';
 import type { Remembered, SdkKeyAuthenticator } from '../auth/sdk-key-auth.js';
@@ -43,7 +43,7 @@ import type { VerifyCall } from '../verify/verify-call.js';
 import type { VerifyMetrics } from '../metrics/verify-metrics.js';
 import { verifyInputFromProto, verifyResultToProto } from './convert.js';
 import { decodeVerifyKeyRequest } from './verify-request.js';
-import { attach, Call, detach, type FastStream, type StreamListener } from './verify-stream.js';
+import { attach, type Call, detach, isCompressed, messageOf, newCall, type FastStream, type StreamListener } from './verify-stream.js';
 import {
   CONNECT,
   envelope,
@@ -52,17 +52,19 @@ import {
   CompressionNegotiation,
   GRPC_WEB_OK_TRAILER,
   headerValue,
+  isPlainPost,
   kindOf,
   nodeHeaders,
   okHeadersOf,
   RESPOND,
   RESPOND_THEN_TRAILERS,
+  timeoutMsOf,
 } from './verify-wire.js';
 import { REQUEST_ID_HEADER, requestIdOf, rpcErrorOf } from './interceptors.js';
 import type { ClientAddress } from '../auth/client-address.js';
 import { tracingOn, withCallerTrace } from '../tracing.js';
 
-export const VERIFY_KEY_PATH = `/${KeyService.typeName}/${KeyService.method.verifyKey.name}`;
+const VERIFY_KEY_PATH = `/${KeyService.typeName}/${KeyService.method.verifyKey.name}`;
 const RPC_NAME = `${KeyService.typeName}/${KeyService.method.verifyKey.name}`;
 
 /** What a connection's last authorization header resolved to. */
@@ -130,43 +132,14 @@ export class VerifyFastPath {
 
   /** A call if everything the headers say is served here, else undefined. */
   private accept(stream: FastStream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]): Call | undefined {
-    if (headers[':method'] !== 'POST' || headers.expect !== undefined) return undefined;
-    // connect-node rejects a request without an authority in its own way.
-    if (headers[':authority'] === undefined && headers.host === undefined) return undefined;
+    if (!isPlainPost(headers)) return undefined;
     const k = kindOf(headers['content-type']);
     if (k === undefined) return undefined;
-    const opt = this.opt;
-
-    let deadline: number | undefined;
-    const timeoutHeader = headers[k.timeoutHeader] as string | string[] | undefined;
-    if (timeoutHeader !== undefined) {
-      const value = headerValue(timeoutHeader);
-      const t = k.protocol === CONNECT ? parseConnectTimeout(value, Number.MAX_SAFE_INTEGER) : parseGrpcTimeout(value, Number.MAX_SAFE_INTEGER);
-      if (t.error || t.timeoutMs === undefined) return undefined;
-      deadline = deadlineAt(cappedTimeoutMs(t.timeoutMs, this.deadlineCapMs)!);
-    }
-
-    const compression = this.negotiation.of(
-      headers[k.encodingHeader] as string | string[] | undefined,
-      headers[k.acceptEncodingHeader] as string | string[] | undefined,
-      k.acceptEncodingHeader,
-    );
-    if (compression === undefined) return undefined;
-
-    let limit = opt.readMaxBytes + 5;
-    let lengthHint = -1;
-    if (k.protocol === CONNECT) {
-      limit = opt.readMaxBytes;
-      const cl = headers['content-length'];
-      if (cl !== undefined) {
-        const n = parseInt(cl, 10);
-        if (Number.isSafeInteger(n) && n >= 0) {
-          if (n > limit) return undefined;
-          lengthHint = n;
-        }
-      }
-    }
-    return new Call(this, stream, headers, flags, rawHeaders, k, compression, deadline, limit, lengthHint, this.deps.metrics ? performance.now() : 0);
+    const timeoutMs = timeoutMsOf(k, headers);
+    if (timeoutMs === null) return undefined;
+    const deadline = timeoutMs === undefined ? undefined : deadlineAt(cappedTimeoutMs(timeoutMs, this.deadlineCapMs)!);
+    const start = this.deps.metrics ? performance.now() : 0;
+    return newCall(this, stream, headers, flags, rawHeaders, k, this.negotiation, this.opt.readMaxBytes, deadline, start);
   }
 
   /**
@@ -213,21 +186,10 @@ export class VerifyFastPath {
    * handing the call over (framing, decompression or parsing failed).
    */
   private parse(call: Call): VerifyInput | undefined | Promise<VerifyInput | undefined> {
-    const { kind: k, compression } = call;
-    const body = call.chunks.length === 1 ? call.chunks[0]! : Buffer.concat(call.chunks, call.size);
-    let data: Buffer = body;
-    if (k.protocol === CONNECT) {
-      if (call.lengthHint >= 0 && call.lengthHint !== call.size) return this.handOver(call, true);
-      if (compression.request !== null) return this.decompressAndParse(call, compression.request, data);
-    } else {
-      if (call.size < 5 || (body[0]! & ~1) !== 0 || body.readUInt32BE(1) !== call.size - 5) return this.handOver(call, true);
-      data = body.subarray(5);
-      if (body[0] === 1) {
-        if (compression.request === null) return this.handOver(call, true);
-        return this.decompressAndParse(call, compression.request, data);
-      }
-    }
-    return (k.binary ? decodeVerifyKeyRequest(data) : undefined) ?? this.parseMessage(call, data);
+    const data = messageOf(call);
+    if (data === undefined) return this.handOver(call, true);
+    if (isCompressed(call)) return this.decompressAndParse(call, call.compression.request!, data);
+    return (call.kind.binary ? decodeVerifyKeyRequest(data) : undefined) ?? this.parseMessage(call, data);
   }
 
   private async decompressAndParse(call: Call, c: Compression, data: Uint8Array): Promise<VerifyInput | undefined> {

@@ -2,7 +2,7 @@
 // unary-fast-path.ts): its body read chunk by chunk, and a call handed over
 // to connect-node with the bytes already read replayed.
 import type { Http2ServerRequest, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { OK_TRAILERS, type Kind, type Negotiated } from './verify-wire.js';
+import { CONNECT, OK_TRAILERS, type CompressionNegotiation, type Kind, type Negotiated } from './verify-wire.js';
 
 const kReplay = Symbol('keyward.replay');
 
@@ -76,6 +76,65 @@ export class Call {
       }
     };
   }
+}
+
+/**
+ * A call of kind `k` on the stream, its compression negotiated, reading at
+ * most `readMaxBytes` of message (plus a gRPC envelope's 5 bytes); undefined
+ * when connect-node must answer it: an unknown encoding, a Connect
+ * content-length over the limit.
+ */
+export function newCall(
+  owner: CallOwner,
+  stream: FastStream,
+  headers: IncomingHttpHeaders,
+  flags: number,
+  rawHeaders: string[],
+  k: Kind,
+  negotiation: CompressionNegotiation,
+  readMaxBytes: number,
+  deadline: number | undefined,
+  start: number,
+): Call | undefined {
+  const compression = negotiation.of(
+    headers[k.encodingHeader] as string | string[] | undefined,
+    headers[k.acceptEncodingHeader] as string | string[] | undefined,
+    k.acceptEncodingHeader,
+  );
+  if (compression === undefined) return undefined;
+  let limit = readMaxBytes + 5;
+  let lengthHint = -1;
+  if (k.protocol === CONNECT) {
+    limit = readMaxBytes;
+    const cl = headers['content-length'];
+    if (cl !== undefined) {
+      const n = parseInt(cl, 10);
+      if (Number.isSafeInteger(n) && n >= 0) {
+        if (n > limit) return undefined;
+        lengthHint = n;
+      }
+    }
+  }
+  return new Call(owner, stream, headers, flags, rawHeaders, k, compression, deadline, limit, lengthHint, start);
+}
+
+/**
+ * The message of a call whose body was read completely, as sent (see
+ * isCompressed); undefined unless the body is exactly one message: a Connect
+ * body of its declared length, or one well-framed gRPC envelope (compressed
+ * only with a negotiated encoding).
+ */
+export function messageOf(call: Call): Buffer | undefined {
+  const body = call.chunks.length === 1 ? call.chunks[0]! : Buffer.concat(call.chunks, call.size);
+  if (call.kind.protocol === CONNECT) return call.lengthHint >= 0 && call.lengthHint !== call.size ? undefined : body;
+  if (call.size < 5 || (body[0]! & ~1) !== 0 || body.readUInt32BE(1) !== call.size - 5) return undefined;
+  if (body[0] === 1 && call.compression.request === null) return undefined;
+  return body.subarray(5);
+}
+
+/** Whether messageOf(call) is compressed with call.compression.request. */
+export function isCompressed(call: Call): boolean {
+  return call.kind.protocol === CONNECT ? call.compression.request !== null : call.chunks[0]![0] === 1;
 }
 
 function ignore(): void {

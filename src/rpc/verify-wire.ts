@@ -1,12 +1,11 @@
-// The wire format of the HTTP/2 fast paths (verify-fast-path.ts, and
-// unary-fast-path.ts for gRPC): the protocols and formats they serve with
-// their header names, the headers and framing connect-node would write, and
-// header values as connect-node reads them. No state beyond a cached date
-// string.
-import type { OutgoingHttpHeaders } from 'node:http2';
+// The wire format of the HTTP/2 fast paths (verify-fast-path.ts,
+// unary-fast-path.ts): the protocols and formats they serve with their header
+// names, the headers and framing connect-node would write, and header values
+// as connect-node reads them. No state beyond a cached date string.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { compressionNegotiate, encodeEnvelope, type Compression } from '@connectrpc/connect/protocol';
-import { parseContentType as parseConnectContentType } from '@connectrpc/connect/protocol-connect';
-import { parseContentType as parseGrpcContentType } from '@connectrpc/connect/protocol-grpc';
+import { parseContentType as parseConnectContentType, parseTimeout as parseConnectTimeout } from '@connectrpc/connect/protocol-connect';
+import { parseContentType as parseGrpcContentType, parseTimeout as parseGrpcTimeout } from '@connectrpc/connect/protocol-grpc';
 import { parseContentType as parseGrpcWebContentType, trailerFlag, trailerSerialize } from '@connectrpc/connect/protocol-grpc-web';
 
 export const GRPC = 0;
@@ -103,6 +102,20 @@ export function kindOf(contentType: string | undefined): Kind | undefined {
   const connect = parseConnectContentType(contentType);
   if (connect && !connect.stream) return connect.binary ? CONNECT_PROTO : CONNECT_JSON;
   return undefined;
+}
+
+/** Whether connect-node would read the request: a POST with an authority and no `expect` (it answers the others in its own way). */
+export function isPlainPost(h: IncomingHttpHeaders): boolean {
+  return h[':method'] === 'POST' && h.expect === undefined && (h[':authority'] !== undefined || h.host !== undefined);
+}
+
+/** The client's timeout in ms as connect-node parses it: undefined when none was sent, null when it is malformed. */
+export function timeoutMsOf(k: Kind, h: IncomingHttpHeaders): number | undefined | null {
+  const header = h[k.timeoutHeader] as string | string[] | undefined;
+  if (header === undefined) return undefined;
+  const value = headerValue(header);
+  const t = k.protocol === CONNECT ? parseConnectTimeout(value, Number.MAX_SAFE_INTEGER) : parseGrpcTimeout(value, Number.MAX_SAFE_INTEGER);
+  return t.error || t.timeoutMs === undefined ? null : t.timeoutMs;
 }
 
 /**
