@@ -17,7 +17,7 @@
 // verify-stream.ts) a body over the size limit, anything but one well-framed
 // message, a message that fails to decompress or parse.
 // test/e2e/unary-conformance.test.ts holds both paths to the same answers.
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
 import {
   Code,
   ConnectError,
@@ -43,20 +43,8 @@ import type { ClientAddress } from '../auth/client-address.js';
 import { errorFields, type Logger } from '../log.js';
 import { deadlineAt } from '../verify/deadline.js';
 import { peerKey } from './context.js';
-import { attach, type Call, type CallOwner, detach, type FastStream, isCompressed, messageOf, newCall, type StreamListener } from './verify-stream.js';
-import {
-  CompressionNegotiation,
-  CONNECT,
-  envelope,
-  GRPC,
-  GRPC_WEB,
-  isPlainPost,
-  kindOf,
-  nodeHeaders,
-  RESPOND,
-  RESPOND_THEN_TRAILERS,
-  timeoutMsOf,
-} from './verify-wire.js';
+import { attach, type Call, type CallOwner, detach, type FastStream, isCompressed, messageOf, newCall, respond, type StreamListener } from './verify-stream.js';
+import { CompressionNegotiation, CONNECT, envelope, GRPC, GRPC_WEB, isPlainPost, kindOf, nodeHeaders, timeoutMsOf } from './verify-wire.js';
 
 type UnarySpec = Extract<MethodImplSpec, { kind: 'unary' }>;
 
@@ -180,9 +168,10 @@ export class UnaryFastPath implements CallOwner {
       if (compress) context.responseHeader.set('content-encoding', response!.name);
       const header = trailerMux(context.responseHeader, context.responseTrailer);
       header.set('content-length', String(output!.byteLength));
-      this.write(call, status, header, output, undefined);
+      this.write(call, status, header, output);
     } else {
-      this.write(call, status, context.responseHeader, output && envelope(compress ? 1 : 0, output), context.responseTrailer);
+      call.trailers = nodeHeaders(context.responseTrailer);
+      this.write(call, status, context.responseHeader, output && envelope(compress ? 1 : 0, output));
     }
   }
 
@@ -227,23 +216,10 @@ export class UnaryFastPath implements CallOwner {
     return context;
   }
 
-  private write(call: Call, status: number, header: Headers, body: Uint8Array | undefined, trailer: Headers | undefined): void {
-    const s = call.stream;
+  private write(call: Call, status: number, header: Headers, body: Uint8Array | undefined): void {
     this.deps.stats.served++;
-    if (s.destroyed || s.closed) return;
-    const headers: OutgoingHttpHeaders = { ':status': status, ...nodeHeaders(header) };
-    try {
-      if (trailer) {
-        call.trailers = nodeHeaders(trailer);
-        s.on('wantTrailers', call.onWantTrailers);
-        s.respond(headers, RESPOND_THEN_TRAILERS);
-      } else {
-        s.respond(headers, RESPOND);
-      }
-      s.end(body);
-    } catch (e) {
-      this.deps.log.warn('could not write a response', { rpc: call.headers[':path'], ...errorFields(e) });
-      s.destroy();
-    }
+    respond(call, { ':status': status, ...nodeHeaders(header) }, body, (e) =>
+      this.deps.log.warn('could not write a response', { rpc: call.headers[':path'], ...errorFields(e) }),
+    );
   }
 }

@@ -43,7 +43,7 @@ import type { VerifyCall } from '../verify/verify-call.js';
 import type { VerifyMetrics } from '../metrics/verify-metrics.js';
 import { verifyInputFromProto, verifyResultToProto } from './convert.js';
 import { decodeVerifyKeyRequest } from './verify-request.js';
-import { attach, type Call, detach, isCompressed, messageOf, newCall, type FastStream, type StreamListener } from './verify-stream.js';
+import { attach, type Call, detach, isCompressed, messageOf, newCall, respond, type FastStream, type StreamListener } from './verify-stream.js';
 import {
   CONNECT,
   envelope,
@@ -56,8 +56,6 @@ import {
   kindOf,
   nodeHeaders,
   okHeadersOf,
-  RESPOND,
-  RESPOND_THEN_TRAILERS,
   timeoutMsOf,
 } from './verify-wire.js';
 import { REQUEST_ID_HEADER, requestIdOf, rpcErrorOf } from './interceptors.js';
@@ -174,6 +172,8 @@ export class VerifyFastPath {
       this.bug(call, e);
     }
   }
+
+  private readonly writeFailed = (e: unknown) => this.deps.log.warn('could not write a response', { rpc: RPC_NAME, ...errorFields(e) });
 
   private bug(call: Call, e: unknown): void {
     // Not the caller's doing: log it and reset the stream.
@@ -352,21 +352,8 @@ export class VerifyFastPath {
   }
 
   private write(call: Call, headers: OutgoingHttpHeaders, body: Uint8Array | undefined): void {
-    const s = call.stream;
     this.stats.served++;
-    if (s.destroyed || s.closed) return;
-    try {
-      if (call.kind.protocol === GRPC) {
-        s.on('wantTrailers', call.onWantTrailers);
-        s.respond(headers, RESPOND_THEN_TRAILERS);
-      } else {
-        s.respond(headers, RESPOND);
-      }
-      s.end(body);
-    } catch (e) {
-      this.deps.log.warn('could not write a response', { rpc: RPC_NAME, ...errorFields(e) });
-      s.destroy();
-    }
+    if (!respond(call, headers, body, this.writeFailed)) return;
     const metrics = this.deps.metrics;
     if (metrics) metrics.record('fast', PROTOCOL_NAMES[call.kind.protocol], call.code, (performance.now() - call.start) / 1000);
   }

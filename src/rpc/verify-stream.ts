@@ -2,7 +2,7 @@
 // unary-fast-path.ts): its body read chunk by chunk, and a call handed over
 // to connect-node with the bytes already read replayed.
 import type { Http2ServerRequest, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { CONNECT, OK_TRAILERS, type CompressionNegotiation, type Kind, type Negotiated } from './verify-wire.js';
+import { CONNECT, GRPC, OK_TRAILERS, RESPOND, RESPOND_THEN_TRAILERS, type CompressionNegotiation, type Kind, type Negotiated } from './verify-wire.js';
 
 const kReplay = Symbol('keyward.replay');
 
@@ -135,6 +135,30 @@ export function messageOf(call: Call): Buffer | undefined {
 /** Whether messageOf(call) is compressed with call.compression.request. */
 export function isCompressed(call: Call): boolean {
   return call.kind.protocol === CONNECT ? call.compression.request !== null : call.chunks[0]![0] === 1;
+}
+
+/**
+ * Writes the answer: its headers and body, and for gRPC call.trailers when
+ * the stream asks for them. False, writing nothing, if the stream is already
+ * gone. A write that fails (the client went away meanwhile) destroys the
+ * stream; `failed` hears why.
+ */
+export function respond(call: Call, headers: OutgoingHttpHeaders, body: Uint8Array | undefined, failed: (e: unknown) => void): boolean {
+  const s = call.stream;
+  if (s.destroyed || s.closed) return false;
+  try {
+    if (call.kind.protocol === GRPC) {
+      s.on('wantTrailers', call.onWantTrailers);
+      s.respond(headers, RESPOND_THEN_TRAILERS);
+    } else {
+      s.respond(headers, RESPOND);
+    }
+    s.end(body);
+  } catch (e) {
+    failed(e);
+    s.destroy();
+  }
+  return true;
 }
 
 function ignore(): void {
