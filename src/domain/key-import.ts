@@ -43,7 +43,8 @@ export function checkImport(items: ImportItem[], prepare: (item: ImportItem, i: 
     const first = seen.get(secret.hash);
     if (first !== undefined) throw invalidArgument(`keys[${i}]`, `has the same secret as keys[${first}]`);
     seen.set(secret.hash, i);
-    return { ...prepare(item, i), secret };
+    const { columns, wanted } = prepare(item, i);
+    return { columns, wanted, secret };
   });
 }
 
