@@ -46,4 +46,38 @@ describe('KeyWriter', () => {
     const stored = await ts.sql<{ name: string }[]>('select name from api_keys where workspace_id = ? order by name', [ws]);
     expect(stored.map((r) => r.name)).toEqual(['a', 'b', 'c', 'd']);
   });
+
+  it("a statement of several writes records each key with its own write's workspace, actor, action and request id", async () => {
+    const ws = await newWorkspace(ts);
+    const writer = new KeyWriter(lazyDriverPool(ts.internals.orm, { inlineValues: ts.databaseUrl === undefined }));
+    const target = (await writer.target(ws, [], true))!;
+    const principals = [0, 1, 2, 3, 4].map((i) => new Principal(`actor_${i}`, ['*'], [], `req_${i}`));
+    const actionOf = (i: number) => (i % 2 ? 'key.import' : 'key.create');
+    const written = await Promise.all(
+      principals.map((p, i) =>
+        writer.write({
+          principal: p,
+          workspace: target,
+          keys: [{ columns: newKeyColumns(p, input(`key ${i}`), Date.now()), wanted: new Map(), secret: issueApiKey('kw') }],
+          grants: [[]],
+          action: actionOf(i),
+          notices: [],
+        }),
+      ),
+    );
+    // The first two writes take the two statements that may run at once; the other three share the next.
+    expect(writer.stats).toEqual({ statements: 3, writes: 5 });
+    const audit = await ts.sql<{ resource_id: string; actor: string; action: string; request_id: string; workspace_id: string }[]>(
+      "select resource_id, actor, action, request_id, workspace_id from audit_events where resource_type = 'key' and workspace_id = ?",
+      [ws],
+    );
+    const keys = await ts.sql<{ id: string; workspace_id: string }[]>('select id, workspace_id from api_keys where workspace_id = ?', [ws]);
+    expect(keys).toHaveLength(5);
+    written.forEach((w, i) => {
+      const id = (w as { key: { id: string } }[])[0]!.key.id;
+      expect(audit.filter((a) => a.resource_id === id)).toEqual([
+        { resource_id: id, actor: `actor_${i}`, action: actionOf(i), request_id: `req_${i}`, workspace_id: ws },
+      ]);
+    });
+  });
 });
