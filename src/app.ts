@@ -124,9 +124,9 @@ const RPC_PATHS: ReadonlySet<string> = new Set([...KEYWARD_SERVICES, ...STANDARD
 /** URL paths of the RPCs a portal token may call: the only ones answered cross-origin (with their REST paths). */
 const PORTAL_PATHS: ReadonlySet<string> = new Set([...PORTAL_METHODS].map((m) => `/${m.parent.typeName}/${m.name}`));
 
-/** A service with its implementation, checked against its descriptor. */
+/** A service with its implementation, checked against its descriptor (connect's own function does not tie the two). */
 function implSpec<T extends DescService>(service: T, impl: Partial<ServiceImpl<T>>): ServiceImplSpec {
-  return createServiceImplSpec(service, impl as unknown as Partial<ServiceImpl<DescService>>);
+  return createServiceImplSpec<T>(service, impl);
 }
 
 /** Everything a request can reach, built once per process. */
