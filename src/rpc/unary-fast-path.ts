@@ -218,8 +218,9 @@ export class UnaryFastPath implements CallOwner {
 
   private write(call: Call, status: number, header: Headers, body: Uint8Array | undefined): void {
     this.deps.stats.served++;
-    respond(call, { ':status': status, ...nodeHeaders(header) }, body, (e) =>
-      this.deps.log.warn('could not write a response', { rpc: call.headers[':path'], ...errorFields(e) }),
-    );
+    respond(call, nodeHeaders(header, status), body, this.writeFailed);
   }
+
+  private readonly writeFailed = (e: unknown, call: Call) =>
+    this.deps.log.warn('could not write a response', { rpc: call.headers[':path'], ...errorFields(e) });
 }

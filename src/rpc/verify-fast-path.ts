@@ -337,7 +337,7 @@ export class VerifyFastPath {
         headers.set('content-encoding', response.name);
       }
       headers.set('content-length', String(body.byteLength));
-      return this.write(call, { ':status': codeToHttpStatus(error.code), ...nodeHeaders(headers) }, body);
+      return this.write(call, nodeHeaders(headers, codeToHttpStatus(error.code)), body);
     }
     const headers: OutgoingHttpHeaders = { ':status': 200, 'content-type': k.contentType };
     if (response) headers[k.encodingHeader] = response.name;

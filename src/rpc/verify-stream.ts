@@ -141,9 +141,9 @@ export function isCompressed(call: Call): boolean {
  * Writes the answer: its headers and body, and for gRPC call.trailers when
  * the stream asks for them. False, writing nothing, if the stream is already
  * gone. A write that fails (the client went away meanwhile) destroys the
- * stream; `failed` hears why.
+ * stream; `failed` hears why (and of which call).
  */
-export function respond(call: Call, headers: OutgoingHttpHeaders, body: Uint8Array | undefined, failed: (e: unknown) => void): boolean {
+export function respond(call: Call, headers: OutgoingHttpHeaders, body: Uint8Array | undefined, failed: (e: unknown, call: Call) => void): boolean {
   const s = call.stream;
   if (s.destroyed || s.closed) return false;
   try {
@@ -155,7 +155,7 @@ export function respond(call: Call, headers: OutgoingHttpHeaders, body: Uint8Arr
     }
     s.end(body);
   } catch (e) {
-    failed(e);
+    failed(e, call);
     s.destroy();
   }
   return true;

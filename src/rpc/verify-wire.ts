@@ -184,9 +184,9 @@ export function envelope(flags: number, data: Uint8Array, tail?: Uint8Array): Bu
   return out;
 }
 
-/** Headers as a Node header object, names in lower case. */
-export function nodeHeaders(h: Headers): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
+/** Headers as a Node header object, names in lower case; with `:status` when one is given (a response's headers). */
+export function nodeHeaders(h: Headers, status?: number): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = status === undefined ? {} : { ':status': status };
   h.forEach((value, key) => {
     out[key] = value;
   });
